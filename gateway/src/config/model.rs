@@ -1,0 +1,383 @@
+//! Validated configuration: what the rest of tlsgate consumes.
+//!
+//! Every value here has been checked: addresses parsed, durations converted,
+//! regexes compiled, references between documents resolved. Nothing in this
+//! module touches the file system or the network; credential files are only
+//! named here (see `credentials.rs` for loading them).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// The whole configuration as one immutable value.
+#[derive(Debug, Clone, Serialize)]
+pub struct Model {
+    pub runtime: RuntimeSettings,
+    pub gateways: Vec<Gateway>,
+    pub virtual_services: Vec<VirtualService>,
+    pub destination_rules: Vec<DestinationRule>,
+    pub service_entries: Vec<ServiceEntry>,
+    /// Files the model was read from, in load order (for `check` and reload).
+    pub sources: Vec<PathBuf>,
+}
+
+/// Where a value came from: used to name file, document and field in errors
+/// that are found after parsing (credential loading, route compilation).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct DocId {
+    pub file: PathBuf,
+    pub kind: String,
+    pub name: String,
+}
+
+impl fmt::Display for DocId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}/{}", self.file.display(), self.kind, self.name)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuntimeSettings {
+    /// Plain-HTTP admin listener (default 127.0.0.1:15021).
+    pub admin: SocketAddr,
+    /// Folder of credential folders (default /etc/tlsgate/credentials).
+    pub credentials_dir: PathBuf,
+    pub outbound_policy: OutboundPolicy,
+    pub access_log: AccessLogFormat,
+    /// Pingora worker threads per service (default 1).
+    pub threads: usize,
+    /// Time between SIGTERM and closing listeners (default 0 s).
+    pub grace_period: Duration,
+    /// Time open connections get to finish after listeners close (default 1 s).
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OutboundPolicy {
+    RegistryOnly,
+    AllowAny,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLogFormat {
+    Text,
+    Json,
+    Off,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Gateway {
+    pub id: DocId,
+    /// Namespace from metadata, if any (VirtualServices may say `ns/name`).
+    pub namespace: Option<String>,
+    pub servers: Vec<Server>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Server {
+    /// Position in `spec.servers`, for error messages and metrics labels.
+    pub index: usize,
+    /// `port.name`, or `<gateway>-<index>` when absent.
+    pub name: String,
+    pub bind: IpAddr,
+    pub port: u16,
+    pub protocol: Protocol,
+    pub hosts: Vec<HostPattern>,
+    /// Present exactly when `protocol` is `Https` (or `Tls`).
+    pub tls: Option<ServerTls>,
+    /// `tls.httpsRedirect` on a plain HTTP server: every request gets a 301.
+    pub https_redirect: bool,
+}
+
+impl Server {
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.bind, self.port)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Protocol {
+    Http,
+    Https,
+    Tls,
+}
+
+/// A Gateway/VirtualService host: `example.com`, `*.example.com` or `*`.
+/// Always lower case; a `namespace/` prefix has been dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum HostPattern {
+    Exact(String),
+    /// `*.example.com`, stored as the suffix including the dot: `.example.com`.
+    Suffix(String),
+    Any,
+}
+
+impl HostPattern {
+    /// Does this pattern match a concrete host name (lower case, no port)?
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            HostPattern::Exact(h) => h == host,
+            HostPattern::Suffix(s) => host.len() > s.len() && host.ends_with(s.as_str()),
+            HostPattern::Any => true,
+        }
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostPattern::Exact(h) => f.write_str(h),
+            HostPattern::Suffix(s) => write!(f, "*{s}"),
+            HostPattern::Any => f.write_str("*"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct ServerTls {
+    pub mode: ServerTlsMode,
+    pub credential: CredentialSource,
+    /// Allowed client certificate SANs (DNS, URI, IP, email as strings);
+    /// empty means any certificate that chains to the CA bundle.
+    pub subject_alt_names: Vec<String>,
+    pub min_version: Option<TlsVersion>,
+    pub max_version: Option<TlsVersion>,
+    /// OpenSSL cipher names (TLS 1.2) or TLS 1.3 suite names; empty = defaults.
+    pub cipher_suites: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ServerTlsMode {
+    Simple,
+    Mutual,
+    OptionalMutual,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum TlsVersion {
+    #[serde(rename = "TLSV1_2")]
+    V1_2,
+    #[serde(rename = "TLSV1_3")]
+    V1_3,
+}
+
+/// Where a certificate, key and optional CA bundle come from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum CredentialSource {
+    /// `credentialName`: the folder `<credentials_dir>/<name>/`
+    /// (and `<name>-cacert/` for a separate CA bundle).
+    Named(String),
+    /// Inline paths (`serverCertificate`/`privateKey`/`caCertificates`,
+    /// or `clientCertificate`/`privateKey`/`caCertificates`), absolute.
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+        ca: Option<PathBuf>,
+    },
+}
+
+impl fmt::Display for CredentialSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CredentialSource::Named(n) => f.write_str(n),
+            CredentialSource::Files { cert, .. } => write!(f, "file:{}", cert.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VirtualService {
+    pub id: DocId,
+    pub namespace: Option<String>,
+    pub hosts: Vec<HostPattern>,
+    /// Gateway names as written (`name` or `namespace/name`); `mesh` dropped.
+    pub gateways: Vec<String>,
+    pub http: Vec<HttpRoute>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpRoute {
+    /// `http[].name`, or `<virtualservice>.<index>` when absent.
+    pub name: String,
+    /// Empty means "match everything".
+    pub matches: Vec<RouteMatch>,
+    pub action: RouteAction,
+    pub rewrite_uri: Option<String>,
+    pub timeout: Option<Duration>,
+    pub retries: Option<Retries>,
+    pub request_headers: HeaderEdits,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RouteMatch {
+    pub uri: Option<StringMatch>,
+    /// Header names lower case.
+    pub headers: Vec<(String, StringMatch)>,
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub enum StringMatch {
+    Exact(String),
+    Prefix(String),
+    /// Anchored at both ends, as Envoy's RE2 `safe_regex` is.
+    Regex(#[serde(serialize_with = "ser_regex")] regex::Regex),
+}
+
+fn ser_regex<S: serde::Serializer>(r: &regex::Regex, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(r.as_str())
+}
+
+impl StringMatch {
+    pub fn matches(&self, value: &str) -> bool {
+        match self {
+            StringMatch::Exact(e) => e == value,
+            StringMatch::Prefix(p) => value.starts_with(p.as_str()),
+            StringMatch::Regex(r) => r.is_match(value),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub enum RouteAction {
+    Forward(Vec<WeightedDestination>),
+    Redirect(Redirect),
+    DirectResponse { status: u16, body: Option<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct WeightedDestination {
+    /// Lower case; a short name is kept as written (DNS decides).
+    pub host: String,
+    pub subset: Option<String>,
+    pub port: Option<u16>,
+    /// Istio semantics: weights of one route sum to 100, or a single
+    /// destination with no weight gets 100.
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Redirect {
+    pub uri: Option<String>,
+    pub authority: Option<String>,
+    pub scheme: Option<String>,
+    pub port: Option<u16>,
+    /// 301 unless `redirectCode` says otherwise.
+    pub code: u16,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Retries {
+    pub attempts: u32,
+    pub per_try_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HeaderEdits {
+    /// Names lower case.
+    pub set: Vec<(String, String)>,
+    pub add: Vec<(String, String)>,
+    pub remove: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DestinationRule {
+    pub id: DocId,
+    pub host: String,
+    pub traffic_policy: TrafficPolicy,
+    pub subsets: Vec<Subset>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TrafficPolicy {
+    pub tls: Option<ClientTls>,
+    pub load_balancer: Option<LbPolicy>,
+    /// `portLevelSettings[]`: TLS per destination port.
+    pub port_tls: Vec<(u16, ClientTls)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Subset {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub traffic_policy: Option<TrafficPolicy>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LbPolicy {
+    RoundRobin,
+    Random,
+    LeastRequest,
+}
+
+/// Upstream TLS origination (DestinationRule `tls`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct ClientTls {
+    pub mode: ClientTlsMode,
+    /// Client certificate and key (MUTUAL); also carries `ca.crt` when named.
+    pub credential: Option<CredentialSource>,
+    /// `caCertificates` path; else the credential's CA; else system roots.
+    pub ca_certificates: Option<PathBuf>,
+    pub sni: Option<String>,
+    pub subject_alt_names: Vec<String>,
+    pub insecure_skip_verify: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ClientTlsMode {
+    Disable,
+    Simple,
+    Mutual,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceEntry {
+    pub id: DocId,
+    pub hosts: Vec<String>,
+    pub ports: Vec<ServicePort>,
+    pub location: Location,
+    pub resolution: Resolution,
+    pub endpoints: Vec<Endpoint>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServicePort {
+    pub number: u16,
+    pub name: String,
+    pub protocol: String,
+    pub target_port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Location {
+    MeshExternal,
+    MeshInternal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Resolution {
+    Static,
+    Dns,
+    None,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoint {
+    /// IP address or DNS name.
+    pub address: String,
+    /// Port name -> port number overrides.
+    pub ports: BTreeMap<String, u16>,
+    pub labels: BTreeMap<String, String>,
+}

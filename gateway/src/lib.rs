@@ -1,0 +1,15 @@
+//! tlsgate: an ingress/egress TLS gateway that reads Istio YAML, built on Pingora.
+//!
+//! Data flows one way: files -> [`config::Model`] + [`credentials`] ->
+//! [`runtime::Runtime`] (immutable, held in one `ArcSwap`) -> read at each
+//! handshake and pinned by each request.
+
+pub mod admin;
+pub mod certgen;
+pub mod config;
+pub mod credentials;
+pub mod metrics;
+pub mod proxy;
+pub mod route;
+pub mod runtime;
+pub mod tls;
