@@ -1,19 +1,101 @@
 //! Configuration: Istio YAML files -> validated [`Model`].
 //!
-//! Pipeline (to be completed by the loader):
-//! 1. collect files (`--config` may name files or directories, `*.yaml`/`*.yml`),
-//! 2. split each file into YAML documents, read `apiVersion`/`kind`/`metadata`,
-//! 3. deserialize `spec` into the raw serde structs of `raw.rs`
-//!    (unknown fields refused, field path kept by `serde_path_to_error`),
-//! 4. convert raw -> `model.rs` types, checking each value and every
-//!    reference between documents; every problem is collected, not just the first.
+//! Pipeline ([`load`] / [`load_str`]):
+//! 1. collect files (`--config` may name files or directories; a directory
+//!    contributes its `*.yaml`/`*.yml` files sorted by name, not recursively)
+//!    — `load.rs`;
+//! 2. split each file into YAML documents (empty ones skipped), read the
+//!    envelope: `apiVersion` (checked per kind), `kind`, `metadata` — `load.rs`;
+//! 3. drop duplicate names of one kind, then convert each kind, deserializing
+//!    `spec` into the raw serde structs of `raw.rs` (unknown fields refused,
+//!    field path kept by `serde_path_to_error`) and checking every value —
+//!    `build.rs`, `convert_*.rs`. Order matters for references:
+//!    GatewayRuntime first (it names the credentials dir that
+//!    `credentialName`s are checked in, after [`Overrides`]), then
+//!    DestinationRules and Gateways, then the VirtualServices naming them;
+//! 4. checks across documents: one protocol per port, one server per host
+//!    on a TLS port, gateway and subset references.
+//!
+//! Every problem is collected, not just the first; each names its file,
+//! document (`Kind/name`, or `document N`) and field path
+//! (`spec.servers[1].tls.credentialName`). Credential folders are only
+//! checked for existence here; `credentials.rs` parses them.
 
+mod build;
+mod convert_gateway;
+mod convert_routes;
+mod convert_rules;
+mod convert_runtime;
+mod convert_services;
+mod credfiles;
+mod load;
 pub mod model;
+mod parse;
+mod raw;
+#[cfg(test)]
+mod testutil;
 
 use std::fmt;
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 pub use model::*;
+
+/// Command-line flags that win over the GatewayRuntime document.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--admin`
+    pub admin: Option<SocketAddr>,
+    /// `--credentials` (relative to the working directory)
+    pub credentials_dir: Option<PathBuf>,
+}
+
+/// Loads every YAML file named by `paths` (files, or directories of
+/// `*.yaml`/`*.yml`) into one validated model.
+pub fn load(paths: &[PathBuf], overrides: &Overrides) -> Result<Model, ConfigErrors> {
+    let mut errors = Vec::new();
+    let files = load::collect_files(paths, &mut errors);
+    let mut docs = Vec::new();
+    for file in &files {
+        match std::fs::read_to_string(file) {
+            Ok(text) => docs.extend(load::documents(
+                file,
+                &text,
+                &load::folder_of(file),
+                &mut errors,
+            )),
+            Err(e) => errors.push(load::file_error(file, format!("cannot read: {e}"))),
+        }
+    }
+    build::build(docs, files, overrides, errors)
+}
+
+/// Loads one YAML text as if it were the file `file_name`, resolving its
+/// relative paths against `base_dir` (the embedded default, tests).
+pub fn load_str(
+    file_name: &Path,
+    yaml: &str,
+    base_dir: &Path,
+    overrides: &Overrides,
+) -> Result<Model, ConfigErrors> {
+    let mut errors = Vec::new();
+    let docs = load::documents(file_name, yaml, &load::absolute(base_dir), &mut errors);
+    build::build(docs, vec![file_name.to_path_buf()], overrides, errors)
+}
+
+/// Does a VirtualService's `gateways` entry (`name` or `namespace/name`)
+/// name this Gateway? A Gateway without a namespace matches any namespace:
+/// files applied with `kubectl -n` often leave it out.
+pub fn gateway_matches(reference: &str, gateway: &Gateway) -> bool {
+    gateway_ref_matches(reference, &gateway.id.name, gateway.namespace.as_deref())
+}
+
+pub(crate) fn gateway_ref_matches(reference: &str, name: &str, namespace: Option<&str>) -> bool {
+    match reference.split_once('/') {
+        Some((ns, n)) => n == name && namespace.is_none_or(|gw_ns| gw_ns == ns),
+        None => reference == name,
+    }
+}
 
 /// One configuration problem, located as precisely as the input allows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,5 +145,135 @@ impl fmt::Display for ConfigErrors {
 impl From<ConfigError> for ConfigErrors {
     fn from(e: ConfigError) -> Self {
         ConfigErrors(vec![e])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::testutil::{creds, tutorial_creds};
+    use super::*;
+
+    const RUNTIME: &str = "apiVersion: tlsgate.io/v1\nkind: GatewayRuntime\nmetadata: {name: rt}\n\
+                           spec: {credentialsDir: creds}\n";
+    const GATEWAY: &str = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\n\
+                           spec:\n  servers:\n  - port: {number: 8443, protocol: HTTPS}\n    hosts: [a.example.com]\n    \
+                           tls: {mode: SIMPLE, credentialName: frontend-credential}\n";
+    const VS: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: vs}\n\
+                      spec:\n  hosts: [a.example.com]\n  gateways: [gw]\n  http:\n  - directResponse: {status: 204}\n";
+
+    /// A config folder with a credentials dir inside it, as `conf/` + `creds/`.
+    fn config_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("creds/frontend-credential");
+        fs::create_dir_all(&c).unwrap();
+        fs::write(c.join("tls.crt"), "x").unwrap();
+        fs::write(c.join("tls.key"), "x").unwrap();
+        fs::write(dir.path().join("00-runtime.yaml"), RUNTIME).unwrap();
+        fs::write(dir.path().join("10-gateway.yml"), GATEWAY).unwrap();
+        fs::write(dir.path().join("20-routes.yaml"), format!("---\n{VS}---\n")).unwrap();
+        fs::write(dir.path().join("README.md"), "not config").unwrap();
+        dir
+    }
+
+    #[test]
+    fn directory_with_credentials_dir_relative_to_the_runtime_file() {
+        let dir = config_dir();
+        let m = load(&[dir.path().to_path_buf()], &Overrides::default()).unwrap();
+        let names: Vec<_> = m.sources.iter().map(|s| s.file_name().unwrap()).collect();
+        assert_eq!(
+            names,
+            ["00-runtime.yaml", "10-gateway.yml", "20-routes.yaml"]
+        );
+        assert_eq!(m.runtime.credentials_dir, dir.path().join("creds"));
+        assert_eq!(m.gateways.len(), 1);
+        assert_eq!(m.virtual_services[0].http[0].name, "vs.0");
+    }
+
+    #[test]
+    fn overrides_change_where_credentials_are_checked() {
+        let dir = config_dir();
+        let empty = creds(&[]);
+        let overrides = Overrides {
+            admin: Some("127.0.0.1:9000".parse().unwrap()),
+            credentials_dir: Some(empty.path().to_path_buf()),
+        };
+        let e = load(&[dir.path().to_path_buf()], &overrides).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: Gateway/gw: spec.servers[0].tls.credentialName: no credential 'frontend-credential' in {}",
+                dir.path().join("10-gateway.yml").display(),
+                empty.path().display()
+            )
+        );
+        let other = tutorial_creds();
+        let overrides = Overrides {
+            credentials_dir: Some(other.path().to_path_buf()),
+            ..overrides
+        };
+        let m = load(&[dir.path().to_path_buf()], &overrides).unwrap();
+        assert_eq!(m.runtime.admin, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(m.runtime.credentials_dir, other.path());
+    }
+
+    #[test]
+    fn every_error_of_every_file_is_reported() {
+        let dir = config_dir();
+        let p = dir.path();
+        fs::write(p.join("30-broken.yaml"), "kind: [\n").unwrap();
+        fs::write(
+            p.join("40-more.yaml"),
+            format!(
+                "{}---\napiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {{name: s}}\n---\n{}",
+                VS.replace("[gw]", "[missing]"),
+                GATEWAY
+                    .replace("name: gw", "name: gw2")
+                    .replace("number: 8443", "number: 9443, nmae: x"),
+            ),
+        )
+        .unwrap();
+        let e = load(
+            &[p.to_path_buf(), p.join("nope.yaml")],
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        let e: Vec<String> =
+            e.0.iter()
+                .map(|e| e.to_string().replace(&format!("{}/", p.display()), ""))
+                .collect();
+        assert_eq!(e.len(), 5, "{e:#?}");
+        assert!(
+            e[0].starts_with("30-broken.yaml: invalid YAML: ") && e[0].contains("line 2 column 1")
+        );
+        assert!(e[1].starts_with("40-more.yaml: Sidecar/s: kind: unknown kind 'Sidecar'"));
+        assert!(e[2].starts_with("nope.yaml: cannot read: "));
+        assert_eq!(
+            e[3],
+            "40-more.yaml: VirtualService/vs: metadata.name: duplicate VirtualService 'vs' \
+             (first defined in 20-routes.yaml)"
+        );
+        assert!(e[4].starts_with(
+            "40-more.yaml: Gateway/gw2: spec.servers[0].port.nmae: unknown field `nmae`"
+        ));
+    }
+
+    #[test]
+    fn shipped_examples_load() {
+        let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf");
+        let creds = tutorial_creds();
+        let overrides = Overrides {
+            admin: None,
+            credentials_dir: Some(creds.path().to_path_buf()),
+        };
+        for entry in fs::read_dir(&conf).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                if let Err(e) = load(std::slice::from_ref(&path), &overrides) {
+                    panic!("{}:\n{e}", path.display());
+                }
+            }
+        }
     }
 }

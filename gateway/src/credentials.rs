@@ -1,1 +1,733 @@
-//! (in progress)
+//! Credential folders -> validated [`Credential`]s.
+//!
+//! A credential is what one Kubernetes TLS/generic Secret holds, mounted or
+//! copied as a folder `<credentialsDir>/<name>/` (see `files.rs` for the file
+//! names honoured), or given as inline file paths. [`load`] reads and checks
+//! everything a TLS context needs (chain parses, key matches the leaf, CA
+//! bundle and CRL parse) so that a broken file is an error here and never a
+//! half-configured listener. Loading is pure: no global state, so a reload
+//! builds a whole new set of credentials beside the one serving.
+//!
+//! The peer side (identity of a verified client certificate, XFCC) is in
+//! `identity.rs`.
+
+mod files;
+mod identity;
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use openssl::asn1::{Asn1Time, Asn1TimeRef};
+use openssl::pkey::{PKey, Private};
+use openssl::x509::store::X509Store;
+use openssl::x509::{X509Crl, X509};
+
+use crate::config::model::CredentialSource;
+pub use files::list_named;
+pub use identity::{client_identity, ClientIdentity};
+use identity::{hex, name_to_string, SubjectAltNames};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("credential name '{name}' {reason}")]
+    InvalidName { name: String, reason: &'static str },
+    #[error("credential folder {} does not exist", path.display())]
+    MissingFolder { path: PathBuf },
+    #[error("missing file {}", path.display())]
+    MissingFile { path: PathBuf },
+    #[error("cannot read {}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is empty", path.display())]
+    Empty { path: PathBuf },
+    #[error("PEM in {} does not parse: {reason}", path.display())]
+    Pem { path: PathBuf, reason: String },
+    #[error("no certificate in {}", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("no private key in {}", path.display())]
+    NoKey { path: PathBuf },
+    #[error("private key in {} is encrypted; tlsgate needs an unencrypted key", path.display())]
+    KeyEncrypted { path: PathBuf },
+    #[error("private key in {} does not match certificate in {}", key.display(), cert.display())]
+    KeyMismatch { key: PathBuf, cert: PathBuf },
+    #[error("CA bundle {} holds no certificate", path.display())]
+    CaEmpty { path: PathBuf },
+    #[error("CA bundle {} does not parse: {reason}", path.display())]
+    CaParse { path: PathBuf, reason: String },
+    #[error("CRL {} does not parse: {reason}", path.display())]
+    Crl { path: PathBuf, reason: String },
+    #[error("CRL {} has no CA bundle (ca.crt or cacert) beside it", path.display())]
+    CrlWithoutCa { path: PathBuf },
+    #[error("{what}: {reason}")]
+    Openssl { what: &'static str, reason: String },
+}
+
+/// Everything a TLS context needs from one credential, checked.
+pub struct Credential {
+    pub source: CredentialSource,
+    /// Leaf first, then whatever intermediates (and root) the file carried.
+    pub chain: Vec<X509>,
+    pub key: PKey<Private>,
+    /// Client-CA bundle (ingress) or upstream CA bundle (egress); may be empty.
+    pub ca_certs: Vec<X509>,
+    pub crls: Vec<X509Crl>,
+    /// Built from `ca_certs` and `crls` (CRL checking on when any); `None` without CA.
+    pub ca_store: Option<X509Store>,
+    pub info: CredentialInfo,
+}
+
+/// What `/certs`, `tlsgate check` and logs show about a credential. Never key material.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CredentialInfo {
+    pub name: String,
+    pub subject: String,
+    pub issuer: String,
+    /// `DNS:x`, `URI:y`, `IP:z`, `email:w`.
+    pub sans: Vec<String>,
+    /// Lower-case hex.
+    pub serial: String,
+    /// RFC 3339, UTC.
+    pub not_before: String,
+    pub not_after: String,
+    pub not_after_unix: i64,
+    pub ca_subjects: Vec<String>,
+    /// Lower-case hex SHA-256 of the leaf's DER.
+    pub fingerprint_sha256: String,
+    pub files: Vec<PathBuf>,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Deliberately not the key.
+        f.debug_struct("Credential")
+            .field("source", &self.source)
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads and validates the credential `source` names. `credentials_dir`
+/// is only used for [`CredentialSource::Named`].
+pub fn load(
+    source: &CredentialSource,
+    credentials_dir: &Path,
+) -> Result<Credential, CredentialError> {
+    let paths = files::locate(source, credentials_dir)?;
+    let chain = files::parse_certs(&paths.cert, &files::read(&paths.cert)?)?;
+    let key = files::parse_key(&paths.key, &files::read(&paths.key)?)?;
+    let ca_certs = match &paths.ca {
+        Some(p) => files::parse_ca(p, &files::read(p)?)?,
+        None => Vec::new(),
+    };
+    let crls = match &paths.crl {
+        Some(p) => files::parse_crls(p, &files::read(p)?)?,
+        None => Vec::new(),
+    };
+    Credential::assemble(source.clone(), chain, key, ca_certs, crls, &paths)
+}
+
+impl Credential {
+    /// A credential from material already in memory (tests, generated
+    /// certificates); the same checks as [`load`].
+    pub fn from_parts(
+        source: CredentialSource,
+        chain: Vec<X509>,
+        key: PKey<Private>,
+        ca_certs: Vec<X509>,
+        crls: Vec<X509Crl>,
+    ) -> Result<Credential, CredentialError> {
+        let mem = PathBuf::from("<memory>");
+        let paths = files::Paths {
+            cert: mem.clone(),
+            key: mem,
+            ca: None,
+            crl: None,
+        };
+        if chain.is_empty() {
+            return Err(CredentialError::NoCertificate { path: paths.cert });
+        }
+        Credential::assemble(source, chain, key, ca_certs, crls, &paths)
+    }
+
+    fn assemble(
+        source: CredentialSource,
+        chain: Vec<X509>,
+        key: PKey<Private>,
+        ca_certs: Vec<X509>,
+        crls: Vec<X509Crl>,
+        paths: &files::Paths,
+    ) -> Result<Credential, CredentialError> {
+        let leaf = &chain[0];
+        let matches = leaf
+            .public_key()
+            .map(|p| p.public_eq(&key))
+            .unwrap_or(false);
+        if !matches {
+            return Err(CredentialError::KeyMismatch {
+                key: paths.key.clone(),
+                cert: paths.cert.clone(),
+            });
+        }
+        let ca_store = if ca_certs.is_empty() {
+            None
+        } else {
+            Some(files::build_store(&ca_certs, &crls)?)
+        };
+        let info = info(&source, leaf, &ca_certs, paths.all())?;
+        Ok(Credential {
+            source,
+            chain,
+            key,
+            ca_certs,
+            crls,
+            ca_store,
+            info,
+        })
+    }
+
+    pub fn leaf(&self) -> &X509 {
+        &self.chain[0]
+    }
+
+    /// Does the leaf's SAN list cover `host`? `*.x` covers exactly one more
+    /// label (`a.x`, not `x` nor `a.b.x`). As in `X509_check_host`, the CN
+    /// is only consulted when the certificate has no DNS SAN at all.
+    pub fn covers_host(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let sans = SubjectAltNames::of(self.leaf());
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            return sans.ips.iter().any(|s| s.parse() == Ok(ip));
+        }
+        let cn;
+        let names: &[String] = if sans.dns.is_empty() {
+            cn = identity::common_name(self.leaf().subject_name())
+                .into_iter()
+                .collect::<Vec<_>>();
+            &cn
+        } else {
+            &sans.dns
+        };
+        names.iter().any(|n| dns_matches(n, &host))
+    }
+
+    pub fn expired(&self) -> bool {
+        self.info.not_after_unix < now_unix()
+    }
+
+    /// SHA-256 over the leaf, the rest of the chain, the CA bundle and the
+    /// CRLs (each length-prefixed and tagged): two credentials with the same
+    /// id present and accept exactly the same certificates, so TLS sessions
+    /// can be bound to it and resumption never outlives a CA or CRL change.
+    pub fn content_id(&self) -> [u8; 32] {
+        let mut h = openssl::sha::Sha256::new();
+        let mut put = |tag: u8, der: &[u8]| {
+            h.update(&[tag]);
+            h.update(&(der.len() as u64).to_be_bytes());
+            h.update(der);
+        };
+        for c in &self.chain {
+            put(b'c', &c.to_der().unwrap_or_default());
+        }
+        for c in &self.ca_certs {
+            put(b'a', &c.to_der().unwrap_or_default());
+        }
+        for c in &self.crls {
+            put(b'r', &c.to_der().unwrap_or_default());
+        }
+        h.finish()
+    }
+}
+
+fn dns_matches(pattern: &str, host: &str) -> bool {
+    let pattern = pattern.trim_end_matches('.').to_ascii_lowercase();
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => host
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+        None => pattern == host,
+    }
+}
+
+fn info(
+    source: &CredentialSource,
+    leaf: &X509,
+    cas: &[X509],
+    files: Vec<PathBuf>,
+) -> Result<CredentialInfo, CredentialError> {
+    let ossl = |what| {
+        move |e: openssl::error::ErrorStack| CredentialError::Openssl {
+            what,
+            reason: e.to_string(),
+        }
+    };
+    let serial = leaf
+        .serial_number()
+        .to_bn()
+        .and_then(|bn| bn.to_hex_str().map(|s| s.to_ascii_lowercase()))
+        .map_err(ossl("reading the serial number"))?;
+    let der = leaf.to_der().map_err(ossl("encoding the certificate"))?;
+    let not_after_unix = unix_time(leaf.not_after()).map_err(ossl("reading notAfter"))?;
+    let not_before_unix = unix_time(leaf.not_before()).map_err(ossl("reading notBefore"))?;
+    Ok(CredentialInfo {
+        name: source.to_string(),
+        subject: name_to_string(leaf.subject_name()),
+        issuer: name_to_string(leaf.issuer_name()),
+        sans: SubjectAltNames::of(leaf).prefixed(),
+        serial,
+        not_before: rfc3339(not_before_unix),
+        not_after: rfc3339(not_after_unix),
+        not_after_unix,
+        ca_subjects: cas
+            .iter()
+            .map(|c| name_to_string(c.subject_name()))
+            .collect(),
+        fingerprint_sha256: hex(&openssl::sha::sha256(&der)),
+        files,
+    })
+}
+
+fn unix_time(t: &Asn1TimeRef) -> Result<i64, openssl::error::ErrorStack> {
+    let d = Asn1Time::from_unix(0)?.diff(t)?;
+    Ok(i64::from(d.days) * 86_400 + i64::from(d.secs))
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` from Unix seconds (days-to-civil, proleptic Gregorian).
+fn rfc3339(unix: i64) -> String {
+    let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::os::unix::fs::symlink;
+
+    use openssl::stack::Stack;
+    use openssl::x509::store::X509StoreRef;
+    use openssl::x509::X509StoreContext;
+
+    use super::*;
+    use crate::certgen::{make_ca, make_crl, make_leaf, CaSpec, Issued, LeafSpec, Usage};
+
+    struct Pki {
+        server_ca: Issued,
+        server: Issued,
+        client_ca: Issued,
+        client: Issued,
+    }
+
+    fn pki() -> Pki {
+        let server_ca = make_ca(&CaSpec::new("example Inc.", "example.com")).unwrap();
+        let mut s = LeafSpec::new(Usage::Server, "frontend.example.com");
+        s.dns = vec!["frontend.example.com".into(), "*.wild.example.com".into()];
+        s.ips = vec!["127.0.0.1".parse().unwrap()];
+        let server = make_leaf(&s, &server_ca).unwrap();
+        let client_ca = make_ca(&CaSpec::new("Acme Inc.", "acme.com")).unwrap();
+        let mut c = LeafSpec::new(Usage::Client, "great-partner.apps.acme.com");
+        c.dns = vec![c.cn.clone()];
+        let client = make_leaf(&c, &client_ca).unwrap();
+        Pki {
+            server_ca,
+            server,
+            client_ca,
+            client,
+        }
+    }
+
+    fn chain_pem(p: &Pki) -> Vec<u8> {
+        let mut v = p.server.cert_pem().unwrap();
+        v.extend(p.server_ca.cert_pem().unwrap());
+        v
+    }
+
+    /// `dir/name/{files}` with the standard contents for each known file name.
+    fn folder(dir: &Path, name: &str, p: &Pki, names: &[&str]) -> PathBuf {
+        let f = dir.join(name);
+        fs::create_dir_all(&f).unwrap();
+        for n in names {
+            let data = match *n {
+                "tls.crt" | "cert" => chain_pem(p),
+                "tls.key" | "key" => p.server.key_pem().unwrap(),
+                "ca.crt" | "cacert" => p.client_ca.cert_pem().unwrap(),
+                other => panic!("no content for {other}"),
+            };
+            fs::write(f.join(n), data).unwrap();
+        }
+        f
+    }
+
+    fn named(n: &str) -> CredentialSource {
+        CredentialSource::Named(n.into())
+    }
+
+    fn verifies(store: &X509StoreRef, cert: &X509) -> bool {
+        let mut ctx = X509StoreContext::new().unwrap();
+        let chain = Stack::new().unwrap();
+        ctx.init(store, cert, &chain, |c| c.verify_cert()).unwrap()
+    }
+
+    #[test]
+    fn loads_tls_names_without_ca() {
+        let (d, p) = (tempfile::tempdir().unwrap(), pki());
+        folder(d.path(), "frontend-credential", &p, &["tls.crt", "tls.key"]);
+        let c = load(&named("frontend-credential"), d.path()).unwrap();
+        assert_eq!(c.chain.len(), 2);
+        assert!(c.ca_certs.is_empty() && c.ca_store.is_none());
+        let i = &c.info;
+        assert_eq!(i.name, "frontend-credential");
+        assert_eq!(i.subject, "CN=frontend.example.com");
+        assert_eq!(i.issuer, "CN=example.com,O=example Inc.");
+        assert_eq!(
+            i.sans,
+            [
+                "DNS:frontend.example.com",
+                "DNS:*.wild.example.com",
+                "IP:127.0.0.1"
+            ]
+        );
+        let serial = p.server.cert.serial_number().to_bn().unwrap();
+        assert_eq!(i.serial, serial.to_hex_str().unwrap().to_ascii_lowercase());
+        let der = p.server.cert.to_der().unwrap();
+        assert_eq!(i.fingerprint_sha256, hex(&openssl::sha::sha256(&der)));
+        assert!(i.not_before < i.not_after && i.not_after.ends_with('Z'));
+        assert!(!c.expired());
+        let folder = d.path().join("frontend-credential");
+        assert_eq!(i.files, [folder.join("tls.crt"), folder.join("tls.key")]);
+    }
+
+    #[test]
+    fn loads_ca_bundle_and_verifies_clients_with_it() {
+        let (d, p) = (tempfile::tempdir().unwrap(), pki());
+        folder(
+            d.path(),
+            "partner-credential",
+            &p,
+            &["tls.crt", "tls.key", "ca.crt"],
+        );
+        let c = load(&named("partner-credential"), d.path()).unwrap();
+        assert_eq!(c.info.ca_subjects, ["CN=acme.com,O=Acme Inc."]);
+        let store = c.ca_store.as_ref().unwrap();
+        assert!(verifies(store, &p.client.cert));
+        assert!(
+            !verifies(store, &p.server.cert),
+            "server CA is not a client CA"
+        );
+    }
+
+    #[test]
+    fn loads_istio_names() {
+        let (d, p) = (tempfile::tempdir().unwrap(), pki());
+        folder(d.path(), "istio", &p, &["cert", "key", "cacert"]);
+        let c = load(&named("istio"), d.path()).unwrap();
+        assert_eq!(c.ca_certs.len(), 1);
+        assert!(c
+            .info
+            .files
+            .iter()
+            .all(|f| f.starts_with(d.path().join("istio"))));
+    }
+
+    #[test]
+    fn loads_separate_cacert_folder() {
+        for ca_name in ["ca.crt", "cacert"] {
+            let (d, p) = (tempfile::tempdir().unwrap(), pki());
+            folder(d.path(), "gw", &p, &["tls.crt", "tls.key"]);
+            folder(d.path(), "gw-cacert", &p, &[ca_name]);
+            let c = load(&named("gw"), d.path()).unwrap();
+            assert_eq!(c.ca_certs.len(), 1, "{ca_name}");
+            assert_eq!(c.info.files[2], d.path().join("gw-cacert").join(ca_name));
+        }
+    }
+
+    #[test]
+    fn loads_inline_files() {
+        let (d, p) = (tempfile::tempdir().unwrap(), pki());
+        let f = folder(d.path(), "x", &p, &["tls.crt", "tls.key", "ca.crt"]);
+        let src = CredentialSource::Files {
+            cert: f.join("tls.crt"),
+            key: f.join("tls.key"),
+            ca: Some(f.join("ca.crt")),
+        };
+        let c = load(&src, Path::new("/nonexistent")).unwrap();
+        assert_eq!((c.chain.len(), c.ca_certs.len()), (2, 1));
+        assert_eq!(c.info.name, format!("file:{}", f.join("tls.crt").display()));
+        let src = CredentialSource::Files {
+            cert: f.join("tls.crt"),
+            key: f.join("tls.key"),
+            ca: Some(f.join("missing.crt")),
+        };
+        let e = load(&src, d.path()).unwrap_err();
+        assert!(matches!(e, CredentialError::MissingFile { .. }), "{e}");
+    }
+
+    /// The layout kubelet writes for a Secret volume, and its atomic update.
+    #[test]
+    fn loads_kubelet_secret_volume_and_follows_the_swap() {
+        let (d, p) = (tempfile::tempdir().unwrap(), pki());
+        let vol = d.path().join("frontend-credential");
+        let ts1 = folder(
+            &vol,
+            "..2026_11_23_10_00_00.123",
+            &p,
+            &["tls.crt", "tls.key"],
+        );
+        symlink(ts1.file_name().unwrap(), vol.join("..data")).unwrap();
+        for n in ["tls.crt", "tls.key"] {
+            symlink(Path::new("..data").join(n), vol.join(n)).unwrap();
+        }
+        let c1 = load(&named("frontend-credential"), d.path()).unwrap();
+        assert_eq!(c1.leaf().to_der().unwrap(), p.server.cert.to_der().unwrap());
+
+        let q = pki();
+        let ts2 = folder(
+            &vol,
+            "..2026_11_23_11_00_00.456",
+            &q,
+            &["tls.crt", "tls.key"],
+        );
+        symlink(ts2.file_name().unwrap(), vol.join("..data_tmp")).unwrap();
+        fs::rename(vol.join("..data_tmp"), vol.join("..data")).unwrap();
+        let c2 = load(&named("frontend-credential"), d.path()).unwrap();
+        assert_eq!(c2.leaf().to_der().unwrap(), q.server.cert.to_der().unwrap());
+        assert_ne!(c1.content_id(), c2.content_id());
+
+        assert_eq!(list_named(d.path()).unwrap(), ["frontend-credential"]);
+        symlink("frontend-credential", d.path().join("..data")).unwrap();
+        fs::create_dir(d.path().join(".tmp-folder")).unwrap();
+        assert_eq!(list_named(d.path()).unwrap(), ["frontend-credential"]);
+    }
+
+    #[test]
+    fn dot_entries_are_never_credentials() {
+        let (d, p) = (tempfile::tempdir().unwrap(), pki());
+        let vol = d.path().join("only-data");
+        folder(&vol, "..data", &p, &["tls.crt", "tls.key"]);
+        let e = load(&named("only-data"), d.path()).unwrap_err();
+        assert!(e.to_string().contains("tls.crt or cert"), "{e}");
+        for bad in ["..data", ".hidden", "../only-data", "a/b", ""] {
+            let e = load(&named(bad), d.path()).unwrap_err();
+            assert!(
+                matches!(e, CredentialError::InvalidName { .. }),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn dangling_symlink_is_an_error_not_an_absence() {
+        let (d, p) = (tempfile::tempdir().unwrap(), pki());
+        let f = folder(d.path(), "c", &p, &["tls.crt"]);
+        symlink("..data/tls.key", f.join("tls.key")).unwrap();
+        let e = load(&named("c"), d.path()).unwrap_err();
+        assert!(matches!(e, CredentialError::Unreadable { .. }), "{e}");
+        assert!(e.to_string().contains("dangling"), "{e}");
+    }
+
+    fn load_err(setup: impl FnOnce(&Path, &Pki)) -> String {
+        let (d, p) = (tempfile::tempdir().unwrap(), pki());
+        folder(d.path(), "c", &p, &["tls.crt", "tls.key"]);
+        setup(&d.path().join("c"), &p);
+        match load(&named("c"), d.path()) {
+            Ok(_) => panic!("loaded a broken credential"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_reason() {
+        let e = load_err(|f, _| fs::remove_file(f.join("tls.key")).unwrap());
+        assert!(
+            e.starts_with("missing file") && e.ends_with("c/tls.key or key"),
+            "{e}"
+        );
+
+        let e = load_err(|f, p| fs::write(f.join("tls.key"), p.client.key_pem().unwrap()).unwrap());
+        let (key, cert) = ("c/tls.key", "c/tls.crt");
+        assert!(
+            e.starts_with("private key in") && e.contains("does not match certificate in"),
+            "{e}"
+        );
+        assert!(e.find(key) < e.find(cert), "{e}");
+
+        let e = load_err(|f, p| {
+            let pem = p.server.cert_pem().unwrap();
+            fs::write(f.join("tls.crt"), &pem[..pem.len() / 2]).unwrap()
+        });
+        assert!(
+            e.starts_with("PEM in") && e.contains("c/tls.crt does not parse"),
+            "{e}"
+        );
+
+        let e = load_err(|f, _| fs::write(f.join("tls.crt"), "").unwrap());
+        assert!(e.ends_with("c/tls.crt is empty"), "{e}");
+
+        let e = load_err(|f, _| fs::write(f.join("tls.crt"), "hello\n").unwrap());
+        assert!(e.starts_with("no certificate in"), "{e}");
+
+        let e =
+            load_err(|f, p| fs::write(f.join("tls.key"), p.server.cert_pem().unwrap()).unwrap());
+        assert!(e.starts_with("no private key in"), "{e}");
+
+        let e = load_err(|f, _| fs::write(f.join("ca.crt"), "garbage\n").unwrap());
+        assert!(
+            e.starts_with("CA bundle") && e.ends_with("holds no certificate"),
+            "{e}"
+        );
+
+        let e = load_err(|f, _| {
+            let bad = "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n";
+            fs::write(f.join("ca.crt"), bad).unwrap()
+        });
+        assert!(
+            e.starts_with("CA bundle") && e.contains("does not parse"),
+            "{e}"
+        );
+
+        let e = load_err(|f, _| fs::write(f.join("ca.crl"), "garbage\n").unwrap());
+        assert!(e.contains("has no CA bundle"), "{e}");
+
+        let e = load_err(|f, p| {
+            fs::write(f.join("ca.crt"), p.client_ca.cert_pem().unwrap()).unwrap();
+            fs::write(f.join("ca.crl"), "-----BEGIN X509 CRL-----\nAAAA\n").unwrap();
+        });
+        assert!(e.starts_with("CRL") && e.contains("does not parse"), "{e}");
+
+        let e = load_err(|f, p| {
+            let pem = p.server.key.private_key_to_pem_pkcs8_passphrase(
+                openssl::symm::Cipher::aes_128_cbc(),
+                b"secret",
+            );
+            fs::write(f.join("tls.key"), pem.unwrap()).unwrap()
+        });
+        assert!(e.contains("is encrypted"), "{e}");
+
+        let d = tempfile::tempdir().unwrap();
+        let e = load(&named("nope"), d.path()).unwrap_err().to_string();
+        assert!(e.contains("nope does not exist"), "{e}");
+    }
+
+    #[test]
+    fn crl_revokes_client_certificates() {
+        let (d, p) = (tempfile::tempdir().unwrap(), pki());
+        let f = folder(d.path(), "c", &p, &["tls.crt", "tls.key", "ca.crt"]);
+        let mut spec = LeafSpec::new(Usage::Client, "other.apps.acme.com");
+        spec.dns = vec![spec.cn.clone()];
+        let other = make_leaf(&spec, &p.client_ca).unwrap();
+        let crl = make_crl(&p.client_ca, &[&p.client.cert], 30).unwrap();
+        fs::write(f.join("ca.crl"), crl.to_pem().unwrap()).unwrap();
+        let c = load(&named("c"), d.path()).unwrap();
+        assert_eq!(c.crls.len(), 1);
+        let store = c.ca_store.as_ref().unwrap();
+        assert!(!verifies(store, &p.client.cert), "revoked client accepted");
+        assert!(verifies(store, &other.cert));
+        let without = Credential::from_parts(
+            c.source.clone(),
+            c.chain.clone(),
+            c.key.clone(),
+            c.ca_certs.clone(),
+            Vec::new(),
+        )
+        .unwrap();
+        assert_ne!(
+            c.content_id(),
+            without.content_id(),
+            "CRL is part of the content"
+        );
+    }
+
+    #[test]
+    fn covers_host_with_wildcards_and_ips() {
+        let p = pki();
+        let c = Credential::from_parts(
+            named("x"),
+            vec![p.server.cert.clone()],
+            p.server.key.clone(),
+            vec![],
+            vec![],
+        )
+        .unwrap();
+        for host in [
+            "frontend.example.com",
+            "FRONTEND.example.com.",
+            "a.wild.example.com",
+            "127.0.0.1",
+        ] {
+            assert!(c.covers_host(host), "{host}");
+        }
+        for host in [
+            "wild.example.com",
+            "a.b.wild.example.com",
+            ".wild.example.com",
+            "example.com",
+            "127.0.0.2",
+        ] {
+            assert!(!c.covers_host(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn content_id_is_stable_and_expired_follows_not_after() {
+        let (d, p) = (tempfile::tempdir().unwrap(), pki());
+        folder(d.path(), "c", &p, &["tls.crt", "tls.key", "ca.crt"]);
+        let a = load(&named("c"), d.path()).unwrap();
+        let mut b = load(&named("c"), d.path()).unwrap();
+        assert_eq!(a.content_id(), b.content_id());
+        fs::remove_file(d.path().join("c/ca.crt")).unwrap();
+        assert_ne!(
+            a.content_id(),
+            load(&named("c"), d.path()).unwrap().content_id()
+        );
+        b.info.not_after_unix = now_unix() - 1;
+        assert!(b.expired() && !a.expired());
+    }
+
+    #[test]
+    fn from_parts_checks_the_key() {
+        let p = pki();
+        let e = Credential::from_parts(
+            named("x"),
+            vec![p.server.cert.clone()],
+            p.client.key.clone(),
+            vec![],
+            vec![],
+        )
+        .unwrap_err();
+        assert!(matches!(e, CredentialError::KeyMismatch { .. }));
+        let e = Credential::from_parts(named("x"), vec![], p.client.key.clone(), vec![], vec![])
+            .unwrap_err();
+        assert!(matches!(e, CredentialError::NoCertificate { .. }));
+    }
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+        let t = Asn1Time::from_str("20351123100000Z").unwrap();
+        assert_eq!(rfc3339(unix_time(&t).unwrap()), "2035-11-23T10:00:00Z");
+    }
+}

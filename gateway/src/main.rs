@@ -1,1 +1,222 @@
-fn main() {}
+//! The `tlsgate` command: `run`, `check`, `certs`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use pingora::server::configuration::ServerConf;
+use pingora::server::Server;
+use pingora::services::listening::Service;
+
+use tlsgate::admin::{Admin, Readiness};
+use tlsgate::config::{self, AccessLogFormat, ConfigErrors, Model, Overrides, Protocol};
+use tlsgate::runtime::Runtime;
+use tlsgate::{certgen, embedded, proxy, tls};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tlsgate",
+    version,
+    about = "Ingress/egress TLS gateway that reads Istio YAML"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the configuration (the embedded default when no --config is given).
+    Run(ConfigArgs),
+    /// Load and validate everything a run would, then exit (0 = valid).
+    Check(ConfigArgs),
+    /// Create CAs, server credentials and client certificates.
+    #[command(subcommand)]
+    Certs(certgen::CertsCommand),
+}
+
+#[derive(Args, Debug)]
+struct ConfigArgs {
+    /// A YAML file or a directory of them; repeatable.
+    #[arg(long = "config", short = 'c', value_name = "PATH")]
+    config: Vec<PathBuf>,
+    /// Admin listen address (overrides GatewayRuntime.spec.admin).
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<SocketAddr>,
+    /// Credentials directory (overrides GatewayRuntime.spec.credentialsDir).
+    #[arg(long, value_name = "DIR")]
+    credentials: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Check(args) => check(args),
+        Command::Certs(cmd) => certgen::run(&cmd).map_err(anyhow::Error::from),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tlsgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads the model and builds generation 1, or returns every error found.
+fn load(args: &ConfigArgs) -> anyhow::Result<Result<Runtime, ConfigErrors>> {
+    let mut overrides = Overrides {
+        admin: args.admin,
+        credentials_dir: args.credentials.clone(),
+    };
+    let model = if args.config.is_empty() {
+        let dir = std::env::temp_dir().join(format!("tlsgate-default-{}", std::process::id()));
+        let creds = embedded::write_credentials(&dir)
+            .with_context(|| format!("writing the embedded credentials to {}", dir.display()))?;
+        overrides.credentials_dir.get_or_insert(creds);
+        config::load_str(
+            Path::new(embedded::DEFAULT_NAME),
+            embedded::DEFAULT_YAML,
+            &dir,
+            &overrides,
+        )
+    } else {
+        config::load(&args.config, &overrides)
+    };
+    Ok(model.and_then(|m| Runtime::build(m, 1)))
+}
+
+fn print_errors(errors: &ConfigErrors) {
+    for e in &errors.0 {
+        eprintln!("error: {e}");
+    }
+    eprintln!("{} error(s)", errors.0.len());
+}
+
+fn check(args: ConfigArgs) -> anyhow::Result<()> {
+    let rt = match load(&args)? {
+        Ok(rt) => rt,
+        Err(errors) => {
+            print_errors(&errors);
+            anyhow::bail!("configuration is not valid");
+        }
+    };
+    let m = &rt.model;
+    println!(
+        "configuration OK: {} file(s), {} Gateway(s), {} VirtualService(s), {} DestinationRule(s), {} ServiceEntry(s)",
+        m.sources.len(),
+        m.gateways.len(),
+        m.virtual_services.len(),
+        m.destination_rules.len(),
+        m.service_entries.len()
+    );
+    for (addr, proto) in listeners(m) {
+        println!("listener {addr} {proto:?}");
+    }
+    for c in rt.credentials.values() {
+        println!(
+            "credential {} subject \"{}\" serial {} expires {}",
+            c.info.name, c.info.subject, c.info.serial, c.info.not_after
+        );
+    }
+    for line in rt.routes.summary() {
+        println!("route {line}");
+    }
+    Ok(())
+}
+
+/// Every data-plane listener: bind address and protocol.
+fn listeners(model: &Model) -> BTreeMap<SocketAddr, Protocol> {
+    let mut out = BTreeMap::new();
+    for gw in &model.gateways {
+        for s in &gw.servers {
+            out.entry(s.addr()).or_insert(s.protocol);
+        }
+    }
+    out
+}
+
+fn init_logging(format: AccessLogFormat) {
+    use tracing_subscriber::EnvFilter;
+    // Pingora's own info logs repeat what our access and handshake lines say.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn,pingora=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        AccessLogFormat::Json => builder.json().try_init(),
+        AccessLogFormat::Text | AccessLogFormat::Off => builder.try_init(),
+    };
+}
+
+fn whole_seconds(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+fn run(args: ConfigArgs) -> anyhow::Result<()> {
+    let rt = match load(&args)? {
+        Ok(rt) => rt,
+        Err(errors) => {
+            print_errors(&errors);
+            anyhow::bail!("configuration is not valid; nothing started");
+        }
+    };
+    let settings = rt.model.runtime.clone();
+    init_logging(settings.access_log);
+    let listen = listeners(&rt.model);
+    let shared = rt.shared();
+
+    let tmp = std::env::temp_dir();
+    let pid = std::process::id();
+    let conf = ServerConf {
+        threads: settings.threads,
+        grace_period_seconds: Some(whole_seconds(settings.grace_period)),
+        graceful_shutdown_timeout_seconds: Some(whole_seconds(settings.shutdown_timeout)),
+        // Per-process paths: several gateways (tests, canaries) may share a host.
+        pid_file: tmp.join(format!("tlsgate-{pid}.pid")).display().to_string(),
+        upgrade_sock: tmp
+            .join(format!("tlsgate-{pid}-upgrade.sock"))
+            .display()
+            .to_string(),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let mut data = pingora_proxy::http_proxy_service_with_name(
+        &server.configuration,
+        proxy::Proxy::new(shared.clone()),
+        "tlsgate",
+    );
+    for (addr, proto) in &listen {
+        match proto {
+            Protocol::Http => data.add_tcp(&addr.to_string()),
+            Protocol::Https | Protocol::Tls => {
+                let tls = tls::listener_settings(shared.clone(), *addr)?;
+                data.add_tls_with_settings(&addr.to_string(), None, tls);
+            }
+        }
+    }
+    data.endpoints()
+        .set_pre_tls_callback(std::sync::Arc::new(tls::LingerOnRefusal));
+    let readiness = Readiness::new(listen.keys().copied().collect());
+    let mut admin = Service::new("admin".to_string(), Admin::new(shared.clone(), readiness));
+    admin.add_tcp(&settings.admin.to_string());
+
+    tracing::info!(
+        generation = 1,
+        admin = %settings.admin,
+        listeners = ?listen.keys().collect::<Vec<_>>(),
+        "tlsgate starting"
+    );
+    server.add_service(data);
+    server.add_service(admin);
+    server.run_forever()
+}

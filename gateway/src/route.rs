@@ -1,1 +1,253 @@
-//! (in progress)
+//! Routing: the validated [`Model`](crate::config::Model) compiled into one
+//! immutable table, so a request is routed with a hash lookup, a short
+//! suffix scan and the route matches, without allocating.
+//!
+//! Compilation (`compile.rs`) follows Istio's gateway translation:
+//! 1. a VirtualService binds to a Gateway that its `gateways` names
+//!    (`name` or `namespace/name`); an empty list means `mesh` only, so it
+//!    is ignored here;
+//! 2. for each bound server (HTTP or HTTPS; TLS passthrough servers carry no
+//!    HTTP routes) each VirtualService host is intersected with the server
+//!    hosts, and the narrower pattern becomes a virtual host on that port;
+//! 3. a virtual host lists the routes of every VirtualService that produced
+//!    it, VirtualServices in model order, routes in order;
+//! 4. each destination is resolved once (`destination.rs`: ServiceEntry
+//!    endpoints, DestinationRule subset, TLS and load balancing) and shared
+//!    by every route naming it, so balancing state is per destination.
+//!
+//! At lookup the most specific virtual host wins (exact, then the longest
+//! `*.suffix`, then `*`) and its first matching route answers; like Envoy,
+//! a host never falls back to a less specific virtual host.
+
+mod balance;
+mod compile;
+mod destination;
+mod host;
+mod resolve;
+mod select;
+#[cfg(test)]
+mod testutil;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::HeaderMap;
+
+pub use balance::{Balancer, InFlightGuard};
+pub use destination::{Destination, UpstreamAddr};
+pub use select::CompiledRoute;
+
+use host::PortTable;
+
+/// Every HTTP route of one configuration generation. Immutable and shared
+/// by all workers; balancing counters are atomics inside [`Destination`].
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    ports: HashMap<u16, PortTable>,
+}
+
+/// What [`RouteTable::lookup`] decided.
+#[derive(Debug)]
+pub enum Lookup<'a> {
+    Route(&'a Arc<CompiledRoute>),
+    /// The host is served by a plain-HTTP server with `httpsRedirect`:
+    /// answer 301 to `https://<host><path>`.
+    HttpsRedirect,
+    /// No virtual host on that port matches the Host (404).
+    NoHost,
+    /// A virtual host matched but none of its routes did (404).
+    NoRoute,
+}
+
+impl RouteTable {
+    /// `host` is lower case without a port; `path` may carry a query string,
+    /// which uri matches ignore.
+    pub fn lookup<'a>(
+        &'a self,
+        port: u16,
+        host: &str,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Lookup<'a> {
+        let Some(vhost) = self.ports.get(&port).and_then(|t| t.select(host)) else {
+            return Lookup::NoHost;
+        };
+        if vhost.redirect {
+            return Lookup::HttpsRedirect;
+        }
+        let uri = path.split_once('?').map_or(path, |(p, _)| p);
+        vhost
+            .routes
+            .iter()
+            .find(|r| r.matches(port, uri, headers))
+            .map_or(Lookup::NoRoute, Lookup::Route)
+    }
+
+    /// Name of the first gateway server listening on `port` (for metrics
+    /// labels on plain-HTTP listeners, where no TLS policy names one).
+    pub fn server_name(&self, port: u16) -> Option<Arc<str>> {
+        self.ports.get(&port).map(|t| t.server.clone())
+    }
+
+    /// Listener ports that carry HTTP routes, ascending.
+    pub fn ports(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self.ports.keys().copied().collect();
+        ports.sort_unstable();
+        ports
+    }
+
+    /// One line per listener port, virtual host and route, for `tlsgate check`.
+    pub fn summary(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for port in self.ports() {
+            for vhost in self.ports[&port].entries() {
+                let head = format!("{port} {}", vhost.pattern);
+                if vhost.redirect {
+                    lines.push(format!("{head} -> https redirect 301"));
+                } else if vhost.routes.is_empty() {
+                    lines.push(format!("{head} (no routes)"));
+                }
+                for r in vhost.routes.iter().filter(|_| !vhost.redirect) {
+                    lines.push(format!("{head} {}", r.describe()));
+                }
+            }
+        }
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::*;
+    use super::*;
+
+    fn table(vss: Vec<crate::config::VirtualService>) -> RouteTable {
+        let mut m = model();
+        m.gateways.push(gateway(
+            "gw",
+            vec![http_server(80, &["*"]), https_server(443, &["*"])],
+        ));
+        m.virtual_services = vss;
+        RouteTable::compile(&m).unwrap()
+    }
+
+    fn route_id(t: &RouteTable, port: u16, host: &str, path: &str) -> String {
+        match t.lookup(port, host, path, &HeaderMap::new()) {
+            Lookup::Route(r) => r.id.to_string(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn exact_beats_wildcard_beats_any() {
+        let t = table(vec![
+            vs("any", &["*"], &["gw"], vec![fwd("r", "a", 80)]),
+            vs("wild", &["*.a.com"], &["gw"], vec![fwd("r", "a", 80)]),
+            vs("deep", &["*.b.a.com"], &["gw"], vec![fwd("r", "a", 80)]),
+            vs("exact", &["x.b.a.com"], &["gw"], vec![fwd("r", "a", 80)]),
+        ]);
+        assert_eq!(route_id(&t, 80, "x.b.a.com", "/"), "exact/r");
+        assert_eq!(route_id(&t, 80, "y.b.a.com", "/"), "deep/r");
+        assert_eq!(route_id(&t, 80, "y.a.com", "/"), "wild/r");
+        assert_eq!(route_id(&t, 80, "a.com", "/"), "any/r");
+        assert_eq!(route_id(&t, 443, "other.org", "/"), "any/r");
+    }
+
+    #[test]
+    fn unknown_port_or_host_is_no_host() {
+        let t = table(vec![vs("v", &["a.com"], &["gw"], vec![fwd("r", "a", 80)])]);
+        assert!(matches!(
+            t.lookup(81, "a.com", "/", &HeaderMap::new()),
+            Lookup::NoHost
+        ));
+        assert!(matches!(
+            t.lookup(80, "b.com", "/", &HeaderMap::new()),
+            Lookup::NoHost
+        ));
+    }
+
+    #[test]
+    fn host_matched_without_matching_route_is_no_route() {
+        let mut r = fwd("r", "a", 80);
+        r.matches = vec![uri(exact("/only"))];
+        let t = table(vec![vs("v", &["a.com"], &["gw"], vec![r])]);
+        assert!(matches!(
+            t.lookup(80, "a.com", "/other", &HeaderMap::new()),
+            Lookup::NoRoute
+        ));
+    }
+
+    #[test]
+    fn specific_host_does_not_fall_back_to_wildcard() {
+        let mut r = fwd("r", "a", 80);
+        r.matches = vec![uri(prefix("/api"))];
+        let t = table(vec![
+            vs("exact", &["x.a.com"], &["gw"], vec![r]),
+            vs("wild", &["*.a.com"], &["gw"], vec![fwd("r", "a", 80)]),
+        ]);
+        assert_eq!(route_id(&t, 80, "x.a.com", "/web"), "NoRoute");
+    }
+
+    #[test]
+    fn query_string_is_ignored_by_uri_match() {
+        let mut r = fwd("r", "a", 80);
+        r.matches = vec![uri(exact("/login"))];
+        let t = table(vec![vs("v", &["a.com"], &["gw"], vec![r])]);
+        assert_eq!(route_id(&t, 80, "a.com", "/login?next=/x"), "v/r");
+        assert_eq!(route_id(&t, 80, "a.com", "/login/x?y"), "NoRoute");
+    }
+
+    #[test]
+    fn first_matching_route_wins_across_virtual_services() {
+        let mut api = fwd("api", "a", 80);
+        api.matches = vec![uri(prefix("/api"))];
+        let t = table(vec![
+            vs("first", &["a.com"], &["gw"], vec![api]),
+            vs("second", &["a.com"], &["gw"], vec![fwd("all", "b", 80)]),
+        ]);
+        assert_eq!(route_id(&t, 80, "a.com", "/api/v1"), "first/api");
+        assert_eq!(route_id(&t, 80, "a.com", "/web"), "second/all");
+    }
+
+    #[test]
+    fn https_redirect_server_redirects_its_hosts() {
+        let mut m = model();
+        let mut plain = http_server(80, &["a.com"]);
+        plain.https_redirect = true;
+        m.gateways
+            .push(gateway("gw", vec![plain, https_server(443, &["a.com"])]));
+        m.virtual_services
+            .push(vs("v", &["a.com"], &["gw"], vec![fwd("r", "a", 80)]));
+        let t = RouteTable::compile(&m).unwrap();
+        assert_eq!(route_id(&t, 80, "a.com", "/x?y"), "HttpsRedirect");
+        assert_eq!(route_id(&t, 443, "a.com", "/x"), "v/r");
+        assert_eq!(route_id(&t, 80, "b.com", "/x"), "NoHost");
+    }
+
+    #[test]
+    fn table_is_shareable_across_workers() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<RouteTable>();
+        assert_send_sync::<Arc<Destination>>();
+        assert_send_sync::<InFlightGuard>();
+    }
+
+    #[test]
+    fn summary_lists_every_route() {
+        let t = table(vec![vs(
+            "v",
+            &["a.com"],
+            &["gw"],
+            vec![fwd("r", "a", 8080)],
+        )]);
+        assert_eq!(
+            t.summary(),
+            vec![
+                "80 a.com v/r -> a:8080 100%".to_string(),
+                "443 a.com v/r -> a:8080 100%".to_string(),
+            ]
+        );
+        assert_eq!(t.server_name(80).as_deref(), Some("http-80"));
+        assert_eq!(t.ports(), vec![80, 443]);
+    }
+}

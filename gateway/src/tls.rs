@@ -1,1 +1,58 @@
-//! (in progress)
+//! Server-side TLS: SNI -> credential and client verification, decided per
+//! connection from the live `Runtime`, with sessions bound to the policy.
+//!
+//! Only the listener's fixed parts live in its `SslContext` (ALPN, the
+//! callbacks); everything a reload may change is read per connection.
+
+mod accept;
+mod conn;
+mod ffi;
+mod linger;
+pub mod policy;
+mod session;
+pub mod sni;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use openssl::ex_data::Index;
+use openssl::ssl::{SslContext, SslSessionCacheMode};
+use pingora::listeners::tls::TlsSettings;
+
+pub use accept::Acceptor;
+pub use conn::{ConnInfo, FailureReason};
+pub use linger::LingerOnRefusal;
+pub use policy::{ListenerTls, ServerPolicy, SniMap, TlsPolicy};
+
+use crate::runtime::SharedRuntime;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("TLS listener {addr}: {message}")]
+    Listener { addr: SocketAddr, message: String },
+}
+
+fn listener_name_index() -> Index<SslContext, Arc<str>> {
+    static IDX: OnceLock<Index<SslContext, Arc<str>>> = OnceLock::new();
+    *IDX.get_or_init(|| SslContext::new_ex_index().expect("OpenSSL ex data index"))
+}
+
+/// TLS settings for the listener bound at `addr`.
+pub fn listener_settings(rt: SharedRuntime, addr: SocketAddr) -> Result<TlsSettings, TlsError> {
+    let err = |message: String| TlsError::Listener { addr, message };
+    let mut settings = TlsSettings::with_callbacks(Box::new(Acceptor))
+        .map_err(|e| err(format!("cannot create acceptor: {e}")))?;
+    settings.enable_h2();
+    let name: Arc<str> = addr.to_string().into();
+    settings.set_ex_data(listener_name_index(), name.clone());
+    // Server-side cache for TLS 1.2 session ids; tickets are stateless.
+    // Both are bound to the policy key (see session.rs).
+    settings.set_session_cache_mode(SslSessionCacheMode::SERVER);
+    session::install(&mut settings).map_err(|e| err(format!("session tickets: {e}")))?;
+    settings.set_client_hello_callback(move |ssl, alert| {
+        accept::client_hello(&rt, addr, &name, ssl, alert)
+    });
+    // SAFETY: `on_info` is a plain function that only reads the SSL.
+    unsafe { ffi::SSL_CTX_set_info_callback(settings.as_ptr(), Some(conn::on_info)) };
+    Ok(settings)
+}

@@ -1,0 +1,110 @@
+//! Documents -> [`Model`]: the conversion order that lets each kind check
+//! its references (runtime first for the credentials dir, DestinationRules
+//! and Gateways before the VirtualServices that name them).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+
+use serde_yaml::Value;
+
+use super::convert_routes::Refs;
+use super::load::{Document, Kind};
+use super::parse::{dest_host, host_pattern};
+use super::{convert_gateway, convert_routes, convert_rules, convert_runtime, convert_services};
+use super::{ConfigError, ConfigErrors, HostPattern, Model, Overrides};
+
+pub(crate) fn build(
+    docs: Vec<Document>,
+    sources: Vec<PathBuf>,
+    overrides: &Overrides,
+    mut errors: Vec<ConfigError>,
+) -> Result<Model, ConfigErrors> {
+    let docs = drop_duplicates(docs, &mut errors);
+    let of_kind = |k: Kind| docs.iter().filter(move |d| d.kind == k);
+
+    let runtime_docs: Vec<&Document> = of_kind(Kind::GatewayRuntime).collect();
+    let runtime = convert_runtime::convert(&runtime_docs, overrides, &mut errors);
+    let creds = runtime.credentials_dir.clone();
+
+    let mut rules = Vec::new();
+    let mut rule_refs = Vec::new();
+    for doc in of_kind(Kind::DestinationRule) {
+        match convert_rules::convert(doc, &creds, &mut errors) {
+            Some(dr) => {
+                let subsets: BTreeSet<String> = dr.subsets.iter().map(|s| s.name.clone()).collect();
+                rule_refs.push((rule_host(&dr.host), Some(subsets)));
+                rules.push(dr);
+            }
+            None => rule_refs.push((failed_rule_host(&doc.spec), None)),
+        }
+    }
+
+    let gateways: Vec<_> = of_kind(Kind::Gateway)
+        .filter_map(|doc| convert_gateway::convert(doc, &creds, &mut errors))
+        .collect();
+    convert_gateway::check_listeners(&gateways, &mut errors);
+
+    let refs = Refs {
+        gateways: of_kind(Kind::Gateway)
+            .map(|d| (d.id.name.clone(), d.namespace.clone()))
+            .collect(),
+        rules: rule_refs,
+    };
+    let virtual_services = of_kind(Kind::VirtualService)
+        .filter_map(|doc| convert_routes::convert(doc, &refs, &mut errors))
+        .collect();
+    let service_entries = of_kind(Kind::ServiceEntry)
+        .filter_map(|doc| convert_services::convert(doc, &mut errors))
+        .collect();
+
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    Ok(Model {
+        runtime,
+        gateways,
+        virtual_services,
+        destination_rules: rules,
+        service_entries,
+        sources,
+    })
+}
+
+/// Two documents of one kind with one name (and namespace) would make every
+/// reference to that name ambiguous; the first one is kept.
+fn drop_duplicates(docs: Vec<Document>, errors: &mut Vec<ConfigError>) -> Vec<Document> {
+    let mut seen: HashMap<(Kind, Option<String>, String), PathBuf> = HashMap::new();
+    let mut kept = Vec::with_capacity(docs.len());
+    for doc in docs {
+        let key = (doc.kind, doc.namespace.clone(), doc.id.name.clone());
+        if let Some(first) = seen.get(&key) {
+            errors.push(ConfigError::field(
+                &doc.id,
+                "metadata.name",
+                format!(
+                    "duplicate {} '{}' (first defined in {})",
+                    doc.id.kind,
+                    doc.id.name,
+                    first.display()
+                ),
+            ));
+            continue;
+        }
+        seen.insert(key, doc.id.file.clone());
+        kept.push(doc);
+    }
+    kept
+}
+
+fn rule_host(host: &str) -> HostPattern {
+    host_pattern(host).unwrap_or_else(|_| HostPattern::Exact(host.to_string()))
+}
+
+/// The host of a DestinationRule that failed to convert, so that subsets
+/// of other hosts are still checked; unreadable means "could be any host".
+fn failed_rule_host(spec: &Value) -> HostPattern {
+    spec.get("host")
+        .and_then(Value::as_str)
+        .and_then(|h| dest_host(h).ok())
+        .map_or(HostPattern::Any, |h| rule_host(&h))
+}

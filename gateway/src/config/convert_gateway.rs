@@ -1,0 +1,591 @@
+//! `Gateway` -> [`Gateway`]: listeners, their hosts and server TLS, and the
+//! checks that span Gateways (one protocol per port, one server per host on
+//! an HTTPS port, since a host's certificate is chosen by SNI alone).
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+
+use super::load::Document;
+use super::parse::{host_pattern, resolve, spec, upper, Report};
+use super::{credfiles, raw};
+use super::{
+    ConfigError, CredentialSource, Gateway, HostPattern, Protocol, Server, ServerTls,
+    ServerTlsMode, TlsVersion,
+};
+
+pub(crate) fn convert(
+    doc: &Document,
+    credentials_dir: &Path,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Gateway> {
+    let mut report = Report::new(&doc.id, errors);
+    let raw: raw::GatewaySpec = spec(doc, &mut report)?;
+    if raw.servers.is_empty() {
+        report.error("spec.servers", "a Gateway needs at least one server");
+    }
+    let servers: Vec<Server> = raw
+        .servers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| server(doc, i, s, credentials_dir, &mut report))
+        .collect();
+    if report.failed() {
+        return None;
+    }
+    Some(Gateway {
+        id: doc.id.clone(),
+        namespace: doc.namespace.clone(),
+        servers,
+    })
+}
+
+fn server(
+    doc: &Document,
+    index: usize,
+    raw: &raw::Server,
+    credentials_dir: &Path,
+    report: &mut Report<'_>,
+) -> Option<Server> {
+    let p = format!("spec.servers[{index}]");
+    let protocol = match raw.port.protocol.trim().to_ascii_uppercase().as_str() {
+        // HTTP/2 is negotiated per connection; the listener is the same.
+        "HTTP" | "HTTP2" => Some(Protocol::Http),
+        "HTTPS" => Some(Protocol::Https),
+        "TLS" => Some(Protocol::Tls),
+        other => {
+            report.error(
+                format!("{p}.port.protocol"),
+                format!("protocol '{other}' is not supported: tlsgate serves HTTP, HTTPS and TLS"),
+            );
+            None
+        }
+    };
+    if raw.port.number == 0 {
+        report.error(format!("{p}.port.number"), "port 0 is not a port");
+    }
+    let bind = match &raw.bind {
+        None => Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        Some(b) => report.check(
+            &format!("{p}.bind"),
+            b.parse::<IpAddr>()
+                .map_err(|_| format!("invalid bind address '{b}': expected an IP address")),
+        ),
+    };
+    if raw.hosts.is_empty() {
+        report.error(
+            format!("{p}.hosts"),
+            "a server needs at least one host ('*' for any)",
+        );
+    }
+    let hosts: Vec<HostPattern> = raw
+        .hosts
+        .iter()
+        .enumerate()
+        .filter_map(|(j, h)| report.check(&format!("{p}.hosts[{j}]"), host_pattern(h)))
+        .collect();
+    let name = raw
+        .port
+        .name
+        .clone()
+        .or_else(|| raw.name.clone())
+        .unwrap_or_else(|| format!("{}-{index}", doc.id.name));
+
+    let mut https_redirect = false;
+    let tls = match (protocol?, &raw.tls) {
+        (Protocol::Http, None) => None,
+        (Protocol::Http, Some(t)) => {
+            https_redirect = t.https_redirect;
+            if t.mode.is_some() || t.credential_name.is_some() || t.server_certificate.is_some() {
+                report.error(
+                    format!("{p}.tls"),
+                    "an HTTP server only takes tls.httpsRedirect; use protocol HTTPS to terminate TLS",
+                );
+            }
+            None
+        }
+        (_, None) => {
+            report.error(
+                format!("{p}.tls"),
+                "an HTTPS or TLS server needs tls (mode and credentialName)",
+            );
+            None
+        }
+        (_, Some(t)) => server_tls(&p, t, doc, credentials_dir, report),
+    };
+    Some(Server {
+        index,
+        name,
+        bind: bind?,
+        port: raw.port.number,
+        protocol: protocol?,
+        hosts,
+        tls,
+        https_redirect,
+    })
+}
+
+fn server_tls(
+    p: &str,
+    t: &raw::ServerTls,
+    doc: &Document,
+    credentials_dir: &Path,
+    report: &mut Report<'_>,
+) -> Option<ServerTls> {
+    let mode = match upper(&t.mode).as_deref() {
+        Some("SIMPLE") => Some(ServerTlsMode::Simple),
+        Some("MUTUAL") => Some(ServerTlsMode::Mutual),
+        Some("OPTIONAL_MUTUAL") => Some(ServerTlsMode::OptionalMutual),
+        Some(m @ ("PASSTHROUGH" | "AUTO_PASSTHROUGH")) => {
+            report.error(
+                format!("{p}.tls.mode"),
+                format!("mode {m} is not supported by tlsgate: it terminates TLS (use SIMPLE or MUTUAL)"),
+            );
+            None
+        }
+        Some("ISTIO_MUTUAL") => {
+            report.error(
+                format!("{p}.tls.mode"),
+                "mode ISTIO_MUTUAL is not supported: no mesh CA here; use MUTUAL with a credentialName",
+            );
+            None
+        }
+        other => {
+            report.error(
+                format!("{p}.tls.mode"),
+                format!(
+                    "{}: expected SIMPLE, MUTUAL or OPTIONAL_MUTUAL",
+                    other.map_or("missing".to_string(), |m| format!("unknown mode '{m}'"))
+                ),
+            );
+            None
+        }
+    };
+    // Both client-verifying modes need a CA: OPTIONAL_MUTUAL still verifies
+    // a certificate that is offered.
+    let needs_ca = mode.is_some_and(|m| m != ServerTlsMode::Simple);
+    // Without a usable mode, what the credential needs is unknown.
+    let credential =
+        mode.and_then(|_| server_credential(p, t, doc, credentials_dir, needs_ca, report));
+    let min_version = tls_version(
+        &format!("{p}.tls.minProtocolVersion"),
+        &t.min_protocol_version,
+        report,
+    );
+    let max_version = tls_version(
+        &format!("{p}.tls.maxProtocolVersion"),
+        &t.max_protocol_version,
+        report,
+    );
+    if let (Some(Some(min)), Some(Some(max))) = (min_version, max_version) {
+        if min > max {
+            report.error(
+                format!("{p}.tls.maxProtocolVersion"),
+                "lower than minProtocolVersion",
+            );
+        }
+    }
+    Some(ServerTls {
+        mode: mode?,
+        credential: credential?,
+        subject_alt_names: t.subject_alt_names.clone(),
+        min_version: min_version?,
+        max_version: max_version?,
+        cipher_suites: t.cipher_suites.clone(),
+    })
+}
+
+fn server_credential(
+    p: &str,
+    t: &raw::ServerTls,
+    doc: &Document,
+    credentials_dir: &Path,
+    needs_ca: bool,
+    report: &mut Report<'_>,
+) -> Option<CredentialSource> {
+    let inline =
+        t.server_certificate.is_some() || t.private_key.is_some() || t.ca_certificates.is_some();
+    if let Some(name) = &t.credential_name {
+        let field = format!("{p}.tls.credentialName");
+        if inline {
+            report.error(
+                field,
+                "credentialName excludes serverCertificate/privateKey/caCertificates \
+                 (the credential folder holds tls.crt, tls.key and ca.crt)",
+            );
+            return None;
+        }
+        report.check(
+            &field,
+            credfiles::named(credentials_dir, name, true, needs_ca),
+        )?;
+        return Some(CredentialSource::Named(name.clone()));
+    }
+    let (Some(cert), Some(key)) = (&t.server_certificate, &t.private_key) else {
+        report.error(
+            format!("{p}.tls"),
+            "needs credentialName, or serverCertificate and privateKey",
+        );
+        return None;
+    };
+    let cert = resolve(&doc.base_dir, cert);
+    let key = resolve(&doc.base_dir, key);
+    let ca = t
+        .ca_certificates
+        .as_ref()
+        .map(|c| resolve(&doc.base_dir, c));
+    let mut ok = report
+        .check(
+            &format!("{p}.tls.serverCertificate"),
+            credfiles::file(&cert),
+        )
+        .is_some();
+    ok &= report
+        .check(&format!("{p}.tls.privateKey"), credfiles::file(&key))
+        .is_some();
+    match &ca {
+        Some(ca) => {
+            ok &= report
+                .check(&format!("{p}.tls.caCertificates"), credfiles::file(ca))
+                .is_some()
+        }
+        None if needs_ca => {
+            report.error(
+                format!("{p}.tls.caCertificates"),
+                "MUTUAL and OPTIONAL_MUTUAL need the CA bundle client certificates must chain to",
+            );
+            ok = false;
+        }
+        None => {}
+    }
+    ok.then_some(CredentialSource::Files { cert, key, ca })
+}
+
+/// `Some(None)` is TLS_AUTO or absent (library default); `None` is an error.
+fn tls_version(
+    field: &str,
+    raw: &Option<String>,
+    report: &mut Report<'_>,
+) -> Option<Option<TlsVersion>> {
+    match upper(raw).as_deref() {
+        None | Some("TLS_AUTO") => Some(None),
+        Some("TLSV1_2") => Some(Some(TlsVersion::V1_2)),
+        Some("TLSV1_3") => Some(Some(TlsVersion::V1_3)),
+        Some(v @ ("TLSV1_0" | "TLSV1_1")) => {
+            report.error(
+                field,
+                format!("{v} is refused: TLS 1.0 and 1.1 are insecure; use TLSV1_2 or TLSV1_3"),
+            );
+            None
+        }
+        Some(v) => {
+            report.error(
+                field,
+                format!("unknown version '{v}': expected TLS_AUTO, TLSV1_2 or TLSV1_3"),
+            );
+            None
+        }
+    }
+}
+
+/// Checks across every Gateway: servers sharing a bind address and port
+/// share one listener, so they need one protocol, and on a TLS port each
+/// host must pick exactly one server (its certificate and client policy).
+pub(crate) fn check_listeners(gateways: &[Gateway], errors: &mut Vec<ConfigError>) {
+    let mut protocols: HashMap<SocketAddr, (&Gateway, &Server)> = HashMap::new();
+    let mut hosts: HashMap<(SocketAddr, &HostPattern), (&Gateway, &Server)> = HashMap::new();
+    for gw in gateways {
+        for s in &gw.servers {
+            let mut report = Report::new(&gw.id, errors);
+            let addr = s.addr();
+            match protocols.entry(addr) {
+                Entry::Vacant(e) => {
+                    e.insert((gw, s));
+                }
+                Entry::Occupied(e) => {
+                    let (first_gw, first) = *e.get();
+                    if first.protocol != s.protocol {
+                        report.error(
+                            format!("spec.servers[{}].port.protocol", s.index),
+                            format!(
+                                "{addr} is {:?} here but {:?} in {}: spec.servers[{}] ({}); one port has one protocol",
+                                s.protocol, first.protocol, first_gw.id, first.index, first.name
+                            ),
+                        );
+                    }
+                }
+            }
+            if s.tls.is_none() {
+                continue;
+            }
+            for (j, h) in s.hosts.iter().enumerate() {
+                match hosts.entry((addr, h)) {
+                    Entry::Vacant(e) => {
+                        e.insert((gw, s));
+                    }
+                    Entry::Occupied(e) => {
+                        let (first_gw, first) = *e.get();
+                        if std::ptr::eq(first, s) {
+                            // Listed twice by one server: redundant, not ambiguous.
+                            continue;
+                        }
+                        report.error(
+                            format!("spec.servers[{}].hosts[{j}]", s.index),
+                            format!(
+                                "host '{h}' on {addr} is named by two servers: {}: spec.servers[{}] ({}) \
+                                 and {}: spec.servers[{}] ({})",
+                                first_gw.id, first.index, first.name, gw.id, s.index, s.name
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::config::testutil::{creds, errors, load, one_error, tutorial_creds, GATEWAY};
+
+    /// The tutorial's ingress gateway: TLS for the frontend, mutual TLS for partners.
+    const FRONTEND_GATEWAY: &str = r#"
+apiVersion: networking.istio.io/v1alpha3
+kind: Gateway
+metadata:
+  name: frontend-gateway
+  namespace: user1
+spec:
+  selector:
+    istio: ingressgateway
+  servers:
+  - port:
+      number: 443
+      name: https-frontend
+      protocol: HTTPS
+    hosts:
+    - "./frontend.Example.com"
+    tls:
+      credentialName: frontend-credential
+      mode: SIMPLE
+      minProtocolVersion: TLSV1_2
+  - port:
+      number: 443
+      name: https-partner
+      protocol: HTTPS
+    hosts:
+    - "*.partner.example.com"
+    tls:
+      mode: MUTUAL
+      credentialName: partner-credential
+      subjectAltNames: [spiffe://acme/partner]
+      maxProtocolVersion: TLSV1_3
+  - port:
+      number: 80
+      protocol: HTTP
+    hosts: ["*"]
+    tls:
+      httpsRedirect: true
+"#;
+
+    #[test]
+    fn tutorial_gateway() {
+        let creds = tutorial_creds();
+        let m = load(FRONTEND_GATEWAY, creds.path()).unwrap();
+        let gw = &m.gateways[0];
+        assert_eq!(gw.id.to_string(), "test.yaml: Gateway/frontend-gateway");
+        assert_eq!(gw.namespace.as_deref(), Some("user1"));
+        let [simple, mutual, http] = gw.servers.as_slice() else {
+            panic!("three servers")
+        };
+        assert_eq!(simple.addr(), "0.0.0.0:443".parse().unwrap());
+        assert_eq!(simple.name, "https-frontend");
+        assert_eq!(simple.protocol, Protocol::Https);
+        assert_eq!(
+            simple.hosts,
+            [HostPattern::Exact("frontend.example.com".into())]
+        );
+        let tls = simple.tls.as_ref().unwrap();
+        assert_eq!(tls.mode, ServerTlsMode::Simple);
+        assert_eq!(
+            tls.credential,
+            CredentialSource::Named("frontend-credential".into())
+        );
+        assert_eq!(tls.min_version, Some(TlsVersion::V1_2));
+        assert_eq!(tls.max_version, None);
+
+        assert_eq!(
+            mutual.hosts,
+            [HostPattern::Suffix(".partner.example.com".into())]
+        );
+        let tls = mutual.tls.as_ref().unwrap();
+        assert_eq!(tls.mode, ServerTlsMode::Mutual);
+        assert_eq!(tls.subject_alt_names, ["spiffe://acme/partner"]);
+        assert_eq!(tls.max_version, Some(TlsVersion::V1_3));
+
+        assert_eq!(http.name, "frontend-gateway-2");
+        assert_eq!(http.protocol, Protocol::Http);
+        assert_eq!(http.hosts, [HostPattern::Any]);
+        assert!(http.https_redirect);
+        assert!(http.tls.is_none());
+    }
+
+    #[test]
+    fn missing_credential() {
+        let creds = creds(&[("partner-credential", &["tls.crt", "tls.key", "ca.crt"])]);
+        let e = one_error(FRONTEND_GATEWAY, creds.path());
+        assert_eq!(
+            e,
+            format!(
+                "test.yaml: Gateway/frontend-gateway: spec.servers[0].tls.credentialName: \
+                 no credential 'frontend-credential' in {}",
+                creds.path().display()
+            )
+        );
+    }
+
+    #[test]
+    fn mutual_needs_a_ca() {
+        let no_ca = creds(&[
+            ("frontend-credential", &["tls.crt", "tls.key"]),
+            ("partner-credential", &["cert", "key"]),
+        ]);
+        let e = one_error(FRONTEND_GATEWAY, no_ca.path());
+        assert!(
+            e.contains("spec.servers[1].tls.credentialName: no CA bundle for credential 'partner-credential'"),
+            "{e}"
+        );
+        // Istio's separate `<name>-cacert` Secret.
+        let split = creds(&[
+            ("frontend-credential", &["tls.crt", "tls.key"]),
+            ("partner-credential", &["cert", "key"]),
+            ("partner-credential-cacert", &["cacert"]),
+        ]);
+        assert!(load(FRONTEND_GATEWAY, split.path()).is_ok());
+    }
+
+    #[test]
+    fn unknown_field_has_its_path() {
+        let yaml = FRONTEND_GATEWAY.replace("subjectAltNames", "subjectAltName");
+        let e = one_error(&yaml, tutorial_creds().path());
+        assert!(
+            e.starts_with(
+                "test.yaml: Gateway/frontend-gateway: spec.servers[1].tls.subjectAltName: \
+                 unknown field `subjectAltName`"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn inline_files_resolve_against_the_yaml_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["server.crt", "server.key", "ca.pem"] {
+            std::fs::write(dir.path().join(f), "x").unwrap();
+        }
+        let yaml = format!(
+            "{GATEWAY}metadata: {{name: g}}\nspec:\n  servers:\n  - port: {{number: 8443, protocol: https}}\n    \
+             bind: 127.0.0.1\n    hosts: [a.example.com]\n    tls: {{mode: OPTIONAL_MUTUAL, serverCertificate: server.crt, \
+             privateKey: server.key, caCertificates: ca.pem}}\n"
+        );
+        let m =
+            crate::config::load_str(Path::new("g.yaml"), &yaml, dir.path(), &Default::default())
+                .unwrap();
+        let s = &m.gateways[0].servers[0];
+        assert_eq!(s.addr(), "127.0.0.1:8443".parse().unwrap());
+        assert_eq!(
+            s.tls.as_ref().unwrap().credential,
+            CredentialSource::Files {
+                cert: dir.path().join("server.crt"),
+                key: dir.path().join("server.key"),
+                ca: Some(dir.path().join("ca.pem")),
+            }
+        );
+        let missing = yaml.replace("server.key", "nope.key");
+        let e = crate::config::load_str(
+            Path::new("g.yaml"),
+            &missing,
+            dir.path(),
+            &Default::default(),
+        )
+        .unwrap_err();
+        let want: PathBuf = dir.path().join("nope.key");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "g.yaml: Gateway/g: spec.servers[0].tls.privateKey: no such file: {}",
+                want.display()
+            )
+        );
+    }
+
+    fn server(port: u32, protocol: &str, host: &str, tls: &str) -> String {
+        format!(
+            "  - port: {{number: {port}, protocol: {protocol}}}\n    hosts: [\"{host}\"]\n{tls}"
+        )
+    }
+    const SIMPLE: &str = "    tls: {mode: SIMPLE, credentialName: frontend-credential}\n";
+
+    #[test]
+    fn unsupported_modes_and_versions_are_explained() {
+        let creds = tutorial_creds();
+        let tls = |t: &str| format!("    tls: {{{t}}}\n");
+        let servers = [
+            server(1, "TLS", "a", &tls("mode: PASSTHROUGH")),
+            server(2, "HTTPS", "a", &tls("mode: ISTIO_MUTUAL")),
+            server(3, "HTTPS", "a", &tls("mode: SIMPLE, credentialName: frontend-credential, minProtocolVersion: TLSV1_1")),
+            server(4, "HTTPS", "a", ""),
+            server(5, "TCP", "a", ""),
+            server(6, "HTTPS", "a", &tls("credentialName: frontend-credential")),
+        ];
+        let yaml = format!(
+            "{GATEWAY}metadata: {{name: g}}\nspec:\n  servers:\n{}",
+            servers.concat()
+        );
+        let e = errors(&yaml, creds.path());
+        let e: Vec<&str> = e
+            .iter()
+            .map(|e| e.strip_prefix("test.yaml: Gateway/g: ").unwrap())
+            .collect();
+        assert_eq!(
+            e,
+            [
+                "spec.servers[0].tls.mode: mode PASSTHROUGH is not supported by tlsgate: it terminates TLS (use SIMPLE or MUTUAL)",
+                "spec.servers[1].tls.mode: mode ISTIO_MUTUAL is not supported: no mesh CA here; use MUTUAL with a credentialName",
+                "spec.servers[2].tls.minProtocolVersion: TLSV1_1 is refused: TLS 1.0 and 1.1 are insecure; use TLSV1_2 or TLSV1_3",
+                "spec.servers[3].tls: an HTTPS or TLS server needs tls (mode and credentialName)",
+                "spec.servers[4].port.protocol: protocol 'TCP' is not supported: tlsgate serves HTTP, HTTPS and TLS",
+                "spec.servers[5].tls.mode: missing: expected SIMPLE, MUTUAL or OPTIONAL_MUTUAL",
+            ]
+        );
+    }
+
+    #[test]
+    fn one_protocol_per_port_and_one_server_per_tls_host() {
+        let creds = tutorial_creds();
+        let a = format!(
+            "{GATEWAY}metadata: {{name: a}}\nspec:\n  servers:\n{}",
+            server(443, "HTTPS", "x.example.com", SIMPLE)
+        );
+        let b = format!(
+            "{GATEWAY}metadata: {{name: b}}\nspec:\n  servers:\n{}{}{}",
+            server(443, "HTTP", "y.example.com", ""),
+            server(8443, "HTTPS", "*.example.com", SIMPLE),
+            server(443, "HTTPS", "X.example.com", SIMPLE),
+        );
+        let e = errors(&format!("{a}---\n{b}"), creds.path());
+        assert_eq!(
+            e,
+            [
+                "test.yaml: Gateway/b: spec.servers[0].port.protocol: 0.0.0.0:443 is Http here but Https in \
+                 test.yaml: Gateway/a: spec.servers[0] (a-0); one port has one protocol",
+                "test.yaml: Gateway/b: spec.servers[2].hosts[0]: host 'x.example.com' on 0.0.0.0:443 is named by \
+                 two servers: test.yaml: Gateway/a: spec.servers[0] (a-0) and test.yaml: Gateway/b: spec.servers[2] (b-2)",
+            ]
+        );
+    }
+}

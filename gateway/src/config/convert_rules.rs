@@ -1,0 +1,370 @@
+//! `DestinationRule` -> [`DestinationRule`]: upstream TLS origination,
+//! load balancing and subsets.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use super::load::Document;
+use super::parse::{dest_host, resolve, spec, upper, Report};
+use super::{
+    credfiles, raw, ClientTls, ClientTlsMode, ConfigError, CredentialSource, DestinationRule,
+    LbPolicy, Subset, TrafficPolicy,
+};
+
+pub(crate) fn convert(
+    doc: &Document,
+    credentials_dir: &Path,
+    errors: &mut Vec<ConfigError>,
+) -> Option<DestinationRule> {
+    let mut report = Report::new(&doc.id, errors);
+    let raw: raw::DestinationRuleSpec = spec(doc, &mut report)?;
+    let host = report.check("spec.host", dest_host(&raw.host));
+    let ctx = Ctx {
+        doc,
+        credentials_dir,
+    };
+    let traffic_policy = match &raw.traffic_policy {
+        Some(tp) => ctx.policy("spec.trafficPolicy", tp, &mut report),
+        None => TrafficPolicy::default(),
+    };
+    let mut names = BTreeSet::new();
+    let mut subsets = Vec::new();
+    for (i, s) in raw.subsets.iter().enumerate() {
+        let p = format!("spec.subsets[{i}]");
+        if s.name.is_empty() {
+            report.error(format!("{p}.name"), "must not be empty");
+        } else if !names.insert(s.name.as_str()) {
+            report.error(
+                format!("{p}.name"),
+                format!("duplicate subset '{}'", s.name),
+            );
+        }
+        subsets.push(Subset {
+            name: s.name.clone(),
+            labels: s.labels.clone(),
+            traffic_policy: s
+                .traffic_policy
+                .as_ref()
+                .map(|tp| ctx.policy(&format!("{p}.trafficPolicy"), tp, &mut report)),
+        });
+    }
+    if report.failed() {
+        return None;
+    }
+    Some(DestinationRule {
+        id: doc.id.clone(),
+        host: host?,
+        traffic_policy,
+        subsets,
+    })
+}
+
+struct Ctx<'a> {
+    doc: &'a Document,
+    credentials_dir: &'a Path,
+}
+
+impl Ctx<'_> {
+    /// Errors go to `report`; the returned policy is only used when there were none.
+    fn policy(&self, p: &str, tp: &raw::TrafficPolicy, report: &mut Report<'_>) -> TrafficPolicy {
+        let why = "tlsgate has no connection pool limits or outlier detection";
+        report.unsupported(&tp.connection_pool, &format!("{p}.connectionPool"), why);
+        report.unsupported(&tp.outlier_detection, &format!("{p}.outlierDetection"), why);
+        let load_balancer = tp
+            .load_balancer
+            .as_ref()
+            .and_then(|lb| load_balancer(&format!("{p}.loadBalancer.simple"), lb, report));
+        let tls = tp
+            .tls
+            .as_ref()
+            .and_then(|t| self.client_tls(&format!("{p}.tls"), t, report));
+        let mut port_tls = Vec::new();
+        for (i, pl) in tp.port_level_settings.iter().enumerate() {
+            let q = format!("{p}.portLevelSettings[{i}]");
+            report.unsupported(&pl.connection_pool, &format!("{q}.connectionPool"), why);
+            report.unsupported(&pl.outlier_detection, &format!("{q}.outlierDetection"), why);
+            let Some(port) = pl.port.as_ref().map(|p| p.number).filter(|n| *n != 0) else {
+                report.error(format!("{q}.port.number"), "missing or 0");
+                continue;
+            };
+            if let Some(t) = &pl.tls {
+                if let Some(t) = self.client_tls(&format!("{q}.tls"), t, report) {
+                    port_tls.push((port, t));
+                }
+            }
+        }
+        TrafficPolicy {
+            tls,
+            load_balancer,
+            port_tls,
+        }
+    }
+
+    fn client_tls(
+        &self,
+        p: &str,
+        t: &raw::ClientTls,
+        report: &mut Report<'_>,
+    ) -> Option<ClientTls> {
+        let mode = match upper(&t.mode).as_deref() {
+            None | Some("DISABLE") => ClientTlsMode::Disable,
+            Some("SIMPLE") => ClientTlsMode::Simple,
+            Some("MUTUAL") => ClientTlsMode::Mutual,
+            Some("ISTIO_MUTUAL") => {
+                report.error(
+                    format!("{p}.mode"),
+                    "mode ISTIO_MUTUAL is not supported: no mesh CA here; use MUTUAL with a credentialName",
+                );
+                return None;
+            }
+            Some(m) => {
+                report.error(
+                    format!("{p}.mode"),
+                    format!("unknown mode '{m}': expected DISABLE, SIMPLE or MUTUAL"),
+                );
+                return None;
+            }
+        };
+        if mode == ClientTlsMode::Disable {
+            // Nothing else in the block matters, so nothing else is checked.
+            return Some(ClientTls {
+                mode,
+                credential: None,
+                ca_certificates: None,
+                sni: None,
+                subject_alt_names: Vec::new(),
+                insecure_skip_verify: false,
+            });
+        }
+        let base = &self.doc.base_dir;
+        let ca_certificates = t.ca_certificates.as_ref().map(|c| resolve(base, c));
+        if let Some(ca) = &ca_certificates {
+            report.check(&format!("{p}.caCertificates"), credfiles::file(ca))?;
+        }
+        let inline = t.client_certificate.is_some() || t.private_key.is_some();
+        let credential = match (&t.credential_name, inline) {
+            (Some(_), true) => {
+                report.error(
+                    format!("{p}.credentialName"),
+                    "credentialName excludes clientCertificate/privateKey",
+                );
+                return None;
+            }
+            (Some(name), false) => {
+                let field = format!("{p}.credentialName");
+                // SIMPLE takes only the CA bundle from the credential.
+                let mutual = mode == ClientTlsMode::Mutual;
+                let check = credfiles::named(self.credentials_dir, name, mutual, !mutual);
+                report.check(&field, check)?;
+                Some(CredentialSource::Named(name.clone()))
+            }
+            (None, true) if mode != ClientTlsMode::Mutual => {
+                report.error(
+                    format!("{p}.clientCertificate"),
+                    "a client certificate is only sent with mode MUTUAL",
+                );
+                return None;
+            }
+            (None, true) => {
+                let (Some(cert), Some(key)) = (&t.client_certificate, &t.private_key) else {
+                    report.error(p, "clientCertificate and privateKey go together");
+                    return None;
+                };
+                let cert = resolve(base, cert);
+                let key = resolve(base, key);
+                report.check(&format!("{p}.clientCertificate"), credfiles::file(&cert))?;
+                report.check(&format!("{p}.privateKey"), credfiles::file(&key))?;
+                Some(CredentialSource::Files {
+                    cert,
+                    key,
+                    ca: None,
+                })
+            }
+            (None, false) if mode == ClientTlsMode::Mutual => {
+                report.error(
+                    p,
+                    "mode MUTUAL needs credentialName, or clientCertificate and privateKey",
+                );
+                return None;
+            }
+            (None, false) => None,
+        };
+        Some(ClientTls {
+            mode,
+            credential,
+            ca_certificates,
+            sni: t.sni.clone(),
+            subject_alt_names: t.subject_alt_names.clone(),
+            insecure_skip_verify: t.insecure_skip_verify,
+        })
+    }
+}
+
+fn load_balancer(field: &str, lb: &raw::LoadBalancer, report: &mut Report<'_>) -> Option<LbPolicy> {
+    match upper(&lb.simple).as_deref() {
+        None | Some("UNSPECIFIED") => None,
+        Some("ROUND_ROBIN") => Some(LbPolicy::RoundRobin),
+        Some("RANDOM") => Some(LbPolicy::Random),
+        Some("LEAST_REQUEST" | "LEAST_CONN") => Some(LbPolicy::LeastRequest),
+        Some("PASSTHROUGH") => {
+            report.error(
+                field,
+                "PASSTHROUGH is not supported: tlsgate picks the endpoint itself",
+            );
+            None
+        }
+        Some(other) => {
+            report.error(
+                field,
+                format!("unknown policy '{other}': expected ROUND_ROBIN, RANDOM or LEAST_REQUEST"),
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::testutil::{errors, load, one_error, tutorial_creds, DESTINATION_RULE};
+
+    /// Egress origination as in Istio's "egress TLS origination" task, plus subsets.
+    const DR: &str = r#"
+apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata:
+  name: originate-mtls-for-nginx
+spec:
+  host: My-Nginx.mesh-external.svc.cluster.local
+  exportTo: ["."]
+  trafficPolicy:
+    loadBalancer:
+      simple: LEAST_CONN
+    portLevelSettings:
+    - port:
+        number: 443
+      loadBalancer: {simple: RANDOM}
+      tls:
+        mode: MUTUAL
+        credentialName: client-credential
+        sni: my-nginx.mesh-external.svc.cluster.local
+        subjectAltNames: [my-nginx.mesh-external.svc.cluster.local]
+  subsets:
+  - name: v1
+    labels: {version: v1}
+    trafficPolicy:
+      tls: {mode: SIMPLE, caCertificates: ca.pem, insecureSkipVerify: false}
+  - name: plain
+    trafficPolicy:
+      tls: {mode: DISABLE}
+"#;
+
+    #[test]
+    fn origination_and_subsets() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), "x").unwrap();
+        let creds = tutorial_creds();
+        let overrides = crate::config::Overrides {
+            admin: None,
+            credentials_dir: Some(creds.path().to_path_buf()),
+        };
+        let m = crate::config::load_str(Path::new("dr.yaml"), DR, dir.path(), &overrides).unwrap();
+        let dr = &m.destination_rules[0];
+        assert_eq!(dr.host, "my-nginx.mesh-external.svc.cluster.local");
+        assert_eq!(
+            dr.traffic_policy.load_balancer,
+            Some(LbPolicy::LeastRequest)
+        );
+        assert!(dr.traffic_policy.tls.is_none());
+        let (port, tls) = &dr.traffic_policy.port_tls[0];
+        assert_eq!(*port, 443);
+        assert_eq!(tls.mode, ClientTlsMode::Mutual);
+        assert_eq!(
+            tls.credential,
+            Some(CredentialSource::Named("client-credential".into()))
+        );
+        assert_eq!(
+            tls.sni.as_deref(),
+            Some("my-nginx.mesh-external.svc.cluster.local")
+        );
+        assert_eq!(tls.subject_alt_names.len(), 1);
+
+        assert_eq!(dr.subsets[0].name, "v1");
+        assert_eq!(dr.subsets[0].labels["version"], "v1");
+        let v1 = dr.subsets[0]
+            .traffic_policy
+            .as_ref()
+            .unwrap()
+            .tls
+            .as_ref()
+            .unwrap();
+        assert_eq!(v1.mode, ClientTlsMode::Simple);
+        assert_eq!(v1.ca_certificates, Some(dir.path().join("ca.pem")));
+        assert_eq!(v1.credential, None);
+        let plain = dr.subsets[1]
+            .traffic_policy
+            .as_ref()
+            .unwrap()
+            .tls
+            .as_ref()
+            .unwrap();
+        assert_eq!(plain.mode, ClientTlsMode::Disable);
+    }
+
+    #[test]
+    fn refused_settings() {
+        let yaml = format!(
+            r#"{DESTINATION_RULE}metadata: {{name: dr}}
+spec:
+  host: api.example.com
+  trafficPolicy:
+    tls: {{mode: ISTIO_MUTUAL}}
+    connectionPool: {{tcp: {{maxConnections: 1}}}}
+    loadBalancer: {{simple: PASSTHROUGH}}
+  subsets:
+  - name: a
+    trafficPolicy:
+      tls: {{mode: MUTUAL}}
+  - name: a
+    trafficPolicy:
+      tls: {{mode: MUTUAL, credentialName: nope}}
+"#
+        );
+        let creds = tutorial_creds();
+        let e = errors(&yaml, creds.path());
+        let e: Vec<&str> = e
+            .iter()
+            .map(|e| e.strip_prefix("test.yaml: DestinationRule/dr: ").unwrap())
+            .collect();
+        let nope = format!(
+            "spec.subsets[1].trafficPolicy.tls.credentialName: no credential 'nope' in {}",
+            creds.path().display()
+        );
+        assert_eq!(
+            e,
+            [
+                "spec.trafficPolicy.connectionPool: not supported by tlsgate: tlsgate has no connection pool limits or outlier detection",
+                "spec.trafficPolicy.loadBalancer.simple: PASSTHROUGH is not supported: tlsgate picks the endpoint itself",
+                "spec.trafficPolicy.tls.mode: mode ISTIO_MUTUAL is not supported: no mesh CA here; use MUTUAL with a credentialName",
+                "spec.subsets[0].trafficPolicy.tls: mode MUTUAL needs credentialName, or clientCertificate and privateKey",
+                "spec.subsets[1].name: duplicate subset 'a'",
+                nope.as_str(),
+            ]
+        );
+    }
+
+    #[test]
+    fn simple_credential_needs_only_a_ca() {
+        let yaml = format!(
+            "{DESTINATION_RULE}metadata: {{name: dr}}\nspec:\n  host: a\n  trafficPolicy:\n    \
+             tls: {{mode: SIMPLE, credentialName: partner-credential}}\n"
+        );
+        let creds = tutorial_creds();
+        assert!(load(&yaml, creds.path()).is_ok());
+        let e = one_error(&yaml.replace("partner", "frontend"), creds.path());
+        assert!(
+            e.contains("no CA bundle for credential 'frontend-credential'"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,184 @@
+//! `GatewayRuntime` (tlsgate's own kind) -> [`RuntimeSettings`], with the
+//! command line's [`Overrides`] applied last.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::load::{absolute, Document};
+use super::parse::{duration, resolve, spec, upper, Report};
+use super::raw::GatewayRuntimeSpec;
+use super::{AccessLogFormat, ConfigError, OutboundPolicy, Overrides, RuntimeSettings};
+
+pub(crate) const DEFAULT_ADMIN: &str = "127.0.0.1:15021";
+pub(crate) const DEFAULT_CREDENTIALS_DIR: &str = "/etc/tlsgate/credentials";
+
+pub(crate) fn defaults() -> RuntimeSettings {
+    RuntimeSettings {
+        admin: DEFAULT_ADMIN.parse().expect("valid default admin address"),
+        credentials_dir: PathBuf::from(DEFAULT_CREDENTIALS_DIR),
+        outbound_policy: OutboundPolicy::AllowAny,
+        access_log: AccessLogFormat::Text,
+        threads: 1,
+        grace_period: Duration::ZERO,
+        shutdown_timeout: Duration::from_secs(1),
+    }
+}
+
+/// Settings from the (at most one) GatewayRuntime document, then overrides.
+/// A second document is an error rather than a merge: which one wins
+/// would depend on file order.
+pub(crate) fn convert(
+    docs: &[&Document],
+    overrides: &Overrides,
+    errors: &mut Vec<ConfigError>,
+) -> RuntimeSettings {
+    let mut settings = defaults();
+    if let Some((first, rest)) = docs.split_first() {
+        for doc in rest {
+            Report::new(&doc.id, errors).error(
+                "kind",
+                format!(
+                    "only one GatewayRuntime is allowed; {} is already one",
+                    first.id
+                ),
+            );
+        }
+        apply(first, &mut settings, &mut Report::new(&first.id, errors));
+    }
+    if let Some(admin) = overrides.admin {
+        settings.admin = admin;
+    }
+    if let Some(dir) = &overrides.credentials_dir {
+        settings.credentials_dir = absolute(dir);
+    }
+    settings
+}
+
+fn apply(doc: &Document, s: &mut RuntimeSettings, report: &mut Report<'_>) {
+    let Some(raw) = spec::<GatewayRuntimeSpec>(doc, report) else {
+        return;
+    };
+    if let Some(admin) = &raw.admin {
+        let parsed = admin.parse::<SocketAddr>().map_err(|_| {
+            format!("invalid address '{admin}': expected IP:port, e.g. {DEFAULT_ADMIN}")
+        });
+        if let Some(a) = report.check("spec.admin", parsed) {
+            s.admin = a;
+        }
+    }
+    if let Some(dir) = &raw.credentials_dir {
+        s.credentials_dir = resolve(&doc.base_dir, dir);
+    }
+    if let Some(mode) = raw.outbound_traffic_policy.and_then(|p| upper(&p.mode)) {
+        match mode.as_str() {
+            "REGISTRY_ONLY" => s.outbound_policy = OutboundPolicy::RegistryOnly,
+            "ALLOW_ANY" => s.outbound_policy = OutboundPolicy::AllowAny,
+            _ => report.error(
+                "spec.outboundTrafficPolicy.mode",
+                format!("unknown mode '{mode}': expected REGISTRY_ONLY or ALLOW_ANY"),
+            ),
+        }
+    }
+    if let Some(format) = raw.access_log.and_then(|a| a.format) {
+        match format.trim().to_ascii_lowercase().as_str() {
+            "text" => s.access_log = AccessLogFormat::Text,
+            "json" => s.access_log = AccessLogFormat::Json,
+            "off" => s.access_log = AccessLogFormat::Off,
+            _ => report.error(
+                "spec.accessLog.format",
+                format!("unknown format '{format}': expected text, json or off"),
+            ),
+        }
+    }
+    match raw.threads {
+        Some(0) => report.error("spec.threads", "must be at least 1"),
+        Some(n) => s.threads = n,
+        None => {}
+    }
+    if let Some(shutdown) = raw.shutdown {
+        if let Some(g) = &shutdown.grace_period {
+            if let Some(d) = report.check("spec.shutdown.gracePeriod", duration(g)) {
+                s.grace_period = d;
+            }
+        }
+        if let Some(t) = &shutdown.timeout {
+            if let Some(d) = report.check("spec.shutdown.timeout", duration(t)) {
+                s.shutdown_timeout = d;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::load::documents;
+
+    fn run(yaml: &str, overrides: &Overrides) -> (RuntimeSettings, Vec<String>) {
+        let mut errors = Vec::new();
+        let docs = documents(Path::new("rt.yaml"), yaml, Path::new("/conf"), &mut errors);
+        let refs: Vec<&Document> = docs.iter().collect();
+        let s = convert(&refs, overrides, &mut errors);
+        (s, errors.iter().map(ToString::to_string).collect())
+    }
+
+    const FULL: &str = r"
+apiVersion: tlsgate.io/v1
+kind: GatewayRuntime
+metadata: {name: rt}
+spec:
+  admin: 0.0.0.0:9901
+  credentialsDir: ../creds
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+  accessLog: {format: json}
+  threads: 4
+  shutdown: {gracePeriod: 2s, timeout: 500ms}
+";
+
+    #[test]
+    fn every_field_and_defaults() {
+        let (s, errors) = run(FULL, &Overrides::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(s.admin, "0.0.0.0:9901".parse().unwrap());
+        assert_eq!(s.credentials_dir, Path::new("/conf/../creds"));
+        assert_eq!(s.outbound_policy, OutboundPolicy::RegistryOnly);
+        assert_eq!(s.access_log, AccessLogFormat::Json);
+        assert_eq!(s.threads, 4);
+        assert_eq!(s.grace_period, Duration::from_secs(2));
+        assert_eq!(s.shutdown_timeout, Duration::from_millis(500));
+
+        let (d, errors) = run("", &Overrides::default());
+        assert!(errors.is_empty());
+        assert_eq!(d.admin, DEFAULT_ADMIN.parse().unwrap());
+        assert_eq!(d.credentials_dir, Path::new(DEFAULT_CREDENTIALS_DIR));
+        assert_eq!(d.outbound_policy, OutboundPolicy::AllowAny);
+        assert_eq!(d.shutdown_timeout, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn overrides_win() {
+        let o = Overrides {
+            admin: Some("127.0.0.1:1".parse().unwrap()),
+            credentials_dir: Some("/other".into()),
+        };
+        let (s, _) = run(FULL, &o);
+        assert_eq!(s.admin, "127.0.0.1:1".parse().unwrap());
+        assert_eq!(s.credentials_dir, Path::new("/other"));
+    }
+
+    #[test]
+    fn bad_values_and_second_document() {
+        let yaml = "apiVersion: tlsgate.io/v1\nkind: GatewayRuntime\nmetadata: {name: a}\n\
+            spec: {admin: localhost, threads: 0, accessLog: {format: xml}}\n---\n\
+            apiVersion: tlsgate.io/v1\nkind: GatewayRuntime\nmetadata: {name: b}\n";
+        let (_, errors) = run(yaml, &Overrides::default());
+        assert_eq!(errors.len(), 4, "{errors:?}");
+        assert!(errors[0].starts_with("rt.yaml: GatewayRuntime/b: kind: only one GatewayRuntime"));
+        assert!(errors[1].starts_with("rt.yaml: GatewayRuntime/a: spec.admin: invalid address"));
+        assert!(errors[2].contains("spec.accessLog.format: unknown format 'xml'"));
+        assert!(errors[3].contains("spec.threads: must be at least 1"));
+    }
+}

@@ -1,0 +1,389 @@
+//! The `spec` of each kind exactly as users write it (Istio's camelCase).
+//!
+//! Every struct refuses unknown fields, so a typo is reported at its path
+//! instead of being silently ignored. Enums stay strings here: the
+//! converters give messages that say what tlsgate accepts and why, which a
+//! serde "unknown variant" cannot. Fields tlsgate knows but refuses (e.g.
+//! `connectionPool`) are kept as [`Value`] so the converters can name them as
+//! unsupported rather than unknown.
+
+use std::collections::BTreeMap;
+
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer};
+use serde_yaml::Value;
+
+/// `kubectl get -o yaml` writes absent lists and maps as `~`: read as empty.
+fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// `metadata`: everything else Kubernetes writes there is accepted and ignored.
+#[derive(Debug, Default, Deserialize)]
+pub struct Metadata {
+    pub namespace: Option<String>,
+    // Read (so a wrong type is reported) but unused: nothing selects by them.
+    #[serde(default, rename = "labels", deserialize_with = "null_default")]
+    _labels: BTreeMap<String, String>,
+    #[serde(default, rename = "annotations", deserialize_with = "null_default")]
+    _annotations: BTreeMap<String, String>,
+}
+
+// ---------------------------------------------------------------- Gateway
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GatewaySpec {
+    /// Pod selector: meaningless outside Kubernetes.
+    #[serde(default, rename = "selector")]
+    _selector: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub servers: Vec<Server>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Server {
+    pub port: ServerPort,
+    pub bind: Option<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub hosts: Vec<String>,
+    pub name: Option<String>,
+    pub tls: Option<ServerTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServerPort {
+    pub number: u16,
+    pub name: Option<String>,
+    pub protocol: String,
+    /// Only meaningful for a Kubernetes Service in front of the gateway.
+    #[serde(default, rename = "targetPort")]
+    _target_port: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServerTls {
+    #[serde(default, deserialize_with = "null_default")]
+    pub https_redirect: bool,
+    pub mode: Option<String>,
+    pub credential_name: Option<String>,
+    pub server_certificate: Option<String>,
+    pub private_key: Option<String>,
+    pub ca_certificates: Option<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub subject_alt_names: Vec<String>,
+    pub min_protocol_version: Option<String>,
+    pub max_protocol_version: Option<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub cipher_suites: Vec<String>,
+}
+
+// --------------------------------------------------------- VirtualService
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct VirtualServiceSpec {
+    #[serde(default, deserialize_with = "null_default")]
+    pub hosts: Vec<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub gateways: Vec<String>,
+    /// Namespace visibility: there is one namespace here.
+    #[serde(default, rename = "exportTo")]
+    _export_to: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub http: Vec<HttpRoute>,
+    #[serde(default)]
+    pub tls: Option<Value>,
+    #[serde(default)]
+    pub tcp: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpRoute {
+    pub name: Option<String>,
+    #[serde(default, rename = "match")]
+    pub matches: Vec<HttpMatch>,
+    pub route: Option<Vec<RouteDestination>>,
+    pub redirect: Option<Redirect>,
+    pub rewrite: Option<Rewrite>,
+    pub timeout: Option<String>,
+    pub retries: Option<Retries>,
+    pub headers: Option<Headers>,
+    pub direct_response: Option<DirectResponse>,
+    #[serde(default)]
+    pub fault: Option<Value>,
+    #[serde(default)]
+    pub mirror: Option<Value>,
+    #[serde(default)]
+    pub mirrors: Option<Value>,
+    #[serde(default)]
+    pub mirror_percentage: Option<Value>,
+    #[serde(default)]
+    pub cors_policy: Option<Value>,
+    #[serde(default)]
+    pub delegate: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpMatch {
+    /// Only used by Istio to name the match in stats.
+    #[serde(rename = "name")]
+    _name: Option<IgnoredAny>,
+    pub uri: Option<StringMatch>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub headers: BTreeMap<String, StringMatch>,
+    pub port: Option<u16>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub ignore_uri_case: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StringMatch {
+    pub exact: Option<String>,
+    pub prefix: Option<String>,
+    pub regex: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteDestination {
+    pub destination: Destination,
+    pub weight: Option<u32>,
+    #[serde(default)]
+    pub headers: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Destination {
+    pub host: String,
+    pub subset: Option<String>,
+    pub port: Option<PortSelector>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortSelector {
+    pub number: u16,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Redirect {
+    pub uri: Option<String>,
+    pub authority: Option<String>,
+    pub scheme: Option<String>,
+    pub port: Option<u16>,
+    pub redirect_code: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rewrite {
+    pub uri: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Retries {
+    #[serde(default, deserialize_with = "null_default")]
+    pub attempts: u32,
+    pub per_try_timeout: Option<String>,
+    /// Envoy retry conditions: tlsgate retries on connection failures only.
+    #[serde(rename = "retryOn")]
+    _retry_on: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Headers {
+    pub request: Option<HeaderOperations>,
+    #[serde(default)]
+    pub response: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderOperations {
+    #[serde(default, deserialize_with = "null_default")]
+    pub set: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub add: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub remove: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectResponse {
+    pub status: u16,
+    pub body: Option<ResponseBody>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseBody {
+    pub string: String,
+}
+
+// -------------------------------------------------------- DestinationRule
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DestinationRuleSpec {
+    pub host: String,
+    pub traffic_policy: Option<TrafficPolicy>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub subsets: Vec<Subset>,
+    #[serde(default, rename = "exportTo")]
+    _export_to: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TrafficPolicy {
+    pub tls: Option<ClientTls>,
+    pub load_balancer: Option<LoadBalancer>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub port_level_settings: Vec<PortTrafficPolicy>,
+    #[serde(default)]
+    pub connection_pool: Option<Value>,
+    #[serde(default)]
+    pub outlier_detection: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PortTrafficPolicy {
+    pub port: Option<PortSelector>,
+    pub tls: Option<ClientTls>,
+    /// Accepted for compatibility; balancing is per destination, not per port.
+    #[serde(default, rename = "loadBalancer")]
+    _load_balancer: Option<IgnoredAny>,
+    #[serde(default)]
+    pub connection_pool: Option<Value>,
+    #[serde(default)]
+    pub outlier_detection: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadBalancer {
+    pub simple: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClientTls {
+    pub mode: Option<String>,
+    pub credential_name: Option<String>,
+    pub client_certificate: Option<String>,
+    pub private_key: Option<String>,
+    pub ca_certificates: Option<String>,
+    pub sni: Option<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub subject_alt_names: Vec<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub insecure_skip_verify: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Subset {
+    pub name: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub labels: BTreeMap<String, String>,
+    pub traffic_policy: Option<TrafficPolicy>,
+}
+
+// ----------------------------------------------------------- ServiceEntry
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceEntrySpec {
+    #[serde(default, deserialize_with = "null_default")]
+    pub hosts: Vec<String>,
+    /// Virtual IPs: there is no traffic capture here to use them.
+    #[serde(default, rename = "addresses")]
+    _addresses: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub ports: Vec<ServicePort>,
+    pub location: Option<String>,
+    pub resolution: Option<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub endpoints: Vec<WorkloadEntry>,
+    #[serde(default, rename = "exportTo")]
+    _export_to: Option<IgnoredAny>,
+    #[serde(default)]
+    pub workload_selector: Option<Value>,
+    #[serde(default)]
+    pub subject_alt_names: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServicePort {
+    pub number: u16,
+    pub name: String,
+    pub protocol: String,
+    pub target_port: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadEntry {
+    pub address: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub ports: BTreeMap<String, u16>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub labels: BTreeMap<String, String>,
+    /// Multi-network and locality-aware routing are mesh features.
+    #[serde(default, rename = "network")]
+    _network: Option<IgnoredAny>,
+    #[serde(default, rename = "locality")]
+    _locality: Option<IgnoredAny>,
+    #[serde(default, rename = "weight")]
+    _weight: Option<IgnoredAny>,
+}
+
+// --------------------------------------------------------- GatewayRuntime
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GatewayRuntimeSpec {
+    pub admin: Option<String>,
+    pub credentials_dir: Option<String>,
+    pub outbound_traffic_policy: Option<OutboundTrafficPolicy>,
+    pub access_log: Option<AccessLog>,
+    pub threads: Option<usize>,
+    pub shutdown: Option<Shutdown>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundTrafficPolicy {
+    pub mode: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLog {
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Shutdown {
+    pub grace_period: Option<String>,
+    pub timeout: Option<String>,
+}

@@ -1,0 +1,318 @@
+//! Finding a credential's files and parsing their PEM.
+//!
+//! Only fixed file names are ever opened, so the `..data` / `..2026_…`
+//! entries of a Kubernetes Secret volume (and editors' `.swp` or our own
+//! `.tmp` files) are never mistaken for credentials; the `tls.crt ->
+//! ..data/tls.crt` symlinks are simply followed.
+
+use std::ffi::c_int;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use foreign_types::ForeignTypeRef;
+use openssl::pkey::{PKey, Private};
+use openssl::x509::store::{X509Store, X509StoreBuilder};
+use openssl::x509::verify::X509VerifyFlags;
+use openssl::x509::{X509Crl, X509};
+
+use super::CredentialError;
+use crate::config::model::CredentialSource;
+
+const CERT_NAMES: [&str; 2] = ["tls.crt", "cert"];
+const KEY_NAMES: [&str; 2] = ["tls.key", "key"];
+const CA_NAMES: [&str; 2] = ["ca.crt", "cacert"];
+const CRL_NAME: &str = "ca.crl";
+
+/// The files one credential is made of, all known to exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Paths {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: Option<PathBuf>,
+    pub crl: Option<PathBuf>,
+}
+
+impl Paths {
+    pub(crate) fn all(&self) -> Vec<PathBuf> {
+        let mut v = vec![self.cert.clone(), self.key.clone()];
+        v.extend(self.ca.iter().cloned());
+        v.extend(self.crl.iter().cloned());
+        v
+    }
+}
+
+pub(crate) fn locate(source: &CredentialSource, dir: &Path) -> Result<Paths, CredentialError> {
+    match source {
+        CredentialSource::Files { cert, key, ca } => {
+            for p in [Some(cert), Some(key), ca.as_ref()].into_iter().flatten() {
+                if !probe(p)? {
+                    return Err(CredentialError::MissingFile { path: p.clone() });
+                }
+            }
+            Ok(Paths {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: ca.clone(),
+                crl: None,
+            })
+        }
+        CredentialSource::Named(name) => locate_named(name, dir),
+    }
+}
+
+fn locate_named(name: &str, dir: &Path) -> Result<Paths, CredentialError> {
+    check_name(name)?;
+    let folder = dir.join(name);
+    if !folder.is_dir() {
+        return Err(CredentialError::MissingFolder { path: folder });
+    }
+    let cert = first_existing(&folder, &CERT_NAMES)?;
+    let key = first_existing(&folder, &KEY_NAMES)?;
+    let ca_folder = dir.join(format!("{name}-cacert"));
+    // The secret's own ca.crt wins over a separate `<name>-cacert` secret, as in Istio.
+    let (ca, crl_folder) = match first_existing(&folder, &CA_NAMES) {
+        Ok(p) => (Some(p), folder.clone()),
+        Err(CredentialError::MissingFile { .. }) if ca_folder.is_dir() => {
+            match first_existing(&ca_folder, &CA_NAMES) {
+                Ok(p) => (Some(p), ca_folder.clone()),
+                Err(CredentialError::MissingFile { .. }) => (None, folder.clone()),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(CredentialError::MissingFile { .. }) => (None, folder.clone()),
+        Err(e) => return Err(e),
+    };
+    let crl = [crl_folder.join(CRL_NAME), folder.join(CRL_NAME)]
+        .into_iter()
+        .map(|p| probe(&p).map(|found| found.then_some(p)))
+        .find_map(|r| r.transpose())
+        .transpose()?;
+    if let (Some(crl), None) = (&crl, &ca) {
+        return Err(CredentialError::CrlWithoutCa { path: crl.clone() });
+    }
+    Ok(Paths { cert, key, ca, crl })
+}
+
+/// A name is one plain path component; anything else would let a config
+/// reach outside the credentials directory or pick a volume's `..data`.
+fn check_name(name: &str) -> Result<(), CredentialError> {
+    let reason = if name.is_empty() {
+        "is empty"
+    } else if name.starts_with('.') {
+        "starts with '.'"
+    } else if name.contains(['/', '\\', '\0']) {
+        "contains a path separator"
+    } else {
+        return Ok(());
+    };
+    Err(CredentialError::InvalidName {
+        name: name.to_string(),
+        reason,
+    })
+}
+
+fn missing(folder: &Path, names: &[&str]) -> CredentialError {
+    CredentialError::MissingFile {
+        path: folder.join(names.join(" or ")),
+    }
+}
+
+/// The first of `names` present in `folder`; none at all is `MissingFile`
+/// naming every alternative; an unreadable entry is an error.
+fn first_existing(folder: &Path, names: &[&str]) -> Result<PathBuf, CredentialError> {
+    for n in names {
+        let p = folder.join(n);
+        if probe(&p)? {
+            return Ok(p);
+        }
+    }
+    Err(missing(folder, names))
+}
+
+/// Is `path` a regular file (after symlinks)? A dangling symlink is an error,
+/// not an absence: it is what a half-finished `..data` swap looks like.
+fn probe(path: &Path) -> Result<bool, CredentialError> {
+    match fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(true),
+        Ok(_) => Err(CredentialError::Unreadable {
+            path: path.to_path_buf(),
+            source: io::Error::other("not a regular file"),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::symlink_metadata(path) {
+            Ok(_) => Err(CredentialError::Unreadable {
+                path: path.to_path_buf(),
+                source: io::Error::other("dangling symlink"),
+            }),
+            Err(_) => Ok(false),
+        },
+        Err(e) => Err(CredentialError::Unreadable {
+            path: path.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, CredentialError> {
+    let data = fs::read(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => CredentialError::MissingFile {
+            path: path.to_path_buf(),
+        },
+        _ => CredentialError::Unreadable {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    })?;
+    if data.iter().all(u8::is_ascii_whitespace) {
+        return Err(CredentialError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(data)
+}
+
+fn is_pem(data: &[u8]) -> bool {
+    data.windows(11).any(|w| w == b"-----BEGIN ")
+}
+
+/// Every certificate in a PEM file (or one DER certificate), in file order.
+pub(crate) fn parse_certs(path: &Path, data: &[u8]) -> Result<Vec<X509>, CredentialError> {
+    let pem_err = |e: openssl::error::ErrorStack| CredentialError::Pem {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let certs = if is_pem(data) {
+        X509::stack_from_pem(data).map_err(pem_err)?
+    } else {
+        X509::from_der(data).map(|c| vec![c]).unwrap_or_default()
+    };
+    if certs.is_empty() {
+        return Err(CredentialError::NoCertificate {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(certs)
+}
+
+pub(crate) fn parse_key(path: &Path, data: &[u8]) -> Result<PKey<Private>, CredentialError> {
+    let text = String::from_utf8_lossy(data);
+    if text.contains("ENCRYPTED") {
+        return Err(CredentialError::KeyEncrypted {
+            path: path.to_path_buf(),
+        });
+    }
+    if is_pem(data) && !text.contains("PRIVATE KEY-----") {
+        return Err(CredentialError::NoKey {
+            path: path.to_path_buf(),
+        });
+    }
+    // The callback answers "no passphrase" so OpenSSL never prompts on a tty.
+    let parsed = if is_pem(data) {
+        PKey::private_key_from_pem_callback(data, |_buf| Ok(0))
+    } else {
+        PKey::private_key_from_der(data)
+    };
+    parsed.map_err(|e| CredentialError::Pem {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+pub(crate) fn parse_ca(path: &Path, data: &[u8]) -> Result<Vec<X509>, CredentialError> {
+    parse_certs(path, data).map_err(|e| match e {
+        CredentialError::NoCertificate { path } | CredentialError::Empty { path } => {
+            CredentialError::CaEmpty { path }
+        }
+        CredentialError::Pem { path, reason } => CredentialError::CaParse { path, reason },
+        other => other,
+    })
+}
+
+/// Every CRL of a PEM file (several CAs may each publish one), or one DER CRL.
+pub(crate) fn parse_crls(path: &Path, data: &[u8]) -> Result<Vec<X509Crl>, CredentialError> {
+    const BEGIN: &str = "-----BEGIN X509 CRL-----";
+    const END: &str = "-----END X509 CRL-----";
+    let crl_err = |reason: String| CredentialError::Crl {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if !is_pem(data) {
+        return X509Crl::from_der(data)
+            .map(|c| vec![c])
+            .map_err(|e| crl_err(e.to_string()));
+    }
+    let text = std::str::from_utf8(data).map_err(|_| crl_err("not UTF-8 PEM".into()))?;
+    let mut crls = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(BEGIN) {
+        let block = &rest[start..];
+        let end = block
+            .find(END)
+            .ok_or_else(|| crl_err("truncated PEM block (no END line)".into()))?;
+        let pem = &block[..end + END.len()];
+        crls.push(X509Crl::from_pem(pem.as_bytes()).map_err(|e| crl_err(e.to_string()))?);
+        rest = &block[end + END.len()..];
+    }
+    if crls.is_empty() {
+        return Err(crl_err("contains no X509 CRL block".into()));
+    }
+    Ok(crls)
+}
+
+extern "C" {
+    // Present in every libcrypto but not bound by openssl-sys 0.9.
+    fn X509_STORE_add_crl(
+        store: *mut openssl_sys::X509_STORE,
+        crl: *mut openssl_sys::X509_CRL,
+    ) -> c_int;
+}
+
+/// The client-CA trust store. With CRLs, every certificate of the chain must
+/// be covered by one (Envoy's default for `ca.crl`), so a CRL that stops
+/// being published fails closed.
+pub(crate) fn build_store(cas: &[X509], crls: &[X509Crl]) -> Result<X509Store, CredentialError> {
+    let err = |what: &'static str| {
+        move |e: openssl::error::ErrorStack| CredentialError::Openssl {
+            what,
+            reason: e.to_string(),
+        }
+    };
+    let mut b = X509StoreBuilder::new().map_err(err("creating the CA store"))?;
+    for ca in cas {
+        b.add_cert(ca.clone())
+            .map_err(err("adding a CA to the store"))?;
+    }
+    for crl in crls {
+        // SAFETY: both pointers are live; the store takes its own reference
+        // to the CRL (X509_OBJECT_set1_X509_CRL), so `crl` stays ours to drop.
+        let ok = unsafe { X509_STORE_add_crl(b.as_ptr(), crl.as_ptr()) };
+        if ok != 1 {
+            return Err(err("adding a CRL to the store")(
+                openssl::error::ErrorStack::get(),
+            ));
+        }
+    }
+    if !crls.is_empty() {
+        b.set_flags(X509VerifyFlags::CRL_CHECK | X509VerifyFlags::CRL_CHECK_ALL)
+            .map_err(err("enabling CRL checks"))?;
+    }
+    Ok(b.build())
+}
+
+/// The credential names present in a credentials directory: its
+/// sub-folders, minus dot entries (`..data`, `..2026_…`, editors' files).
+pub fn list_named(credentials_dir: &Path) -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(credentials_dir)? {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if name.starts_with('.') || !entry.path().is_dir() {
+            continue;
+        }
+        names.push(name);
+    }
+    names.sort();
+    Ok(names)
+}

@@ -1,0 +1,276 @@
+//! Peer identity read from a client certificate: what `client.id` logs show,
+//! what `subjectAltNames` allow lists match, and Envoy's
+//! `x-forwarded-client-cert` element forwarded to backends.
+//!
+//! The X.509 text helpers (RFC 2253 names, SAN strings, hex) live here too,
+//! since `CredentialInfo` must print names exactly as XFCC does.
+
+use std::net::IpAddr;
+
+use openssl::nid::Nid;
+use openssl::x509::{X509NameRef, X509Ref};
+
+/// Who the verified peer certificate says the client is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ClientIdentity {
+    /// RFC 2253 order (last RDN first): `CN=great-partner.apps.acme.com,O=Great Department`.
+    pub subject: String,
+    pub uris: Vec<String>,
+    pub dns: Vec<String>,
+    /// Not part of XFCC (Envoy leaves them out) but matched by allow lists.
+    pub ips: Vec<String>,
+    pub emails: Vec<String>,
+    /// The subject's last CN, unescaped: the fallback for [`ClientIdentity::id`].
+    pub common_name: Option<String>,
+    /// Lower-case hex SHA-256 of the certificate's DER.
+    pub hash: String,
+}
+
+/// Reads the identity fields of `cert`. Never fails: fields that cannot be
+/// decoded are left out rather than refusing an otherwise verified peer.
+pub fn client_identity(cert: &X509Ref) -> ClientIdentity {
+    let sans = SubjectAltNames::of(cert);
+    ClientIdentity {
+        subject: name_to_string(cert.subject_name()),
+        uris: sans.uris,
+        dns: sans.dns,
+        ips: sans.ips,
+        emails: sans.emails,
+        common_name: common_name(cert.subject_name()),
+        hash: cert
+            .to_der()
+            .map(|der| hex(&openssl::sha::sha256(&der)))
+            .unwrap_or_default(),
+    }
+}
+
+impl ClientIdentity {
+    /// One element of Envoy's `x-forwarded-client-cert`, fields in Envoy's
+    /// order. Only `Subject` is quoted (it holds `,` and `=`); a `"` inside it
+    /// is the one character XFCC requires escaping.
+    pub fn xfcc(&self) -> String {
+        let mut out = format!(
+            "Hash={};Subject=\"{}\"",
+            self.hash,
+            self.subject.replace('"', "\\\"")
+        );
+        for u in &self.uris {
+            out.push_str(";URI=");
+            out.push_str(u);
+        }
+        for d in &self.dns {
+            out.push_str(";DNS=");
+            out.push_str(d);
+        }
+        out
+    }
+
+    /// The short name used as `client.id`: a SPIFFE-style URI is the most
+    /// specific identity a certificate carries, then its DNS name, then CN.
+    pub fn id(&self) -> String {
+        self.uris
+            .first()
+            .or_else(|| self.dns.first())
+            .or(self.common_name.as_ref())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Istio `subjectAltNames` semantics: the certificate is allowed when any
+    /// of its SANs (URI, DNS, IP, email) equals any allowed entry. DNS names
+    /// compare case-insensitively, as DNS does.
+    pub fn matches_any(&self, allowed: &[String]) -> bool {
+        allowed.iter().any(|a| {
+            self.uris.iter().any(|u| u == a)
+                || self.dns.iter().any(|d| d.eq_ignore_ascii_case(a))
+                || self.ips.iter().any(|ip| ip_eq(ip, a))
+                || self.emails.iter().any(|e| e == a)
+        })
+    }
+}
+
+fn ip_eq(have: &str, want: &str) -> bool {
+    match (have.parse::<IpAddr>(), want.parse::<IpAddr>()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// The subject alternative names of a certificate, by kind, as text.
+#[derive(Debug, Default)]
+pub(crate) struct SubjectAltNames {
+    pub dns: Vec<String>,
+    pub uris: Vec<String>,
+    pub ips: Vec<String>,
+    pub emails: Vec<String>,
+}
+
+impl SubjectAltNames {
+    pub(crate) fn of(cert: &X509Ref) -> SubjectAltNames {
+        let mut out = SubjectAltNames::default();
+        for gn in cert.subject_alt_names().iter().flatten() {
+            if let Some(d) = gn.dnsname() {
+                out.dns.push(d.to_string());
+            } else if let Some(u) = gn.uri() {
+                out.uris.push(u.to_string());
+            } else if let Some(ip) = gn.ipaddress().and_then(ip_from_bytes) {
+                out.ips.push(ip.to_string());
+            } else if let Some(e) = gn.email() {
+                out.emails.push(e.to_string());
+            }
+        }
+        out
+    }
+
+    /// `DNS:x`, `URI:y`, `IP:z`, `email:w`, the prefixes `openssl x509 -text` prints.
+    pub(crate) fn prefixed(&self) -> Vec<String> {
+        let tag =
+            |p: &str, v: &Vec<String>| v.iter().map(|s| format!("{p}:{s}")).collect::<Vec<_>>();
+        let mut all = tag("DNS", &self.dns);
+        all.extend(tag("URI", &self.uris));
+        all.extend(tag("IP", &self.ips));
+        all.extend(tag("email", &self.emails));
+        all
+    }
+}
+
+fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {
+    match b.len() {
+        4 => <[u8; 4]>::try_from(b).ok().map(IpAddr::from),
+        16 => <[u8; 16]>::try_from(b).ok().map(IpAddr::from),
+        _ => None,
+    }
+}
+
+/// RFC 2253 rendering, as Envoy's `X509_NAME_print_ex(.., XN_FLAG_RFC2253)`
+/// gives for ordinary names: RDNs in reverse order, `,` between them, and
+/// `\`-escapes for `, + ; < > \` and edge spaces. `"` is left bare so that
+/// XFCC quoting is the only escaping layer around it.
+pub(crate) fn name_to_string(name: &X509NameRef) -> String {
+    let mut parts: Vec<String> = name
+        .entries()
+        .map(|e| {
+            let nid = e.object().nid();
+            let key = match nid.short_name() {
+                Ok(s) if nid != Nid::UNDEF => s.to_string(),
+                _ => e.object().to_string(),
+            };
+            let value = e
+                .data()
+                .to_string()
+                .unwrap_or_else(|_| hex(e.data().as_slice()));
+            format!("{key}={}", escape_rdn_value(&value))
+        })
+        .collect();
+    parts.reverse();
+    parts.join(",")
+}
+
+fn escape_rdn_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let last = v.chars().count().saturating_sub(1);
+    for (i, c) in v.chars().enumerate() {
+        let edge_space = c == ' ' && (i == 0 || i == last);
+        if matches!(c, ',' | '+' | ';' | '<' | '>' | '\\') || edge_space || (i == 0 && c == '#') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The most specific (last) CN of a name, unescaped.
+pub(crate) fn common_name(name: &X509NameRef) -> Option<String> {
+    name.entries_by_nid(Nid::COMMONNAME)
+        .last()
+        .and_then(|e| e.data().to_string().ok())
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certgen::{make_ca, make_leaf, CaSpec, KeyKind, LeafSpec, Usage};
+
+    fn client(org: &str, cn: &str, dns: &[&str], uris: &[&str]) -> openssl::x509::X509 {
+        let ca = make_ca(&CaSpec::new("Acme Inc.", "acme.com")).unwrap();
+        let mut spec = LeafSpec::new(Usage::Client, cn);
+        spec.org = Some(org.to_string());
+        spec.dns = dns.iter().map(|s| s.to_string()).collect();
+        spec.uris = uris.iter().map(|s| s.to_string()).collect();
+        spec.key = KeyKind::EcP256;
+        make_leaf(&spec, &ca).unwrap().cert
+    }
+
+    #[test]
+    fn xfcc_matches_envoy_format() {
+        let cert = client(
+            "Great Department",
+            "great-partner.apps.acme.com",
+            &["great-partner.apps.acme.com"],
+            &["spiffe://acme.com/great-partner"],
+        );
+        let id = client_identity(&cert);
+        assert_eq!(
+            id.subject,
+            "CN=great-partner.apps.acme.com,O=Great Department"
+        );
+        let hash = hex(&openssl::sha::sha256(&cert.to_der().unwrap()));
+        assert_eq!(
+            id.xfcc(),
+            format!(
+                "Hash={hash};Subject=\"CN=great-partner.apps.acme.com,O=Great Department\";\
+                 URI=spiffe://acme.com/great-partner;DNS=great-partner.apps.acme.com"
+            )
+        );
+        assert_eq!(id.id(), "spiffe://acme.com/great-partner");
+    }
+
+    #[test]
+    fn xfcc_escapes_quotes_and_omits_absent_sans() {
+        let cert = client("The \"Best\", Dept", "x", &[], &[]);
+        let id = client_identity(&cert);
+        assert_eq!(id.subject, "CN=x,O=The \"Best\"\\, Dept");
+        let want = format!(
+            "Hash={};Subject=\"CN=x,O=The \\\"Best\\\"\\, Dept\"",
+            id.hash
+        );
+        assert_eq!(id.xfcc(), want);
+        assert_eq!(id.id(), "x");
+    }
+
+    #[test]
+    fn id_prefers_uri_then_dns_then_cn() {
+        let c = client("O", "cn.example", &["a.example", "b.example"], &[]);
+        assert_eq!(client_identity(&c).id(), "a.example");
+        let c = client("O", "cn.example", &[], &[]);
+        assert_eq!(client_identity(&c).id(), "cn.example");
+    }
+
+    #[test]
+    fn allow_list_matches_any_san_kind() {
+        let c = client("O", "cn", &["Great.Example"], &["spiffe://acme.com/x"]);
+        let id = client_identity(&c);
+        assert!(id.matches_any(&["great.example".into()]));
+        assert!(id.matches_any(&["nope".into(), "spiffe://acme.com/x".into()]));
+        assert!(!id.matches_any(&["spiffe://acme.com/y".into()]));
+        assert!(!id.matches_any(&["cn".into()]), "CN is not a SAN");
+        assert!(!id.matches_any(&[]));
+    }
+
+    #[test]
+    fn rdn_escaping() {
+        assert_eq!(escape_rdn_value(" a,b+c "), "\\ a\\,b\\+c\\ ");
+        assert_eq!(escape_rdn_value("#x;<>\\"), "\\#x\\;\\<\\>\\\\");
+        assert_eq!(escape_rdn_value(""), "");
+    }
+}

@@ -1,0 +1,132 @@
+//! A resolved upstream: where requests go (endpoints), how they are spread
+//! over them, and how the connection is made (TLS origination, h2).
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::config::{ClientTls, LbPolicy};
+
+use super::{Balancer, InFlightGuard};
+
+/// One `route[].destination` after ServiceEntry and DestinationRule
+/// resolution. Shared (via `Arc`) by every route naming the same host, port
+/// and subset, so balancing state is per destination.
+#[derive(Debug)]
+pub struct Destination {
+    /// `host:port` or `host:port/subset`, for logs and metrics.
+    pub name: Arc<str>,
+    pub host: String,
+    /// The service port (what DestinationRule port settings refer to).
+    pub port: u16,
+    pub subset: Option<String>,
+    /// Never empty.
+    pub endpoints: Vec<UpstreamAddr>,
+    pub lb: LbPolicy,
+    /// Upstream TLS origination; `None` means plain text (including an
+    /// explicit `DISABLE`).
+    pub tls: Option<ClientTls>,
+    /// The port speaks HTTP/2 (ServiceEntry protocol `HTTP2`/`GRPC`).
+    pub h2: bool,
+    pub balancer: Balancer,
+}
+
+/// An address to connect to: an IP, or a DNS name resolved at connect time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UpstreamAddr {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for UpstreamAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Everything but the balancing state, as resolution produces it.
+#[derive(Debug)]
+pub(super) struct DestinationSpec {
+    pub host: String,
+    pub port: u16,
+    pub subset: Option<String>,
+    pub endpoints: Vec<UpstreamAddr>,
+    pub lb: LbPolicy,
+    pub tls: Option<ClientTls>,
+    pub h2: bool,
+}
+
+impl Destination {
+    pub(super) fn new(spec: DestinationSpec) -> Self {
+        let name = match &spec.subset {
+            Some(s) => format!("{}:{}/{s}", spec.host, spec.port),
+            None => format!("{}:{}", spec.host, spec.port),
+        };
+        Destination {
+            name: name.into(),
+            balancer: Balancer::new(spec.lb, spec.endpoints.len()),
+            host: spec.host,
+            port: spec.port,
+            subset: spec.subset,
+            endpoints: spec.endpoints,
+            lb: spec.lb,
+            tls: spec.tls,
+            h2: spec.h2,
+        }
+    }
+
+    /// The endpoint the next request should use, per the load-balancing
+    /// policy. With `LEAST_REQUEST`, prefer [`Destination::acquire`] so the
+    /// request is counted while in flight.
+    pub fn next_endpoint(&self) -> &UpstreamAddr {
+        self.endpoint(self.balancer.next_index())
+    }
+
+    /// Endpoint number `idx` (wrapping, so any index is valid).
+    pub fn endpoint(&self, idx: usize) -> &UpstreamAddr {
+        &self.endpoints[idx % self.endpoints.len()]
+    }
+
+    /// Counts a request in flight against endpoint `idx` until the guard
+    /// is dropped.
+    pub fn begin(self: &Arc<Self>, idx: usize) -> InFlightGuard {
+        InFlightGuard::new(self.clone(), idx % self.endpoints.len())
+    }
+
+    /// Chooses an endpoint and counts the request against it.
+    pub fn acquire(self: &Arc<Self>) -> InFlightGuard {
+        self.begin(self.balancer.next_index())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::destination_with;
+    use super::*;
+
+    #[test]
+    fn names_and_addresses() {
+        let d = destination_with(LbPolicy::RoundRobin, 2);
+        assert_eq!(&*d.name, "svc:80");
+        let ip6 = UpstreamAddr {
+            host: "::1".into(),
+            port: 8080,
+        };
+        assert_eq!(ip6.to_string(), "[::1]:8080");
+        assert_eq!(d.endpoint(3).port, 2, "indices wrap");
+    }
+
+    #[test]
+    fn guard_counts_until_dropped() {
+        let d = destination_with(LbPolicy::LeastRequest, 3);
+        let g1 = d.begin(2);
+        let g2 = d.begin(2);
+        assert_eq!(d.balancer.in_flight(2), 2);
+        drop(g1);
+        assert_eq!(d.balancer.in_flight(2), 1);
+        assert_eq!(g2.endpoint().port, 3);
+    }
+}

@@ -1,0 +1,232 @@
+//! Per-connection TLS decisions on a listener.
+//!
+//! Order inside OpenSSL's server handshake, and what we do at each step:
+//! 1. ClientHello callback (before version negotiation and before any
+//!    session is looked up): read SNI from the raw extension, pick the
+//!    server policy from the live `Runtime`, set the protocol versions and
+//!    ciphers, and bind session resumption to the policy key (session id
+//!    context; ticket app data in `session.rs`). Unknown SNI stops here.
+//! 2. Pingora's certificate callback (`TlsAccept`), skipped on resumption:
+//!    install the credential and client verification of the policy chosen in 1.
+//! 3. Handshake complete: record SNI, policy and verified client identity in
+//!    `ConnInfo`, which Pingora hands to every request of the connection.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use openssl::error::ErrorStack;
+use openssl::ssl::{ClientHelloResponse, Ssl, SslAlert, SslRef, SslVerifyMode, SslVersion};
+use openssl::stack::Stack;
+use openssl::x509::{X509Name, X509StoreContextRef, X509VerifyResult};
+use pingora::listeners::TlsAccept;
+use pingora::protocols::tls::TlsRef;
+use pingora::tls::ext;
+
+use super::conn::{ConnInfo, FailureReason};
+use super::policy::ServerPolicy;
+use super::{ffi, sni};
+use crate::config::{ServerTlsMode, TlsVersion};
+use crate::credentials::client_identity;
+use crate::runtime::SharedRuntime;
+
+/// Per-SSL state, stored in the SSL's ex data from the ClientHello on.
+pub(crate) struct ConnState {
+    pub listener: Arc<str>,
+    pub listener_addr: SocketAddr,
+    pub sni: Option<Box<str>>,
+    pub policy: Option<Arc<ServerPolicy>>,
+    /// Set by our callbacks when they refuse, read by the alert callback.
+    pub failure: Arc<AtomicU8>,
+}
+
+pub(crate) fn conn_state_index() -> openssl::ex_data::Index<Ssl, ConnState> {
+    static IDX: OnceLock<openssl::ex_data::Index<Ssl, ConnState>> = OnceLock::new();
+    *IDX.get_or_init(|| Ssl::new_ex_index().expect("OpenSSL ex data index"))
+}
+
+/// The ClientHello callback of the listener at `addr`.
+pub(crate) fn client_hello(
+    rt: &SharedRuntime,
+    addr: SocketAddr,
+    listener_name: &Arc<str>,
+    ssl: &mut SslRef,
+    alert: &mut SslAlert,
+) -> Result<ClientHelloResponse, ErrorStack> {
+    let runtime = rt.load();
+    let sni = sni::from_client_hello(ssl);
+    let failure = Arc::new(AtomicU8::new(FailureReason::None as u8));
+    let policy = runtime.tls.listener(&addr).and_then(|l| match &sni {
+        Some(name) => l.sni.select(name),
+        None => l.sni.without_sni(),
+    });
+    let state = ConnState {
+        listener: listener_name.clone(),
+        listener_addr: addr,
+        sni: sni.map(Into::into),
+        policy: policy.cloned(),
+        failure,
+    };
+    let Some(policy) = policy.cloned() else {
+        let reason = if state.sni.is_none() {
+            FailureReason::NoSni
+        } else {
+            FailureReason::UnknownSni
+        };
+        state.failure.store(reason as u8, Ordering::Relaxed);
+        ssl.set_ex_data(conn_state_index(), state);
+        *alert = SslAlert::UNRECOGNIZED_NAME;
+        return Err(ErrorStack::get());
+    };
+    drop(runtime);
+    if let Err(e) = apply_handshake_params(ssl, &policy) {
+        state
+            .failure
+            .store(FailureReason::Handshake as u8, Ordering::Relaxed);
+        ssl.set_ex_data(conn_state_index(), state);
+        *alert = SslAlert::HANDSHAKE_FAILURE;
+        return Err(e);
+    }
+    ssl.set_ex_data(conn_state_index(), state);
+    Ok(ClientHelloResponse::SUCCESS)
+}
+
+fn version(v: TlsVersion) -> SslVersion {
+    match v {
+        TlsVersion::V1_2 => SslVersion::TLS1_2,
+        TlsVersion::V1_3 => SslVersion::TLS1_3,
+    }
+}
+
+/// What must be set before OpenSSL negotiates the version, the cipher, or a
+/// resumed session.
+fn apply_handshake_params(ssl: &mut SslRef, policy: &ServerPolicy) -> Result<(), ErrorStack> {
+    if let Some(v) = policy.min_version {
+        ssl.set_min_proto_version(Some(version(v)))?;
+    }
+    if let Some(v) = policy.max_version {
+        ssl.set_max_proto_version(Some(version(v)))?;
+    }
+    if let Some(c) = &policy.cipher_list {
+        ssl.set_cipher_list(c)?;
+    }
+    if let Some(c) = &policy.ciphersuites {
+        ssl.set_ciphersuites(c)?;
+    }
+    // A session minted under another policy key is a cache miss (TLS 1.2
+    // session ids and tickets); TLS 1.3 tickets are checked in session.rs.
+    let key = &policy.key[..ffi::SSL_MAX_SID_CTX_LENGTH];
+    // SAFETY: `ssl` is a live SSL; OpenSSL copies the bytes.
+    let ok = unsafe {
+        ffi::SSL_set_session_id_context(
+            foreign_types::ForeignTypeRef::as_ptr(ssl),
+            key.as_ptr(),
+            key.len() as libc::c_uint,
+        )
+    };
+    if ok != 1 {
+        return Err(ErrorStack::get());
+    }
+    // Without this a MUTUAL host could not refuse a client whose cert
+    // fails, before the certificate callback: set it for the whole policy.
+    set_client_verification(ssl, policy);
+    Ok(())
+}
+
+fn set_client_verification(ssl: &mut SslRef, policy: &ServerPolicy) {
+    let mode = match policy.mode {
+        ServerTlsMode::Simple => {
+            ssl.set_verify(SslVerifyMode::NONE);
+            return;
+        }
+        ServerTlsMode::Mutual => SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT,
+        ServerTlsMode::OptionalMutual => SslVerifyMode::PEER,
+    };
+    let cred = &policy.credential;
+    if let Some(store) = &cred.ca_store {
+        if let Err(e) = ext::ssl_set_verify_cert_store(ssl, store) {
+            tracing::error!(error = %e, "cannot set client CA store");
+        }
+    }
+    if let Ok(mut names) = Stack::<X509Name>::new() {
+        for ca in &cred.ca_certs {
+            if let Ok(n) = ca.subject_name().to_owned() {
+                let _ = names.push(n);
+            }
+        }
+        ssl.set_client_ca_list(names);
+    }
+    let policy_for_cb = policy.allowed_sans.clone();
+    ssl.set_verify_callback(mode, move |ok, ctx| verify_client(ok, ctx, &policy_for_cb));
+}
+
+/// OpenSSL's chain verdict, plus the server's `subjectAltNames` allow list
+/// on the leaf. The failure class is left on the SSL for the alert callback.
+fn verify_client(preverify_ok: bool, ctx: &mut X509StoreContextRef, allowed: &[String]) -> bool {
+    let reason = if !preverify_ok {
+        Some(super::conn::classify_verify_error(ctx.error()))
+    } else if ctx.error_depth() == 0 && !allowed.is_empty() {
+        let ok = ctx
+            .current_cert()
+            .map(|c| client_identity(c).matches_any(allowed))
+            .unwrap_or(false);
+        if ok {
+            None
+        } else {
+            ctx.set_error(X509VerifyResult::APPLICATION_VERIFICATION);
+            Some(FailureReason::SanNotAllowed)
+        }
+    } else {
+        None
+    };
+    let Some(reason) = reason else { return true };
+    if let Some(state) = ssl_of(ctx).and_then(|s| s.ex_data(conn_state_index())) {
+        state.failure.store(reason as u8, Ordering::Relaxed);
+    }
+    false
+}
+
+fn ssl_of(ctx: &X509StoreContextRef) -> Option<&SslRef> {
+    let idx = openssl::x509::X509StoreContext::ssl_idx().ok()?;
+    ctx.ex_data(idx)
+}
+
+/// The `TlsAccept` of one listener.
+pub struct Acceptor;
+
+#[async_trait]
+impl TlsAccept for Acceptor {
+    async fn certificate_callback(&self, ssl: &mut TlsRef) {
+        let Some(policy) = ssl
+            .ex_data(conn_state_index())
+            .and_then(|s| s.policy.clone())
+        else {
+            return;
+        };
+        if let Err(e) = install_credential(ssl, &policy) {
+            tracing::error!(server = %policy.server, error = %e, "cannot install server credential");
+        }
+    }
+
+    async fn handshake_complete_callback(
+        &self,
+        ssl: &TlsRef,
+    ) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        super::linger::handshake_done();
+        let state = ssl.ex_data(conn_state_index())?;
+        let info = ConnInfo::from_handshake(ssl, state);
+        Some(Arc::new(info))
+    }
+}
+
+fn install_credential(ssl: &mut SslRef, policy: &ServerPolicy) -> Result<(), ErrorStack> {
+    let cred = &policy.credential;
+    let (leaf, chain) = cred.chain.split_first().ok_or_else(ErrorStack::get)?;
+    ext::ssl_use_certificate(ssl, leaf)?;
+    ext::ssl_use_private_key(ssl, &cred.key)?;
+    for c in chain {
+        ext::ssl_add_chain_cert(ssl, c)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! What a finished handshake tells the HTTP layer, and how a failed one is
+//! classified, logged and counted.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use openssl::ssl::SslRef;
+use openssl::x509::X509VerifyResult;
+
+use super::accept::{conn_state_index, ConnState};
+use super::ffi;
+use super::policy::ServerPolicy;
+use crate::credentials::{client_identity, ClientIdentity};
+use crate::metrics::metrics;
+
+/// The TLS facts of one downstream connection, shared by its requests
+/// (Pingora keeps it in `SslDigest.extension`).
+#[derive(Debug)]
+pub struct ConnInfo {
+    pub listener: Arc<str>,
+    /// The bind address of the listener (key of `TlsPolicy`).
+    pub listener_addr: std::net::SocketAddr,
+    pub sni: Option<Box<str>>,
+    /// The server policy the handshake satisfied.
+    pub policy: Option<Arc<ServerPolicy>>,
+    /// Present only when a client certificate was verified (or resumed
+    /// from a session that verified one under the same policy key).
+    pub client: Option<ClientIdentity>,
+    /// `x-forwarded-client-cert` value, computed once per connection.
+    pub xfcc: Option<String>,
+    pub resumed: bool,
+    pub version: &'static str,
+    /// One span per connection, carrying SNI and peer identity.
+    pub span: tracing::Span,
+}
+
+impl ConnInfo {
+    pub(crate) fn from_handshake(ssl: &SslRef, state: &ConnState) -> ConnInfo {
+        let client = state
+            .policy
+            .as_ref()
+            .filter(|p| p.requests_client_cert())
+            .and_then(|_| ssl.peer_certificate())
+            .map(|c| client_identity(&c));
+        let resumed = ssl.session_reused();
+        let version = ssl.version_str();
+        let sni = state.sni.as_deref().unwrap_or("");
+        let client_id = client.as_ref().map(|c| c.id()).unwrap_or_default();
+        let span = tracing::info_span!(
+            "conn",
+            listener = %state.listener,
+            sni = %sni,
+            "client.id" = %client_id,
+            tls = version,
+            resumed,
+        );
+        metrics()
+            .handshakes
+            .with_label_values(&[
+                &state.listener,
+                version,
+                if resumed { "true" } else { "false" },
+            ])
+            .inc();
+        ConnInfo {
+            listener: state.listener.clone(),
+            listener_addr: state.listener_addr,
+            sni: state.sni.clone(),
+            policy: state.policy.clone(),
+            xfcc: client.as_ref().map(|c| c.xfcc()),
+            client,
+            resumed,
+            version,
+            span,
+        }
+    }
+}
+
+/// Handshake failure classes, as logged and counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FailureReason {
+    None = 0,
+    NoSni,
+    UnknownSni,
+    NoClientCert,
+    UnknownCa,
+    BadClientCert,
+    SanNotAllowed,
+    Handshake,
+}
+
+impl FailureReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::None | FailureReason::Handshake => "handshake",
+            FailureReason::NoSni => "no_sni",
+            FailureReason::UnknownSni => "unknown_sni",
+            FailureReason::NoClientCert => "no_client_cert",
+            FailureReason::UnknownCa => "unknown_ca",
+            FailureReason::BadClientCert => "bad_client_cert",
+            FailureReason::SanNotAllowed => "san_not_allowed",
+        }
+    }
+
+    fn from_u8(v: u8) -> FailureReason {
+        [
+            FailureReason::None,
+            FailureReason::NoSni,
+            FailureReason::UnknownSni,
+            FailureReason::NoClientCert,
+            FailureReason::UnknownCa,
+            FailureReason::BadClientCert,
+            FailureReason::SanNotAllowed,
+            FailureReason::Handshake,
+        ]
+        .get(v as usize)
+        .copied()
+        .unwrap_or(FailureReason::Handshake)
+    }
+}
+
+/// Chain errors that mean "not issued by a CA this host trusts".
+pub(crate) fn classify_verify_error(e: X509VerifyResult) -> FailureReason {
+    match e.as_raw() {
+        // UNABLE_TO_GET_ISSUER_CERT, DEPTH_ZERO_SELF_SIGNED_CERT,
+        // SELF_SIGNED_CERT_IN_CHAIN, UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
+        // UNABLE_TO_VERIFY_LEAF_SIGNATURE, CERT_SIGNATURE_FAILURE
+        2 | 18 | 19 | 20 | 21 | 7 => FailureReason::UnknownCa,
+        _ => FailureReason::BadClientCert,
+    }
+}
+
+/// TLS alert descriptions we map when no callback of ours left a reason.
+const ALERT_HANDSHAKE_FAILURE: i32 = 40;
+const ALERT_UNKNOWN_CA: i32 = 48;
+const ALERT_CERTIFICATE_REQUIRED: i32 = 116;
+
+/// OpenSSL's info callback: a fatal alert we send is a failed handshake.
+/// Installed on every listener's SSL_CTX.
+pub(crate) unsafe extern "C" fn on_info(ssl: *const openssl_sys::SSL, where_: i32, ret: i32) {
+    if where_ & ffi::SSL_CB_EXIT != 0 && ret <= 0 {
+        // A handshake step ended: without a queued error it only waits for
+        // I/O; with one it failed, maybe without any alert (plain HTTP on a
+        // TLS port), and the connection must close now, not at a timeout.
+        // SAFETY: reads this thread's OpenSSL error queue without popping.
+        if ret == 0 || unsafe { ffi::ERR_peek_error() } != 0 {
+            super::linger::handshake_refused();
+        }
+        return;
+    }
+    let fatal_alert_sent = where_ & ffi::SSL_CB_ALERT != 0
+        && where_ & ffi::SSL_CB_WRITE != 0
+        && (ret >> 8) & 0xff == 2;
+    if !fatal_alert_sent {
+        return;
+    }
+    super::linger::handshake_refused();
+    // SAFETY: OpenSSL passes the live SSL whose handshake is running.
+    let ssl = unsafe { <SslRef as foreign_types::ForeignTypeRef>::from_ptr(ssl as *mut _) };
+    let Some(state) = ssl.ex_data(conn_state_index()) else {
+        // Failed before the ClientHello callback ran (garbage, old
+        // protocol): there is no SNI or listener name to report.
+        record_failure("unknown", "", FailureReason::Handshake, ret & 0xff);
+        return;
+    };
+    let mut reason = FailureReason::from_u8(state.failure.load(Ordering::Relaxed));
+    if reason == FailureReason::None {
+        let desc = ret & 0xff;
+        let mutual = state
+            .policy
+            .as_ref()
+            .is_some_and(|p| p.requests_client_cert());
+        reason = match desc {
+            ALERT_CERTIFICATE_REQUIRED => FailureReason::NoClientCert,
+            ALERT_HANDSHAKE_FAILURE if mutual && ssl.peer_certificate().is_none() => {
+                FailureReason::NoClientCert
+            }
+            ALERT_UNKNOWN_CA => FailureReason::UnknownCa,
+            _ => FailureReason::Handshake,
+        };
+    }
+    let sni = state.sni.as_deref().unwrap_or("");
+    // Label with the configured host pattern, never the raw SNI: clients
+    // choose the SNI, and a label per random name would grow without bound.
+    let label = state
+        .policy
+        .as_ref()
+        .and_then(|p| sni_label(p, sni))
+        .unwrap_or_else(|| "-".to_string());
+    record_failure(&state.listener, &label, reason, ret & 0xff);
+    if !sni.is_empty() && label != sni {
+        tracing::debug!(sni, "SNI of the refused handshake");
+    }
+}
+
+fn sni_label(policy: &ServerPolicy, sni: &str) -> Option<String> {
+    policy
+        .hosts
+        .iter()
+        .find(|h| h.matches(sni))
+        .map(|h| h.to_string())
+}
+
+fn record_failure(listener: &str, sni: &str, reason: FailureReason, alert: i32) {
+    metrics()
+        .handshake_failures
+        .with_label_values(&[listener, sni, reason.as_str()])
+        .inc();
+    tracing::warn!(
+        listener,
+        sni,
+        reason = reason.as_str(),
+        alert,
+        "TLS handshake refused"
+    );
+}

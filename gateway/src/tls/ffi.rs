@@ -1,0 +1,55 @@
+//! The few OpenSSL 3 functions that rust-openssl does not wrap.
+//!
+//! They resolve against the same statically linked libssl that Pingora's
+//! vendored OpenSSL provides (Pingora declares `SSL_set_cert_cb` the same way).
+
+use libc::{c_int, c_uchar, c_uint, c_void, size_t};
+use openssl_sys::{SSL, SSL_CTX, SSL_SESSION};
+
+pub const SSL_CB_EXIT: c_int = 0x02;
+pub const SSL_CB_WRITE: c_int = 0x08;
+pub const SSL_CB_ALERT: c_int = 0x4000;
+pub const SSL_MAX_SID_CTX_LENGTH: usize = 32;
+
+pub const SSL_TICKET_SUCCESS: c_int = 5;
+pub const SSL_TICKET_SUCCESS_RENEW: c_int = 6;
+pub const SSL_TICKET_RETURN_IGNORE_RENEW: c_int = 2;
+pub const SSL_TICKET_RETURN_USE: c_int = 3;
+pub const SSL_TICKET_RETURN_USE_RENEW: c_int = 4;
+
+pub type InfoCb = unsafe extern "C" fn(ssl: *const SSL, where_: c_int, ret: c_int);
+pub type TicketGenCb = unsafe extern "C" fn(s: *mut SSL, arg: *mut c_void) -> c_int;
+pub type TicketDecCb = unsafe extern "C" fn(
+    s: *mut SSL,
+    ss: *mut SSL_SESSION,
+    keyname: *const c_uchar,
+    keyname_len: size_t,
+    status: c_int,
+    arg: *mut c_void,
+) -> c_int;
+
+extern "C" {
+    pub fn ERR_peek_error() -> libc::c_ulong;
+    pub fn SSL_set_session_id_context(
+        ssl: *mut SSL,
+        sid_ctx: *const c_uchar,
+        sid_ctx_len: c_uint,
+    ) -> c_int;
+    pub fn SSL_CTX_set_info_callback(ctx: *mut SSL_CTX, cb: Option<InfoCb>);
+    pub fn SSL_CTX_set_session_ticket_cb(
+        ctx: *mut SSL_CTX,
+        gen_cb: Option<TicketGenCb>,
+        dec_cb: Option<TicketDecCb>,
+        arg: *mut c_void,
+    ) -> c_int;
+    pub fn SSL_SESSION_set1_ticket_appdata(
+        ss: *mut SSL_SESSION,
+        data: *const c_void,
+        len: size_t,
+    ) -> c_int;
+    pub fn SSL_SESSION_get0_ticket_appdata(
+        ss: *mut SSL_SESSION,
+        data: *mut *mut c_void,
+        len: *mut size_t,
+    ) -> c_int;
+}

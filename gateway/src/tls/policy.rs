@@ -1,0 +1,195 @@
+//! Server-side TLS policy: which credential and client verification each
+//! SNI gets on each listener. Built whole with each `Runtime`; immutable.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use openssl::sha::Sha256;
+
+use crate::config::{ConfigError, CredentialSource, HostPattern, Model, ServerTlsMode, TlsVersion};
+use crate::credentials::Credential;
+
+/// What one Gateway server asks of a TLS connection.
+#[derive(Debug)]
+pub struct ServerPolicy {
+    pub gateway: Arc<str>,
+    /// Gateway server name, as used in metrics labels.
+    pub server: Arc<str>,
+    pub hosts: Vec<HostPattern>,
+    pub mode: ServerTlsMode,
+    pub credential: Arc<Credential>,
+    /// Allowed client SANs (`DNS`/`URI`/`IP` values); empty = any.
+    pub allowed_sans: Vec<String>,
+    pub min_version: Option<TlsVersion>,
+    pub max_version: Option<TlsVersion>,
+    /// TLS 1.2 cipher list (OpenSSL names), if configured.
+    pub cipher_list: Option<String>,
+    /// TLS 1.3 suites, if configured.
+    pub ciphersuites: Option<String>,
+    /// Digest of everything above except names and hosts, and of the
+    /// credential's content. Sessions are bound to it (they only resume
+    /// where it is equal) and a request's Host may go to another server only
+    /// when that server's key is equal, so no request or resumed session
+    /// crosses into a stricter policy.
+    pub key: [u8; 32],
+}
+
+impl ServerPolicy {
+    pub fn requests_client_cert(&self) -> bool {
+        !matches!(self.mode, ServerTlsMode::Simple)
+    }
+}
+
+/// SNI -> policy on one listener: exact host, then the longest `*.suffix`,
+/// then `*`.
+#[derive(Debug, Default)]
+pub struct SniMap {
+    exact: HashMap<String, Arc<ServerPolicy>>,
+    /// Longest suffix first.
+    suffixes: Vec<(String, Arc<ServerPolicy>)>,
+    any: Option<Arc<ServerPolicy>>,
+}
+
+impl SniMap {
+    /// `name` must be lower case without a trailing dot.
+    pub fn select(&self, name: &str) -> Option<&Arc<ServerPolicy>> {
+        if let Some(p) = self.exact.get(name) {
+            return Some(p);
+        }
+        for (suffix, p) in &self.suffixes {
+            if name.len() > suffix.len() && name.ends_with(suffix.as_str()) {
+                return Some(p);
+            }
+        }
+        self.any.as_ref()
+    }
+
+    /// The policy for a client that sent no SNI: only a `*` server takes it.
+    pub fn without_sni(&self) -> Option<&Arc<ServerPolicy>> {
+        self.any.as_ref()
+    }
+
+    fn insert(&mut self, host: &HostPattern, policy: &Arc<ServerPolicy>) {
+        // The loader refuses a host named twice on one port; first wins here
+        // so a slip there cannot make the choice depend on map order.
+        match host {
+            HostPattern::Exact(h) => {
+                self.exact
+                    .entry(h.clone())
+                    .or_insert_with(|| policy.clone());
+            }
+            HostPattern::Suffix(s) => {
+                if !self.suffixes.iter().any(|(x, _)| x == s) {
+                    self.suffixes.push((s.clone(), policy.clone()));
+                    self.suffixes.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
+                }
+            }
+            HostPattern::Any => {
+                self.any.get_or_insert_with(|| policy.clone());
+            }
+        }
+    }
+}
+
+/// One TLS listener's view.
+#[derive(Debug)]
+pub struct ListenerTls {
+    /// `bind:port`, the `listener` label.
+    pub name: Arc<str>,
+    pub sni: SniMap,
+}
+
+/// Every TLS listener, keyed by its bind address.
+#[derive(Debug, Default)]
+pub struct TlsPolicy {
+    listeners: HashMap<SocketAddr, ListenerTls>,
+}
+
+impl TlsPolicy {
+    /// Builds the policy from the model and the credentials already loaded
+    /// for it (`credentials` must hold every source a server names).
+    pub fn build(
+        model: &Model,
+        credentials: &BTreeMap<CredentialSource, Arc<Credential>>,
+    ) -> Result<TlsPolicy, ConfigError> {
+        let mut listeners: HashMap<SocketAddr, ListenerTls> = HashMap::new();
+        for gw in &model.gateways {
+            let gateway: Arc<str> = gw.id.name.as_str().into();
+            for server in &gw.servers {
+                let Some(tls) = &server.tls else { continue };
+                let credential = credentials.get(&tls.credential).cloned().ok_or_else(|| {
+                    ConfigError::field(
+                        &gw.id,
+                        format!("spec.servers[{}].tls", server.index),
+                        format!("credential '{}' was not loaded", tls.credential),
+                    )
+                })?;
+                let (ciphersuites, cipher_list): (Vec<&String>, Vec<&String>) = tls
+                    .cipher_suites
+                    .iter()
+                    .partition(|c| c.starts_with("TLS_"));
+                let join = |v: Vec<&String>| {
+                    (!v.is_empty())
+                        .then(|| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(":"))
+                };
+                let mut policy = ServerPolicy {
+                    gateway: gateway.clone(),
+                    server: server.name.as_str().into(),
+                    hosts: server.hosts.clone(),
+                    mode: tls.mode,
+                    credential,
+                    allowed_sans: tls.subject_alt_names.clone(),
+                    min_version: tls.min_version,
+                    max_version: tls.max_version,
+                    cipher_list: join(cipher_list),
+                    ciphersuites: join(ciphersuites),
+                    key: [0; 32],
+                };
+                policy.key = policy_key(&policy);
+                let policy = Arc::new(policy);
+                let addr = server.addr();
+                let listener = listeners.entry(addr).or_insert_with(|| ListenerTls {
+                    name: addr.to_string().into(),
+                    sni: SniMap::default(),
+                });
+                for host in &server.hosts {
+                    listener.sni.insert(host, &policy);
+                }
+            }
+        }
+        Ok(TlsPolicy { listeners })
+    }
+
+    pub fn listener(&self, addr: &SocketAddr) -> Option<&ListenerTls> {
+        self.listeners.get(addr)
+    }
+
+    pub fn addrs(&self) -> impl Iterator<Item = &SocketAddr> {
+        self.listeners.keys()
+    }
+}
+
+fn policy_key(p: &ServerPolicy) -> [u8; 32] {
+    let mut h = Sha256::new();
+    let mode: &[u8] = match p.mode {
+        ServerTlsMode::Simple => b"simple",
+        ServerTlsMode::Mutual => b"mutual",
+        ServerTlsMode::OptionalMutual => b"optional_mutual",
+    };
+    h.update(mode);
+    // Length-prefix every variable part so no two policies hash alike by
+    // shifting bytes between fields.
+    let mut field = |bytes: &[u8]| {
+        h.update(&(bytes.len() as u64).to_be_bytes());
+        h.update(bytes);
+    };
+    for san in &p.allowed_sans {
+        field(san.as_bytes());
+    }
+    field(format!("{:?}-{:?}", p.min_version, p.max_version).as_bytes());
+    field(p.cipher_list.as_deref().unwrap_or("").as_bytes());
+    field(p.ciphersuites.as_deref().unwrap_or("").as_bytes());
+    field(&p.credential.content_id());
+    h.finish()
+}
