@@ -74,8 +74,8 @@ impl Proxy {
             // The Host must be served under the TLS policy this connection
             // satisfied (same key), else it could reach a MUTUAL host over a
             // SIMPLE handshake, or a host whose CA never saw this client.
-            let allowed = ctx
-                .rt
+            let allowed = conn
+                .runtime
                 .tls
                 .listener(&conn.listener_addr)
                 .and_then(|l| l.sni.select(&ctx.host))

@@ -26,6 +26,14 @@ pub struct Runtime {
     pub tls: TlsPolicy,
 }
 
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Runtime {
     /// Loads every credential the model names and compiles routes and TLS
     /// policy. Nothing is published here: the caller swaps it in.

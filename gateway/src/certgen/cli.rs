@@ -30,10 +30,13 @@ pub struct CaArgs {
     /// Organization (O=).
     #[arg(long)]
     pub org: Option<String>,
+    /// Subject CN (default: --name).
     #[arg(long)]
     pub cn: Option<String>,
+    /// Folder for ca.crt and ca.key.
     #[arg(long)]
     pub out: PathBuf,
+    /// Validity in days.
     #[arg(long, default_value_t = 3650)]
     pub days: u32,
     /// RSA key of this size instead of ECDSA P-256.
@@ -58,6 +61,7 @@ pub struct ServerArgs {
     /// Credential (folder) name, with --credentials-dir.
     #[arg(long, requires = "credentials_dir")]
     pub credential: Option<String>,
+    /// The credentialsDir the credential folder goes in.
     #[arg(long, requires = "credential")]
     pub credentials_dir: Option<PathBuf>,
     /// The credential folder itself, instead of --credentials-dir/--credential.
@@ -66,23 +70,29 @@ pub struct ServerArgs {
     /// CA folder whose ca.crt becomes the credential's client-CA bundle (MUTUAL).
     #[arg(long)]
     pub client_ca: Option<PathBuf>,
+    /// Organization (O=).
     #[arg(long)]
     pub org: Option<String>,
+    /// Validity in days.
     #[arg(long, default_value_t = 825)]
     pub days: u32,
+    /// RSA key of this size instead of ECDSA P-256.
     #[arg(long, value_parser = rsa_bits)]
     pub rsa: Option<u32>,
+    /// Replace an existing key.
     #[arg(long)]
     pub force: bool,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct ClientArgs {
+    /// CA folder holding ca.crt and ca.key.
     #[arg(long)]
     pub ca: PathBuf,
     /// Short name (the CN when --cn is absent).
     #[arg(long)]
     pub name: Option<String>,
+    /// Subject CN (default: --name); also a DNS SAN when it is a host name.
     #[arg(long)]
     pub cn: Option<String>,
     /// Extra DNS SAN (repeatable); the CN is one already when it is a host name.
@@ -94,14 +104,19 @@ pub struct ClientArgs {
     /// Any SAN: `scheme://...` is a URI, an address an IP, anything else DNS.
     #[arg(long)]
     pub san: Vec<String>,
+    /// Organization (O=).
     #[arg(long)]
     pub org: Option<String>,
+    /// Folder for tls.crt and tls.key.
     #[arg(long)]
     pub out: PathBuf,
+    /// Validity in days.
     #[arg(long, default_value_t = 825)]
     pub days: u32,
+    /// RSA key of this size instead of ECDSA P-256.
     #[arg(long, value_parser = rsa_bits)]
     pub rsa: Option<u32>,
+    /// Replace an existing key.
     #[arg(long)]
     pub force: bool,
 }

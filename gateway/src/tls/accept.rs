@@ -29,7 +29,7 @@ use super::policy::ServerPolicy;
 use super::{ffi, sni};
 use crate::config::{ServerTlsMode, TlsVersion};
 use crate::credentials::client_identity;
-use crate::runtime::SharedRuntime;
+use crate::runtime::{Runtime, SharedRuntime};
 
 /// Per-SSL state, stored in the SSL's ex data from the ClientHello on.
 pub(crate) struct ConnState {
@@ -37,6 +37,8 @@ pub(crate) struct ConnState {
     pub listener_addr: SocketAddr,
     pub sni: Option<Box<str>>,
     pub policy: Option<Arc<ServerPolicy>>,
+    /// The runtime the policy was chosen from: the connection keeps it.
+    pub runtime: Arc<Runtime>,
     /// Set by our callbacks when they refuse, read by the alert callback.
     pub failure: Arc<AtomicU8>,
 }
@@ -54,7 +56,7 @@ pub(crate) fn client_hello(
     ssl: &mut SslRef,
     alert: &mut SslAlert,
 ) -> Result<ClientHelloResponse, ErrorStack> {
-    let runtime = rt.load();
+    let runtime = rt.load_full();
     let sni = sni::from_client_hello(ssl);
     let failure = Arc::new(AtomicU8::new(FailureReason::None as u8));
     let policy = runtime.tls.listener(&addr).and_then(|l| match &sni {
@@ -66,6 +68,7 @@ pub(crate) fn client_hello(
         listener_addr: addr,
         sni: sni.map(Into::into),
         policy: policy.cloned(),
+        runtime: runtime.clone(),
         failure,
     };
     let Some(policy) = policy.cloned() else {

@@ -23,6 +23,11 @@ pub struct ConnInfo {
     pub sni: Option<Box<str>>,
     /// The server policy the handshake satisfied.
     pub policy: Option<Arc<ServerPolicy>>,
+    /// The runtime of the handshake. Which hosts this connection may
+    /// reach is decided against it for the connection's whole life, so a
+    /// reload never turns a live keep-alive connection's requests into 421s
+    /// (new connections and resumptions get the new policy).
+    pub runtime: Arc<crate::runtime::Runtime>,
     /// Present only when a client certificate was verified (or resumed
     /// from a session that verified one under the same policy key).
     pub client: Option<ClientIdentity>,
@@ -67,6 +72,7 @@ impl ConnInfo {
             listener_addr: state.listener_addr,
             sni: state.sni.clone(),
             policy: state.policy.clone(),
+            runtime: state.runtime.clone(),
             xfcc: client.as_ref().map(|c| c.xfcc()),
             client,
             resumed,
