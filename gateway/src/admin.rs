@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::metrics::metrics;
 use crate::runtime::SharedRuntime;
+use crate::watch::Reloader;
 
 /// Ready once every data-plane listener accepts connections. Pingora binds
 /// listeners inside its own start-up, so we look rather than guess; after
@@ -67,11 +68,20 @@ fn probe_target(addr: SocketAddr) -> SocketAddr {
 pub struct Admin {
     rt: SharedRuntime,
     readiness: Arc<Readiness>,
+    reloader: Option<Arc<Reloader>>,
 }
 
 impl Admin {
-    pub fn new(rt: SharedRuntime, readiness: Arc<Readiness>) -> Self {
-        Admin { rt, readiness }
+    pub fn new(
+        rt: SharedRuntime,
+        readiness: Arc<Readiness>,
+        reloader: Option<Arc<Reloader>>,
+    ) -> Self {
+        Admin {
+            rt,
+            readiness,
+            reloader,
+        }
     }
 
     async fn route(
@@ -114,10 +124,35 @@ impl Admin {
             }
             ("GET", "/certs") => {
                 let rt = self.rt.load();
-                let infos: Vec<_> = rt.credentials.values().map(|c| &c.info).collect();
-                (StatusCode::OK, JSON, to_json(&infos))
+                (StatusCode::OK, JSON, to_json(&rt.cert_views()))
             }
-            (_, "/healthz/ready" | "/healthz/live" | "/metrics" | "/config_dump" | "/certs") => (
+            ("POST", "/reload") => {
+                let Some(reloader) = self.reloader.clone() else {
+                    return (StatusCode::NOT_FOUND, TEXT, b"reload disabled\n".to_vec());
+                };
+                // Reading and parsing files blocks: keep it off the admin's
+                // async workers.
+                match tokio::task::spawn_blocking(move || reloader.reload("admin")).await {
+                    Ok(outcome) => {
+                        let status = if outcome.result == "error" {
+                            StatusCode::BAD_REQUEST
+                        } else {
+                            StatusCode::OK
+                        };
+                        (status, JSON, to_json(&outcome))
+                    }
+                    Err(_) => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        TEXT,
+                        b"reload failed\n".to_vec(),
+                    ),
+                }
+            }
+            (
+                _,
+                "/healthz/ready" | "/healthz/live" | "/metrics" | "/config_dump" | "/certs"
+                | "/reload",
+            ) => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 TEXT,
                 b"method not allowed\n".to_vec(),

@@ -259,7 +259,7 @@ fn info(
     let ossl = |what| {
         move |e: openssl::error::ErrorStack| CredentialError::Openssl {
             what,
-            reason: e.to_string(),
+            reason: ossl_reason(&e),
         }
     };
     let serial = leaf
@@ -318,6 +318,15 @@ fn rfc3339(unix: i64) -> String {
         secs % 3600 / 60,
         secs % 60
     )
+}
+
+/// OpenSSL's first reason, not its whole stack: the stack repeats the
+/// same failure once per decoder it tried, which drowns the log line.
+pub(crate) fn ossl_reason(e: &openssl::error::ErrorStack) -> String {
+    e.errors()
+        .iter()
+        .find_map(|x| x.reason().map(str::to_string))
+        .unwrap_or_else(|| e.to_string())
 }
 
 #[cfg(test)]

@@ -14,3 +14,4 @@ pub mod proxy;
 pub mod route;
 pub mod runtime;
 pub mod tls;
+pub mod watch;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,8 +13,9 @@ use pingora::server::Server;
 use pingora::services::listening::Service;
 
 use tlsgate::admin::{Admin, Readiness};
-use tlsgate::config::{self, AccessLogFormat, ConfigErrors, Model, Overrides, Protocol};
+use tlsgate::config::{AccessLogFormat, ConfigErrors, Model, Overrides, Protocol};
 use tlsgate::runtime::Runtime;
+use tlsgate::watch::{self, ConfigSource, Reloader};
 use tlsgate::{certgen, embedded, proxy, tls};
 
 #[derive(Parser, Debug)]
@@ -68,27 +69,30 @@ fn main() -> ExitCode {
     }
 }
 
-/// Loads the model and builds generation 1, or returns every error found.
-fn load(args: &ConfigArgs) -> anyhow::Result<Result<Runtime, ConfigErrors>> {
+/// Where the configuration comes from, with the command line's overrides.
+fn source(args: &ConfigArgs) -> anyhow::Result<(ConfigSource, Overrides)> {
     let mut overrides = Overrides {
         admin: args.admin,
         credentials_dir: args.credentials.clone(),
     };
-    let model = if args.config.is_empty() {
-        let dir = std::env::temp_dir().join(format!("tlsgate-default-{}", std::process::id()));
-        let creds = embedded::write_credentials(&dir)
-            .with_context(|| format!("writing the embedded credentials to {}", dir.display()))?;
-        overrides.credentials_dir.get_or_insert(creds);
-        config::load_str(
-            Path::new(embedded::DEFAULT_NAME),
-            embedded::DEFAULT_YAML,
-            &dir,
-            &overrides,
-        )
-    } else {
-        config::load(&args.config, &overrides)
+    if !args.config.is_empty() {
+        return Ok((ConfigSource::Files(args.config.clone()), overrides));
+    }
+    let dir = std::env::temp_dir().join(format!("tlsgate-default-{}", std::process::id()));
+    let creds = embedded::write_credentials(&dir)
+        .with_context(|| format!("writing the embedded credentials to {}", dir.display()))?;
+    overrides.credentials_dir.get_or_insert(creds);
+    let source = ConfigSource::Embedded {
+        name: PathBuf::from(embedded::DEFAULT_NAME),
+        yaml: embedded::DEFAULT_YAML,
+        base_dir: dir,
     };
-    Ok(model.and_then(|m| Runtime::build(m, 1)))
+    Ok((source, overrides))
+}
+
+/// Loads the model and builds generation 1, or returns every error found.
+fn load(source: &ConfigSource, overrides: &Overrides) -> Result<Runtime, ConfigErrors> {
+    source.load(overrides).and_then(|m| Runtime::build(m, 1))
 }
 
 fn print_errors(errors: &ConfigErrors) {
@@ -99,7 +103,8 @@ fn print_errors(errors: &ConfigErrors) {
 }
 
 fn check(args: ConfigArgs) -> anyhow::Result<()> {
-    let rt = match load(&args)? {
+    let (source, overrides) = source(&args)?;
+    let rt = match load(&source, &overrides) {
         Ok(rt) => rt,
         Err(errors) => {
             print_errors(&errors);
@@ -161,7 +166,8 @@ fn whole_seconds(d: Duration) -> u64 {
 }
 
 fn run(args: ConfigArgs) -> anyhow::Result<()> {
-    let rt = match load(&args)? {
+    let (source, overrides) = source(&args)?;
+    let rt = match load(&source, &overrides) {
         Ok(rt) => rt,
         Err(errors) => {
             print_errors(&errors);
@@ -171,7 +177,15 @@ fn run(args: ConfigArgs) -> anyhow::Result<()> {
     let settings = rt.model.runtime.clone();
     init_logging(settings.access_log);
     let listen = listeners(&rt.model);
+    watch::publish_gauges(&rt);
     let shared = rt.shared();
+    let reloader = Reloader::new(shared.clone(), source, overrides);
+    reloader
+        .spawn_watcher()
+        .context("starting the configuration watcher")?;
+    reloader
+        .spawn_sighup()
+        .context("installing the SIGHUP handler")?;
 
     let tmp = std::env::temp_dir();
     let pid = std::process::id();
@@ -207,7 +221,10 @@ fn run(args: ConfigArgs) -> anyhow::Result<()> {
     data.endpoints()
         .set_pre_tls_callback(std::sync::Arc::new(tls::LingerOnRefusal));
     let readiness = Readiness::new(listen.keys().copied().collect());
-    let mut admin = Service::new("admin".to_string(), Admin::new(shared.clone(), readiness));
+    let mut admin = Service::new(
+        "admin".to_string(),
+        Admin::new(shared.clone(), readiness, Some(reloader)),
+    );
     admin.add_tcp(&settings.admin.to_string());
 
     tracing::info!(

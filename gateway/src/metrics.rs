@@ -6,7 +6,8 @@
 use std::sync::OnceLock;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct Metrics {
@@ -19,8 +20,12 @@ pub struct Metrics {
     pub handshake_failures: IntCounterVec,
     /// listener, version, resumed ("true"/"false")
     pub handshakes: IntCounterVec,
-    /// result: ok / error
+    /// result: applied / unchanged / error
     pub reloads: IntCounterVec,
+    /// credential, result: applied / refused
+    pub credential_reloads: IntCounterVec,
+    /// Reloads with a change that only a restart applies.
+    pub needs_restart: IntCounter,
     pub generation: IntGauge,
     /// credential
     pub credential_expiry: prometheus::IntGaugeVec,
@@ -75,6 +80,20 @@ impl Metrics {
             "Configuration and credential reloads, by result",
             &["result"],
         );
+        let credential_reloads = counter(
+            &registry,
+            "tlsgate_credential_reloads_total",
+            "Credential changes applied or refused (last good kept), by credential",
+            &["credential", "result"],
+        );
+        let needs_restart = IntCounter::new(
+            "tlsgate_reload_needs_restart_total",
+            "Reloads that carried a change only a restart applies (listeners, admin address)",
+        )
+        .expect("valid counter");
+        registry
+            .register(Box::new(needs_restart.clone()))
+            .expect("metric registered once");
         let generation = IntGauge::new(
             "tlsgate_runtime_generation",
             "Generation of the runtime configuration now serving",
@@ -101,6 +120,8 @@ impl Metrics {
             handshake_failures,
             handshakes,
             reloads,
+            credential_reloads,
+            needs_restart,
             generation,
             credential_expiry,
         }

@@ -1,17 +1,23 @@
 //! The serving state: one immutable [`Runtime`] per configuration
 //! generation, published through one `ArcSwap`.
 //!
-//! Handshakes read the current runtime with `load()` (never held across an
-//! `.await`); each request pins it with `load_full()` so that a reload in
-//! the middle of a request cannot change its route or policy.
+//! Handshakes read the current runtime with `load_full()` and keep it for
+//! the connection; each request pins the current one with `load_full()` so
+//! that a reload in the middle of a request cannot change its route.
+//!
+//! A reload ([`Runtime::rebuild`]) builds the next runtime beside the live
+//! one. Each credential is loaded and checked on its own: a broken one keeps
+//! its last good version (and records why), so one bad file never stops
+//! the other credentials or the configuration from updating.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use serde::Serialize;
 
-use crate::config::{ConfigError, ConfigErrors, CredentialSource, DocId, Model};
-use crate::credentials::{self, Credential};
+use crate::config::{ConfigError, ConfigErrors, CredentialSource, DocId, HostPattern, Model};
+use crate::credentials::{self, Credential, CredentialInfo};
 use crate::route::RouteTable;
 use crate::tls::TlsPolicy;
 
@@ -22,8 +28,35 @@ pub struct Runtime {
     pub generation: u64,
     pub model: Arc<Model>,
     pub credentials: BTreeMap<CredentialSource, Arc<Credential>>,
+    pub credential_status: BTreeMap<CredentialSource, CredentialStatus>,
     pub routes: RouteTable,
     pub tls: TlsPolicy,
+}
+
+/// What `/certs` says of a credential beyond its certificate.
+#[derive(Debug, Clone, Serialize)]
+pub struct CredentialStatus {
+    /// Generation in which the serving version was loaded.
+    pub loaded_generation: u64,
+    /// Why the newest files were refused, while the last good version serves.
+    pub last_error: Option<String>,
+}
+
+/// A credential whose newest files were refused on a reload.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub source: CredentialSource,
+    pub credential: String,
+    pub reason: String,
+}
+
+/// One credential as `/certs` shows it.
+#[derive(Debug, Serialize)]
+pub struct CertView<'a> {
+    #[serde(flatten)]
+    pub info: &'a CredentialInfo,
+    #[serde(flatten)]
+    pub status: Option<&'a CredentialStatus>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -35,35 +68,138 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// Loads every credential the model names and compiles routes and TLS
-    /// policy. Nothing is published here: the caller swaps it in.
+    /// The first runtime: every credential must load.
     pub fn build(model: Model, generation: u64) -> Result<Runtime, ConfigErrors> {
+        Self::assemble(model, generation, None).map(|(rt, _)| rt)
+    }
+
+    /// The next runtime after `prev`: a credential that fails to load or
+    /// check keeps `prev`'s version (reported in the refusals); one that
+    /// `prev` never had is an error, as at start. Unchanged credentials are
+    /// shared with `prev`, so sessions bound to them keep resuming.
+    pub fn rebuild(
+        model: Model,
+        prev: &Runtime,
+        generation: u64,
+    ) -> Result<(Runtime, Vec<Refusal>), ConfigErrors> {
+        Self::assemble(model, generation, Some(prev))
+    }
+
+    fn assemble(
+        model: Model,
+        generation: u64,
+        prev: Option<&Runtime>,
+    ) -> Result<(Runtime, Vec<Refusal>), ConfigErrors> {
         let mut errors = Vec::new();
+        let mut refusals = Vec::new();
         let mut credentials = BTreeMap::new();
+        let mut status = BTreeMap::new();
+        let allow_expired = model.runtime.reload.allow_expired_credentials;
         for (source, (doc, field)) in credential_references(&model) {
-            match credentials::load(&source, &model.runtime.credentials_dir) {
-                Ok(c) => {
-                    credentials.insert(source, Arc::new(c));
+            let loaded = credentials::load(&source, &model.runtime.credentials_dir)
+                .map_err(|e| e.to_string())
+                .and_then(|c| check(&c, allow_expired).map(|()| c));
+            let previous = prev.and_then(|p| {
+                Some((
+                    p.credentials.get(&source)?,
+                    p.credential_status.get(&source)?,
+                ))
+            });
+            match (loaded, previous) {
+                (Ok(new), Some((old, st))) if new.content_id() == old.content_id() => {
+                    credentials.insert(source.clone(), old.clone());
+                    status.insert(source, st.clone());
                 }
-                Err(e) => errors.push(ConfigError::field(&doc, field, e.to_string())),
+                (Ok(new), _) => {
+                    credentials.insert(source.clone(), Arc::new(new));
+                    let st = CredentialStatus {
+                        loaded_generation: generation,
+                        last_error: None,
+                    };
+                    status.insert(source, st);
+                }
+                (Err(reason), Some((old, st))) => {
+                    refusals.push(Refusal {
+                        source: source.clone(),
+                        credential: source.to_string(),
+                        reason: reason.clone(),
+                    });
+                    credentials.insert(source.clone(), old.clone());
+                    let st = CredentialStatus {
+                        loaded_generation: st.loaded_generation,
+                        last_error: Some(reason),
+                    };
+                    status.insert(source, st);
+                }
+                (Err(reason), None) => errors.push(ConfigError::field(&doc, field, reason)),
             }
         }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
+        warn_uncovered_hosts(&model, &credentials);
         let routes = RouteTable::compile(&model)?;
         let tls = TlsPolicy::build(&model, &credentials)?;
-        Ok(Runtime {
+        let rt = Runtime {
             generation,
             model: Arc::new(model),
             credentials,
+            credential_status: status,
             routes,
             tls,
-        })
+        };
+        Ok((rt, refusals))
     }
 
     pub fn shared(self) -> SharedRuntime {
         Arc::new(ArcSwap::from_pointee(self))
+    }
+
+    /// Every credential for `/certs`, with its reload status.
+    pub fn cert_views(&self) -> Vec<CertView<'_>> {
+        self.credentials
+            .iter()
+            .map(|(src, c)| CertView {
+                info: &c.info,
+                status: self.credential_status.get(src),
+            })
+            .collect()
+    }
+}
+
+/// Checks beyond parsing, before a credential may serve.
+fn check(c: &Credential, allow_expired: bool) -> Result<(), String> {
+    if c.expired() && !allow_expired {
+        return Err(format!(
+            "certificate expired at {} (set GatewayRuntime spec.reload.allowExpiredCredentials to serve it anyway)",
+            c.info.not_after
+        ));
+    }
+    Ok(())
+}
+
+/// A certificate that does not name a host it serves still serves (clients
+/// may pin it), but it is almost always a mistake worth a log line.
+fn warn_uncovered_hosts(model: &Model, creds: &BTreeMap<CredentialSource, Arc<Credential>>) {
+    for gw in &model.gateways {
+        for s in &gw.servers {
+            let Some(tls) = &s.tls else { continue };
+            let Some(c) = creds.get(&tls.credential) else {
+                continue;
+            };
+            for h in &s.hosts {
+                if let HostPattern::Exact(host) = h {
+                    if !c.covers_host(host) {
+                        tracing::warn!(
+                            credential = %tls.credential,
+                            host = %host,
+                            gateway = %gw.id,
+                            "certificate SANs do not cover this host"
+                        );
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -8,7 +8,9 @@ use std::time::Duration;
 use super::load::{absolute, Document};
 use super::parse::{duration, resolve, spec, upper, Report};
 use super::raw::GatewayRuntimeSpec;
-use super::{AccessLogFormat, ConfigError, OutboundPolicy, Overrides, RuntimeSettings};
+use super::{
+    AccessLogFormat, ConfigError, OutboundPolicy, Overrides, ReloadSettings, RuntimeSettings,
+};
 
 pub(crate) const DEFAULT_ADMIN: &str = "127.0.0.1:15021";
 pub(crate) const DEFAULT_CREDENTIALS_DIR: &str = "/etc/tlsgate/credentials";
@@ -22,6 +24,7 @@ pub(crate) fn defaults() -> RuntimeSettings {
         threads: 1,
         grace_period: Duration::ZERO,
         shutdown_timeout: Duration::from_secs(1),
+        reload: ReloadSettings::default(),
     }
 }
 
@@ -106,6 +109,29 @@ fn apply(doc: &Document, s: &mut RuntimeSettings, report: &mut Report<'_>) {
             if let Some(d) = report.check("spec.shutdown.timeout", duration(t)) {
                 s.shutdown_timeout = d;
             }
+        }
+    }
+    if let Some(reload) = raw.reload {
+        let r = &mut s.reload;
+        if let Some(w) = reload.watch {
+            r.watch = w;
+        }
+        if let Some(d) = &reload.debounce {
+            if let Some(d) = report.check("spec.reload.debounce", duration(d)) {
+                r.debounce = d;
+            }
+        }
+        if let Some(d) = &reload.rescan_interval {
+            match report.check("spec.reload.rescanInterval", duration(d)) {
+                Some(d) if d.is_zero() => {
+                    report.error("spec.reload.rescanInterval", "must be more than 0s")
+                }
+                Some(d) => r.rescan_interval = d,
+                None => {}
+            }
+        }
+        if let Some(a) = reload.allow_expired_credentials {
+            r.allow_expired_credentials = a;
         }
     }
 }

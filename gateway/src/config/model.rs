@@ -54,6 +54,31 @@ pub struct RuntimeSettings {
     pub grace_period: Duration,
     /// Time open connections get to finish after listeners close (default 1 s).
     pub shutdown_timeout: Duration,
+    pub reload: ReloadSettings,
+}
+
+/// How configuration and credential changes are picked up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReloadSettings {
+    /// Watch the config paths and the credentials directory (default true).
+    pub watch: bool,
+    /// Quiet time after the last file event before reloading (default 200 ms).
+    pub debounce: Duration,
+    /// Full rescan even without events, in case one was missed (default 30 s).
+    pub rescan_interval: Duration,
+    /// Serve an expired certificate rather than refuse it (default false).
+    pub allow_expired_credentials: bool,
+}
+
+impl Default for ReloadSettings {
+    fn default() -> Self {
+        ReloadSettings {
+            watch: true,
+            debounce: Duration::from_millis(200),
+            rescan_interval: Duration::from_secs(30),
+            allow_expired_credentials: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -101,7 +126,7 @@ impl Server {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Protocol {
     Http,

@@ -367,6 +367,16 @@ pub struct GatewayRuntimeSpec {
     pub access_log: Option<AccessLog>,
     pub threads: Option<usize>,
     pub shutdown: Option<Shutdown>,
+    pub reload: Option<Reload>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Reload {
+    pub watch: Option<bool>,
+    pub debounce: Option<String>,
+    pub rescan_interval: Option<String>,
+    pub allow_expired_credentials: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

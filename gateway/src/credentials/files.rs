@@ -16,7 +16,7 @@ use openssl::x509::store::{X509Store, X509StoreBuilder};
 use openssl::x509::verify::X509VerifyFlags;
 use openssl::x509::{X509Crl, X509};
 
-use super::CredentialError;
+use super::{ossl_reason, CredentialError};
 use crate::config::model::CredentialSource;
 
 const CERT_NAMES: [&str; 2] = ["tls.crt", "cert"];
@@ -179,7 +179,7 @@ fn is_pem(data: &[u8]) -> bool {
 pub(crate) fn parse_certs(path: &Path, data: &[u8]) -> Result<Vec<X509>, CredentialError> {
     let pem_err = |e: openssl::error::ErrorStack| CredentialError::Pem {
         path: path.to_path_buf(),
-        reason: e.to_string(),
+        reason: ossl_reason(&e),
     };
     let certs = if is_pem(data) {
         X509::stack_from_pem(data).map_err(pem_err)?
@@ -214,7 +214,7 @@ pub(crate) fn parse_key(path: &Path, data: &[u8]) -> Result<PKey<Private>, Crede
     };
     parsed.map_err(|e| CredentialError::Pem {
         path: path.to_path_buf(),
-        reason: e.to_string(),
+        reason: ossl_reason(&e),
     })
 }
 
@@ -274,7 +274,7 @@ pub(crate) fn build_store(cas: &[X509], crls: &[X509Crl]) -> Result<X509Store, C
     let err = |what: &'static str| {
         move |e: openssl::error::ErrorStack| CredentialError::Openssl {
             what,
-            reason: e.to_string(),
+            reason: ossl_reason(&e),
         }
     };
     let mut b = X509StoreBuilder::new().map_err(err("creating the CA store"))?;

@@ -30,6 +30,7 @@ pub fn model() -> Model {
             threads: 1,
             grace_period: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(1),
+            reload: Default::default(),
         },
         gateways: vec![],
         virtual_services: vec![],

@@ -1,0 +1,336 @@
+//! Reloading: file events (debounced), a periodic rescan, SIGHUP and
+//! `POST /reload` all end in [`Reloader::reload`], which rebuilds the whole
+//! runtime beside the live one and swaps it in only if it differs.
+//!
+//! A Kubernetes Secret volume changes by renaming a new `..data` symlink
+//! over the old one; editors write a temporary file and rename it. Both are
+//! directory events, so we watch directories (the credentials directory
+//! recursively, and the folder of every config file), never single files,
+//! and let the rebuild decide whether anything changed.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use notify::event::ModifyKind;
+use notify::{EventKind, RecursiveMode, Watcher};
+use serde::Serialize;
+
+use crate::config::{self, ConfigErrors, Model, Overrides, Protocol};
+use crate::metrics::metrics;
+use crate::runtime::{Runtime, SharedRuntime};
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    Files(Vec<PathBuf>),
+    /// The embedded default: its text is fixed, its credentials are files.
+    Embedded {
+        name: PathBuf,
+        yaml: &'static str,
+        base_dir: PathBuf,
+    },
+}
+
+impl ConfigSource {
+    pub fn load(&self, overrides: &Overrides) -> Result<Model, ConfigErrors> {
+        match self {
+            ConfigSource::Files(paths) => config::load(paths, overrides),
+            ConfigSource::Embedded {
+                name,
+                yaml,
+                base_dir,
+            } => config::load_str(name, yaml, base_dir, overrides),
+        }
+    }
+}
+
+/// What one reload did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// `applied`, `unchanged` or `error`.
+    pub result: &'static str,
+    pub generation: u64,
+    /// Configuration errors (the running configuration was kept).
+    pub errors: Vec<String>,
+    /// Credentials whose newest files were refused (last good kept).
+    pub refused: Vec<String>,
+    /// Changes that only a restart can apply (new listeners, admin address).
+    pub needs_restart: Vec<String>,
+}
+
+pub struct Reloader {
+    rt: SharedRuntime,
+    source: ConfigSource,
+    overrides: Overrides,
+    /// Serializes reloads; holds the last published model's fingerprint.
+    last: Mutex<String>,
+}
+
+impl Reloader {
+    pub fn new(rt: SharedRuntime, source: ConfigSource, overrides: Overrides) -> Arc<Self> {
+        let fingerprint = fingerprint(&rt.load());
+        Arc::new(Reloader {
+            rt,
+            source,
+            overrides,
+            last: Mutex::new(fingerprint),
+        })
+    }
+
+    /// Rebuilds from the files now on disk; publishes only a changed runtime.
+    pub fn reload(&self, trigger: &str) -> Outcome {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.rt.load_full();
+        let m = metrics();
+        let mut outcome = Outcome {
+            result: "error",
+            generation: current.generation,
+            errors: Vec::new(),
+            refused: Vec::new(),
+            needs_restart: Vec::new(),
+        };
+        let built = self
+            .source
+            .load(&self.overrides)
+            .and_then(|model| Runtime::rebuild(model, &current, current.generation + 1));
+        let (next, refusals) = match built {
+            Ok(b) => b,
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::error!(trigger, error = %e, "reload refused; the running configuration stays");
+                }
+                outcome.errors = errors.0.iter().map(|e| e.to_string()).collect();
+                m.reloads.with_label_values(&["error"]).inc();
+                return outcome;
+            }
+        };
+        for r in &refusals {
+            let known = current
+                .credential_status
+                .get(&r.source)
+                .and_then(|st| st.last_error.as_deref())
+                == Some(r.reason.as_str());
+            if known {
+                // Already logged and counted when these files first failed.
+                continue;
+            }
+            tracing::error!(
+                trigger,
+                credential = %r.credential,
+                reason = %r.reason,
+                "credential refused; its last good version keeps serving"
+            );
+            m.credential_reloads
+                .with_label_values(&[&r.credential, "refused"])
+                .inc();
+        }
+        outcome.refused = refusals
+            .iter()
+            .map(|r| format!("{}: {}", r.credential, r.reason))
+            .collect();
+        let print = fingerprint(&next);
+        if *last == print {
+            outcome.result = "unchanged";
+            m.reloads.with_label_values(&["unchanged"]).inc();
+            return outcome;
+        }
+        outcome.needs_restart = needs_restart(&current.model, &next.model);
+        for what in &outcome.needs_restart {
+            tracing::warn!(trigger, change = %what, "needs restart; the rest of the change applies");
+            m.needs_restart.inc();
+        }
+        for (src, st) in &next.credential_status {
+            if st.loaded_generation == next.generation {
+                m.credential_reloads
+                    .with_label_values(&[&src.to_string(), "applied"])
+                    .inc();
+            }
+        }
+        publish_gauges(&next);
+        outcome.generation = next.generation;
+        outcome.result = "applied";
+        *last = print;
+        self.rt.store(Arc::new(next));
+        m.reloads.with_label_values(&["applied"]).inc();
+        tracing::info!(
+            trigger,
+            generation = outcome.generation,
+            "configuration reloaded"
+        );
+        outcome
+    }
+
+    /// Directories to watch for the current configuration.
+    fn watch_dirs(&self) -> BTreeSet<(PathBuf, bool)> {
+        let rt = self.rt.load();
+        let mut dirs = BTreeSet::new();
+        dirs.insert((rt.model.runtime.credentials_dir.clone(), true));
+        if let ConfigSource::Files(paths) = &self.source {
+            for p in paths {
+                let dir = if p.is_dir() {
+                    p.clone()
+                } else {
+                    p.parent()
+                        .filter(|d| !d.as_os_str().is_empty())
+                        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+                };
+                dirs.insert((dir, false));
+            }
+        }
+        dirs
+    }
+
+    /// Starts the watcher thread: file events debounced, plus a rescan.
+    pub fn spawn_watcher(self: &Arc<Self>) -> std::io::Result<()> {
+        let settings = self.rt.load().model.runtime.reload.clone();
+        let (tx, rx) = mpsc::channel::<()>();
+        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if let Ok(ev) = res {
+                // Our own reads show up as access events: reacting to them
+                // would reload forever.
+                // Reading a file also bumps its atime (a metadata event).
+                let ours = matches!(
+                    ev.kind,
+                    EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_))
+                );
+                if !ours {
+                    let _ = tx.send(());
+                }
+            }
+        })
+        .map_err(std::io::Error::other)?;
+        let mut watched = BTreeSet::new();
+        if settings.watch {
+            watched = self.watch_dirs();
+            for (dir, recursive) in &watched {
+                add_watch(&mut watcher, dir, *recursive);
+            }
+        }
+        let me = self.clone();
+        std::thread::Builder::new()
+            .name("tlsgate-reload".into())
+            .spawn(move || {
+                let _keep_alive = &watcher;
+                let mut watched = watched;
+                loop {
+                    let trigger = match rx.recv_timeout(settings.rescan_interval) {
+                        Ok(()) => {
+                            debounce(&rx, settings.debounce);
+                            "watch"
+                        }
+                        Err(mpsc::RecvTimeoutError::Timeout) => "rescan",
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    };
+                    me.reload(trigger);
+                    if settings.watch {
+                        let now = me.watch_dirs();
+                        for (dir, _) in watched.difference(&now) {
+                            let _ = watcher.unwatch(dir);
+                        }
+                        for (dir, recursive) in now.difference(&watched) {
+                            add_watch(&mut watcher, dir, *recursive);
+                        }
+                        watched = now;
+                    }
+                }
+            })?;
+        Ok(())
+    }
+
+    /// SIGHUP forces a reload.
+    pub fn spawn_sighup(self: &Arc<Self>) -> std::io::Result<()> {
+        let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
+        let me = self.clone();
+        std::thread::Builder::new()
+            .name("tlsgate-sighup".into())
+            .spawn(move || {
+                for _ in signals.forever() {
+                    me.reload("sighup");
+                }
+            })?;
+        Ok(())
+    }
+}
+
+fn add_watch(watcher: &mut impl Watcher, dir: &Path, recursive: bool) {
+    let mode = if recursive {
+        RecursiveMode::Recursive
+    } else {
+        RecursiveMode::NonRecursive
+    };
+    if let Err(e) = watcher.watch(dir, mode) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot watch; the periodic rescan still applies changes");
+    }
+}
+
+/// Waits until no event came for `quiet`, bounded so a constant stream of
+/// events cannot postpone the reload forever.
+fn debounce(rx: &mpsc::Receiver<()>, quiet: Duration) {
+    let deadline = Instant::now() + quiet * 10;
+    while Instant::now() < deadline {
+        match rx.recv_timeout(quiet) {
+            Ok(()) => continue,
+            Err(_) => return,
+        }
+    }
+}
+
+/// Identity of what a runtime serves: the model as JSON plus each
+/// credential's content. Equal prints mean a reload would change nothing.
+fn fingerprint(rt: &Runtime) -> String {
+    let mut s = serde_json::to_string(&*rt.model).unwrap_or_default();
+    for (src, c) in &rt.credentials {
+        s.push_str(&format!("|{src}={:x?}", c.content_id()));
+        if let Some(e) = rt
+            .credential_status
+            .get(src)
+            .and_then(|st| st.last_error.as_ref())
+        {
+            s.push_str(&format!("!{e}"));
+        }
+    }
+    s
+}
+
+fn listeners(model: &Model) -> BTreeSet<(SocketAddr, Protocol)> {
+    model
+        .gateways
+        .iter()
+        .flat_map(|g| g.servers.iter().map(|s| (s.addr(), s.protocol)))
+        .collect()
+}
+
+fn needs_restart(old: &Model, new: &Model) -> Vec<String> {
+    let (a, b) = (listeners(old), listeners(new));
+    let mut out: Vec<String> = b
+        .difference(&a)
+        .map(|(addr, p)| format!("new listener {addr} {p:?}"))
+        .chain(a.difference(&b).map(|(addr, p)| {
+            format!("removed listener {addr} {p:?} (no longer served, still bound)")
+        }))
+        .collect();
+    if old.runtime.admin != new.runtime.admin {
+        out.push(format!(
+            "admin address {} -> {}",
+            old.runtime.admin, new.runtime.admin
+        ));
+    }
+    if old.runtime.threads != new.runtime.threads {
+        out.push("threads".to_string());
+    }
+    out
+}
+
+/// Gauges that describe the runtime being published.
+pub fn publish_gauges(rt: &Runtime) {
+    let m = metrics();
+    m.generation.set(rt.generation as i64);
+    for c in rt.credentials.values() {
+        m.credential_expiry
+            .with_label_values(&[&c.info.name])
+            .set(c.info.not_after_unix);
+    }
+}
