@@ -107,8 +107,14 @@ impl Runtime {
             });
             match (loaded, previous) {
                 (Ok(new), Some((old, st))) if new.content_id() == old.content_id() => {
+                    // The files are good again (or never changed): whatever
+                    // was refused before no longer stands.
                     credentials.insert(source.clone(), old.clone());
-                    status.insert(source, st.clone());
+                    let st = CredentialStatus {
+                        loaded_generation: st.loaded_generation,
+                        last_error: None,
+                    };
+                    status.insert(source, st);
                 }
                 (Ok(new), _) => {
                     credentials.insert(source.clone(), Arc::new(new));
