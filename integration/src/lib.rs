@@ -1,1 +1,192 @@
-//! Test harness
+//! Test harness for tlsgate's acceptance tests: the real `tlsgate` binary,
+//! real HTTP backends, the real `curl` and `openssl s_client`.
+//!
+//! Everything binds 127.0.0.1 only, every wait is bounded, and every child
+//! process is killed by its PID when its owner is dropped.
+//!
+//! - [`tlsgate_bin`], [`free_port`], the paths of `certs-example/` ([`certs`]);
+//! - [`Gateway`]: one running `tlsgate run` with its own admin port and log file;
+//! - [`Backend`]: an HTTP/1.1 + h2c echo server that records what it received;
+//! - [`Curl`] / [`curl`], [`openssl_s_client`], [`run_tlsgate`]: bounded commands;
+//! - [`ConfigDir`] and [`seed000_yaml`]: YAML written into a temporary folder;
+//! - [`Metrics`]: a small Prometheus text parser.
+
+pub mod backend;
+pub mod certs;
+pub mod cmd;
+pub mod config;
+pub mod gateway;
+pub mod http;
+pub mod metrics;
+pub mod readme;
+pub mod scenario;
+pub mod script;
+
+use std::collections::HashSet;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub use backend::{Backend, RecordedRequest};
+pub use certs::*;
+pub use cmd::{
+    curl, openssl, openssl_s_client, run_command, run_tlsgate, s_client_get, CmdOutput, Curl,
+    CurlResult,
+};
+pub use config::{seed000_yaml, ConfigDir, Seed000Ports};
+pub use gateway::Gateway;
+pub use http::{http_get, HttpResponse};
+pub use metrics::Metrics;
+pub use scenario::{Seed000, FRONTEND_HOST, PARTNER_HOST};
+
+/// The workspace root (the folder holding `gateway/`, `integration/`, `conf/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("integration/ has a parent")
+        .to_path_buf()
+}
+
+/// A file of the workspace's `conf/` folder.
+pub fn conf_file(name: &str) -> PathBuf {
+    workspace_root().join("conf").join(name)
+}
+
+fn target_dir() -> PathBuf {
+    // The test binary lives in <target>/<profile>/deps/: its grandparent is the
+    // profile folder of the very target dir cargo used for this run.
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(profile_dir) = exe.parent().and_then(Path::parent) {
+            if profile_dir.join("deps").is_dir() {
+                if let Some(t) = profile_dir.parent() {
+                    return t.to_path_buf();
+                }
+            }
+        }
+    }
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => {
+            let d = PathBuf::from(d);
+            if d.is_absolute() {
+                d
+            } else {
+                workspace_root().join(d)
+            }
+        }
+        _ => workspace_root().join("target"),
+    }
+}
+
+/// The `tlsgate` binary of this workspace, built by cargo.
+///
+/// `cargo test --workspace` builds it, but `cargo test -p tlsgate-integration`
+/// does not (the binary is not a dependency), so the first call in each test
+/// process runs `cargo build -p tlsgate --bin tlsgate` (a no-op when it is up
+/// to date) rather than test a stale or missing binary. Set `TLSGATE_BIN` to
+/// test another binary without building.
+pub fn tlsgate_bin() -> PathBuf {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(locate_or_build)
+        .clone()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn locate_or_build() -> Result<PathBuf, String> {
+    if let Some(b) = std::env::var_os("TLSGATE_BIN") {
+        let b = PathBuf::from(b);
+        return if b.is_file() {
+            Ok(b)
+        } else {
+            Err(format!("TLSGATE_BIN={} is not a file", b.display()))
+        };
+    }
+    let profile = {
+        // Same profile folder as the test binary (normally `debug`).
+        let exe = std::env::current_exe().ok();
+        exe.as_deref()
+            .and_then(Path::parent)
+            .and_then(Path::parent)
+            .and_then(Path::file_name)
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|p| p == "debug" || p == "release")
+            .unwrap_or_else(|| "debug".to_string())
+    };
+    let target = target_dir();
+    let bin = target.join(&profile).join("tlsgate");
+    let cargo = std::env::var_os("CARGO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO")));
+    let target_s = target.to_string_lossy().into_owned();
+    let mut args = vec![
+        "build",
+        "-p",
+        "tlsgate",
+        "--bin",
+        "tlsgate",
+        "--target-dir",
+        &target_s,
+    ];
+    if profile == "release" {
+        args.push("--release");
+    }
+    let out = cmd::run_command(
+        cargo.as_os_str(),
+        &args,
+        None,
+        Duration::from_secs(1500),
+        Some(&workspace_root()),
+    );
+    if out.code != Some(0) || !bin.is_file() {
+        return Err(format!(
+            "could not build {} (cargo {}): exit {:?}{}\n{}",
+            bin.display(),
+            args.join(" "),
+            out.code,
+            if out.timed_out { " (timed out)" } else { "" },
+            out.stderr
+        ));
+    }
+    Ok(bin)
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago. Never the same port
+/// twice in one test process, so parallel tests do not collide with each other.
+pub fn free_port() -> u16 {
+    static GIVEN: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
+    let given = GIVEN.get_or_init(|| Mutex::new(HashSet::new()));
+    for _ in 0..200 {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = l.local_addr().expect("local_addr").port();
+        drop(l);
+        let mut g = given.lock().unwrap_or_else(|p| p.into_inner());
+        if g.insert(port) {
+            return port;
+        }
+    }
+    panic!("no free port found in 200 tries");
+}
+
+/// Is something accepting TCP connections on 127.0.0.1:port?
+pub fn port_open(port: u16) -> bool {
+    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500)).is_ok()
+}
+
+/// Can 127.0.0.1:port be bound right now?
+pub fn port_bindable(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// Poll `f` every 50 ms until it returns `Some`, at most `timeout`.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
