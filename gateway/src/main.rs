@@ -191,8 +191,14 @@ fn run(args: ConfigArgs) -> anyhow::Result<()> {
     let pid = std::process::id();
     let conf = ServerConf {
         threads: settings.threads,
-        grace_period_seconds: Some(whole_seconds(settings.grace_period)),
-        graceful_shutdown_timeout_seconds: Some(whole_seconds(settings.shutdown_timeout)),
+        // Pingora stops accepting at once, then sleeps the grace period while
+        // in-flight requests finish, then drops whatever tasks remain: the
+        // time requests get to finish is its grace period, not its runtime
+        // shutdown timeout.
+        grace_period_seconds: Some(whole_seconds(
+            settings.grace_period + settings.shutdown_timeout,
+        )),
+        graceful_shutdown_timeout_seconds: Some(1),
         // Per-process paths: several gateways (tests, canaries) may share a host.
         pid_file: tmp.join(format!("tlsgate-{pid}.pid")).display().to_string(),
         upgrade_sock: tmp

@@ -80,11 +80,16 @@ fn target_dir() -> PathBuf {
 
 /// The `tlsgate` binary of this workspace, built by cargo.
 ///
-/// `cargo test --workspace` builds it, but `cargo test -p tlsgate-integration`
-/// does not (the binary is not a dependency), so the first call in each test
-/// process runs `cargo build -p tlsgate --bin tlsgate` (a no-op when it is up
-/// to date) rather than test a stale or missing binary. Set `TLSGATE_BIN` to
-/// test another binary without building.
+/// `cargo test` builds the tlsgate package's test harnesses but not its plain
+/// binary (it has no integration tests of its own), and `cargo test -p
+/// tlsgate-integration` does not build tlsgate at all. So the first call in
+/// each test process runs
+/// `cargo build --workspace --lib --bins --tests --examples`: the same
+/// selection, hence the same unified features, as `cargo test --workspace`,
+/// so after it only the final binaries are linked (and later calls are
+/// no-ops). If another workspace member does not build, it falls back to
+/// `cargo build -p tlsgate --bin tlsgate`. A stale binary is never tested.
+/// Set `TLSGATE_BIN` to test another binary without building.
 pub fn tlsgate_bin() -> PathBuf {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BIN.get_or_init(locate_or_build)
@@ -101,53 +106,61 @@ fn locate_or_build() -> Result<PathBuf, String> {
             Err(format!("TLSGATE_BIN={} is not a file", b.display()))
         };
     }
-    let profile = {
+    let release = {
         // Same profile folder as the test binary (normally `debug`).
         let exe = std::env::current_exe().ok();
         exe.as_deref()
             .and_then(Path::parent)
             .and_then(Path::parent)
             .and_then(Path::file_name)
-            .map(|s| s.to_string_lossy().into_owned())
-            .filter(|p| p == "debug" || p == "release")
-            .unwrap_or_else(|| "debug".to_string())
+            .is_some_and(|p| p == "release")
     };
     let target = target_dir();
-    let bin = target.join(&profile).join("tlsgate");
+    let bin = target
+        .join(if release { "release" } else { "debug" })
+        .join("tlsgate");
     let cargo = std::env::var_os("CARGO")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO")));
     let target_s = target.to_string_lossy().into_owned();
-    let mut args = vec![
-        "build",
-        "-p",
-        "tlsgate",
-        "--bin",
-        "tlsgate",
-        "--target-dir",
-        &target_s,
+    let common = ["--target-dir", target_s.as_str()];
+    let attempts: [&[&str]; 2] = [
+        &[
+            "build",
+            "--workspace",
+            "--lib",
+            "--bins",
+            "--tests",
+            "--examples",
+        ],
+        &["build", "-p", "tlsgate", "--bin", "tlsgate"],
     ];
-    if profile == "release" {
-        args.push("--release");
-    }
-    let out = cmd::run_command(
-        cargo.as_os_str(),
-        &args,
-        None,
-        Duration::from_secs(1500),
-        Some(&workspace_root()),
-    );
-    if out.code != Some(0) || !bin.is_file() {
-        return Err(format!(
-            "could not build {} (cargo {}): exit {:?}{}\n{}",
-            bin.display(),
+    let mut errors = String::new();
+    for attempt in attempts {
+        let mut args: Vec<&str> = attempt.to_vec();
+        args.extend_from_slice(&common);
+        if release {
+            args.push("--release");
+        }
+        let out = cmd::run_command(
+            cargo.as_os_str(),
+            &args,
+            None,
+            Duration::from_secs(1500),
+            Some(&workspace_root()),
+        );
+        if out.code == Some(0) && bin.is_file() {
+            return Ok(bin);
+        }
+        errors.push_str(&format!(
+            "cargo {}: exit {:?}{}\n{}\n",
             args.join(" "),
             out.code,
             if out.timed_out { " (timed out)" } else { "" },
             out.stderr
         ));
     }
-    Ok(bin)
+    Err(format!("could not build {}:\n{errors}", bin.display()))
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago. Never the same port

@@ -40,7 +40,7 @@ fn serial_served(port: u16, sni: &str) -> Option<String> {
     let out = s_client_get(port, sni, sni, "/", &["-showcerts"]);
     let pem_start = out.stdout.find("-----BEGIN CERTIFICATE-----")?;
     let pem_end = out.stdout[pem_start..].find("-----END CERTIFICATE-----")? + pem_start + 25;
-    let cert = openssl::x509::X509::from_pem(out.stdout[pem_start..pem_end].as_bytes()).ok()?;
+    let cert = openssl::x509::X509::from_pem(&out.stdout.as_bytes()[pem_start..pem_end]).ok()?;
     let serial = cert.serial_number().to_bn().ok()?.to_hex_str().ok()?;
     Some(serial.to_string().to_lowercase())
 }

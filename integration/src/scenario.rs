@@ -1,0 +1,83 @@
+//! Ready-made scenarios: seed 000 (`conf/seed-000-ingress.yaml`) with its backends.
+
+use crate::backend::Backend;
+use crate::certs::{ca_cert, require_certs_example};
+use crate::cmd::Curl;
+use crate::config::{seed000_yaml, ConfigDir, Seed000Ports};
+use crate::free_port;
+use crate::gateway::Gateway;
+
+pub const FRONTEND_HOST: &str = "frontend.example.com";
+pub const PARTNER_HOST: &str = "partner.example.com";
+
+/// Seed 000 running: `frontend` backend, `backend` v1 and v2, and a gateway on
+/// [`Seed000::port`] serving frontend.example.com (SIMPLE) and
+/// partner.example.com (MUTUAL, Acme CA).
+pub struct Seed000 {
+    // Field order is drop order: the gateway goes first.
+    pub gateway: Gateway,
+    pub frontend: Backend,
+    pub backend_v1: Backend,
+    pub backend_v2: Backend,
+    pub port: u16,
+    pub conf: ConfigDir,
+    pub config_path: std::path::PathBuf,
+}
+
+impl Seed000 {
+    pub fn start() -> Seed000 {
+        Self::start_with(&[])
+    }
+
+    /// Start with extra `tlsgate run` arguments.
+    pub fn start_with(extra: &[&str]) -> Seed000 {
+        Self::start_custom(extra, |_, yaml| yaml)
+    }
+
+    /// Start with extra arguments and the YAML passed through `edit` (which
+    /// may also put files, such as a copy of the credentials, into the folder).
+    pub fn start_custom(
+        extra: &[&str],
+        edit: impl FnOnce(&ConfigDir, String) -> String,
+    ) -> Seed000 {
+        require_certs_example();
+        let frontend = Backend::start("frontend-v1");
+        let backend_v1 = Backend::start("backend-v1");
+        let backend_v2 = Backend::start("backend-v2");
+        let ports = Seed000Ports {
+            gateway: free_port(),
+            frontend: frontend.port(),
+            backend_v1: backend_v1.port(),
+            backend_v2: backend_v2.port(),
+            admin: free_port(),
+        };
+        let conf = ConfigDir::new();
+        let yaml = edit(&conf, seed000_yaml(&ports));
+        let config_path = conf.write("seed-000-ingress.yaml", &yaml);
+        let gateway = Gateway::start(&[&config_path], extra);
+        Seed000 {
+            gateway,
+            frontend,
+            backend_v1,
+            backend_v2,
+            port: ports.gateway,
+            conf,
+            config_path,
+        }
+    }
+
+    /// `https://frontend.example.com:<port><path>`, server verified with the example CA.
+    pub fn frontend(&self, path: &str) -> Curl {
+        Curl::https(FRONTEND_HOST, self.port, path).cacert(&ca_cert("example"))
+    }
+
+    /// `https://partner.example.com:<port><path>`, `-k` (no client certificate yet).
+    pub fn partner(&self, path: &str) -> Curl {
+        Curl::https(PARTNER_HOST, self.port, path).insecure()
+    }
+
+    /// Requests that reached any backend.
+    pub fn backend_total(&self) -> usize {
+        self.frontend.count() + self.backend_v1.count() + self.backend_v2.count()
+    }
+}
