@@ -270,6 +270,17 @@ mod tests {
         for entry in fs::read_dir(&conf).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "yaml") {
+                // The router of seed 004 names its Destination CA file as a
+                // sibling, which its runbook puts beside a copy of it.
+                let dir = tempfile::tempdir().unwrap();
+                let path = if path.ends_with("seed-004-router.yaml") {
+                    let copy = dir.path().join("router.yaml");
+                    fs::copy(&path, &copy).unwrap();
+                    fs::write(dir.path().join("example.com.crt"), "").unwrap();
+                    copy
+                } else {
+                    path
+                };
                 if let Err(e) = load(std::slice::from_ref(&path), &overrides) {
                     panic!("{}:\n{e}", path.display());
                 }

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod certgen;
 pub mod config;
 pub mod credentials;
+pub mod dns;
 pub mod embedded;
 pub mod metrics;
 pub mod proxy;

@@ -154,6 +154,7 @@ fn init_logging(format: AccessLogFormat) {
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match format {
         AccessLogFormat::Json => builder.json().try_init(),
@@ -215,6 +216,12 @@ fn run(args: ConfigArgs) -> anyhow::Result<()> {
         proxy::Proxy::new(shared.clone()),
         "tlsgate",
     );
+    // Pingora refuses CONNECT before any filter runs unless the service
+    // allows it; the egress proxy tunnels it (registered hosts only under
+    // REGISTRY_ONLY).
+    if let Some(app) = data.app_logic_mut() {
+        app.server_options = Some(proxy::server_options());
+    }
     for (addr, proto) in &listen {
         match proto {
             Protocol::Http => data.add_tcp(&addr.to_string()),

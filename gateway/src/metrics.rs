@@ -29,6 +29,12 @@ pub struct Metrics {
     pub generation: IntGauge,
     /// credential
     pub credential_expiry: prometheus::IntGaugeVec,
+    /// host (capped, see proxy/egress.rs): refused by REGISTRY_ONLY
+    pub outbound_blocked: IntCounterVec,
+    /// host (capped): forwarded by ALLOW_ANY to an unregistered host
+    pub outbound_passthrough: IntCounterVec,
+    /// destination, reason: upstream connect/TLS failures (proxy/failure.rs)
+    pub upstream_tls_failures: IntCounterVec,
 }
 
 fn counter(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -113,6 +119,24 @@ impl Metrics {
         registry
             .register(Box::new(credential_expiry.clone()))
             .expect("metric registered once");
+        let outbound_blocked = counter(
+            &registry,
+            "tlsgate_outbound_blocked_total",
+            "Egress requests refused by outboundTrafficPolicy REGISTRY_ONLY, by host",
+            &["host"],
+        );
+        let outbound_passthrough = counter(
+            &registry,
+            "tlsgate_outbound_passthrough_total",
+            "Egress requests to unregistered hosts forwarded by ALLOW_ANY, by host",
+            &["host"],
+        );
+        let upstream_tls_failures = counter(
+            &registry,
+            "tlsgate_upstream_tls_failures_total",
+            "Requests failed by an upstream TLS or connect error, by destination and reason",
+            &["destination", "reason"],
+        );
         Metrics {
             registry,
             requests,
@@ -124,6 +148,9 @@ impl Metrics {
             needs_restart,
             generation,
             credential_expiry,
+            outbound_blocked,
+            outbound_passthrough,
+            upstream_tls_failures,
         }
     }
 

@@ -1,7 +1,15 @@
 //! The HTTP side: authorize the request against its connection's TLS
-//! policy, route it, forward it with identity headers, log and count it.
+//! policy, route it (or, on an egress port, send it where the service
+//! registry and the outbound policy say), forward it with identity headers
+//! and upstream TLS origination, explain upstream failures, log and count.
 
+mod admit;
+mod connect;
+mod egress;
+mod failure;
 mod headers;
+mod names;
+mod origination;
 mod request;
 mod respond;
 mod upstream;
@@ -10,25 +18,36 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use pingora::protocols::Digest;
 use pingora::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::RequestHeader;
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
-use crate::config::{AccessLogFormat, RouteAction};
+use crate::config::AccessLogFormat;
 use crate::metrics::metrics;
-use crate::route::{CompiledRoute, Destination, InFlightGuard, Lookup};
+use crate::route::{CompiledRoute, Destination, InFlightGuard};
 use crate::runtime::{Runtime, SharedRuntime};
 
+pub use connect::server_options;
+pub use origination::{Origination, OriginationError};
 pub use request::{conn_info, request_host};
+
+use failure::{classify, Failure, Reason};
+use names::PeerCheck;
+use origination::OriginationCache;
 
 pub struct Proxy {
     rt: SharedRuntime,
+    origins: OriginationCache,
 }
 
 impl Proxy {
     pub fn new(rt: SharedRuntime) -> Self {
-        Proxy { rt }
+        Proxy {
+            rt,
+            origins: OriginationCache::default(),
+        }
     }
 }
 
@@ -45,87 +64,17 @@ pub struct Ctx {
     /// Counts this request against its endpoint for LEAST_REQUEST.
     in_flight: Option<InFlightGuard>,
     tries: u32,
+    /// The destination's TLS origination, for the post-handshake name check.
+    origination: Option<Arc<Origination>>,
+    /// Why the upstream failed, when we found out ourselves (DNS, names).
+    failure: Option<Failure>,
+    /// Refused by `REGISTRY_ONLY`.
+    blocked: bool,
+    /// The status of a response Pingora did not write (a CONNECT tunnel).
+    status_override: Option<u16>,
 }
 
 const LABEL_NONE: &str = "-";
-
-impl Proxy {
-    /// Decides what happens to the request; `Ok(true)` when a response was
-    /// written here.
-    async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        let port = session
-            .server_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.port())
-            .unwrap_or(0);
-        let host = request_host(session.req_header()).map(|h| h.into_owned());
-        let Some(host) = host else {
-            respond::text(session, 400, "missing or invalid Host\n").await?;
-            return Ok(true);
-        };
-        ctx.host = host;
-        if let Some(conn) = conn_info(session) {
-            ctx.tls = true;
-            let Some(policy) = &conn.policy else {
-                respond::text(session, 421, "misdirected request\n").await?;
-                return Ok(true);
-            };
-            ctx.server = policy.server.clone();
-            // The Host must be served under the TLS policy this connection
-            // satisfied (same key), else it could reach a MUTUAL host over a
-            // SIMPLE handshake, or a host whose CA never saw this client.
-            let allowed = conn
-                .runtime
-                .tls
-                .listener(&conn.listener_addr)
-                .and_then(|l| l.sni.select(&ctx.host))
-                .is_some_and(|p| p.key == policy.key);
-            if !allowed {
-                tracing::warn!(parent: &conn.span, host = %ctx.host, "Host not covered by the connection's TLS policy");
-                respond::text(session, 421, "misdirected request\n").await?;
-                return Ok(true);
-            }
-        } else if let Some(name) = ctx.rt.routes.server_name(port) {
-            ctx.server = name;
-        }
-        let req = session.req_header();
-        let path = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let rt = ctx.rt.clone();
-        match rt.routes.lookup(port, &ctx.host, path, &req.headers) {
-            Lookup::Route(route) => {
-                ctx.route = Some(route.clone());
-                match &route.route.action {
-                    RouteAction::DirectResponse { status, body } => {
-                        respond::text(session, *status, body.as_deref().unwrap_or("")).await?;
-                        Ok(true)
-                    }
-                    RouteAction::Redirect(r) => {
-                        let loc = respond::redirect_location(r, ctx.tls, &ctx.host, path);
-                        respond::redirect(session, r.code, &loc).await?;
-                        Ok(true)
-                    }
-                    RouteAction::Forward(_) => {
-                        ctx.dest = route.pick().cloned();
-                        if ctx.dest.is_none() {
-                            respond::text(session, 503, "no destination\n").await?;
-                            return Ok(true);
-                        }
-                        Ok(false)
-                    }
-                }
-            }
-            Lookup::HttpsRedirect => {
-                let loc = format!("https://{}{}", ctx.host, path);
-                respond::redirect(session, 301, &loc).await?;
-                Ok(true)
-            }
-            Lookup::NoHost | Lookup::NoRoute => {
-                respond::text(session, 404, "no route\n").await?;
-                Ok(true)
-            }
-        }
-    }
-}
 
 #[async_trait]
 impl ProxyHttp for Proxy {
@@ -143,25 +92,88 @@ impl ProxyHttp for Proxy {
             upstream: None,
             in_flight: None,
             tries: 0,
+            origination: None,
+            failure: None,
+            blocked: false,
+            status_override: None,
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        self.admit(session, ctx).await
+        admit::admit(session, ctx).await
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let (Some(dest), Some(route)) = (ctx.dest.clone(), ctx.route.clone()) else {
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let Some(dest) = ctx.dest.clone() else {
             return Error::e_explain(ErrorType::InternalError, "no destination chosen");
         };
         ctx.tries += 1;
         // A retry releases the previous attempt's endpoint first.
         ctx.in_flight = None;
         let guard = dest.acquire();
-        let addr = upstream::resolve(guard.endpoint()).await?;
+        ctx.upstream = Some(guard.endpoint().to_string());
+        let addr = match upstream::resolve(guard.endpoint()).await {
+            Ok(a) => a,
+            Err(e) => {
+                ctx.failure = Some(Failure::new(Reason::Dns, e.to_string()));
+                return Error::e_explain(ErrorType::ConnectNoRoute, e.to_string());
+            }
+        };
         ctx.in_flight = Some(guard);
         ctx.upstream = Some(addr.to_string());
-        upstream::peer(addr, &dest, &route.route)
+        if egress::loops_back(addr, local_addr(session)) {
+            tracing::warn!(host = %ctx.host, upstream = %addr, "request would loop back to this listener");
+            return Error::e_explain(ErrorType::HTTPStatus(508), "loop to this listener");
+        }
+        ctx.origination = match &dest.tls {
+            Some(tls) => match self.origins.get(&ctx.rt, tls, &dest.host, dest.h2) {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    tracing::error!(destination = %dest.name, error = %e, "TLS origination settings");
+                    let msg = format!("destination {}: {e}", dest.name);
+                    return Error::e_explain(ErrorType::InternalError, msg);
+                }
+            },
+            None => None,
+        };
+        let route = ctx.route.as_ref().map(|r| &r.route);
+        Ok(upstream::peer(
+            addr,
+            &dest,
+            route,
+            ctx.origination.as_deref(),
+        ))
+    }
+
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        _peer: &HttpPeer,
+        #[cfg(unix)] _fd: std::os::unix::io::RawFd,
+        #[cfg(windows)] _sock: std::os::windows::io::RawSocket,
+        digest: Option<&Digest>,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let Some(orig) = ctx.origination.as_ref().filter(|o| o.verifies()) else {
+            return Ok(());
+        };
+        // Set by the handshake hook; a pooled connection keeps its verdict.
+        let check = digest
+            .and_then(|d| d.ssl_digest.as_ref())
+            .and_then(|s| s.extension.get::<PeerCheck>());
+        if check.is_some_and(|c| c.ok) {
+            return Ok(());
+        }
+        let presented = check.map(|c| c.presented.join(", ")).unwrap_or_default();
+        let detail = format!(
+            "expected one of [{}], the certificate has [{presented}]",
+            orig.expected_names().join(", ")
+        );
+        ctx.failure = Some(Failure::new(Reason::SanMismatch, detail.clone()));
+        let mut e = Error::explain(ErrorType::InvalidCert, detail);
+        e.as_up();
+        Err(e)
     }
 
     async fn upstream_request_filter(
@@ -176,6 +188,7 @@ impl ProxyHttp for Proxy {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         headers::forwarded(upstream_request, xfcc, client_ip, ctx.tls)?;
+        headers::origin_form(upstream_request)?;
         if let Some(route) = &ctx.route {
             headers::apply_route(upstream_request, &route.route)?;
         }
@@ -189,7 +202,8 @@ impl ProxyHttp for Proxy {
         ctx: &mut Ctx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        if ctx.tries <= self.retry_budget(ctx) {
+        let retryable = classify(&e).is_none_or(Reason::retryable);
+        if retryable && ctx.tries <= self.retry_budget(ctx) {
             e.set_retry(true);
         }
         e
@@ -205,7 +219,9 @@ impl ProxyHttp for Proxy {
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
         let idempotent = session.req_header().method.is_idempotent();
-        if !idempotent || session.as_ref().retry_buffer_truncated() {
+        // A certificate or a name does not get better on a second try.
+        let hopeless = ctx.failure.is_some() || classify(&e).is_some_and(|r| !r.retryable());
+        if !idempotent || hopeless || session.as_ref().retry_buffer_truncated() {
             e.set_retry(false);
         } else if ctx.tries <= self.retry_budget(ctx) {
             e.set_retry(true);
@@ -215,7 +231,28 @@ impl ProxyHttp for Proxy {
         e
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut Ctx) -> FailToProxy {
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let upstream = e.esource() == &ErrorSource::Upstream;
+        let known = ctx.failure.clone().or_else(|| {
+            upstream
+                .then(|| classify(e))
+                .flatten()
+                .map(|r| Failure::new(r, ""))
+        });
+        if let Some(f) = known {
+            let dest = ctx.dest.as_ref().map_or(LABEL_NONE, |d| &d.name);
+            let up = ctx.upstream.as_deref().unwrap_or(LABEL_NONE);
+            f.record(dest, up, &ctx.host, e);
+            let code = f.reason.status();
+            if session.response_written().is_none() {
+                let _ = respond::text(session, code, &f.body(dest)).await;
+            }
+            ctx.failure = Some(f);
+            return FailToProxy {
+                error_code: code,
+                can_reuse_downstream: false,
+            };
+        }
         let code = match e.etype() {
             ErrorType::HTTPStatus(code) => *code,
             ErrorType::ConnectTimedout
@@ -242,9 +279,9 @@ impl ProxyHttp for Proxy {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
-        let status = session
-            .response_written()
-            .map(|r| r.status.as_u16())
+        let status = ctx
+            .status_override
+            .or_else(|| session.response_written().map(|r| r.status.as_u16()))
             .unwrap_or(0);
         let route = ctx.route.as_ref().map_or(LABEL_NONE, |r| &r.id);
         let dest = ctx.dest.as_ref().map_or(LABEL_NONE, |d| &d.name);
@@ -279,18 +316,28 @@ impl ProxyHttp for Proxy {
             target: "access",
             parent: &span,
             method = %req.method,
-            path = %req.uri,
+            // The target as sent: absolute-form and CONNECT targets are
+            // only in the raw bytes.
+            path = %String::from_utf8_lossy(req.raw_path()),
             host = %ctx.host,
             sni,
             "client.id" = %client_id,
             route,
+            destination = dest,
             upstream = ctx.upstream.as_deref().unwrap_or(LABEL_NONE),
             status,
+            blocked = ctx.blocked,
+            reason = ctx.failure.as_ref().map(|f| f.reason.as_str()),
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             generation = ctx.rt.generation,
             error = e.map(|e| e.to_string()),
         );
     }
+}
+
+/// The address this request's connection was accepted on.
+fn local_addr(session: &Session) -> Option<std::net::SocketAddr> {
+    session.server_addr().and_then(|a| a.as_inet()).copied()
 }
 
 impl Proxy {

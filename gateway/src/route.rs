@@ -23,6 +23,7 @@ mod balance;
 mod compile;
 mod destination;
 mod host;
+mod registry;
 mod resolve;
 mod select;
 #[cfg(test)]
@@ -35,15 +36,19 @@ use http::HeaderMap;
 
 pub use balance::{Balancer, InFlightGuard};
 pub use destination::{Destination, UpstreamAddr};
+pub use registry::Registered;
 pub use select::CompiledRoute;
 
+use crate::config::Model;
 use host::PortTable;
+use registry::Registry;
 
 /// Every HTTP route of one configuration generation. Immutable and shared
 /// by all workers; balancing counters are atomics inside [`Destination`].
 #[derive(Debug, Default)]
 pub struct RouteTable {
     ports: HashMap<u16, PortTable>,
+    registry: Registry,
 }
 
 /// What [`RouteTable::lookup`] decided.
@@ -81,6 +86,21 @@ impl RouteTable {
             .iter()
             .find(|r| r.matches(port, uri, headers))
             .map_or(Lookup::NoRoute, Lookup::Route)
+    }
+
+    /// Is `host` (lower case, no port) served by an egress server on
+    /// `port`? Such a server forwards hosts no route names to their
+    /// ServiceEntry, or as the outbound traffic policy says.
+    pub fn is_egress(&self, port: u16, host: &str) -> bool {
+        self.ports
+            .get(&port)
+            .is_some_and(|t| t.egress.iter().any(|p| p.matches(host)))
+    }
+
+    /// What the ServiceEntries of `model` (the model this table was
+    /// compiled from) make of `host:port`.
+    pub fn registered(&self, model: &Model, host: &str, port: u16) -> Registered {
+        self.registry.lookup(model, host, port)
     }
 
     /// Name of the first gateway server listening on `port` (for metrics
@@ -222,6 +242,36 @@ mod tests {
         assert_eq!(route_id(&t, 80, "a.com", "/x?y"), "HttpsRedirect");
         assert_eq!(route_id(&t, 443, "a.com", "/x"), "v/r");
         assert_eq!(route_id(&t, 80, "b.com", "/x"), "NoHost");
+    }
+
+    #[test]
+    fn egress_ports_and_gateway_limited_matches() {
+        let mut m = model();
+        let mut egress = gateway("egress", vec![http_server(8080, &["*.remote.com"])]);
+        egress.egress = true;
+        m.gateways.push(egress);
+        m.gateways
+            .push(gateway("ingress", vec![http_server(80, &["*"])]));
+        let mut only_egress = fwd("out", "a", 443);
+        only_egress.matches = vec![crate::config::RouteMatch {
+            gateways: vec!["egress".into()],
+            ..Default::default()
+        }];
+        m.virtual_services.push(vs(
+            "v",
+            &["greeting.remote.com"],
+            &["egress", "ingress"],
+            vec![only_egress],
+        ));
+        let t = RouteTable::compile(&m).unwrap();
+        assert!(t.is_egress(8080, "other.remote.com"));
+        assert!(!t.is_egress(8080, "example.org"), "the server's hosts only");
+        assert!(
+            !t.is_egress(80, "other.remote.com"),
+            "not an egress gateway"
+        );
+        assert_eq!(route_id(&t, 8080, "greeting.remote.com", "/"), "v/out");
+        assert_eq!(route_id(&t, 80, "greeting.remote.com", "/"), "NoRoute");
     }
 
     #[test]

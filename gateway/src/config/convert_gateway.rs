@@ -38,7 +38,17 @@ pub(crate) fn convert(
         id: doc.id.clone(),
         namespace: doc.namespace.clone(),
         servers,
+        egress: is_egress_selector(&raw.selector),
     })
+}
+
+/// Istio's egress gateway pods carry `istio: egressgateway` (or
+/// `app: istio-egressgateway`); a selector naming them marks the Gateway as
+/// an egress gateway, which is all a selector can mean without pods.
+fn is_egress_selector(selector: &std::collections::BTreeMap<String, String>) -> bool {
+    selector
+        .values()
+        .any(|v| v.to_ascii_lowercase().ends_with("egressgateway"))
 }
 
 fn server(
@@ -432,6 +442,23 @@ spec:
         assert_eq!(http.hosts, [HostPattern::Any]);
         assert!(http.https_redirect);
         assert!(http.tls.is_none());
+    }
+
+    #[test]
+    fn an_egressgateway_selector_marks_an_egress_gateway() {
+        let creds = tutorial_creds();
+        let m = load(FRONTEND_GATEWAY, creds.path()).unwrap();
+        assert!(!m.gateways[0].egress, "istio: ingressgateway");
+        for selector in ["{istio: egressgateway}", "{app: istio-egressgateway}"] {
+            let yaml = format!(
+                "{GATEWAY}metadata: {{name: egress}}\nspec:\n  selector: {selector}\n  \
+                 servers:\n  - port: {{number: 80, name: http, protocol: HTTP}}\n    hosts: ['*']\n"
+            );
+            assert!(
+                load(&yaml, creds.path()).unwrap().gateways[0].egress,
+                "{selector}"
+            );
+        }
     }
 
     #[test]

@@ -128,11 +128,21 @@ fn http_route(
     ] {
         report.unsupported(value, &format!("{p}.{field}"), what);
     }
+    // A match limited to `gateways: [mesh]` only ever applies in sidecars:
+    // it is dropped, and a route left with no match at all is dropped with
+    // it (it would otherwise match everything), as the egress tutorials'
+    // "mesh -> egress gateway" hop needs.
+    let mesh_only =
+        |m: &&raw::HttpMatch| !m.gateways.is_empty() && m.gateways.iter().all(|g| g == "mesh");
+    if !r.matches.is_empty() && r.matches.iter().all(|m| mesh_only(&m)) {
+        return None;
+    }
     let matches: Vec<RouteMatch> = r
         .matches
         .iter()
         .enumerate()
-        .filter_map(|(j, m)| route_match(&format!("{p}.match[{j}]"), m, report))
+        .filter(|(_, m)| !mesh_only(m))
+        .filter_map(|(j, m)| route_match(&format!("{p}.match[{j}]"), m, refs, report))
         .collect();
     let action = match (&r.route, &r.redirect, &r.direct_response) {
         (Some(route), None, None) => forward(&p, route, refs, report),
@@ -196,7 +206,12 @@ fn http_route(
     })
 }
 
-fn route_match(p: &str, m: &raw::HttpMatch, report: &mut Report<'_>) -> Option<RouteMatch> {
+fn route_match(
+    p: &str,
+    m: &raw::HttpMatch,
+    refs: &Refs,
+    report: &mut Report<'_>,
+) -> Option<RouteMatch> {
     if m.ignore_uri_case {
         report.error(
             format!("{p}.ignoreUriCase"),
@@ -214,10 +229,21 @@ fn route_match(p: &str, m: &raw::HttpMatch, report: &mut Report<'_>) -> Option<R
             string_match(&format!("{p}.headers.{name}"), sm, report)?,
         ));
     }
+    let mut gateways = Vec::new();
+    for (k, g) in m.gateways.iter().enumerate() {
+        if g == "mesh" {
+            continue;
+        }
+        if !refs.has_gateway(g) {
+            report.error(format!("{p}.gateways[{k}]"), format!("no Gateway '{g}'"));
+        }
+        gateways.push(g.clone());
+    }
     Some(RouteMatch {
         uri,
         headers,
         port: m.port,
+        gateways,
     })
 }
 
@@ -579,4 +605,54 @@ spec:
         assert!(!m("gw2", "gw", None));
         let _ = DESTINATION_RULE;
     }
+
+    /// Istio's egress tutorials route sidecars to the egress gateway and the
+    /// egress gateway out, in one VirtualService, told apart by
+    /// `match[].gateways`.
+    #[test]
+    fn mesh_only_matches_are_dropped_and_gateway_matches_kept() {
+        let yaml = format!(
+            r#"{GATEWAY}---
+{VIRTUAL_SERVICE}metadata: {{name: vs}}
+spec:
+  hosts: [edition.cnn.com]
+  gateways: [istio-egressgateway, mesh]
+  http:
+  - match:
+    - gateways: [mesh]
+      port: 80
+    route:
+    - destination: {{host: istio-egressgateway.istio-system.svc.cluster.local, port: {{number: 80}}}}
+  - match:
+    - gateways: [istio-egressgateway, mesh]
+      port: 80
+    - gateways: [mesh]
+      uri: {{prefix: /only-sidecars}}
+    route:
+    - destination: {{host: edition.cnn.com, port: {{number: 443}}}}
+  - match:
+    - gateways: [no-such-gateway]
+    route:
+    - destination: {{host: edition.cnn.com, port: {{number: 443}}}}
+"#,
+            GATEWAY = EGRESS_GATEWAY
+        );
+        let creds = tutorial_creds();
+        let e = one_error(&yaml, creds.path());
+        assert_eq!(
+            e,
+            "test.yaml: VirtualService/vs: spec.http[2].match[0].gateways[0]: no Gateway 'no-such-gateway'"
+        );
+        let yaml = yaml.replace("no-such-gateway", "istio-egressgateway");
+        let m = load(&yaml, creds.path()).unwrap();
+        let http = &m.virtual_services[0].http;
+        assert_eq!(http.len(), 2, "the mesh-only route is gone");
+        assert_eq!(http[0].matches.len(), 1, "and so is the mesh-only match");
+        assert_eq!(http[0].matches[0].gateways, ["istio-egressgateway"]);
+        assert_eq!(http[0].matches[0].port, Some(80));
+    }
+
+    const EGRESS_GATEWAY: &str = "apiVersion: networking.istio.io/v1\nkind: Gateway\n\
+        metadata: {name: istio-egressgateway}\nspec:\n  selector: {istio: egressgateway}\n  \
+        servers:\n  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: [edition.cnn.com]\n";
 }

@@ -102,6 +102,10 @@ pub struct Gateway {
     /// Namespace from metadata, if any (VirtualServices may say `ns/name`).
     pub namespace: Option<String>,
     pub servers: Vec<Server>,
+    /// `selector` names an egress gateway (a label value ending in
+    /// `egressgateway`, as Istio's `istio: egressgateway`): its plain-HTTP
+    /// servers apply the outbound traffic policy to hosts no route names.
+    pub egress: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -247,6 +251,9 @@ pub struct RouteMatch {
     /// Header names lower case.
     pub headers: Vec<(String, StringMatch)>,
     pub port: Option<u16>,
+    /// Gateways (as written, `mesh` dropped) this match is limited to;
+    /// empty means every gateway the VirtualService binds.
+    pub gateways: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -38,9 +38,10 @@ pub struct Metadata {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GatewaySpec {
-    /// Pod selector: meaningless outside Kubernetes.
-    #[serde(default, rename = "selector")]
-    _selector: Option<IgnoredAny>,
+    /// Pod selector. No pods here, but `istio: egressgateway` marks the
+    /// Gateway as an egress gateway (see `model::Gateway::egress`).
+    #[serde(default, deserialize_with = "null_default")]
+    pub selector: BTreeMap<String, String>,
     #[serde(default, deserialize_with = "null_default")]
     pub servers: Vec<Server>,
 }
@@ -144,6 +145,9 @@ pub struct HttpMatch {
     pub port: Option<u16>,
     #[serde(default, deserialize_with = "null_default")]
     pub ignore_uri_case: bool,
+    /// Gateways the match applies to (`mesh` = sidecars, never here).
+    #[serde(default, deserialize_with = "null_default")]
+    pub gateways: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -27,6 +27,13 @@ pub(crate) fn tutorial_creds() -> TempDir {
         ("frontend-credential", &["tls.crt", "tls.key"]),
         ("partner-credential", &["tls.crt", "tls.key", "ca.crt"]),
         ("client-credential", &["tls.crt", "tls.key", "ca.crt"]),
+        // conf/seed-002-service.yaml (the egress tests generate it).
+        ("greeting-credential", &["tls.crt", "tls.key", "ca.crt"]),
+        // conf/seed-001, 003, 004 (their runbooks generate them).
+        ("httpbin-credential", &["tls.crt", "tls.key", "ca.crt"]),
+        ("web-api-credential", &["tls.crt", "tls.key", "ca.crt"]),
+        ("istio-ingressgateway-certs", &["tls.crt", "tls.key"]),
+        ("router-certs", &["tls.crt", "tls.key"]),
     ])
 }
 

@@ -36,6 +36,38 @@ pub fn forwarded(
     Ok(())
 }
 
+/// A forward-proxy request (`GET http://host/path`, what `curl -x` sends)
+/// goes upstream in origin form (`GET /path`) with its `Host`, and without
+/// the headers addressed to the proxy itself.
+pub fn origin_form(req: &mut RequestHeader) -> Result<()> {
+    req.remove_header("proxy-connection");
+    req.remove_header("proxy-authorization");
+    // Pingora parses an absolute-form target into a path-only `uri` but
+    // keeps the original bytes for the upstream request line.
+    let absolute_raw = !matches!(req.raw_path().first(), Some(b'/' | b'*'));
+    if let Some(authority) = req.uri.authority().cloned() {
+        if req.headers.get(http::header::HOST).is_none() {
+            req.insert_header(http::header::HOST, authority.as_str())?;
+        }
+    } else if !absolute_raw {
+        return Ok(());
+    }
+    let pq = req
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let uri = pq.parse::<http::Uri>().map_err(|e| {
+        pingora_error::Error::because(
+            pingora_error::ErrorType::InternalError,
+            "origin-form uri",
+            e,
+        )
+    })?;
+    req.set_uri(uri);
+    Ok(())
+}
+
 /// The route's `rewrite` and `headers.request` edits.
 pub fn apply_route(req: &mut RequestHeader, route: &HttpRoute) -> Result<()> {
     if let Some(new) = &route.rewrite_uri {
@@ -121,6 +153,28 @@ mod tests {
         assert_eq!(r.headers.get_all(XFCC).iter().count(), 1);
         assert_eq!(r.headers.get(XFCC).unwrap(), "Hash=ab");
         assert_eq!(r.headers.get("x-forwarded-proto").unwrap(), "https");
+    }
+
+    #[test]
+    fn absolute_form_becomes_origin_form() {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        r.set_uri("http://greeting.remote.com:8080/hello?x=1".parse().unwrap());
+        r.insert_header("proxy-connection", "keep-alive").unwrap();
+        origin_form(&mut r).unwrap();
+        assert_eq!(r.uri.to_string(), "/hello?x=1");
+        assert_eq!(r.headers.get("host").unwrap(), "greeting.remote.com:8080");
+        assert!(r.headers.get("proxy-connection").is_none());
+        let mut r = RequestHeader::build("GET", b"/a", None).unwrap();
+        r.insert_header("host", "a.test").unwrap();
+        origin_form(&mut r).unwrap();
+        assert_eq!(r.uri.to_string(), "/a");
+        assert_eq!(r.headers.get("host").unwrap(), "a.test");
+        // As Pingora's parser leaves it: path in the uri, target in the raw bytes.
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        r.set_raw_path(b"http://a.test:81/x?y").unwrap();
+        assert_eq!(r.uri.to_string(), "/x?y");
+        origin_form(&mut r).unwrap();
+        assert_eq!(r.raw_path(), b"/x?y");
     }
 
     #[test]

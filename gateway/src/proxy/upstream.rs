@@ -1,61 +1,52 @@
 //! From a chosen destination endpoint to Pingora's `HttpPeer`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use pingora::upstreams::peer::HttpPeer;
-use pingora_error::{Error, ErrorType, OrErr, Result};
 
-use crate::config::{ClientTlsMode, HttpRoute};
+use super::origination::Origination;
+use crate::config::HttpRoute;
+use crate::dns::{self, DnsError};
 use crate::route::{Destination, UpstreamAddr};
 
 /// Connect timeout when the route sets none: Envoy's default.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Resolves `ep` (an IP, or a DNS name resolved now) to one address.
-pub async fn resolve(ep: &UpstreamAddr) -> Result<SocketAddr> {
-    if let Ok(ip) = ep.host.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, ep.port));
-    }
-    let mut addrs = tokio::net::lookup_host((ep.host.as_str(), ep.port))
-        .await
-        .or_err_with(ErrorType::ConnectNoRoute, || {
-            format!("cannot resolve upstream host '{}'", ep.host)
-        })?;
-    addrs.next().ok_or_else(|| {
-        Error::explain(
-            ErrorType::ConnectNoRoute,
-            format!("upstream host '{}' has no address", ep.host),
-        )
-    })
+/// `ep` as one address: an IP as is, a DNS name through the cache.
+/// (Resolving here matters: `HttpPeer::new` would panic on a failure.)
+pub async fn resolve(ep: &UpstreamAddr) -> Result<SocketAddr, DnsError> {
+    dns::cache().resolve(&ep.host, ep.port).await
 }
 
-pub fn peer(addr: SocketAddr, dest: &Destination, route: &HttpRoute) -> Result<Box<HttpPeer>> {
-    if let Some(tls) = &dest.tls {
-        if tls.mode != ClientTlsMode::Disable {
-            return Error::e_explain(
-                ErrorType::InternalError,
-                format!(
-                    "destination {}: TLS origination is not supported yet",
-                    dest.name
-                ),
-            );
+/// The peer for one attempt. `route` is `None` for egress requests that no
+/// VirtualService routes (registered hosts, passthrough): no timeouts then
+/// but the connect timeout. `tls` is the destination's origination.
+pub fn peer(
+    addr: SocketAddr,
+    dest: &Destination,
+    route: Option<&HttpRoute>,
+    tls: Option<&Origination>,
+) -> Box<HttpPeer> {
+    let mut peer = match tls {
+        Some(t) => {
+            let mut p = HttpPeer::new(addr, true, t.sni.clone());
+            t.apply(&mut p);
+            p
         }
-    }
-    let mut peer = HttpPeer::new(addr, false, String::new());
-    let per_try = route
-        .retries
-        .and_then(|r| r.per_try_timeout)
-        .or(route.timeout);
+        None => HttpPeer::new(addr, false, String::new()),
+    };
+    let per_try = route.and_then(|r| r.retries.and_then(|r| r.per_try_timeout).or(r.timeout));
     let o = &mut peer.options;
     o.connection_timeout =
         Some(per_try.map_or(DEFAULT_CONNECT_TIMEOUT, |t| t.min(DEFAULT_CONNECT_TIMEOUT)));
     o.read_timeout = per_try;
     o.write_timeout = per_try;
     if dest.h2 {
-        // Plain-text h2 to the backend (prior knowledge), as Envoy does for
-        // ports declared HTTP2/GRPC.
+        // h2 to the backend: ALPN h2 over TLS, prior knowledge in plain
+        // text, as Envoy does for ports declared HTTP2/GRPC. Otherwise ALPN
+        // stays Pingora's default, http/1.1 only.
         o.set_http_version(2, 2);
     }
-    Ok(Box::new(peer))
+    Box::new(peer)
 }

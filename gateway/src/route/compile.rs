@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::{
-    ConfigError, ConfigErrors, Gateway, Model, Protocol, RouteAction, Server, VirtualService,
+    gateway_ref_matches, ConfigError, ConfigErrors, Gateway, Model, Protocol, RouteAction,
+    RouteMatch, Server, VirtualService,
 };
 
 use super::host::{binds, intersect, PortBuilder};
+use super::registry::Registry;
 use super::resolve::Resolver;
 use super::{CompiledRoute, RouteTable};
 
@@ -20,15 +22,19 @@ impl RouteTable {
         let mut resolver = Resolver::new(model);
         let mut ports: BTreeMap<u16, PortBuilder> = BTreeMap::new();
 
-        for server in model.gateways.iter().flat_map(http_servers) {
-            let port = ports
-                .entry(server.port)
-                .or_insert_with(|| PortBuilder::new(&server.name));
-            // Istio redirects a redirecting server's hosts even when no
-            // VirtualService is bound to it.
-            if server.https_redirect {
-                for h in &server.hosts {
-                    port.vhost(h).redirect = true;
+        for gw in &model.gateways {
+            for server in http_servers(gw) {
+                let port = ports
+                    .entry(server.port)
+                    .or_insert_with(|| PortBuilder::new(&server.name));
+                // Istio redirects a redirecting server's hosts even when no
+                // VirtualService is bound to it.
+                if server.https_redirect {
+                    for h in &server.hosts {
+                        port.vhost(h).redirect = true;
+                    }
+                } else if gw.egress && server.protocol == Protocol::Http {
+                    port.egress(&server.hosts);
                 }
             }
         }
@@ -38,30 +44,58 @@ impl RouteTable {
             if gateways.is_empty() {
                 continue;
             }
-            let routes = compile_routes(vs, &mut resolver, &mut errors);
-            for server in gateways.into_iter().flat_map(http_servers) {
-                let Some(port) = ports.get_mut(&server.port) else {
-                    continue;
-                };
-                for sh in &server.hosts {
-                    for vh in &vs.hosts {
-                        if let Some(pattern) = intersect(vh, sh) {
-                            let vhost = port.vhost(&pattern);
-                            vhost.redirect |= server.https_redirect;
-                            vhost.merge(vi, &routes);
+            let all_routes = compile_routes(vs, &mut resolver, &mut errors);
+            for gw in gateways {
+                let routes = for_gateway(&all_routes, gw);
+                for server in http_servers(gw) {
+                    let Some(port) = ports.get_mut(&server.port) else {
+                        continue;
+                    };
+                    for sh in &server.hosts {
+                        for vh in &vs.hosts {
+                            if let Some(pattern) = intersect(vh, sh) {
+                                let vhost = port.vhost(&pattern);
+                                vhost.redirect |= server.https_redirect;
+                                vhost.merge(vi, &routes);
+                            }
                         }
                     }
                 }
             }
         }
+        let registry = Registry::compile(model, &mut resolver, &mut errors);
 
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
         Ok(RouteTable {
             ports: ports.into_iter().map(|(p, b)| (p, b.build())).collect(),
+            registry,
         })
     }
+}
+
+/// A VirtualService's routes as gateway `gw` sees them: matches limited to
+/// other gateways (`match[].gateways`) are removed, and a route left with
+/// none is dropped. Routes without such matches are shared as they are.
+fn for_gateway(routes: &[Arc<CompiledRoute>], gw: &Gateway) -> Vec<Arc<CompiledRoute>> {
+    let applies = |m: &RouteMatch| {
+        m.gateways.is_empty()
+            || m.gateways
+                .iter()
+                .any(|r| gateway_ref_matches(r, &gw.id.name, gw.namespace.as_deref()))
+    };
+    routes
+        .iter()
+        .filter_map(|r| {
+            let matches = &r.route.matches;
+            if matches.iter().all(|m| m.gateways.is_empty()) {
+                return Some(r.clone());
+            }
+            let kept: Vec<RouteMatch> = matches.iter().filter(|m| applies(m)).cloned().collect();
+            (!kept.is_empty()).then(|| Arc::new(r.with_matches(kept)))
+        })
+        .collect()
 }
 
 /// Servers that carry HTTP routes (TLS passthrough servers route by SNI).

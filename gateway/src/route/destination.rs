@@ -30,6 +30,9 @@ pub struct Destination {
     pub balancer: Balancer,
 }
 
+/// [`Destination::passthrough`]'s name.
+pub const PASSTHROUGH: &str = "PassthroughCluster";
+
 /// An address to connect to: an IP, or a DNS name resolved at connect time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UpstreamAddr {
@@ -75,6 +78,27 @@ impl Destination {
             lb: spec.lb,
             tls: spec.tls,
             h2: spec.h2,
+        }
+    }
+
+    /// Istio's `PassthroughCluster`: an unregistered host forwarded as DNS
+    /// resolves it (`ALLOW_ANY`), in plain text. Named so in logs and
+    /// metrics whatever the host, which keeps label values bounded.
+    pub fn passthrough(host: &str, port: u16) -> Destination {
+        let endpoints = vec![UpstreamAddr {
+            host: host.to_string(),
+            port,
+        }];
+        Destination {
+            name: PASSTHROUGH.into(),
+            balancer: Balancer::new(LbPolicy::RoundRobin, 1),
+            host: host.to_string(),
+            port,
+            subset: None,
+            endpoints,
+            lb: LbPolicy::RoundRobin,
+            tls: None,
+            h2: false,
         }
     }
 

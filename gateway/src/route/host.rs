@@ -42,6 +42,7 @@ impl VirtualHost {
 pub(super) struct PortBuilder {
     server: Arc<str>,
     hosts: BTreeMap<HostPattern, VirtualHost>,
+    egress: Vec<HostPattern>,
 }
 
 impl PortBuilder {
@@ -49,7 +50,13 @@ impl PortBuilder {
         PortBuilder {
             server: server.into(),
             hosts: BTreeMap::new(),
+            egress: Vec::new(),
         }
+    }
+
+    /// The hosts of a plain-HTTP egress server on this port.
+    pub fn egress(&mut self, hosts: &[HostPattern]) {
+        self.egress.extend(hosts.iter().cloned());
     }
 
     pub fn vhost(&mut self, pattern: &HostPattern) -> &mut VirtualHost {
@@ -64,6 +71,7 @@ impl PortBuilder {
             exact: HashMap::new(),
             suffixes: Vec::new(),
             any: None,
+            egress: self.egress,
         };
         for (pattern, vhost) in self.hosts {
             match pattern {
@@ -90,6 +98,8 @@ pub(super) struct PortTable {
     /// `(".a.com", vhost)`, longest suffix first.
     suffixes: Vec<(String, VirtualHost)>,
     any: Option<VirtualHost>,
+    /// Host patterns of the egress servers on this port (empty: not egress).
+    pub egress: Vec<HostPattern>,
 }
 
 impl PortTable {

@@ -51,6 +51,21 @@ impl CompiledRoute {
         }
     }
 
+    /// The same route and destinations (sharing balancing state) with
+    /// other match conditions.
+    pub(super) fn with_matches(&self, matches: Vec<RouteMatch>) -> CompiledRoute {
+        let mut route = self.route.clone();
+        route.matches = matches;
+        CompiledRoute {
+            id: self.id.clone(),
+            vs: self.vs.clone(),
+            route,
+            destinations: self.destinations.clone(),
+            weights: self.weights.clone(),
+            cumulative: self.cumulative.clone(),
+        }
+    }
+
     /// `uri` is the path without its query string.
     pub fn matches(&self, port: u16, uri: &str, headers: &HeaderMap) -> bool {
         self.route.matches.is_empty()

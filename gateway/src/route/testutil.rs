@@ -59,6 +59,7 @@ pub fn gateway(name: &str, servers: Vec<Server>) -> Gateway {
         id: doc("Gateway", name),
         namespace: None,
         servers,
+        egress: false,
     }
 }
 

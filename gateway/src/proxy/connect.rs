@@ -1,0 +1,237 @@
+//! `CONNECT host:port` on an egress port: a TCP tunnel to a registered host
+//! (or to any host with `ALLOW_ANY`), the way HTTPS clients use a forward
+//! proxy. The bytes are the client's own TLS: nothing is originated here.
+//!
+//! Pingora 0.9 refuses CONNECT with a 405 before any filter runs unless the
+//! service's `HttpServerOptions::allow_connect_method_proxying` is set
+//! ([`server_options`]), and even then it has no tunnel: a CONNECT request
+//! is an HTTP/1 message without a body. So the filter takes the connection
+//! out of the session: the session is swapped for a stand-in holding a copy
+//! of the request (so Pingora's logging and finish steps still have a
+//! request), and the real one is finished as a keep-alive with pipelining
+//! on, which hands back the stream plus any bytes the client sent early.
+
+use std::io::Cursor;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use pingora::apps::HttpServerOptions;
+use pingora::protocols::http::ServerSession as HttpSession;
+use pingora_error::{Error, ErrorType, Result};
+use pingora_proxy::Session;
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+
+use super::egress::{self, Outbound};
+use super::failure::{Failure, Reason};
+use super::{respond, Ctx};
+use crate::dns;
+
+/// Time to open the TCP connection of a tunnel.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the proxy service must be built with for CONNECT to reach the
+/// filters at all (see the module doc).
+pub fn server_options() -> HttpServerOptions {
+    let mut o = HttpServerOptions::default();
+    o.allow_connect_method_proxying = true;
+    o
+}
+
+/// Answers a CONNECT request; always writes the response itself.
+pub async fn handle(session: &mut Session, ctx: &mut Ctx, port: u16) -> Result<bool> {
+    let Some((host, target_port)) = target(session.req_header()) else {
+        respond::text(session, 400, "CONNECT needs host:port\n").await?;
+        return Ok(true);
+    };
+    ctx.host = host.clone();
+    if ctx.tls || session.is_http2() || !ctx.rt.routes.is_egress(port, &host) {
+        let body = "CONNECT is only served on plain-HTTP egress ports (HTTP/1.1)\n";
+        respond::text(session, 405, body).await?;
+        return Ok(true);
+    }
+    if let Some(name) = ctx.rt.routes.server_name(port) {
+        ctx.server = name;
+    }
+    let dest = match egress::decide(&ctx.rt, &host, target_port) {
+        Outbound::Forward(d) => d,
+        Outbound::Blocked(body) => {
+            ctx.blocked = true;
+            respond::text(session, 502, &body).await?;
+            return Ok(true);
+        }
+    };
+    let guard = dest.acquire();
+    let ep = guard.endpoint().clone();
+    ctx.dest = Some(dest.clone());
+    let local = session.server_addr().and_then(|a| a.as_inet()).copied();
+    let upstream = match open(&ep.host, ep.port, local).await {
+        Ok((addr, stream)) => {
+            ctx.upstream = Some(addr.to_string());
+            stream
+        }
+        Err(f) => {
+            ctx.failure = Some(f.clone());
+            let e = Error::explain(ErrorType::ConnectError, f.detail.clone());
+            f.record(&dest.name, &ep.to_string(), &host, &e);
+            respond::text(session, f.reason.status(), &f.body(&dest.name)).await?;
+            return Ok(true);
+        }
+    };
+    ctx.in_flight = Some(guard);
+    let Some(stand_in) = stand_in(session).await else {
+        respond::text(session, 500, "CONNECT could not be set up\n").await?;
+        return Ok(true);
+    };
+    let Some((downstream, early)) = take_stream(session, stand_in).await else {
+        tracing::warn!(
+            host,
+            "CONNECT: the client connection could not be taken over"
+        );
+        return Ok(true);
+    };
+    ctx.status_override = Some(200);
+    let started = Instant::now();
+    let (up, down) = tunnel(downstream, early, upstream).await;
+    tracing::debug!(
+        host,
+        bytes_up = up,
+        bytes_down = down,
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "CONNECT tunnel closed"
+    );
+    Ok(true)
+}
+
+/// `host:port` of a CONNECT request. Pingora keeps the authority-form
+/// target in the raw request bytes, not in `uri`.
+fn target(req: &pingora_http::RequestHeader) -> Option<(String, u16)> {
+    let raw = std::str::from_utf8(req.raw_path()).ok()?;
+    let a = raw
+        .parse::<http::uri::Authority>()
+        .ok()
+        .or_else(|| req.uri.authority().cloned())?;
+    if a.as_str().contains('@') {
+        return None;
+    }
+    let host = a.host().trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_ascii_lowercase(), a.port_u16()?))
+}
+
+/// TCP connection to `host:port`, resolved through the DNS cache; never
+/// to the listener at `local` itself.
+async fn open(
+    host: &str,
+    port: u16,
+    local: Option<SocketAddr>,
+) -> Result<(SocketAddr, TcpStream), Failure> {
+    let addr = dns::cache()
+        .resolve(host, port)
+        .await
+        .map_err(|e| Failure::new(Reason::Dns, e.to_string()))?;
+    if egress::loops_back(addr, local) {
+        let detail = format!("{addr} is this listener");
+        return Err(Failure::new(Reason::Connect, detail));
+    }
+    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok((addr, s))
+        }
+        Ok(Err(e)) => Err(Failure::new(Reason::Connect, format!("{addr}: {e}"))),
+        Err(_) => Err(Failure::new(
+            Reason::Connect,
+            format!("{addr}: no answer within {CONNECT_TIMEOUT:?}"),
+        )),
+    }
+}
+
+type Stream = pingora::protocols::Stream;
+
+/// Swaps the session's HTTP/1 connection for a stand-in and returns the
+/// connection with the bytes the client already sent past the request.
+async fn take_stream(
+    session: &mut Session,
+    stand_in: HttpSession,
+) -> Option<(Stream, Option<BytesMut>)> {
+    let mut real = std::mem::replace(&mut *session.downstream_session, stand_in);
+    // Keep-alive with pipelining is what makes `finish` return the stream
+    // and the over-read bytes instead of closing it.
+    real.req_header_mut()
+        .remove_header(&http::header::CONNECTION);
+    real.set_keepalive(Some(60));
+    real.set_keepalive_reuses_remaining(None);
+    real.set_pipelining_enabled(true);
+    match real.finish().await {
+        Ok(Some(reusable)) => Some(reusable.into_parts()),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "CONNECT: finishing the request failed");
+            None
+        }
+    }
+}
+
+/// A session over an in-memory copy of the CONNECT request, closed after it.
+async fn stand_in(session: &Session) -> Option<HttpSession> {
+    let target = String::from_utf8_lossy(session.req_header().raw_path()).into_owned();
+    let head = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n");
+    let io: Stream = Box::new(Cursor::new(head.into_bytes()));
+    let mut s = HttpSession::new_http1(io);
+    match s.read_request().await {
+        Ok(true) => Some(s),
+        _ => None,
+    }
+}
+
+/// Writes the 200, then copies both ways until either side closes.
+/// Returns the bytes sent upstream and downstream.
+async fn tunnel(
+    mut downstream: Stream,
+    early: Option<BytesMut>,
+    mut upstream: TcpStream,
+) -> (u64, u64) {
+    let established = b"HTTP/1.1 200 Connection established\r\n\r\n";
+    if downstream.write_all(established).await.is_err() || downstream.flush().await.is_err() {
+        return (0, 0);
+    }
+    let mut sent = 0u64;
+    if let Some(early) = early.filter(|b| !b.is_empty()) {
+        let mut w = BufWriter::new(&mut upstream);
+        if w.write_all(&early).await.is_err() || w.flush().await.is_err() {
+            return (0, 0);
+        }
+        sent = early.len() as u64;
+    }
+    match tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await {
+        Ok((up, down)) => (sent + up, down),
+        Err(e) => {
+            tracing::debug!(error = %e, "CONNECT tunnel ended with an error");
+            (sent, 0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connect(target: &[u8]) -> pingora_http::RequestHeader {
+        let mut r = pingora_http::RequestHeader::build("CONNECT", b"/", None).unwrap();
+        r.set_raw_path(target).unwrap();
+        r
+    }
+
+    #[test]
+    fn targets_are_host_and_port() {
+        let t = |raw: &[u8]| target(&connect(raw));
+        assert_eq!(
+            t(b"Greeting.Remote.com:443"),
+            Some(("greeting.remote.com".into(), 443))
+        );
+        assert_eq!(t(b"[::1]:8443"), Some(("::1".into(), 8443)));
+        assert_eq!(t(b"greeting.remote.com"), None, "a port is required");
+        assert_eq!(t(b"user@evil.test:443"), None);
+    }
+}

@@ -1,0 +1,191 @@
+//! ServiceEntry hosts as destinations of their own, for egress ports.
+//!
+//! In Istio every ServiceEntry host and port is an outbound cluster, so a
+//! registered host reaches its endpoints (with its DestinationRule's TLS)
+//! even when no VirtualService routes it; that is what an egress port does
+//! with a Host no route names, and where a `CONNECT host:port` tunnels to.
+//! Exact hosts are resolved once at compile time, sharing balancing state
+//! with the routes naming the same host and port; `*.suffix` hosts can only
+//! be resolved per request host.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use crate::config::{ConfigError, Model, WeightedDestination};
+
+use super::resolve::Resolver;
+use super::Destination;
+
+/// What the ServiceEntries say about one `host:port`.
+#[derive(Debug)]
+pub enum Registered {
+    Destination(Arc<Destination>),
+    /// A ServiceEntry names the host but cannot serve this port; the text
+    /// says why, for the response body.
+    Refused(String),
+    /// No ServiceEntry names the host.
+    Unknown,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Registry {
+    exact: HashMap<(String, u16), Arc<Destination>>,
+    /// Exact host -> its declared ports, for refusals.
+    ports: HashMap<String, BTreeSet<u16>>,
+    /// Some ServiceEntry host is a wildcard: resolve unknown hosts per request.
+    wildcards: bool,
+}
+
+impl Registry {
+    pub fn compile(
+        model: &Model,
+        resolver: &mut Resolver<'_>,
+        errors: &mut Vec<ConfigError>,
+    ) -> Registry {
+        let mut reg = Registry::default();
+        for se in &model.service_entries {
+            for (i, host) in se.hosts.iter().enumerate() {
+                if host.starts_with('*') {
+                    reg.wildcards = true;
+                    continue;
+                }
+                for sp in &se.ports {
+                    let d = registered(host, sp.number);
+                    match resolver.resolve(&d, &se.id, &format!("spec.hosts[{i}]")) {
+                        Ok(dest) => {
+                            reg.exact.insert((host.clone(), sp.number), dest);
+                            reg.ports.entry(host.clone()).or_default().insert(sp.number);
+                        }
+                        Err(e) => errors.push(e),
+                    }
+                }
+                reg.ports.entry(host.clone()).or_default();
+            }
+        }
+        reg
+    }
+
+    /// `host` is lower case without a port.
+    pub fn lookup(&self, model: &Model, host: &str, port: u16) -> Registered {
+        if let Some(d) = self.exact.get(&(host.to_string(), port)) {
+            return Registered::Destination(d.clone());
+        }
+        if let Some(ports) = self.ports.get(host) {
+            return Registered::Refused(undeclared(host, port, ports));
+        }
+        if !self.wildcards {
+            return Registered::Unknown;
+        }
+        let pattern = model
+            .service_entries
+            .iter()
+            .flat_map(|se| se.hosts.iter().map(move |h| (se, h)))
+            .filter(|(_, h)| wildcard_matches(h, host))
+            .max_by_key(|(_, h)| h.len());
+        let Some((se, pattern)) = pattern else {
+            return Registered::Unknown;
+        };
+        // A fresh destination: per-request balancing over whatever the
+        // entry resolves to (for DNS entries, the host itself).
+        // (The resolver, and its reference to the result, is gone after this.)
+        let resolved = Resolver::new(model).resolve(&registered(host, port), &se.id, "spec.hosts");
+        match resolved {
+            Ok(mut d) => {
+                // Named by the pattern, so metrics labels stay bounded.
+                if let Some(only) = Arc::get_mut(&mut d) {
+                    only.name = format!("{pattern}:{port}").into();
+                }
+                Registered::Destination(d)
+            }
+            Err(ConfigError::Field { message, .. } | ConfigError::File { message, .. }) => {
+                Registered::Refused(message)
+            }
+        }
+    }
+}
+
+fn registered(host: &str, port: u16) -> WeightedDestination {
+    WeightedDestination {
+        host: host.to_string(),
+        subset: None,
+        port: Some(port),
+        weight: 100,
+    }
+}
+
+fn wildcard_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some("") => true,
+        Some(suffix) => host.len() > suffix.len() && host.ends_with(suffix),
+        None => false,
+    }
+}
+
+fn undeclared(host: &str, port: u16, ports: &BTreeSet<u16>) -> String {
+    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+    format!(
+        "port {port} of host '{host}' is not declared by its ServiceEntry (ports: {})",
+        list.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{addr, endpoint, model, se};
+    use super::super::RouteTable;
+    use super::*;
+    use crate::config::Resolution;
+
+    fn dest(t: &RouteTable, m: &Model, host: &str, port: u16) -> Arc<Destination> {
+        match t.registered(m, host, port) {
+            Registered::Destination(d) => d,
+            other => panic!("{host}:{port}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn exact_hosts_resolve_to_their_endpoints_with_target_port() {
+        let mut m = model();
+        let mut s = se(
+            "greeting.remote.com",
+            &[(443, "https", "HTTPS", Some(9443))],
+            Resolution::Static,
+        );
+        s.endpoints = vec![endpoint("127.0.0.1", &[], &[])];
+        m.service_entries.push(s);
+        let t = RouteTable::compile(&m).unwrap();
+        let d = dest(&t, &m, "greeting.remote.com", 443);
+        assert_eq!(d.endpoints, vec![addr("127.0.0.1", 9443)]);
+        assert!(Arc::ptr_eq(&d, &dest(&t, &m, "greeting.remote.com", 443)));
+        match t.registered(&m, "greeting.remote.com", 80) {
+            Registered::Refused(msg) => assert!(msg.contains("ports: 443"), "{msg}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            t.registered(&m, "other.com", 443),
+            Registered::Unknown
+        ));
+    }
+
+    #[test]
+    fn wildcard_hosts_resolve_per_request_host() {
+        let mut m = model();
+        m.service_entries.push(se(
+            "*.example.com",
+            &[(80, "http", "HTTP", None)],
+            Resolution::Dns,
+        ));
+        let t = RouteTable::compile(&m).unwrap();
+        let d = dest(&t, &m, "api.example.com", 80);
+        assert_eq!(d.endpoints, vec![addr("api.example.com", 80)]);
+        assert_eq!(&*d.name, "*.example.com:80");
+        assert!(matches!(
+            t.registered(&m, "api.example.com", 81),
+            Registered::Refused(_)
+        ));
+        assert!(matches!(
+            t.registered(&m, "example.com", 80),
+            Registered::Unknown
+        ));
+    }
+}
