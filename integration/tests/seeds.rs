@@ -55,6 +55,11 @@ fn seed_001_strict_mtls_refuses_plain_http() {
 }
 
 #[test]
+fn seed_002_egress_mtls_origination_registry_only_and_reload() {
+    run_seed("seed-002");
+}
+
+#[test]
 fn seed_003_permissive_then_strict() {
     run_seed("seed-003");
 }
