@@ -152,10 +152,17 @@ fn init_logging(format: AccessLogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn,pingora=warn")
     });
+    // Access lines are written by a background thread: a slow or blocked
+    // stderr must not stall request handling. When its buffer is full, lines
+    // are dropped rather than requests delayed.
+    static GUARD: std::sync::OnceLock<tracing_appender::non_blocking::WorkerGuard> =
+        std::sync::OnceLock::new();
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let _ = GUARD.set(guard);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let _ = match format {
         AccessLogFormat::Json => builder.json().try_init(),
         AccessLogFormat::Text | AccessLogFormat::Off => builder.try_init(),
