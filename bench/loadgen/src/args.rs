@@ -43,6 +43,8 @@ Output: one JSON object on stdout, counting only what started after --warmup:
   proxy_cpu_s         with --cpu-pid: CPU seconds (user+system) those
                       processes used during the measured window
   rps_per_proxy_cpu_s ok / proxy_cpu_s
+  tls                 what the first handshake negotiated: version, cipher
+                      suite, key exchange group
 
 Examples:
   loadgen --url https://partner.example.com:8443/ \\

@@ -4,7 +4,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use rustls::pki_types::ServerName;
@@ -24,6 +24,8 @@ pub struct Connector {
     pub addr: SocketAddr,
     pub tls: Option<(TlsConnector, ServerName<'static>)>,
     pub h2: bool,
+    /// What the first TLS handshake negotiated: "version cipher group".
+    pub negotiated: OnceLock<String>,
 }
 
 /// A connection and, for TLS, whether its handshake resumed a session.
@@ -47,7 +49,12 @@ impl Connector {
                 Some((TlsConnector::from(Arc::new(config)), name))
             }
         };
-        Ok(Connector { addr, tls, h2 })
+        Ok(Connector {
+            addr,
+            tls,
+            h2,
+            negotiated: OnceLock::new(),
+        })
     }
 
     /// Errors are returned as a short kind ("connect: ...", "tls: ...").
@@ -68,6 +75,9 @@ impl Connector {
             .map_err(|e| format!("tls: {e}"))?;
         let conn = tls.get_ref().1;
         let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
+        if self.negotiated.get().is_none() {
+            let _ = self.negotiated.set(describe(conn));
+        }
         if self.h2 && conn.alpn_protocol() != Some(b"h2") {
             return Err("tls: server did not select ALPN h2".into());
         }
@@ -76,6 +86,19 @@ impl Connector {
             resumed: Some(resumed),
         })
     }
+}
+
+fn describe(conn: &rustls::ClientConnection) -> String {
+    let version = conn
+        .protocol_version()
+        .map_or("?".into(), |v| format!("{v:?}"));
+    let suite = conn
+        .negotiated_cipher_suite()
+        .map_or("?".into(), |s| format!("{:?}", s.suite()));
+    let group = conn
+        .negotiated_key_exchange_group()
+        .map_or("-".into(), |g| format!("{:?}", g.name()));
+    format!("{version} {suite} {group}")
 }
 
 impl AsyncRead for Stream {

@@ -134,7 +134,8 @@ fn main() -> ExitCode {
             }
             waits.len() as u64
         });
-        report(&args, &plan, total, cpu, unsent)
+        let tls = ctx.connector.negotiated.get().cloned();
+        report(&args, &plan, total, cpu, unsent, tls)
     });
     rt.shutdown_timeout(Duration::from_secs(1));
     println!("{report}");
@@ -174,6 +175,7 @@ fn report(
     mut total: Recorder,
     cpu: Option<Duration>,
     unsent: Option<u64>,
+    tls: Option<String>,
 ) -> serde_json::Value {
     let s = summarize(&mut total.latencies_us);
     let ok = total.requests - total.non_2xx;
@@ -191,6 +193,7 @@ fn report(
         "connections": plan.connections,
         "streams": if plan.h2 { plan.streams } else { 1 },
         "resumption": !args.no_resume,
+        "tls": tls,
         "rate": plan.rate,
         "duration_s": secs,
         "warmup_s": if plan.mode == Mode::Idle { 0.0 } else { args.warmup.as_secs_f64() },
