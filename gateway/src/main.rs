@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use pingora::listeners::ListenerConfig;
+use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::listening::Service;
@@ -52,6 +54,12 @@ struct ConfigArgs {
     #[arg(long, value_name = "DIR")]
     credentials: Option<PathBuf>,
 }
+
+// Pingora allocates per request (headers, buffers, tasks): glibc's malloc
+// showed up at ~10% of a keep-alive profile; mimalloc's per-thread heaps
+// cost less.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -229,14 +237,23 @@ fn run(args: ConfigArgs) -> anyhow::Result<()> {
     if let Some(app) = data.app_logic_mut() {
         app.server_options = Some(proxy::server_options());
     }
+    // Pingora reads through a 64 KiB buffer per connection by default. 4 KiB
+    // still batches a request's records into one read (bench: same keep-alive
+    // rate) and cut idle memory from 78 to 61 KB per connection; larger
+    // records bypass the buffer.
+    let l4_buffer = L4BufferSettings {
+        read: Some(4096),
+        write: None,
+    };
     for (addr, proto) in &listen {
-        match proto {
-            Protocol::Http => data.add_tcp(&addr.to_string()),
+        let endpoint = ListenerConfig::tcp(addr.to_string()).l4_buffer(l4_buffer);
+        let endpoint = match proto {
+            Protocol::Http => endpoint,
             Protocol::Https | Protocol::Tls => {
-                let tls = tls::listener_settings(shared.clone(), *addr)?;
-                data.add_tls_with_settings(&addr.to_string(), None, tls);
+                endpoint.tls(tls::listener_settings(shared.clone(), *addr)?)
             }
-        }
+        };
+        data.add_listener(endpoint);
     }
     data.endpoints()
         .set_pre_tls_callback(std::sync::Arc::new(tls::LingerOnRefusal));
