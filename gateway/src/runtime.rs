@@ -181,7 +181,59 @@ fn check(c: &Credential, allow_expired: bool) -> Result<(), String> {
             c.info.not_after
         ));
     }
-    Ok(())
+    verify_own_chain(c, allow_expired)
+}
+
+/// When `tls.crt` carries its CA (a self-signed certificate after the
+/// leaf), the leaf must chain up to it through the intermediates given:
+/// a chain that does not would be refused by every client anyway.
+fn verify_own_chain(c: &Credential, allow_expired: bool) -> Result<(), String> {
+    use openssl::stack::Stack;
+    use openssl::x509::store::X509StoreBuilder;
+    use openssl::x509::verify::X509VerifyFlags;
+    use openssl::x509::{X509StoreContext, X509};
+
+    let Some((leaf, rest)) = c.chain.split_first() else {
+        return Ok(());
+    };
+    let self_signed = |x: &X509| {
+        x.issued(x) == openssl::x509::X509VerifyResult::OK
+            && x.public_key().and_then(|k| x.verify(&k)).unwrap_or(false)
+    };
+    let roots: Vec<&X509> = rest.iter().filter(|x| self_signed(x)).collect();
+    if roots.is_empty() {
+        return Ok(());
+    }
+    let fail = |e: openssl::error::ErrorStack| format!("cannot check the chain: {e}");
+    let mut store = X509StoreBuilder::new().map_err(fail)?;
+    for r in roots {
+        store.add_cert(r.clone()).map_err(fail)?;
+    }
+    if allow_expired {
+        store
+            .set_flags(X509VerifyFlags::NO_CHECK_TIME)
+            .map_err(fail)?;
+    }
+    let store = store.build();
+    let mut untrusted = Stack::new().map_err(fail)?;
+    for x in rest {
+        untrusted.push(x.clone()).map_err(fail)?;
+    }
+    let mut ctx = X509StoreContext::new().map_err(fail)?;
+    let (ok, err) = ctx
+        .init(&store, leaf, &untrusted, |ctx| {
+            let ok = ctx.verify_cert()?;
+            Ok((ok, ctx.error()))
+        })
+        .map_err(fail)?;
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "certificate chain does not verify up to the CA it carries: {}",
+            err.error_string()
+        ))
+    }
 }
 
 /// A certificate that does not name a host it serves still serves (clients
@@ -249,4 +301,36 @@ fn credential_references(model: &Model) -> BTreeMap<CredentialSource, (DocId, St
         }
     }
     refs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certgen::{make_ca, make_leaf, CaSpec, LeafSpec, Usage};
+
+    fn credential(
+        chain_ca: &crate::certgen::Issued,
+        signer: &crate::certgen::Issued,
+    ) -> Credential {
+        let mut spec = LeafSpec::new(Usage::Server, "a.example.com");
+        spec.dns.push("a.example.com".into());
+        let leaf = make_leaf(&spec, signer).unwrap();
+        Credential::from_parts(
+            CredentialSource::Named("a".into()),
+            vec![leaf.cert, chain_ca.cert.clone()],
+            leaf.key,
+            vec![],
+            vec![],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_chain_that_carries_its_ca_must_verify_up_to_it() {
+        let ca = make_ca(&CaSpec::new("Example", "example.com")).unwrap();
+        let other = make_ca(&CaSpec::new("Other", "other.com")).unwrap();
+        assert_eq!(check(&credential(&ca, &ca), false), Ok(()));
+        let err = check(&credential(&other, &ca), false).unwrap_err();
+        assert!(err.contains("does not verify up to the CA"), "{err}");
+    }
 }
