@@ -738,12 +738,13 @@ fn dockerfile_builds_like_ci_and_runs_like_the_manifests() {
     );
     let readme = readme();
     assert!(readme.contains(BUILD), "README shows `{BUILD}`");
-    let ci = std::fs::read_to_string(workspace_root().join(".ci").join("run")).unwrap();
+    let ci =
+        std::fs::read_to_string(workspace_root().join("scripts").join("install-deps")).unwrap();
     let build_pkgs = df.apt_packages(0);
     for tool in ["cmake", "perl", "make"] {
         assert!(
             ci.contains(&format!("need+=({tool})")),
-            ".ci/run installs {tool}"
+            "scripts/install-deps installs {tool}"
         );
         assert!(
             build_pkgs.contains(tool),

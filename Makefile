@@ -1,0 +1,14 @@
+# The two set-up commands of the README. Both install what a fresh Debian
+# machine lacks (scripts/install-deps: cmake, curl, openssl, perl, python3).
+.PHONY: run test deps
+
+# The gateway on its embedded default configuration (127.0.0.1:8443).
+run: deps
+	cargo run --release --locked -p tlsgate -- run
+
+# Every test: unit tests and the acceptance suite (real binary, curl, openssl).
+test: deps
+	cargo test --workspace --locked
+
+deps:
+	@bash scripts/install-deps
