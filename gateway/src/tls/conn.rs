@@ -149,6 +149,8 @@ pub(crate) unsafe extern "C" fn on_info(ssl: *const openssl_sys::SSL, where_: i3
         // A handshake step ended: without a queued error it only waits for
         // I/O; with one it failed, maybe without any alert (plain HTTP on a
         // TLS port), and the connection must close now, not at a timeout.
+        // OpenSSL clears the queue at the start of every handshake step, so
+        // an error here is this step's own.
         // SAFETY: reads this thread's OpenSSL error queue without popping.
         if ret == 0 || unsafe { ffi::ERR_peek_error() } != 0 {
             super::linger::handshake_refused();
