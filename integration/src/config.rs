@@ -129,6 +129,29 @@ pub fn seed000_yaml(p: &Seed000Ports) -> String {
     )
 }
 
+/// The start every hand-written test configuration shares: a
+/// GatewayRuntime using `creds`, and a Gateway `gw` whose `servers:` list
+/// the caller appends.
+pub fn gateway_preamble(creds: &Path) -> String {
+    format!(
+        "apiVersion: tlsgate.io/v1
+kind: GatewayRuntime
+metadata:
+  name: rt
+spec:
+  credentialsDir: {}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: gw
+spec:
+  servers:
+",
+        creds.display()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -142,20 +142,7 @@ fn two_host_config(
     hosts: &[&str],
 ) -> std::path::PathBuf {
     let yaml = format!(
-        r#"apiVersion: tlsgate.io/v1
-kind: GatewayRuntime
-metadata:
-  name: rt
-spec:
-  credentialsDir: {creds}
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  servers:
-{servers}
+        r#"{preamble}{servers}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -170,7 +157,7 @@ spec:
         host: 127.0.0.1
         port: {{number: {backend}}}
 "#,
-        creds = credentials_dir().display(),
+        preamble = gateway_preamble(&credentials_dir()),
         servers = servers.replace("PORT", &port.to_string()),
         hosts = hosts.join(", "),
     );

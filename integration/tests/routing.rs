@@ -28,20 +28,7 @@ fn start(http: &str) -> Env {
     let port = free_port();
     let conf = ConfigDir::new();
     let yaml = format!(
-        r#"apiVersion: tlsgate.io/v1
-kind: GatewayRuntime
-metadata:
-  name: rt
-spec:
-  credentialsDir: {creds}
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  servers:
-  - port:
+        r#"{preamble}  - port:
       number: {port}
       name: https
       protocol: HTTPS
@@ -91,7 +78,7 @@ spec:
   gateways: [gw]
   http:
 {http}"#,
-        creds = credentials_dir().display(),
+        preamble = gateway_preamble(&credentials_dir()),
         v1 = v1.port(),
         v2 = v2.port(),
     );

@@ -130,20 +130,7 @@ fn exact_beats_wildcard_beats_catch_all() {
     );
     let port = free_port();
     let yaml = format!(
-        r#"apiVersion: tlsgate.io/v1
-kind: GatewayRuntime
-metadata:
-  name: rt
-spec:
-  credentialsDir: {creds}
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  servers:
-  - port: {{number: {port}, name: https-exact, protocol: HTTPS}}
+        r#"{preamble}  - port: {{number: {port}, name: https-exact, protocol: HTTPS}}
     bind: 127.0.0.1
     hosts: [exact.wild.example.com]
     tls: {{mode: SIMPLE, credentialName: partner-credential}}
@@ -169,7 +156,7 @@ spec:
         host: 127.0.0.1
         port: {{number: {backend}}}
 "#,
-        creds = creds.display(),
+        preamble = gateway_preamble(&creds),
         backend = backend.port()
     );
     let cfg = conf.write("wild.yaml", &yaml);
@@ -208,20 +195,7 @@ fn protocol_version_bounds_per_listener() {
     let (p13, p12) = (free_port(), free_port());
     let conf = ConfigDir::new();
     let yaml = format!(
-        r#"apiVersion: tlsgate.io/v1
-kind: GatewayRuntime
-metadata:
-  name: rt
-spec:
-  credentialsDir: {creds}
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  servers:
-  - port: {{number: {p13}, name: https-13, protocol: HTTPS}}
+        r#"{preamble}  - port: {{number: {p13}, name: https-13, protocol: HTTPS}}
     bind: 127.0.0.1
     hosts: [frontend.example.com]
     tls: {{mode: SIMPLE, credentialName: frontend-credential, minProtocolVersion: TLSV1_3}}
@@ -243,7 +217,7 @@ spec:
         host: 127.0.0.1
         port: {{number: {backend}}}
 "#,
-        creds = credentials_dir().display(),
+        preamble = gateway_preamble(&credentials_dir()),
         backend = backend.port()
     );
     let cfg = conf.write("versions.yaml", &yaml);
