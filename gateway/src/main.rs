@@ -34,12 +34,22 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve the configuration (the embedded default when no --config is given).
-    Run(ConfigArgs),
+    Run(RunArgs),
     /// Load and validate everything a run would, then exit (0 = valid).
     Check(ConfigArgs),
     /// Create CAs, server credentials and client certificates.
     #[command(subcommand)]
     Certs(certgen::CertsCommand),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Serve every request through Pingora's proxy, not the direct
+    /// HTTP/1.1 path (for comparison, or should the direct path misbehave).
+    #[arg(long)]
+    no_direct: bool,
 }
 
 #[derive(Args, Debug)]
@@ -181,8 +191,8 @@ fn whole_seconds(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
-fn run(args: ConfigArgs) -> anyhow::Result<()> {
-    let (source, overrides) = source(&args)?;
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let (source, overrides) = source(&args.config)?;
     let rt = match load(&source, &overrides) {
         Ok(rt) => rt,
         Err(errors) => {
@@ -226,17 +236,14 @@ fn run(args: ConfigArgs) -> anyhow::Result<()> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let mut data = pingora_proxy::http_proxy_service_with_name(
-        &server.configuration,
-        proxy::Proxy::new(shared.clone()),
-        "tlsgate",
+    let mut data = Service::new(
+        "tlsgate".to_string(),
+        proxy::Direct::new(
+            &server.configuration,
+            proxy::Proxy::new(shared.clone()),
+            !args.no_direct,
+        ),
     );
-    // Pingora refuses CONNECT before any filter runs unless the service
-    // allows it; the egress proxy tunnels it (registered hosts only under
-    // REGISTRY_ONLY).
-    if let Some(app) = data.app_logic_mut() {
-        app.server_options = Some(proxy::server_options());
-    }
     // Pingora reads through a 64 KiB buffer per connection by default. 4 KiB
     // still batches a request's records into one read (bench: same keep-alive
     // rate) and cut idle memory from 78 to 61 KB per connection; larger

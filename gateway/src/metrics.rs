@@ -35,6 +35,27 @@ pub struct Metrics {
     pub outbound_passthrough: IntCounterVec,
     /// destination, reason: upstream connect/TLS failures (proxy/failure.rs)
     pub upstream_tls_failures: IntCounterVec,
+    /// What the direct HTTP/1.1 path did (proxy/direct.rs).
+    pub direct: DirectCounters,
+}
+
+/// `tlsgate_direct_path_total{outcome}`, resolved once: these count on
+/// every request.
+pub struct DirectCounters {
+    /// Served on the direct path.
+    pub served: IntCounter,
+    /// Handed to Pingora's proxy: not a GET/HEAD without body, h1.1,
+    /// origin-form, one Host.
+    pub handoff_request: IntCounter,
+    /// Handed over because routing does not forward it directly (a
+    /// refusal, redirect, direct response, h2 upstream, DNS failure...).
+    pub handoff_route: IntCounter,
+    /// Handed over because no upstream connection answered.
+    pub handoff_upstream: IntCounter,
+    /// Handed over because the response is not one relayed as is.
+    pub handoff_response: IntCounter,
+    /// Sent again on a new connection after a pooled one went stale.
+    pub stale_retry: IntCounter,
 }
 
 fn counter(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -137,8 +158,24 @@ impl Metrics {
             "Requests failed by an upstream TLS or connect error, by destination and reason",
             &["destination", "reason"],
         );
+        let path = counter(
+            &registry,
+            "tlsgate_direct_path_total",
+            "HTTP/1.1 requests by what the direct path did: served, or handed to Pingora's proxy and why",
+            &["outcome"],
+        );
+        let one = |o: &str| path.with_label_values(&[o]);
+        let direct = DirectCounters {
+            served: one("served"),
+            handoff_request: one("handoff_request"),
+            handoff_route: one("handoff_route"),
+            handoff_upstream: one("handoff_upstream"),
+            handoff_response: one("handoff_response"),
+            stale_retry: one("stale_retry"),
+        };
         Metrics {
             registry,
+            direct,
             requests,
             request_duration,
             handshake_failures,

@@ -5,11 +5,13 @@
 
 mod admit;
 mod connect;
+mod direct;
 mod egress;
 mod failure;
 mod headers;
 mod names;
 mod origination;
+mod record;
 mod request;
 mod respond;
 mod upstream;
@@ -24,14 +26,13 @@ use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::RequestHeader;
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
-use crate::config::AccessLogFormat;
-use crate::metrics::metrics;
 use crate::route::{CompiledRoute, Destination, InFlightGuard};
 use crate::runtime::{Runtime, SharedRuntime};
 
 pub use connect::server_options;
+pub use direct::Direct;
 pub use origination::{Origination, OriginationError};
-pub use request::{conn_info, request_host};
+pub use request::{conn_info, normalize_host, request_host};
 
 use failure::{classify, Failure, Reason};
 use names::PeerCheck;
@@ -39,14 +40,15 @@ use origination::OriginationCache;
 
 pub struct Proxy {
     rt: SharedRuntime,
-    origins: OriginationCache,
+    /// Shared with the direct path.
+    origins: Arc<OriginationCache>,
 }
 
 impl Proxy {
     pub fn new(rt: SharedRuntime) -> Self {
         Proxy {
             rt,
-            origins: OriginationCache::default(),
+            origins: Arc::default(),
         }
     }
 }
@@ -74,7 +76,7 @@ pub struct Ctx {
     status_override: Option<u16>,
 }
 
-const LABEL_NONE: &str = "-";
+use record::LABEL_NONE;
 
 #[async_trait]
 impl ProxyHttp for Proxy {
@@ -283,55 +285,23 @@ impl ProxyHttp for Proxy {
             .status_override
             .or_else(|| session.response_written().map(|r| r.status.as_u16()))
             .unwrap_or(0);
-        let route = ctx.route.as_ref().map_or(LABEL_NONE, |r| &r.id);
-        let dest = ctx.dest.as_ref().map_or(LABEL_NONE, |d| &d.name);
-        // Label with the host only when a route matched it: an unmatched
-        // Host is client-chosen and would make label values unbounded.
-        let host = if ctx.route.is_some() {
-            ctx.host.as_str()
-        } else {
-            LABEL_NONE
-        };
-        let m = metrics();
-        let code = status.to_string();
-        m.requests
-            .with_label_values(&[&ctx.server, host, route, dest, &code])
-            .inc();
-        let elapsed = ctx.start.elapsed();
-        m.request_duration
-            .with_label_values(&[&ctx.server, route])
-            .observe(elapsed.as_secs_f64());
-        if ctx.rt.model.runtime.access_log == AccessLogFormat::Off {
-            return;
-        }
-        let conn = conn_info(session);
         let req = session.req_header();
-        let span = conn.map_or_else(tracing::Span::none, |c| c.span.clone());
-        let sni = conn.and_then(|c| c.sni.as_deref()).unwrap_or("");
-        let client_id = conn
-            .and_then(|c| c.client.as_ref())
-            .map(|c| c.id())
-            .unwrap_or_default();
-        tracing::info!(
-            target: "access",
-            parent: &span,
-            method = %req.method,
-            // The target as sent: absolute-form and CONNECT targets are
-            // only in the raw bytes.
-            path = %String::from_utf8_lossy(req.raw_path()),
-            host = %ctx.host,
-            sni,
-            "client.id" = %client_id,
-            route,
-            destination = dest,
-            upstream = ctx.upstream.as_deref().unwrap_or(LABEL_NONE),
+        record::record(&record::Outcome {
+            rt: &ctx.rt,
+            conn: conn_info(session),
+            server: &ctx.server,
+            host: &ctx.host,
+            route: ctx.route.as_deref(),
+            dest: ctx.dest.as_deref(),
+            upstream: ctx.upstream.as_ref().map(|u| u as &dyn std::fmt::Display),
+            method: req.method.as_str(),
+            target: req.raw_path(),
             status,
-            blocked = ctx.blocked,
-            reason = ctx.failure.as_ref().map(|f| f.reason.as_str()),
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            generation = ctx.rt.generation,
-            error = e.map(|e| e.to_string()),
-        );
+            start: ctx.start,
+            blocked: ctx.blocked,
+            reason: ctx.failure.as_ref().map(|f| f.reason.as_str()),
+            error: e.map(|e| e as &dyn std::fmt::Display),
+        });
     }
 }
 

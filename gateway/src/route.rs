@@ -32,12 +32,10 @@ mod testutil;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use http::HeaderMap;
-
 pub use balance::{Balancer, InFlightGuard};
 pub use destination::{Destination, UpstreamAddr};
 pub use registry::Registered;
-pub use select::CompiledRoute;
+pub use select::{CompiledRoute, HeaderSource};
 
 use crate::config::Model;
 use host::PortTable;
@@ -67,12 +65,12 @@ pub enum Lookup<'a> {
 impl RouteTable {
     /// `host` is lower case without a port; `path` may carry a query string,
     /// which uri matches ignore.
-    pub fn lookup<'a>(
+    pub fn lookup<'a, H: HeaderSource + ?Sized>(
         &'a self,
         port: u16,
         host: &str,
         path: &str,
-        headers: &HeaderMap,
+        headers: &H,
     ) -> Lookup<'a> {
         let Some(vhost) = self.ports.get(&port).and_then(|t| t.select(host)) else {
             return Lookup::NoHost;
@@ -140,6 +138,7 @@ impl RouteTable {
 mod tests {
     use super::testutil::*;
     use super::*;
+    use http::HeaderMap;
 
     fn table(vss: Vec<crate::config::VirtualService>) -> RouteTable {
         let mut m = model();

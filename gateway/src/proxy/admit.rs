@@ -10,6 +10,7 @@ use super::egress::{self, Outbound};
 use super::{conn_info, connect, request_host, respond, Ctx};
 use crate::config::RouteAction;
 use crate::route::Lookup;
+use crate::tls::{ConnInfo, ServerPolicy};
 
 /// Decides what happens to the request; `Ok(true)` when a response was
 /// written here.
@@ -35,16 +36,7 @@ pub async fn admit(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
             return Ok(true);
         };
         ctx.server = policy.server.clone();
-        // The Host must be served under the TLS policy this connection
-        // satisfied (same key), else it could reach a MUTUAL host over a
-        // SIMPLE handshake, or a host whose CA never saw this client.
-        let allowed = conn
-            .runtime
-            .tls
-            .listener(&conn.listener_addr)
-            .and_then(|l| l.sni.select(&ctx.host))
-            .is_some_and(|p| p.key == policy.key);
-        if !allowed {
+        if !tls_covers(conn, policy, &ctx.host) {
             tracing::warn!(parent: &conn.span, host = %ctx.host, "Host not covered by the connection's TLS policy");
             respond::text(session, 421, "misdirected request\n").await?;
             return Ok(true);
@@ -104,4 +96,15 @@ pub async fn admit(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
             Ok(true)
         }
     }
+}
+
+/// The Host must be served under the TLS policy this connection satisfied
+/// (same key), else it could reach a MUTUAL host over a SIMPLE handshake,
+/// or a host whose CA never saw this client.
+pub fn tls_covers(conn: &ConnInfo, policy: &ServerPolicy, host: &str) -> bool {
+    conn.runtime
+        .tls
+        .listener(&conn.listener_addr)
+        .and_then(|l| l.sni.select(host))
+        .is_some_and(|p| p.key == policy.key)
 }

@@ -101,7 +101,7 @@ pub fn apply_route(req: &mut RequestHeader, route: &HttpRoute) -> Result<()> {
 
 /// Istio's rule: a route matched by a uri prefix has that prefix replaced;
 /// otherwise the whole path is replaced.
-fn rewrite_path(route: &HttpRoute, path: &str, new: &str) -> String {
+pub fn rewrite_path(route: &HttpRoute, path: &str, new: &str) -> String {
     let prefix = route.matches.iter().find_map(|m| match &m.uri {
         Some(StringMatch::Prefix(p)) if path.starts_with(p.as_str()) => Some(p.as_str()),
         _ => None,

@@ -32,6 +32,12 @@ pub fn request_host(req: &RequestHeader) -> Option<Cow<'_, str>> {
         (None, Some(h)) => h,
         (None, None) => return None,
     };
+    normalize_host(raw)
+}
+
+/// An authority as tlsgate routes by it: lower case, without port or
+/// trailing dot. `None` when it is not a valid host.
+pub fn normalize_host(raw: &str) -> Option<Cow<'_, str>> {
     let host = strip_port(raw)?;
     if host.is_empty() {
         return None;

@@ -19,6 +19,12 @@ pub async fn resolve(ep: &UpstreamAddr) -> Result<SocketAddr, DnsError> {
     dns::cache().resolve(&ep.host, ep.port).await
 }
 
+/// The read and write timeout of one attempt: the retry policy's
+/// `perTryTimeout`, else the route's `timeout`.
+pub fn per_try_timeout(route: Option<&HttpRoute>) -> Option<Duration> {
+    route.and_then(|r| r.retries.and_then(|r| r.per_try_timeout).or(r.timeout))
+}
+
 /// The peer for one attempt. `route` is `None` for egress requests that no
 /// VirtualService routes (registered hosts, passthrough): no timeouts then
 /// but the connect timeout. `tls` is the destination's origination.
@@ -36,7 +42,7 @@ pub fn peer(
         }
         None => HttpPeer::new(addr, false, String::new()),
     };
-    let per_try = route.and_then(|r| r.retries.and_then(|r| r.per_try_timeout).or(r.timeout));
+    let per_try = per_try_timeout(route);
     let o = &mut peer.options;
     o.connection_timeout =
         Some(per_try.map_or(DEFAULT_CONNECT_TIMEOUT, |t| t.min(DEFAULT_CONNECT_TIMEOUT)));

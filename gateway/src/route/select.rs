@@ -67,7 +67,7 @@ impl CompiledRoute {
     }
 
     /// `uri` is the path without its query string.
-    pub fn matches(&self, port: u16, uri: &str, headers: &HeaderMap) -> bool {
+    pub fn matches<H: HeaderSource + ?Sized>(&self, port: u16, uri: &str, headers: &H) -> bool {
         self.route.matches.is_empty()
             || self
                 .route
@@ -124,16 +124,25 @@ impl CompiledRoute {
     }
 }
 
-fn match_one(m: &RouteMatch, port: u16, uri: &str, headers: &HeaderMap) -> bool {
+fn match_one<H: HeaderSource + ?Sized>(m: &RouteMatch, port: u16, uri: &str, headers: &H) -> bool {
     m.port.is_none_or(|p| p == port)
         && m.uri.as_ref().is_none_or(|u| u.matches(uri))
         && m.headers.iter().all(|(name, want)| {
             // A header that is absent (or not valid text) fails its match.
-            headers
-                .get(name.as_str())
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| want.matches(v))
+            headers.first(name).is_some_and(|v| want.matches(v))
         })
+}
+
+/// Request headers as route matches read them.
+pub trait HeaderSource {
+    /// The first value of header `name` (lower case), if it is text.
+    fn first(&self, name: &str) -> Option<&str>;
+}
+
+impl HeaderSource for HeaderMap {
+    fn first(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(|v| v.to_str().ok())
+    }
 }
 
 fn describe_match(m: &RouteMatch) -> String {

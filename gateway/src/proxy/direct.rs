@@ -1,0 +1,476 @@
+//! The direct HTTP/1.1 path. Pingora's proxy spends most of a keep-alive
+//! request's CPU in its own machinery (a task and channels per request, an
+//! idle-watch task per pooled upstream connection, header maps built and
+//! cloned). The common request (`GET`/`HEAD` without a body, routed to an
+//! HTTP/1.1 upstream) is served here instead: parsed in place, routed with
+//! the same tables and the same TLS policy check, its head written
+//! upstream with the same header edits, the response relayed as it comes.
+//! Everything else (bodies, other methods, CONNECT, h2, redirects, direct
+//! responses, refusals, upstream errors) goes to Pingora's proxy with the
+//! bytes read so far, and is answered exactly as before.
+
+mod date;
+mod exchange;
+mod forward;
+mod head;
+mod pool;
+mod relay;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::{Buf, BytesMut};
+use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::connectors::{ConnectorOptions, TransportConnector};
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::tls::SslDigest;
+use pingora::protocols::{Stream, ALPN};
+use pingora::server::configuration::ServerConf;
+use pingora::server::ShutdownWatch;
+use pingora_proxy::HttpProxy;
+use tokio::io::AsyncWriteExt;
+
+use super::egress::loops_back;
+use super::names::PeerCheck;
+use super::origination::{Origination, OriginationCache};
+use super::record::{record, Outcome};
+use super::{admit::tls_covers, normalize_host, upstream, Proxy};
+use crate::config::RouteAction;
+use crate::metrics::metrics;
+use crate::route::{CompiledRoute, Destination, InFlightGuard, Lookup, Registered};
+use crate::runtime::{Runtime, SharedRuntime};
+use crate::tls::ConnInfo;
+use exchange::{forward, read_some, Forwarded};
+use head::{Head, Headers, Parsed, MAX_HEADERS};
+use pool::{Key, Pool, Upstream};
+
+/// How long a client connection may sit between requests (Pingora's
+/// keep-alive default), and may take to send a request head.
+const KEEPALIVE: Duration = Duration::from_secs(60);
+/// A request head larger than this goes to Pingora (which refuses it).
+const MAX_HEAD: usize = 32 * 1024;
+/// First read buffer of a client connection; grows for larger heads.
+const HEAD_BUF: usize = 2048;
+/// Response head and body buffers of a new upstream connection.
+const UPSTREAM_BUF: usize = 16 * 1024;
+
+/// The data-plane application: the direct path in front of Pingora's proxy.
+pub struct Direct {
+    pingora: Arc<HttpProxy<Proxy>>,
+    rt: SharedRuntime,
+    origins: Arc<OriginationCache>,
+    connector: TransportConnector,
+    enabled: bool,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(Pool::default)
+}
+
+impl Direct {
+    /// `enabled: false` sends every connection to Pingora's proxy.
+    pub fn new(conf: &Arc<ServerConf>, proxy: Proxy, enabled: bool) -> Self {
+        let rt = proxy.rt.clone();
+        let origins = proxy.origins.clone();
+        let mut pingora = pingora_proxy::http_proxy(conf, proxy);
+        // Pingora refuses CONNECT before any filter runs unless the service
+        // allows it; the egress proxy tunnels it (registered hosts only
+        // under REGISTRY_ONLY).
+        pingora.server_options = Some(super::server_options());
+        Direct {
+            pingora: Arc::new(pingora),
+            rt,
+            origins,
+            connector: TransportConnector::new(Some(ConnectorOptions::from_server_conf(conf))),
+            enabled,
+        }
+    }
+}
+
+#[async_trait]
+impl ServerApp for Direct {
+    async fn process_new(
+        self: &Arc<Self>,
+        mut stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        if !self.enabled || matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            return ServerApp::process_new(&self.pingora, stream, shutdown).await;
+        }
+        loop {
+            let (s, buf) = self.serve(stream, shutdown).await?;
+            stream = self.one_by_pingora(s, buf, shutdown).await?;
+        }
+    }
+
+    async fn cleanup(&self) {
+        self.pingora.http_cleanup().await;
+    }
+}
+
+/// What the direct path knows of a client connection.
+struct Conn {
+    ssl: Option<Arc<SslDigest>>,
+    local: Option<SocketAddr>,
+    client_ip: Option<IpAddr>,
+}
+
+impl Conn {
+    fn of(stream: &Stream) -> Conn {
+        let sock = stream.get_socket_digest();
+        let inet = |a: Option<&pingora::protocols::l4::socket::SocketAddr>| {
+            a.and_then(|a| a.as_inet()).copied()
+        };
+        Conn {
+            ssl: stream.get_ssl_digest(),
+            local: sock.as_ref().and_then(|s| inet(s.local_addr())),
+            client_ip: sock
+                .as_ref()
+                .and_then(|s| inet(s.peer_addr()))
+                .map(|a| a.ip()),
+        }
+    }
+
+    fn info(&self) -> Option<&ConnInfo> {
+        self.ssl.as_ref()?.extension.get::<ConnInfo>()
+    }
+}
+
+/// Where a direct request goes.
+struct Plan {
+    rt: Arc<Runtime>,
+    server: Arc<str>,
+    host: String,
+    route: Option<Arc<CompiledRoute>>,
+    dest: Arc<Destination>,
+    /// Held for the request's life (LEAST_REQUEST counts it).
+    _in_flight: InFlightGuard,
+    addr: SocketAddr,
+    origination: Option<Arc<Origination>>,
+    timeout: Option<Duration>,
+}
+
+impl Direct {
+    /// Serves requests until the connection ends (`None`) or one needs
+    /// Pingora: then the stream and the bytes read so far.
+    async fn serve(
+        &self,
+        mut stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<(Stream, BytesMut)> {
+        let conn = Conn::of(&stream);
+        let mut buf = BytesMut::with_capacity(HEAD_BUF);
+        loop {
+            let head_len = match head_end(&buf) {
+                Some(n) => n,
+                None if buf.len() > MAX_HEAD => {
+                    metrics().direct.handoff_request.inc();
+                    return Some((stream, buf));
+                }
+                None => {
+                    match read_some(&mut stream, &mut buf, Some(KEEPALIVE)).await {
+                        Ok(0) | Err(_) if buf.is_empty() => return None,
+                        // A partial head then EOF or a timeout: Pingora
+                        // answers what it can of it.
+                        Ok(0) | Err(_) => {
+                            metrics().direct.handoff_request.inc();
+                            return Some((stream, buf));
+                        }
+                        Ok(_) => continue,
+                    }
+                }
+            };
+            let start = Instant::now();
+            let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let Parsed::Ready(head) = head::parse(&buf[..head_len], &mut storage) else {
+                metrics().direct.handoff_request.inc();
+                return Some((stream, buf));
+            };
+            let Some(plan) = self.plan(&conn, &head).await else {
+                metrics().direct.handoff_route.inc();
+                return Some((stream, buf));
+            };
+            let keep_client = !head.close && !*shutdown.borrow();
+            let (status, keep, error) = match self
+                .exchange(&mut stream, &conn, &head, &plan, keep_client)
+                .await
+            {
+                Some(r) => r,
+                None => return Some((stream, buf)),
+            };
+            metrics().direct.served.inc();
+            record(&Outcome {
+                rt: &plan.rt,
+                conn: conn.info(),
+                server: &plan.server,
+                host: &plan.host,
+                route: plan.route.as_deref(),
+                dest: Some(&plan.dest),
+                upstream: Some(&plan.addr),
+                method: head.method.as_str(),
+                target: head.target.as_bytes(),
+                status,
+                start,
+                blocked: false,
+                reason: None,
+                error: error.as_ref().map(|e| e as &dyn std::fmt::Display),
+            });
+            if !keep {
+                let _ = stream.shutdown().await;
+                return None;
+            }
+            buf.advance(head_len);
+        }
+    }
+
+    /// Route and destination, decided as `admit` decides them; `None` for
+    /// anything `admit` would answer itself or refuse.
+    async fn plan(&self, conn: &Conn, head: &Head<'_, '_>) -> Option<Plan> {
+        let rt = self.rt.load_full();
+        let port = conn.local.map_or(0, |a| a.port());
+        let host = normalize_host(head.host)?.into_owned();
+        let tls = conn.ssl.is_some();
+        let server = match conn.info() {
+            Some(info) => {
+                let policy = info.policy.as_ref()?;
+                if !tls_covers(info, policy, &host) {
+                    return None;
+                }
+                policy.server.clone()
+            }
+            None if tls => return None,
+            None => rt.routes.server_name(port)?,
+        };
+        let (route, dest) = match rt
+            .routes
+            .lookup(port, &host, head.target, &Headers(head.headers))
+        {
+            Lookup::Route(r) => match r.route.action {
+                RouteAction::Forward(_) => (Some(r.clone()), r.pick()?.clone()),
+                _ => return None,
+            },
+            // A registered egress host; refusals and passthrough go to
+            // Pingora's path, which counts and explains them.
+            Lookup::NoHost if !tls && rt.routes.is_egress(port, &host) => {
+                match rt
+                    .routes
+                    .registered(&rt.model, &host, authority_port(head.host))
+                {
+                    Registered::Destination(d) => (None, d),
+                    _ => return None,
+                }
+            }
+            _ => return None,
+        };
+        if dest.h2 {
+            return None;
+        }
+        let guard = dest.acquire();
+        let addr = upstream::resolve(guard.endpoint()).await.ok()?;
+        if loops_back(addr, conn.local) {
+            return None;
+        }
+        let origination = match &dest.tls {
+            Some(t) => Some(self.origins.get(&rt, t, &dest.host, false).ok()?),
+            None => None,
+        };
+        let timeout = upstream::per_try_timeout(route.as_ref().map(|r| &r.route));
+        Some(Plan {
+            rt,
+            server,
+            host,
+            route,
+            dest,
+            _in_flight: guard,
+            addr,
+            origination,
+            timeout,
+        })
+    }
+
+    /// Forwards one request. `None`: nothing reached the client and the
+    /// request is Pingora's to answer. Else status, whether the client's
+    /// connection stays, and what went wrong.
+    async fn exchange(
+        &self,
+        down: &mut Stream,
+        conn: &Conn,
+        head: &Head<'_, '_>,
+        plan: &Plan,
+        keep_client: bool,
+    ) -> Option<(u16, bool, Option<String>)> {
+        let key = Key {
+            addr: plan.addr,
+            tls: plan.origination.as_ref().map(|o| o.group_key),
+        };
+        let xfcc = conn.info().and_then(|c| c.xfcc.as_deref());
+        let route = plan.route.as_ref().map(|r| &r.route);
+        let mut fresh_only = false;
+        loop {
+            let taken = if fresh_only { None } else { pool().take(&key) };
+            let mut up = match taken {
+                Some(u) => u,
+                None => match self.connect(plan).await {
+                    Some(u) => u,
+                    None => {
+                        metrics().direct.handoff_upstream.inc();
+                        return None;
+                    }
+                },
+            };
+            forward::upstream_request(
+                &mut up.out,
+                head,
+                route,
+                xfcc,
+                conn.client_ip,
+                conn.ssl.is_some(),
+            );
+            match forward(down, &mut up, head.method, keep_client, plan.timeout).await {
+                Forwarded::Answered {
+                    status,
+                    keep_client,
+                    upstream_reusable,
+                    error,
+                } => {
+                    if upstream_reusable && error.is_none() {
+                        pool().put(key, up);
+                    }
+                    return Some((status, keep_client, error));
+                }
+                // A pooled connection the upstream closed while it idled:
+                // the request goes again on a new one (GET and HEAD only
+                // come here).
+                Forwarded::Unanswered(_) if up.reused => {
+                    pool().clear(&key);
+                    metrics().direct.stale_retry.inc();
+                    fresh_only = true;
+                }
+                Forwarded::TimedOut => {
+                    let _ = down.write_all(&timeout_response()).await;
+                    let _ = down.flush().await;
+                    let t = plan.timeout.unwrap_or_default();
+                    return Some((
+                        504,
+                        false,
+                        Some(format!("upstream read timed out after {t:?}")),
+                    ));
+                }
+                Forwarded::Unanswered(e) => {
+                    metrics().direct.handoff_upstream.inc();
+                    tracing::debug!(upstream = %plan.addr, error = %e, "no answer on the direct path; Pingora's path takes the request");
+                    return None;
+                }
+                Forwarded::Invalid(i) => {
+                    metrics().direct.handoff_response.inc();
+                    tracing::debug!(upstream = %plan.addr, reason = i.0, "response not relayed as is; Pingora's path takes the request");
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// A new upstream connection; `None` when it cannot be made or its
+    /// certificate does not name the destination (Pingora's path then
+    /// tries again and explains the failure).
+    async fn connect(&self, plan: &Plan) -> Option<Upstream> {
+        let route = plan.route.as_ref().map(|r| &r.route);
+        let peer = upstream::peer(plan.addr, &plan.dest, route, plan.origination.as_deref());
+        let stream = self.connector.new_stream(&*peer).await.ok()?;
+        if plan.origination.as_ref().is_some_and(|o| o.verifies()) {
+            let named = stream
+                .get_ssl_digest()
+                .and_then(|d| d.extension.get::<PeerCheck>().map(|c| c.ok))
+                .unwrap_or(false);
+            if !named {
+                return None;
+            }
+        }
+        Some(Upstream {
+            stream,
+            buf: BytesMut::with_capacity(UPSTREAM_BUF),
+            out: Vec::with_capacity(UPSTREAM_BUF / 4),
+            reused: false,
+        })
+    }
+
+    /// One request through Pingora's proxy, starting with `buf`; the
+    /// stream comes back when the connection may be reused.
+    async fn one_by_pingora(
+        &self,
+        stream: Stream,
+        buf: BytesMut,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let mut session = ServerSession::new_http1(stream);
+        session.set_keepalive(if *shutdown.borrow() {
+            None
+        } else {
+            Some(KEEPALIVE.as_secs())
+        });
+        if !buf.is_empty() {
+            session.set_pipelined_prefix(buf);
+        }
+        // Pipelining stays off in Pingora's session, so a stream it hands
+        // back holds no bytes read ahead.
+        let reused = self.pingora.process_new_http(session, shutdown).await?;
+        Some(reused.consume().0)
+    }
+}
+
+/// The end of a request head in `buf` (after the blank line), if complete.
+fn head_end(buf: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = buf[from..].iter().position(|&b| b == b'\n') {
+        let i = from + i;
+        match buf.get(i + 1) {
+            Some(b'\n') => return Some(i + 2),
+            Some(b'\r') if buf.get(i + 2) == Some(&b'\n') => return Some(i + 3),
+            _ => from = i + 1,
+        }
+    }
+    None
+}
+
+/// The port a Host header names, else 80 (the direct path serves only
+/// origin-form requests, so there is no scheme to go by).
+fn authority_port(host: &str) -> u16 {
+    host.parse::<http::uri::Authority>()
+        .ok()
+        .and_then(|a| a.port_u16())
+        .unwrap_or(80)
+}
+
+/// What Pingora's path answers on an upstream read timeout.
+fn timeout_response() -> Vec<u8> {
+    let mut r = b"HTTP/1.1 504 Gateway Timeout\r\ncontent-length: 0\r\ncache-control: private, no-store\r\n".to_vec();
+    date::with_date(|d| {
+        r.extend_from_slice(b"date: ");
+        r.extend_from_slice(d.as_bytes());
+    });
+    r.extend_from_slice(b"\r\nconnection: close\r\n\r\n");
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_ends() {
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nrest"), Some(27));
+        assert_eq!(head_end(b"GET / HTTP/1.1\nHost: x\n\nrest"), Some(24));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: x\r\n"), None);
+        assert_eq!(head_end(b""), None);
+    }
+
+    #[test]
+    fn egress_ports_from_host() {
+        assert_eq!(authority_port("api.example.com:8443"), 8443);
+        assert_eq!(authority_port("api.example.com"), 80);
+        assert_eq!(authority_port("[::1]:81"), 81);
+    }
+}

@@ -1,0 +1,194 @@
+//! Reading a request head on the direct path, and deciding whether it is
+//! one the direct path may serve: anything unusual goes to Pingora, which
+//! answers it exactly as before.
+
+use crate::route::HeaderSource;
+
+/// Most header lines a request may carry on the direct path (more goes to
+/// Pingora, which has its own limits and errors).
+pub const MAX_HEADERS: usize = 96;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+        }
+    }
+}
+
+/// A request the direct path can forward: `GET` or `HEAD`, HTTP/1.1,
+/// origin-form target, one Host, no body, no upgrade, no `Expect`.
+pub struct Head<'b, 'h> {
+    pub method: Method,
+    pub target: &'b str,
+    pub host: &'b str,
+    /// The client asked to close after this response.
+    pub close: bool,
+    pub headers: &'h [httparse::Header<'b>],
+}
+
+pub enum Parsed<'b, 'h> {
+    Ready(Head<'b, 'h>),
+    /// More bytes are needed.
+    Partial,
+    /// Complete or not, not for the direct path.
+    Elsewhere,
+}
+
+pub fn parse<'b, 'h>(buf: &'b [u8], storage: &'h mut [httparse::Header<'b>]) -> Parsed<'b, 'h> {
+    let mut req = httparse::Request::new(storage);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::Elsewhere,
+    }
+    let method = match req.method {
+        Some("GET") => Method::Get,
+        Some("HEAD") => Method::Head,
+        _ => return Parsed::Elsewhere,
+    };
+    let target = req.path.unwrap_or("");
+    if req.version != Some(1) || !target.starts_with('/') {
+        return Parsed::Elsewhere;
+    }
+    let headers: &'h [httparse::Header<'b>] = req.headers;
+    let mut host = None;
+    let mut close = false;
+    for h in headers {
+        let name = h.name;
+        if name.eq_ignore_ascii_case("host") {
+            if host.is_some() {
+                return Parsed::Elsewhere;
+            }
+            host = Some(text(h.value));
+        } else if name.eq_ignore_ascii_case("content-length") {
+            if h.value != b"0" {
+                return Parsed::Elsewhere;
+            }
+        } else if name.eq_ignore_ascii_case("connection") {
+            match connection_close(h.value) {
+                Some(c) => close |= c,
+                None => return Parsed::Elsewhere,
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
+            || name.eq_ignore_ascii_case("upgrade")
+            || name.eq_ignore_ascii_case("expect")
+        {
+            return Parsed::Elsewhere;
+        }
+    }
+    let Some(Some(host)) = host else {
+        return Parsed::Elsewhere;
+    };
+    Parsed::Ready(Head {
+        method,
+        target,
+        host,
+        close,
+        headers,
+    })
+}
+
+/// `Connection: close` → `Some(true)`, `keep-alive` → `Some(false)`;
+/// any other token (headers named hop-by-hop, upgrades) → `None`.
+fn connection_close(value: &[u8]) -> Option<bool> {
+    let mut close = false;
+    for token in value.split(|&b| b == b',') {
+        let t = token.trim_ascii();
+        if t.eq_ignore_ascii_case(b"close") {
+            close = true;
+        } else if !t.eq_ignore_ascii_case(b"keep-alive") && !t.is_empty() {
+            return None;
+        }
+    }
+    Some(close)
+}
+
+/// A header value as text, by the rule `http::HeaderValue::to_str` uses
+/// (visible ASCII and tabs), so both paths read the same values.
+pub fn text(value: &[u8]) -> Option<&str> {
+    if value.iter().all(|&b| b == b'\t' || (32..127).contains(&b)) {
+        std::str::from_utf8(value).ok()
+    } else {
+        None
+    }
+}
+
+/// The parsed headers, for route matches.
+pub struct Headers<'a, 'b>(pub &'a [httparse::Header<'b>]);
+
+impl HeaderSource for Headers<'_, '_> {
+    fn first(&self, name: &str) -> Option<&str> {
+        let h = self.0.iter().find(|h| h.name.eq_ignore_ascii_case(name))?;
+        text(h.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(raw: &[u8]) -> Option<(Method, String, String, bool)> {
+        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        match parse(raw, &mut storage) {
+            Parsed::Ready(h) => Some((h.method, h.target.to_string(), h.host.to_string(), h.close)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn plain_gets_and_heads_are_direct() {
+        let r: &[u8] = b"GET /a?b HTTP/1.1\r\nHost: x.test\r\nConnection: keep-alive\r\n\r\nGET";
+        assert_eq!(
+            check(r),
+            Some((Method::Get, "/a?b".into(), "x.test".into(), false))
+        );
+        let r = b"HEAD / HTTP/1.1\r\nhost: x.test:8443\r\nconnection: Close\r\ncontent-length: 0\r\n\r\n";
+        assert_eq!(check(r).map(|c| (c.0, c.3)), Some((Method::Head, true)));
+    }
+
+    #[test]
+    fn everything_else_goes_to_pingora() {
+        for raw in [
+            &b"POST / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"GET / HTTP/1.0\r\nHost: x\r\n\r\n",
+            b"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+            b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, x-secret\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: \xff\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost x\r\n\r\n",
+        ] {
+            assert!(check(raw).is_none(), "{}", String::from_utf8_lossy(raw));
+        }
+        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        assert!(matches!(
+            parse(b"GET / HTTP/1.1\r\nHost: x\r\n", &mut storage),
+            Parsed::Partial
+        ));
+    }
+
+    #[test]
+    fn route_matches_read_the_first_text_value() {
+        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let raw = b"GET / HTTP/1.1\r\nHost: x\r\nX-Env: a\r\nx-env: b\r\nX-Bin: \xff\r\n\r\n";
+        let Parsed::Ready(h) = parse(raw, &mut storage) else {
+            panic!("not parsed")
+        };
+        let hs = Headers(h.headers);
+        assert_eq!(hs.first("x-env"), Some("a"));
+        assert_eq!(hs.first("x-bin"), None);
+        assert_eq!(hs.first("x-none"), None);
+    }
+}

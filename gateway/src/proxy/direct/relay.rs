@@ -1,0 +1,330 @@
+//! The upstream's response head as the client gets it, and where the
+//! response body ends.
+
+use std::io::Write;
+
+use super::date::with_date;
+use super::head::{Method, MAX_HEADERS};
+
+/// How the response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body (`HEAD`, 1xx, 204, 304).
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Until the upstream closes; the client's connection closes after it.
+    UntilClose,
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    /// Bytes of the upstream head.
+    pub head_len: usize,
+    pub framing: Framing,
+    /// The upstream connection may serve another request afterwards.
+    pub upstream_reusable: bool,
+    /// The client's connection stays open afterwards.
+    pub keep_client: bool,
+}
+
+/// Not a response tlsgate forwards as is; Pingora's path judges it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Invalid(pub &'static str);
+
+/// Headers dropped from the response: hop-by-hop ones, and `Date`, which
+/// is set anew as Pingora's path does.
+const DROPPED: [&str; 6] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "upgrade",
+    "date",
+];
+
+/// Parses the response head at the start of `buf` and writes the client's
+/// head into `out` (appended). `Ok(None)`: incomplete.
+pub fn response_head(
+    buf: &[u8],
+    method: Method,
+    keep_client: bool,
+    out: &mut Vec<u8>,
+) -> Result<Option<Response>, Invalid> {
+    let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut storage);
+    let head_len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(Invalid("unparsable response head")),
+    };
+    let status = resp.code.ok_or(Invalid("no status"))?;
+    if status == 101 || !(100..1000).contains(&status) {
+        return Err(Invalid("unexpected status"));
+    }
+    let mut close = resp.version != Some(1);
+    let mut length: Option<u64> = None;
+    let mut te: Option<bool> = None;
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("connection") {
+            close |= h
+                .value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or(Invalid("bad content-length"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(Invalid("conflicting content-length"));
+            }
+            length = Some(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
+            te = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        }
+    }
+    let framing = if method == Method::Head || status < 200 || status == 204 || status == 304 {
+        Framing::Empty
+    } else {
+        match (te, length) {
+            // Both framings at once is how requests get smuggled.
+            (Some(_), Some(_)) => return Err(Invalid("content-length with transfer-encoding")),
+            (Some(true), None) => Framing::Chunked,
+            (Some(false), None) | (None, None) => Framing::UntilClose,
+            (None, Some(n)) => Framing::Length(n),
+        }
+    };
+    let informational = status < 200;
+    let keep_client = keep_client && framing != Framing::UntilClose;
+    let _ = write!(out, "HTTP/1.1 {status} {}\r\n", resp.reason.unwrap_or(""));
+    for h in resp.headers.iter() {
+        if DROPPED.iter().any(|d| h.name.eq_ignore_ascii_case(d)) {
+            continue;
+        }
+        out.extend_from_slice(h.name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    if !informational {
+        with_date(|d| {
+            out.extend_from_slice(b"date: ");
+            out.extend_from_slice(d.as_bytes());
+        });
+        out.extend_from_slice(if keep_client {
+            b"\r\nconnection: keep-alive\r\n".as_slice()
+        } else {
+            b"\r\nconnection: close\r\n".as_slice()
+        });
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(Some(Response {
+        status,
+        head_len,
+        framing,
+        upstream_reusable: !close && framing != Framing::UntilClose,
+        keep_client,
+    }))
+}
+
+/// Finds the end of a chunked body as its bytes pass by.
+#[derive(Debug, Default)]
+pub struct Chunks {
+    state: State,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+enum State {
+    /// Reading a chunk-size line; the value so far and whether it has a digit.
+    #[default]
+    SizeStart,
+    Size(u64),
+    /// After the size: extensions up to CR.
+    Ext(u64),
+    SizeLf(u64),
+    Data(u64),
+    DataCr,
+    DataLf,
+    /// At the start of a trailer line (or of the final CRLF).
+    TrailerStart,
+    Trailer,
+    TrailerLf,
+    FinalLf,
+    Done,
+}
+
+impl Chunks {
+    /// Consumes `bytes`; `Ok(Some(n))` when the body ended after the first
+    /// `n` of them.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<Option<usize>, Invalid> {
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            self.state = match self.state {
+                State::SizeStart | State::Size(_) => {
+                    let v = match self.state {
+                        State::Size(v) => Some(v),
+                        _ => None,
+                    };
+                    match (hex(b), v) {
+                        (Some(d), v) => {
+                            let v = v.unwrap_or(0);
+                            if v > (u64::MAX >> 4) {
+                                return Err(Invalid("chunk size overflow"));
+                            }
+                            State::Size(v << 4 | d)
+                        }
+                        (None, Some(v)) if b == b'\r' => State::SizeLf(v),
+                        (None, Some(v)) if b == b';' || b == b' ' || b == b'\t' => State::Ext(v),
+                        _ => return Err(Invalid("bad chunk size")),
+                    }
+                }
+                State::Ext(v) => match b {
+                    b'\r' => State::SizeLf(v),
+                    b'\n' => return Err(Invalid("bare LF in chunk extension")),
+                    _ => State::Ext(v),
+                },
+                State::SizeLf(v) => match b {
+                    b'\n' if v == 0 => State::TrailerStart,
+                    b'\n' => State::Data(v),
+                    _ => return Err(Invalid("bad chunk size line")),
+                },
+                State::Data(left) => {
+                    let take = left.min((bytes.len() - i) as u64);
+                    i += take as usize;
+                    self.state = if take == left {
+                        State::DataCr
+                    } else {
+                        State::Data(left - take)
+                    };
+                    continue;
+                }
+                State::DataCr if b == b'\r' => State::DataLf,
+                State::DataLf if b == b'\n' => State::SizeStart,
+                State::DataCr | State::DataLf => return Err(Invalid("bad chunk end")),
+                State::TrailerStart if b == b'\r' => State::FinalLf,
+                State::TrailerStart | State::Trailer if b != b'\r' => State::Trailer,
+                State::TrailerStart | State::Trailer => State::TrailerLf,
+                State::TrailerLf if b == b'\n' => State::TrailerStart,
+                State::FinalLf if b == b'\n' => State::Done,
+                State::TrailerLf | State::FinalLf => return Err(Invalid("bad trailer")),
+                State::Done => return Ok(Some(i)),
+            };
+            i += 1;
+            if matches!(self.state, State::Done) {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn hex(b: u8) -> Option<u64> {
+    (b as char).to_digit(16).map(u64::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(raw: &str, method: Method) -> Result<Option<(Response, String)>, Invalid> {
+        let mut out = Vec::new();
+        Ok(response_head(raw.as_bytes(), method, true, &mut out)?
+            .map(|r| (r, String::from_utf8(out).unwrap())))
+    }
+
+    #[test]
+    fn length_framed_response() {
+        let raw = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nDate: old\r\nKeep-Alive: x\r\nX-A: b\r\n\r\nhello";
+        let (r, out) = head(raw, Method::Get).unwrap().unwrap();
+        assert_eq!(r.framing, Framing::Length(5));
+        assert_eq!(r.head_len, raw.len() - 5);
+        assert!(r.upstream_reusable && r.keep_client);
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\ndate: "));
+        assert!(
+            out.ends_with(" GMT\r\nconnection: keep-alive\r\n\r\n"),
+            "{out}"
+        );
+        assert!(!out.contains("old") && !out.contains("Keep-Alive"));
+    }
+
+    #[test]
+    fn framings() {
+        let f = |raw: &str, m| head(raw, m).unwrap().unwrap().0;
+        assert_eq!(
+            f(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Method::Get
+            )
+            .framing,
+            Framing::Chunked
+        );
+        let r = f("HTTP/1.1 200 OK\r\n\r\n", Method::Get);
+        assert_eq!(r.framing, Framing::UntilClose);
+        assert!(!r.upstream_reusable && !r.keep_client);
+        assert_eq!(
+            f("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", Method::Head).framing,
+            Framing::Empty
+        );
+        assert_eq!(
+            f("HTTP/1.1 304 Not Modified\r\n\r\n", Method::Get).framing,
+            Framing::Empty
+        );
+        let r = f(
+            "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\n",
+            Method::Get,
+        );
+        assert!(!r.upstream_reusable && r.keep_client);
+        assert!(!f("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", Method::Get).upstream_reusable);
+        assert!(
+            head("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n", Method::Get)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn smuggling_shapes_are_refused() {
+        for raw in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            "HTTP/1.1 101 Switching Protocols\r\n\r\n",
+            "garbage\r\n\r\n",
+        ] {
+            assert!(head(raw, Method::Get).is_err(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn chunk_ends_are_found_across_splits() {
+        let body = b"5;ext=1\r\nhello\r\n10\r\n0123456789abcdef\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+        let end = body.len() - 4;
+        for split in 0..body.len() {
+            let mut c = Chunks::default();
+            let first = c.feed(&body[..split]).unwrap();
+            let got = match first {
+                Some(n) => n,
+                None => split + c.feed(&body[split..]).unwrap().unwrap(),
+            };
+            assert_eq!(got, end, "split at {split}");
+        }
+        let mut c = Chunks::default();
+        assert_eq!(c.feed(b"0\r\n\r\n").unwrap(), Some(5));
+        for bad in [
+            &b"x\r\n"[..],
+            b"5\r\nhelloXX",
+            b"\r\n",
+            b"fffffffffffffffff\r\n",
+        ] {
+            assert!(
+                Chunks::default().feed(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}

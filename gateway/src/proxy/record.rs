@@ -1,0 +1,113 @@
+//! The end of every request, whichever path served it (Pingora's proxy or
+//! the direct HTTP/1.1 path): one count, one duration, one access-log line.
+
+use std::fmt::Display;
+use std::time::Instant;
+
+use crate::config::AccessLogFormat;
+use crate::metrics::metrics;
+use crate::route::{CompiledRoute, Destination};
+use crate::runtime::Runtime;
+use crate::tls::ConnInfo;
+
+pub const LABEL_NONE: &str = "-";
+
+/// What became of one request.
+pub struct Outcome<'a> {
+    pub rt: &'a Runtime,
+    pub conn: Option<&'a ConnInfo>,
+    pub server: &'a str,
+    pub host: &'a str,
+    pub route: Option<&'a CompiledRoute>,
+    pub dest: Option<&'a Destination>,
+    pub upstream: Option<&'a dyn Display>,
+    pub method: &'a str,
+    /// The target as sent: absolute-form and CONNECT targets are only in
+    /// the raw bytes.
+    pub target: &'a [u8],
+    /// 0 when no response was written.
+    pub status: u16,
+    pub start: Instant,
+    pub blocked: bool,
+    pub reason: Option<&'a str>,
+    pub error: Option<&'a dyn Display>,
+}
+
+pub fn record(o: &Outcome<'_>) {
+    let route = o.route.map_or(LABEL_NONE, |r| &r.id);
+    let dest = o.dest.map_or(LABEL_NONE, |d| &d.name);
+    // Label with the host only when a route matched it: an unmatched Host
+    // is client-chosen and would make label values unbounded.
+    let host = if o.route.is_some() {
+        o.host
+    } else {
+        LABEL_NONE
+    };
+    let m = metrics();
+    let mut code = itoa_buf();
+    m.requests
+        .with_label_values(&[o.server, host, route, dest, status_str(o.status, &mut code)])
+        .inc();
+    let elapsed = o.start.elapsed();
+    m.request_duration
+        .with_label_values(&[o.server, route])
+        .observe(elapsed.as_secs_f64());
+    if o.rt.model.runtime.access_log == AccessLogFormat::Off {
+        return;
+    }
+    let span = o.conn.map_or_else(tracing::Span::none, |c| c.span.clone());
+    let sni = o.conn.and_then(|c| c.sni.as_deref()).unwrap_or("");
+    let client_id = o
+        .conn
+        .and_then(|c| c.client.as_ref())
+        .map(|c| c.id())
+        .unwrap_or_default();
+    tracing::info!(
+        target: "access",
+        parent: &span,
+        method = o.method,
+        path = %String::from_utf8_lossy(o.target),
+        host = o.host,
+        sni,
+        "client.id" = %client_id,
+        route,
+        destination = dest,
+        upstream = %o.upstream.unwrap_or(&LABEL_NONE),
+        status = o.status,
+        blocked = o.blocked,
+        reason = o.reason,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        generation = o.rt.generation,
+        error = o.error.map(|e| e.to_string()),
+    );
+}
+
+fn itoa_buf() -> [u8; 3] {
+    [b'0'; 3]
+}
+
+/// A status code as label text without allocating: every status a
+/// response can carry has three digits; 0 (no response) is "0".
+fn status_str(status: u16, buf: &mut [u8; 3]) -> &str {
+    if !(100..=999).contains(&status) {
+        return "0";
+    }
+    buf[0] = b'0' + (status / 100) as u8;
+    buf[1] = b'0' + (status / 10 % 10) as u8;
+    buf[2] = b'0' + (status % 10) as u8;
+    std::str::from_utf8(buf).unwrap_or("0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_labels() {
+        let mut b = itoa_buf();
+        assert_eq!(status_str(200, &mut b), "200");
+        assert_eq!(status_str(504, &mut b), "504");
+        assert_eq!(status_str(0, &mut b), "0");
+        assert_eq!(status_str(1000, &mut b), "0");
+    }
+}

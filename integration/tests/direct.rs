@@ -1,0 +1,350 @@
+//! The direct HTTP/1.1 path (`gateway/src/proxy/direct.rs`): which requests
+//! it serves, what it hands to Pingora's proxy, and how it relays responses
+//! from an upstream that frames them every way HTTP/1.1 allows.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tlsgate_integration::*;
+
+const DIRECT: &str = "tlsgate_direct_path_total";
+
+fn direct(g: &Gateway, outcome: &str) -> f64 {
+    g.metrics().sum(DIRECT, &[("outcome", outcome)])
+}
+
+/// `curl` transfers joined by `--next`, each printing
+/// `<status> <new connections made>`; one line per transfer.
+fn transfers(port: u16, parts: &[&[&str]]) -> Vec<(u16, u32, String)> {
+    let resolve = format!("{FRONTEND_HOST}:{port}:127.0.0.1");
+    let ca = ca_cert("example");
+    let ca = ca.to_str().unwrap();
+    let mut args: Vec<String> = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            args.push("--next".into());
+        }
+        // The direct path is HTTP/1.1; curl would pick h2 by ALPN.
+        args.extend(["-sS", "--http1.1", "--resolve", &resolve, "--cacert", ca].map(String::from));
+        args.extend(["-w", "\n@@%{http_code} %{num_connects}\n"].map(String::from));
+        args.extend(p.iter().map(|s| s.to_string()));
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = curl(&refs);
+    assert!(out.success(), "curl failed: {}", out.combined());
+    out.stdout
+        .split("\n@@")
+        .skip(1)
+        .zip(out.stdout.split("\n@@"))
+        .map(|(tail, body)| {
+            let mut it = tail.split_whitespace();
+            let status = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let connects = it.next().and_then(|s| s.parse().ok()).unwrap_or(99);
+            let body = body.rsplit_once('\n').map_or(body, |(_, b)| b).to_string();
+            (status, connects, body)
+        })
+        .collect()
+}
+
+#[test]
+fn gets_go_direct_and_a_post_between_them_goes_through_pingora() {
+    let s = Seed000::start();
+    let url = |p: &str| format!("https://{FRONTEND_HOST}:{}{p}", s.port);
+    let (a, b, c) = (url("/a"), url("/b"), url("/c"));
+    let results = transfers(
+        s.port,
+        &[
+            &[&a, "-H", "x-forwarded-client-cert: By=forged"],
+            &["-d", "payload", &b],
+            &[&c],
+        ],
+    );
+    assert_eq!(results.len(), 3, "{results:?}");
+    for (status, _, _) in &results {
+        assert_eq!(*status, 200, "{results:?}\n{}", s.gateway.describe());
+    }
+    // One connection for all three: the POST did not cost the connection.
+    let connects: Vec<u32> = results.iter().map(|r| r.1).collect();
+    assert_eq!(connects, [1, 0, 0], "{results:?}");
+    let m = |o| direct(&s.gateway, o);
+    assert_eq!(m("served"), 2.0, "{}", s.gateway.describe());
+    assert_eq!(m("handoff_request"), 1.0, "{}", s.gateway.describe());
+    // What the backend saw: the same identity headers either way.
+    let recorded = s.frontend.requests();
+    assert_eq!(recorded.len(), 3);
+    for r in &recorded {
+        assert_eq!(
+            r.header("x-forwarded-proto").as_deref(),
+            Some("https"),
+            "{r:?}"
+        );
+        assert_eq!(
+            r.header("x-forwarded-for").as_deref(),
+            Some("127.0.0.1"),
+            "{r:?}"
+        );
+        assert_eq!(
+            r.header("x-forwarded-client-cert"),
+            None,
+            "forged XFCC passed: {r:?}"
+        );
+        assert_eq!(
+            r.header("connection"),
+            None,
+            "hop-by-hop header passed: {r:?}"
+        );
+    }
+    assert_eq!(recorded[1].method, "POST");
+    assert_eq!(recorded[1].body, b"payload");
+}
+
+#[test]
+fn mutual_tls_identity_reaches_the_backend_on_the_direct_path() {
+    let s = Seed000::start();
+    let r = s.partner("/who").client("great-partner").http1().run();
+    assert_eq!(r.status, 200, "{r}\n{}", s.gateway.describe());
+    let xfcc = r
+        .backend_header("x-forwarded-client-cert")
+        .unwrap_or_default();
+    assert!(
+        xfcc.contains("Hash=") && xfcc.contains("Subject="),
+        "{xfcc}"
+    );
+    assert_eq!(direct(&s.gateway, "served"), 1.0);
+    // SNI partner, Host frontend: refused as before (Pingora answers 421).
+    let r = s
+        .partner("/")
+        .client("great-partner")
+        .header(&format!("Host: {FRONTEND_HOST}"))
+        .http1()
+        .run();
+    assert_eq!(r.status, 421, "{r}");
+    assert_eq!(direct(&s.gateway, "handoff_route"), 1.0);
+}
+
+#[test]
+fn no_direct_serves_everything_through_pingora() {
+    let s = Seed000::start_with(&["--no-direct"]);
+    let r = s.frontend("/").http1().run();
+    assert_eq!(r.status, 200, "{r}");
+    let m = s.gateway.metrics();
+    assert!(m.has("tlsgate_requests_total"));
+    assert_eq!(
+        m.sum(DIRECT, &[]),
+        0.0,
+        "direct path used despite --no-direct"
+    );
+}
+
+/// An HTTP/1.1 upstream written by hand, answering each path with fixed
+/// bytes, counting connections; `/stale` and `/close` close the connection
+/// after answering (the first without saying so).
+struct Scripted {
+    port: u16,
+    accepted: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn script(path: &str) -> (&'static [u8], bool) {
+    match path {
+        "/chunked" => (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n",
+            false,
+        ),
+        "/close" => (b"HTTP/1.1 200 OK\r\nX-Framing: none\r\n\r\nuntil close", true),
+        "/early" => (
+            b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            false,
+        ),
+        "/smuggle" => (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            true,
+        ),
+        "/stale" => (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale", true),
+        _ => (b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfine", false),
+    }
+}
+
+impl Scripted {
+    fn start() -> Scripted {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (a, st) = (accepted.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if st.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                a.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || serve(conn));
+            }
+        });
+        Scripted {
+            port,
+            accepted,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+fn serve(conn: TcpStream) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut w = conn.try_clone().unwrap();
+    let mut r = BufReader::new(conn);
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            if h == "\r\n" {
+                break;
+            }
+        }
+        let (bytes, close) = script(&path);
+        if w.write_all(bytes).is_err() {
+            return;
+        }
+        if close {
+            let _ = w.shutdown(Shutdown::Both);
+            // Drain so the close is a FIN, not a reset.
+            let _ = r.read(&mut [0u8; 512]);
+            return;
+        }
+    }
+}
+
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// frontend.example.com (SIMPLE) → the scripted upstream.
+fn gateway_to(upstream: u16) -> (Gateway, u16, ConfigDir) {
+    require_certs_example();
+    let port = free_port();
+    let conf = ConfigDir::new();
+    let yaml = format!(
+        r#"{preamble}  - port:
+      number: {port}
+      name: https
+      protocol: HTTPS
+    bind: 127.0.0.1
+    hosts: [frontend.example.com]
+    tls:
+      mode: SIMPLE
+      credentialName: frontend-credential
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: frontend
+spec:
+  hosts: [frontend.example.com]
+  gateways: [gw]
+  http:
+  - route:
+    - destination:
+        host: 127.0.0.1
+        port: {{number: {upstream}}}
+"#,
+        preamble = gateway_preamble(&credentials_dir()),
+    );
+    let path = conf.write("direct.yaml", &yaml);
+    (Gateway::start(&[&path], &[]), port, conf)
+}
+
+#[test]
+fn every_response_framing_is_relayed() {
+    let up = Scripted::start();
+    let (g, port, _conf) = gateway_to(up.port);
+    let url = |p: &str| format!("https://{FRONTEND_HOST}:{port}{p}");
+    let (chunked, early, fine, close) =
+        (url("/chunked"), url("/early"), url("/fine"), url("/close"));
+    let results = transfers(port, &[&[&chunked], &[&early], &[&fine], &[&close]]);
+    let bodies: Vec<(u16, &str)> = results.iter().map(|r| (r.0, r.2.as_str())).collect();
+    assert_eq!(
+        bodies,
+        [
+            (200, "hello world"),
+            (200, "ok"),
+            (200, "fine"),
+            (200, "until close")
+        ],
+        "{}",
+        g.describe()
+    );
+    // Chunked, 103 + length and length kept the client connection; the
+    // close-delimited body ended it.
+    assert_eq!(
+        results.iter().map(|r| r.1).collect::<Vec<_>>(),
+        [1, 0, 0, 0]
+    );
+    assert_eq!(direct(&g, "served"), 4.0, "{}", g.describe());
+    let again = transfers(port, &[&[&fine]]);
+    assert_eq!((again[0].0, again[0].1), (200, 1));
+}
+
+#[test]
+fn upstream_connections_are_pooled_and_stale_ones_retried() {
+    let up = Scripted::start();
+    let (g, port, _conf) = gateway_to(up.port);
+    let fine = format!("https://{FRONTEND_HOST}:{port}/fine");
+    for _ in 0..5 {
+        let r = transfers(port, &[&[&fine]]);
+        assert_eq!(r[0].0, 200, "{r:?}");
+    }
+    // Five client connections, one upstream connection.
+    assert_eq!(up.accepted.load(Ordering::SeqCst), 1);
+    // `/stale` answers, then the upstream closes the pooled connection
+    // without a word: the next request finds out and goes again.
+    let stale = format!("https://{FRONTEND_HOST}:{port}/stale");
+    let r = transfers(port, &[&[&stale]]);
+    assert_eq!((r[0].0, r[0].2.as_str()), (200, "stale"));
+    std::thread::sleep(Duration::from_millis(200));
+    let r = transfers(port, &[&[&fine]]);
+    assert_eq!((r[0].0, r[0].2.as_str()), (200, "fine"), "{}", g.describe());
+    assert_eq!(direct(&g, "stale_retry"), 1.0, "{}", g.describe());
+    assert_eq!(direct(&g, "served"), 7.0);
+}
+
+#[test]
+fn a_response_with_two_framings_is_not_relayed_as_is() {
+    let up = Scripted::start();
+    let (g, port, _conf) = gateway_to(up.port);
+    let smuggle = format!("https://{FRONTEND_HOST}:{port}/smuggle");
+    let out = curl(&[
+        "--http1.1",
+        "--resolve",
+        &format!("{FRONTEND_HOST}:{port}:127.0.0.1"),
+        "--cacert",
+        ca_cert("example").to_str().unwrap(),
+        "-w",
+        "\n%{http_code}",
+        &smuggle,
+    ]);
+    // Pingora's path decides what becomes of it; the direct path only
+    // must not pass both framings on.
+    assert_eq!(direct(&g, "handoff_response"), 1.0, "{}", g.describe());
+    assert_eq!(direct(&g, "served"), 0.0);
+    assert!(!out.stdout.starts_with("0\r\n"), "{}", out.combined());
+}
