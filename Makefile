@@ -6,9 +6,13 @@
 run: deps
 	cargo run --release --locked -p tlsgate -- run
 
-# Every test: unit tests and the acceptance suite (real binary, curl, openssl).
+# Every test: unit tests and the acceptance suite (real binary, curl, openssl),
+# then the acceptance suite again with curl speaking HTTP/1.1 unless a test
+# asks otherwise: curl picks h2 by ALPN, and HTTP/1.1 GETs take tlsgate's
+# direct path, so both request paths pass the same tests.
 test: deps
 	cargo test --workspace --locked
+	bash scripts/test-http1
 
 deps:
 	@bash scripts/install-deps
