@@ -20,6 +20,14 @@ use openssl::ssl::{SslContext, SslMode, SslSessionCacheMode};
 use pingora::listeners::tls::TlsSettings;
 
 pub use accept::Acceptor;
+
+/// Lets OpenSSL read ahead on an upstream connection (see
+/// `listener_settings` for why).
+pub fn read_ahead(ssl: &openssl::ssl::SslRef) {
+    // SAFETY: sets a flag on a connection this task owns; the SSL outlives
+    // the call.
+    unsafe { ffi::SSL_set_read_ahead(foreign_types::ForeignTypeRef::as_ptr(ssl), 1) };
+}
 pub use conn::{ConnInfo, FailureReason};
 pub use linger::LingerOnRefusal;
 pub use policy::{ListenerTls, ServerPolicy, SniMap, TlsPolicy};
@@ -52,6 +60,18 @@ pub fn listener_settings(rt: SharedRuntime, addr: SocketAddr) -> Result<TlsSetti
     // buffers (nginx does the same): memory per idle connection is what
     // limits how many clients one gateway holds.
     settings.set_mode(SslMode::RELEASE_BUFFERS);
+    // OpenSSL reads whole socket buffers itself (one read per request
+    // instead of header then body), so the listener needs no read buffer
+    // of its own, and OpenSSL's is released while a connection idles.
+    // SAFETY: a control on a context no connection uses yet.
+    unsafe {
+        openssl_sys::SSL_CTX_ctrl(
+            settings.as_ptr(),
+            ffi::SSL_CTRL_SET_READ_AHEAD,
+            1,
+            std::ptr::null_mut(),
+        );
+    }
     session::install(&mut settings).map_err(|e| err(format!("session tickets: {e}")))?;
     settings.set_client_hello_callback(move |ssl, alert| {
         accept::client_hello(&rt, addr, &name, ssl, alert)

@@ -30,7 +30,7 @@ use pingora::protocols::{Stream, ALPN};
 use pingora::server::configuration::ServerConf;
 use pingora::server::ShutdownWatch;
 use pingora_proxy::HttpProxy;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::egress::loops_back;
 use super::names::PeerCheck;
@@ -42,7 +42,7 @@ use crate::metrics::metrics;
 use crate::route::{CompiledRoute, Destination, InFlightGuard, Lookup, Registered};
 use crate::runtime::{Runtime, SharedRuntime};
 use crate::tls::ConnInfo;
-use exchange::{forward, read_some, Forwarded};
+use exchange::{forward, Forwarded};
 use head::{Head, Headers, Parsed, MAX_HEADERS};
 use pool::{Key, Pool, Upstream};
 
@@ -51,8 +51,8 @@ use pool::{Key, Pool, Upstream};
 const KEEPALIVE: Duration = Duration::from_secs(60);
 /// A request head larger than this goes to Pingora (which refuses it).
 const MAX_HEAD: usize = 32 * 1024;
-/// First read buffer of a client connection; grows for larger heads.
-const HEAD_BUF: usize = 2048;
+/// Read buffer of a client connection; grows for larger heads.
+const HEAD_BUF: usize = 1024;
 /// Response head and body buffers of a new upstream connection.
 const UPSTREAM_BUF: usize = 16 * 1024;
 
@@ -171,7 +171,7 @@ impl Direct {
                     return Some((stream, buf));
                 }
                 None => {
-                    match read_some(&mut stream, &mut buf, Some(KEEPALIVE)).await {
+                    match read_head_bytes(&mut stream, &mut buf).await {
                         Ok(0) | Err(_) if buf.is_empty() => return None,
                         // A partial head then EOF or a timeout: Pingora
                         // answers what it can of it.
@@ -184,7 +184,9 @@ impl Direct {
                 }
             };
             let start = Instant::now();
-            let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            // On the heap: in the connection's future it would cost every
+            // idle connection 3 KB.
+            let mut storage = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
             let Parsed::Ready(head) = head::parse(&buf[..head_len], &mut storage) else {
                 metrics().direct.handoff_request.inc();
                 return Some((stream, buf));
@@ -380,6 +382,9 @@ impl Direct {
         let route = plan.route.as_ref().map(|r| &r.route);
         let peer = upstream::peer(plan.addr, &plan.dest, route, plan.origination.as_deref());
         let stream = self.connector.new_stream(&*peer).await.ok()?;
+        if let Some(ssl) = stream.get_ssl() {
+            crate::tls::read_ahead(ssl);
+        }
         if plan.origination.as_ref().is_some_and(|o| o.verifies()) {
             let named = stream
                 .get_ssl_digest()
@@ -418,6 +423,23 @@ impl Direct {
         // back holds no bytes read ahead.
         let reused = self.pingora.process_new_http(session, shutdown).await?;
         Some(reused.consume().0)
+    }
+}
+
+/// Reads more of a request head into `buf`, within the keep-alive time.
+/// The buffer's consumed front is reused rather than the buffer grown, and
+/// a buffer a large head grew is given back once empty, so an idle
+/// connection holds [`HEAD_BUF`] bytes.
+async fn read_head_bytes(stream: &mut Stream, buf: &mut BytesMut) -> std::io::Result<usize> {
+    if buf.is_empty() && buf.capacity() > 4 * HEAD_BUF {
+        *buf = BytesMut::with_capacity(HEAD_BUF);
+    }
+    if buf.capacity() - buf.len() < HEAD_BUF / 2 {
+        buf.reserve(HEAD_BUF);
+    }
+    match pingora_timeout::timeout(KEEPALIVE, stream.read_buf(buf)).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
     }
 }
 

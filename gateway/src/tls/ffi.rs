@@ -28,8 +28,12 @@ pub type TicketDecCb = unsafe extern "C" fn(
     arg: *mut c_void,
 ) -> c_int;
 
+/// `SSL_CTX_set_read_ahead` is a macro over this control.
+pub const SSL_CTRL_SET_READ_AHEAD: c_int = 41;
+
 extern "C" {
     pub fn ERR_peek_error() -> libc::c_ulong;
+    pub fn SSL_set_read_ahead(ssl: *mut SSL, yes: c_int);
     pub fn SSL_set_session_id_context(
         ssl: *mut SSL,
         sid_ctx: *const c_uchar,
