@@ -127,16 +127,13 @@ impl ProxyHttp for Proxy {
             tracing::warn!(host = %ctx.host, upstream = %addr, "request would loop back to this listener");
             return Error::e_explain(ErrorType::HTTPStatus(508), "loop to this listener");
         }
-        ctx.origination = match &dest.tls {
-            Some(tls) => match self.origins.get(&ctx.rt, tls, &dest.host, dest.h2) {
-                Ok(o) => Some(o),
-                Err(e) => {
-                    tracing::error!(destination = %dest.name, error = %e, "TLS origination settings");
-                    let msg = format!("destination {}: {e}", dest.name);
-                    return Error::e_explain(ErrorType::InternalError, msg);
-                }
-            },
-            None => None,
+        ctx.origination = match self.origins.for_destination(&ctx.rt, &dest) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(destination = %dest.name, error = %e, "TLS origination settings");
+                let msg = format!("destination {}: {e}", dest.name);
+                return Error::e_explain(ErrorType::InternalError, msg);
+            }
         };
         let route = ctx.route.as_ref().map(|r| &r.route);
         Ok(upstream::peer(

@@ -17,9 +17,14 @@ fn direct(g: &Gateway, outcome: &str) -> f64 {
     g.metrics().sum(DIRECT, &[("outcome", outcome)])
 }
 
-/// `curl` transfers joined by `--next`, each printing
+/// `curl` transfers over HTTP/1.1 joined by `--next`, each printing
 /// `<status> <new connections made>`; one line per transfer.
 fn transfers(port: u16, parts: &[&[&str]]) -> Vec<(u16, u32, String)> {
+    transfers_as("--http1.1", port, parts)
+}
+
+/// [`transfers`] with curl's HTTP version flag `version`.
+fn transfers_as(version: &str, port: u16, parts: &[&[&str]]) -> Vec<(u16, u32, String)> {
     let resolve = format!("{FRONTEND_HOST}:{port}:127.0.0.1");
     let ca = ca_cert("example");
     let ca = ca.to_str().unwrap();
@@ -28,8 +33,7 @@ fn transfers(port: u16, parts: &[&[&str]]) -> Vec<(u16, u32, String)> {
         if i > 0 {
             args.push("--next".into());
         }
-        // The direct path is HTTP/1.1; curl would pick h2 by ALPN.
-        args.extend(["-sS", "--http1.1", "--resolve", &resolve, "--cacert", ca].map(String::from));
+        args.extend(["-sS", version, "--resolve", &resolve, "--cacert", ca].map(String::from));
         args.extend(["-w", "\n@@%{http_code} %{num_connects}\n"].map(String::from));
         args.extend(p.iter().map(|s| s.to_string()));
     }
@@ -347,4 +351,75 @@ fn a_response_with_two_framings_is_not_relayed_as_is() {
     assert_eq!(direct(&g, "handoff_response"), 1.0, "{}", g.describe());
     assert_eq!(direct(&g, "served"), 0.0);
     assert!(!out.stdout.starts_with("0\r\n"), "{}", out.combined());
+}
+
+#[test]
+fn http2_streams_take_the_direct_path_too() {
+    let up = Scripted::start();
+    let (g, port, _conf) = gateway_to(up.port);
+    let url = |p: &str| format!("https://{FRONTEND_HOST}:{port}{p}");
+    let (chunked, fine, close) = (url("/chunked"), url("/fine"), url("/close"));
+    let results = transfers_as(
+        "--http2",
+        port,
+        &[
+            &[&chunked],
+            &[&fine],
+            &["-I", &fine],
+            &[&close],
+            &["-d", "x", &fine],
+        ],
+    );
+    let got: Vec<(u16, u32, &str)> = results.iter().map(|r| (r.0, r.1, r.2.as_str())).collect();
+    // A chunked body arrives de-chunked, a close-delimited one whole, and
+    // all five streams share one connection.
+    assert_eq!(
+        got[0],
+        (200, 1, "hello world"),
+        "{results:?}\n{}",
+        g.describe()
+    );
+    assert_eq!(got[1], (200, 0, "fine"));
+    assert_eq!(got[2], (200, 0, ""), "HEAD: no body");
+    assert_eq!(got[3], (200, 0, "until close"));
+    assert_eq!(got[4], (200, 0, "fine"));
+    assert_eq!(direct(&g, "served"), 4.0, "{}", g.describe());
+    assert_eq!(direct(&g, "handoff_request"), 1.0, "the POST");
+}
+
+#[test]
+fn http2_identity_and_refusals_match_pingoras_path() {
+    let s = Seed000::start();
+    let r = s.partner("/who").client("great-partner").http2().run();
+    assert_eq!(
+        (r.status, r.http_version.as_str()),
+        (200, "2"),
+        "{r}\n{}",
+        s.gateway.describe()
+    );
+    let xfcc = r
+        .backend_header("x-forwarded-client-cert")
+        .unwrap_or_default();
+    assert!(
+        xfcc.contains("Hash=") && xfcc.contains("Subject="),
+        "{xfcc}"
+    );
+    assert_eq!(
+        r.backend_header("x-forwarded-proto").as_deref(),
+        Some("https")
+    );
+    // The backend got a Host (HTTP/2 sent :authority).
+    assert!(
+        r.backend_header("host")
+            .is_some_and(|h| h.starts_with(PARTNER_HOST)),
+        "{r}"
+    );
+    assert_eq!(direct(&s.gateway, "served"), 1.0);
+    let r = s
+        .partner("/")
+        .client("great-partner")
+        .header(&format!("Host: {FRONTEND_HOST}"))
+        .http2()
+        .run();
+    assert_eq!(r.status, 421, "{r}");
 }

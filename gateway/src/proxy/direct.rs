@@ -1,13 +1,14 @@
-//! The direct HTTP/1.1 path. Pingora's proxy spends most of a keep-alive
-//! request's CPU in its own machinery (a task and channels per request, an
-//! idle-watch task per pooled upstream connection, header maps built and
-//! cloned). The common request (`GET`/`HEAD` without a body, routed to an
-//! HTTP/1.1 upstream) is served here instead: parsed in place, routed with
-//! the same tables and the same TLS policy check, its head written
-//! upstream with the same header edits, the response relayed as it comes.
-//! Everything else (bodies, other methods, CONNECT, h2, redirects, direct
-//! responses, refusals, upstream errors) goes to Pingora's proxy with the
-//! bytes read so far, and is answered exactly as before.
+//! The direct path. Pingora's proxy spends most of a keep-alive request's
+//! CPU in its own machinery (a task and channels per request, an idle-watch
+//! task per pooled upstream connection, header maps built and cloned). The
+//! common request (`GET`/`HEAD` without a body, routed to an HTTP/1.1
+//! upstream) is served here instead, from an HTTP/1.1 connection (parsed
+//! in place) or an HTTP/2 stream (as Pingora's h2 server hands it over):
+//! routed with the same tables and the same TLS policy check, its head
+//! written upstream with the same header edits, the response relayed as it
+//! comes. Everything else (bodies, other methods, CONNECT, redirects,
+//! direct responses, refusals, upstream errors) goes to Pingora's proxy,
+//! with the bytes read so far, and is answered exactly as before.
 
 mod date;
 mod exchange;
@@ -22,11 +23,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::{Buf, BytesMut};
-use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp};
 use pingora::connectors::{ConnectorOptions, TransportConnector};
+use pingora::protocols::http::v2::server::H2Options;
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::tls::SslDigest;
-use pingora::protocols::{Stream, ALPN};
+use pingora::protocols::{Digest, Stream};
 use pingora::server::configuration::ServerConf;
 use pingora::server::ShutdownWatch;
 use pingora_proxy::HttpProxy;
@@ -36,14 +38,15 @@ use super::egress::loops_back;
 use super::names::PeerCheck;
 use super::origination::{Origination, OriginationCache};
 use super::record::{record, Outcome};
-use super::{admit::tls_covers, normalize_host, upstream, Proxy};
+use super::{admit::tls_covers, normalize_host, request_host, upstream, Proxy};
 use crate::config::RouteAction;
 use crate::metrics::metrics;
-use crate::route::{CompiledRoute, Destination, InFlightGuard, Lookup, Registered};
+use crate::route::{CompiledRoute, Destination, HeaderSource, InFlightGuard, Lookup, Registered};
 use crate::runtime::{Runtime, SharedRuntime};
 use crate::tls::ConnInfo;
-use exchange::{forward, Forwarded};
-use head::{Head, Headers, Parsed, MAX_HEADERS};
+use exchange::{forward, Client, Forwarded, H1Client, H2Client};
+use forward::{h1_headers, Outgoing};
+use head::{Headers, Method, Parsed, MAX_HEADERS};
 use pool::{Key, Pool, Upstream};
 
 /// How long a client connection may sit between requests (Pingora's
@@ -63,6 +66,7 @@ pub struct Direct {
     origins: Arc<OriginationCache>,
     connector: TransportConnector,
     enabled: bool,
+    options: HttpServerOptions,
 }
 
 fn pool() -> &'static Pool {
@@ -80,34 +84,61 @@ impl Direct {
         // allows it; the egress proxy tunnels it (registered hosts only
         // under REGISTRY_ONLY).
         pingora.server_options = Some(super::server_options());
+        // Pingora's connection handling (h2 included) stays; an HTTP/1.x
+        // connection comes to `process_custom_session` instead of Pingora's
+        // HTTP/1 loop. (`force_custom` is how Pingora 0.9 offers that.)
+        let mut options = HttpServerOptions::default();
+        options.force_custom = true;
         Direct {
             pingora: Arc::new(pingora),
             rt,
             origins,
             connector: TransportConnector::new(Some(ConnectorOptions::from_server_conf(conf))),
             enabled,
+            options,
         }
     }
 }
 
 #[async_trait]
-impl ServerApp for Direct {
-    async fn process_new(
+impl HttpServerApp for Direct {
+    /// An HTTP/2 stream (HTTP/1 connections come to
+    /// `process_custom_session`).
+    async fn process_new_http(
         self: &Arc<Self>,
+        session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        if !self.enabled || !session.is_http2() {
+            return self.pingora.process_new_http(session, shutdown).await;
+        }
+        self.serve_h2(session, shutdown).await
+    }
+
+    fn h2_options(&self) -> Option<H2Options> {
+        self.pingora.h2_options()
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        Some(&self.options)
+    }
+
+    async fn http_cleanup(&self) {
+        self.pingora.http_cleanup().await;
+    }
+
+    async fn process_custom_session(
+        self: Arc<Self>,
         mut stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        if !self.enabled || matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+        if !self.enabled {
             return ServerApp::process_new(&self.pingora, stream, shutdown).await;
         }
         loop {
             let (s, buf) = self.serve(stream, shutdown).await?;
             stream = self.one_by_pingora(s, buf, shutdown).await?;
         }
-    }
-
-    async fn cleanup(&self) {
-        self.pingora.http_cleanup().await;
     }
 }
 
@@ -134,6 +165,18 @@ impl Conn {
         }
     }
 
+    fn of_digest(d: Option<&Digest>) -> Conn {
+        let sock = d.and_then(|d| d.socket_digest.as_ref());
+        let inet = |a: Option<&pingora::protocols::l4::socket::SocketAddr>| {
+            a.and_then(|a| a.as_inet()).copied()
+        };
+        Conn {
+            ssl: d.and_then(|d| d.ssl_digest.clone()),
+            local: sock.and_then(|s| inet(s.local_addr())),
+            client_ip: sock.and_then(|s| inet(s.peer_addr())).map(|a| a.ip()),
+        }
+    }
+
     fn info(&self) -> Option<&ConnInfo> {
         self.ssl.as_ref()?.extension.get::<ConnInfo>()
     }
@@ -151,6 +194,26 @@ struct Plan {
     addr: SocketAddr,
     origination: Option<Arc<Origination>>,
     timeout: Option<Duration>,
+}
+
+impl Plan {
+    /// The upstream request head for `req`, with this plan's route edits and
+    /// the connection's identity headers.
+    fn request<'a, I: Iterator<Item = (&'a str, &'a [u8])>>(
+        &self,
+        out: &mut Vec<u8>,
+        req: Outgoing<'a, I>,
+        conn: &Conn,
+    ) {
+        forward::upstream_request(
+            out,
+            req,
+            self.route.as_ref().map(|r| &r.route),
+            conn.info().and_then(|c| c.xfcc.as_deref()),
+            conn.client_ip,
+            conn.ssl.is_some(),
+        );
+    }
 }
 
 impl Direct {
@@ -191,17 +254,31 @@ impl Direct {
                 metrics().direct.handoff_request.inc();
                 return Some((stream, buf));
             };
-            let Some(plan) = self.plan(&conn, &head).await else {
+            let Some(plan) = self
+                .plan(&conn, head.host, head.target, &Headers(head.headers))
+                .await
+            else {
                 metrics().direct.handoff_route.inc();
                 return Some((stream, buf));
             };
-            let keep_client = !head.close && !*shutdown.borrow();
-            let (status, keep, error) = match self
-                .exchange(&mut stream, &conn, &head, &plan, keep_client)
+            let mut request = Vec::with_capacity(head_len + 512);
+            let outgoing = Outgoing {
+                method: head.method,
+                target: head.target,
+                headers: h1_headers(head.headers),
+                host: None,
+            };
+            plan.request(&mut request, outgoing, &conn);
+            let mut client = H1Client {
+                down: &mut stream,
+                keep: !head.close && !*shutdown.borrow(),
+                out: Vec::with_capacity(2048),
+            };
+            let Some((status, keep, error)) = self
+                .exchange(&mut client, &request, &plan, head.method)
                 .await
-            {
-                Some(r) => r,
-                None => return Some((stream, buf)),
+            else {
+                return Some((stream, buf));
             };
             metrics().direct.served.inc();
             record(&Outcome {
@@ -230,10 +307,17 @@ impl Direct {
 
     /// Route and destination, decided as `admit` decides them; `None` for
     /// anything `admit` would answer itself or refuse.
-    async fn plan(&self, conn: &Conn, head: &Head<'_, '_>) -> Option<Plan> {
+    /// `host` is the authority as the client sent it.
+    async fn plan<H: HeaderSource>(
+        &self,
+        conn: &Conn,
+        authority: &str,
+        target: &str,
+        headers: &H,
+    ) -> Option<Plan> {
         let rt = self.rt.load_full();
         let port = conn.local.map_or(0, |a| a.port());
-        let host = normalize_host(head.host)?.into_owned();
+        let host = normalize_host(authority)?.into_owned();
         let tls = conn.ssl.is_some();
         let server = match conn.info() {
             Some(info) => {
@@ -246,10 +330,7 @@ impl Direct {
             None if tls => return None,
             None => rt.routes.server_name(port)?,
         };
-        let (route, dest) = match rt
-            .routes
-            .lookup(port, &host, head.target, &Headers(head.headers))
-        {
+        let (route, dest) = match rt.routes.lookup(port, &host, target, headers) {
             Lookup::Route(r) => match r.route.action {
                 RouteAction::Forward(_) => (Some(r.clone()), r.pick()?.clone()),
                 _ => return None,
@@ -259,7 +340,7 @@ impl Direct {
             Lookup::NoHost if !tls && rt.routes.is_egress(port, &host) => {
                 match rt
                     .routes
-                    .registered(&rt.model, &host, authority_port(head.host))
+                    .registered(&rt.model, &host, authority_port(authority))
                 {
                     Registered::Destination(d) => (None, d),
                     _ => return None,
@@ -275,10 +356,7 @@ impl Direct {
         if loops_back(addr, conn.local) {
             return None;
         }
-        let origination = match &dest.tls {
-            Some(t) => Some(self.origins.get(&rt, t, &dest.host, false).ok()?),
-            None => None,
-        };
+        let origination = self.origins.for_destination(&rt, &dest).ok()?;
         let timeout = upstream::per_try_timeout(route.as_ref().map(|r| &r.route));
         Some(Plan {
             rt,
@@ -293,23 +371,21 @@ impl Direct {
         })
     }
 
-    /// Forwards one request. `None`: nothing reached the client and the
-    /// request is Pingora's to answer. Else status, whether the client's
-    /// connection stays, and what went wrong.
-    async fn exchange(
+    /// Forwards one request (its upstream head in `request`). `None`:
+    /// nothing reached the client and the request is Pingora's to answer.
+    /// Else status, whether the client's connection stays, and what went
+    /// wrong.
+    async fn exchange<C: Client>(
         &self,
-        down: &mut Stream,
-        conn: &Conn,
-        head: &Head<'_, '_>,
+        client: &mut C,
+        request: &[u8],
         plan: &Plan,
-        keep_client: bool,
+        method: Method,
     ) -> Option<(u16, bool, Option<String>)> {
         let key = Key {
             addr: plan.addr,
             tls: plan.origination.as_ref().map(|o| o.group_key),
         };
-        let xfcc = conn.info().and_then(|c| c.xfcc.as_deref());
-        let route = plan.route.as_ref().map(|r| &r.route);
         let mut fresh_only = false;
         loop {
             let taken = if fresh_only { None } else { pool().take(&key) };
@@ -323,15 +399,9 @@ impl Direct {
                     }
                 },
             };
-            forward::upstream_request(
-                &mut up.out,
-                head,
-                route,
-                xfcc,
-                conn.client_ip,
-                conn.ssl.is_some(),
-            );
-            match forward(down, &mut up, head.method, keep_client, plan.timeout).await {
+            up.out.clear();
+            up.out.extend_from_slice(request);
+            match forward(client, &mut up, method, plan.timeout).await {
                 Forwarded::Answered {
                     status,
                     keep_client,
@@ -352,8 +422,7 @@ impl Direct {
                     fresh_only = true;
                 }
                 Forwarded::TimedOut => {
-                    let _ = down.write_all(&timeout_response()).await;
-                    let _ = down.flush().await;
+                    client.timed_out().await;
                     let t = plan.timeout.unwrap_or_default();
                     return Some((
                         504,
@@ -373,6 +442,83 @@ impl Direct {
                 }
             }
         }
+    }
+
+    /// One HTTP/2 stream: direct when it is a `GET`/`HEAD` without body
+    /// that routes to an HTTP/1.1 upstream, else Pingora's.
+    async fn serve_h2(
+        self: &Arc<Self>,
+        mut session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        let start = Instant::now();
+        let conn = Conn::of_digest(session.digest());
+        let body_empty = session.is_body_empty();
+        let req = session.req_header();
+        let method = match req.method {
+            http::Method::GET => Some(Method::Get),
+            http::Method::HEAD => Some(Method::Head),
+            _ => None,
+        };
+        let target = req
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .filter(|t| t.starts_with('/'));
+        let authority = req.uri.authority().map(|a| a.as_str()).or_else(|| {
+            req.headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        });
+        let direct = body_empty
+            && !req.headers.contains_key(http::header::EXPECT)
+            && request_host(req).is_some();
+        let (Some(method), Some(target), Some(authority), true) =
+            (method, target, authority, direct)
+        else {
+            metrics().direct.handoff_request.inc();
+            return self.pingora.process_new_http(session, shutdown).await;
+        };
+        let Some(plan) = self.plan(&conn, authority, target, &req.headers).await else {
+            metrics().direct.handoff_route.inc();
+            return self.pingora.process_new_http(session, shutdown).await;
+        };
+        let headers = req.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()));
+        let outgoing = Outgoing {
+            method,
+            target,
+            headers: headers.filter(|(n, _)| *n != "host"),
+            host: Some(authority),
+        };
+        let mut request = Vec::with_capacity(512);
+        plan.request(&mut request, outgoing, &conn);
+        let target = target.to_string();
+        let mut client = H2Client {
+            session: &mut session,
+            header: None,
+        };
+        let Some((status, _, error)) = self.exchange(&mut client, &request, &plan, method).await
+        else {
+            return self.pingora.process_new_http(session, shutdown).await;
+        };
+        metrics().direct.served.inc();
+        record(&Outcome {
+            rt: &plan.rt,
+            conn: conn.info(),
+            server: &plan.server,
+            host: &plan.host,
+            route: plan.route.as_deref(),
+            dest: Some(&plan.dest),
+            upstream: Some(&plan.addr),
+            method: method.as_str(),
+            target: target.as_bytes(),
+            status,
+            start,
+            blocked: false,
+            reason: None,
+            error: error.as_ref().map(|e| e as &dyn std::fmt::Display),
+        });
+        None
     }
 
     /// A new upstream connection; `None` when it cannot be made or its
@@ -464,17 +610,6 @@ fn authority_port(host: &str) -> u16 {
         .ok()
         .and_then(|a| a.port_u16())
         .unwrap_or(80)
-}
-
-/// What Pingora's path answers on an upstream read timeout.
-fn timeout_response() -> Vec<u8> {
-    let mut r = b"HTTP/1.1 504 Gateway Timeout\r\ncontent-length: 0\r\ncache-control: private, no-store\r\n".to_vec();
-    date::with_date(|d| {
-        r.extend_from_slice(b"date: ");
-        r.extend_from_slice(d.as_bytes());
-    });
-    r.extend_from_slice(b"\r\nconnection: close\r\n\r\n");
-    r
 }
 
 #[cfg(test)]

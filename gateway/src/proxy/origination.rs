@@ -30,6 +30,7 @@ use pingora::utils::tls::CertKey;
 use super::names::{check_names, PeerCheck};
 use crate::config::{ClientTls, ClientTlsMode, CredentialSource};
 use crate::credentials::Credential;
+use crate::route::Destination;
 use crate::runtime::Runtime;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -51,6 +52,18 @@ pub struct Origination {
     expected: Arc<[String]>,
     pub group_key: u64,
     hook: Option<HandshakeCompleteHook>,
+}
+
+impl std::fmt::Debug for Origination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Origination")
+            .field("mode", &self.mode)
+            .field("sni", &self.sni)
+            .field("verify", &self.verify)
+            .field("expected", &self.expected)
+            .field("group_key", &self.group_key)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Origination {
@@ -204,6 +217,23 @@ pub struct OriginationCache {
 const CACHE_CAP: usize = 4096;
 
 impl OriginationCache {
+    /// `dest`'s origination (`None` for plain text), kept in the
+    /// destination once built: no lock or key on later requests.
+    pub fn for_destination(
+        &self,
+        rt: &Runtime,
+        dest: &Destination,
+    ) -> Result<Option<Arc<Origination>>, OriginationError> {
+        let Some(tls) = &dest.tls else {
+            return Ok(None);
+        };
+        if let Some(o) = dest.origination.get() {
+            return Ok(Some(o.clone()));
+        }
+        let o = self.get(rt, tls, &dest.host, dest.h2)?;
+        Ok(Some(dest.origination.get_or_init(|| o).clone()))
+    }
+
     pub fn get(
         &self,
         rt: &Runtime,

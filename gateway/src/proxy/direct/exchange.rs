@@ -1,16 +1,19 @@
 //! One request on the direct path: the head goes upstream, the response
-//! comes back to the client as its bytes arrive.
+//! comes back to the client as its bytes arrive. The client side is an
+//! HTTP/1.1 connection ([`H1Client`]) or an HTTP/2 stream ([`H2Client`]).
 
 use std::io;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
+use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
+use pingora_http::ResponseHeader;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::head::Method;
 use super::pool::Upstream;
-use super::relay::{response_head, Chunks, Framing, Invalid, Response};
+use super::relay::{response_head, response_header_h2, Chunks, Framing, Invalid, Response};
 
 /// A response head larger than this is not for the direct path.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -36,12 +39,109 @@ pub enum Forwarded {
     },
 }
 
-/// Sends `up.out` (the request head) and relays the response to `down`.
-pub async fn forward(
-    down: &mut Stream,
+/// Where the response goes.
+pub(super) trait Client {
+    /// Bodies are passed on de-chunked.
+    const DECHUNK: bool;
+    /// Parses the head at the start of `buf` and keeps what is to be sent.
+    fn head(&mut self, buf: &[u8], method: Method) -> Result<Option<Response>, Invalid>;
+    /// Sends the kept head (if any) and `data`; `end` closes the response.
+    async fn send(&mut self, data: &[u8], end: bool) -> io::Result<()>;
+    /// Answers 504 as Pingora's path does on an upstream read timeout.
+    async fn timed_out(&mut self);
+}
+
+/// An HTTP/1.1 client connection: head and the body bytes at hand go out
+/// in one write.
+pub struct H1Client<'a> {
+    pub down: &'a mut Stream,
+    pub keep: bool,
+    pub out: Vec<u8>,
+}
+
+impl Client for H1Client<'_> {
+    const DECHUNK: bool = false;
+
+    fn head(&mut self, buf: &[u8], method: Method) -> Result<Option<Response>, Invalid> {
+        let mark = self.out.len();
+        let r = response_head(buf, method, self.keep, &mut self.out);
+        if !matches!(r, Ok(Some(_))) {
+            self.out.truncate(mark);
+        }
+        r
+    }
+
+    async fn send(&mut self, data: &[u8], _end: bool) -> io::Result<()> {
+        self.out.extend_from_slice(data);
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let r = send(self.down, &self.out).await;
+        self.out.clear();
+        r
+    }
+
+    async fn timed_out(&mut self) {
+        let _ = send(self.down, &timeout_response()).await;
+    }
+}
+
+/// What Pingora's path answers on an upstream read timeout.
+fn timeout_response() -> Vec<u8> {
+    let mut r = b"HTTP/1.1 504 Gateway Timeout\r\ncontent-length: 0\r\ncache-control: private, no-store\r\n".to_vec();
+    super::date::with_date(|d| {
+        r.extend_from_slice(b"date: ");
+        r.extend_from_slice(d.as_bytes());
+    });
+    r.extend_from_slice(b"\r\nconnection: close\r\n\r\n");
+    r
+}
+
+/// An HTTP/2 stream, written through Pingora's session.
+pub struct H2Client<'a> {
+    pub session: &'a mut ServerSession,
+    pub header: Option<Box<ResponseHeader>>,
+}
+
+impl Client for H2Client<'_> {
+    const DECHUNK: bool = true;
+
+    fn head(&mut self, buf: &[u8], method: Method) -> Result<Option<Response>, Invalid> {
+        Ok(response_header_h2(buf, method)?.map(|(r, h)| {
+            // 1xx heads are not passed on over HTTP/2.
+            if r.status >= 200 {
+                self.header = Some(h);
+            }
+            r
+        }))
+    }
+
+    async fn send(&mut self, data: &[u8], end: bool) -> io::Result<()> {
+        if let Some(h) = self.header.take() {
+            self.session
+                .write_response_header(h)
+                .await
+                .map_err(io::Error::other)?;
+        }
+        if !data.is_empty() || end {
+            self.session
+                .write_response_body(Bytes::copy_from_slice(data), end)
+                .await
+                .map_err(io::Error::other)?;
+        }
+        Ok(())
+    }
+
+    async fn timed_out(&mut self) {
+        let _ = self.session.respond_error(504).await;
+    }
+}
+
+/// Sends `up.out` (the request head) and relays the response to `client`.
+pub async fn forward<C: Client>(
+    client: &mut C,
     up: &mut Upstream,
     method: Method,
-    keep_client: bool,
     timeout: Option<Duration>,
 ) -> Forwarded {
     if let Err(e) = send(&mut up.stream, &up.out).await {
@@ -50,8 +150,7 @@ pub async fn forward(
     up.buf.clear();
     let mut informational_sent = false;
     let resp = loop {
-        up.out.clear();
-        let r = match read_head(up, method, keep_client, timeout).await {
+        let r = match read_head(client, up, method, timeout).await {
             Ok(r) => r,
             Err(e) if informational_sent => {
                 return answered_error(100, format!("upstream after 1xx: {e:?}"));
@@ -65,12 +164,12 @@ pub async fn forward(
             break r;
         }
         // 100 Continue, 103 Early Hints: passed on, the final head follows.
-        if let Err(e) = send(down, &up.out).await {
+        if let Err(e) = client.send(&[], false).await {
             return answered_error(r.status, format!("client write: {e}"));
         }
         informational_sent = true;
     };
-    relay_body(down, up, resp, timeout).await
+    relay_body(client, up, resp, timeout).await
 }
 
 enum HeadError {
@@ -89,15 +188,15 @@ impl std::fmt::Debug for HeadError {
     }
 }
 
-async fn read_head(
+async fn read_head<C: Client>(
+    client: &mut C,
     up: &mut Upstream,
     method: Method,
-    keep_client: bool,
     timeout: Option<Duration>,
 ) -> Result<Response, HeadError> {
     loop {
         if !up.buf.is_empty() {
-            match response_head(&up.buf, method, keep_client, &mut up.out) {
+            match client.head(&up.buf, method) {
                 Ok(Some(r)) => return Ok(r),
                 Ok(None) if up.buf.len() > MAX_RESPONSE_HEAD => {
                     return Err(HeadError::Invalid(Invalid("response head too large")))
@@ -120,54 +219,42 @@ async fn read_head(
     }
 }
 
-/// Head (in `up.out`) and body to the client. What is already buffered
-/// after the head goes out with it, in one write.
-async fn relay_body(
-    down: &mut Stream,
+/// The body to the client, starting with what is already buffered after
+/// the head (sent together with the head).
+async fn relay_body<C: Client>(
+    client: &mut C,
     up: &mut Upstream,
     resp: Response,
     timeout: Option<Duration>,
 ) -> Forwarded {
-    let mut reusable = resp.upstream_reusable;
-    let mut chunks = Chunks::default();
-    // Bytes of body still to come, for the length-delimited framings.
-    let mut left = match resp.framing {
-        Framing::Length(n) => n,
-        _ => 0,
+    let mut body = Body {
+        framing: resp.framing,
+        left: match resp.framing {
+            Framing::Length(n) => n,
+            _ => 0,
+        },
+        chunks: Chunks::default(),
+        reusable: resp.upstream_reusable,
     };
-    let mut done = take_body(
-        &mut up.buf,
-        &mut up.out,
-        resp.framing,
-        &mut left,
-        &mut chunks,
-        &mut reusable,
-    );
-    if let Err(e) = send(down, &up.out).await {
-        return answered_error(resp.status, format!("client write: {e}"));
-    }
-    while !matches!(done, Ok(true)) {
-        if let Err(i) = done {
-            return answered_error(resp.status, format!("upstream body: {}", i.0));
+    up.out.clear();
+    let mut done = body.take::<C>(&mut up.buf, &mut up.out);
+    loop {
+        let end = matches!(done, Ok(true));
+        if let Err(e) = client.send(&up.out, end).await {
+            return answered_error(resp.status, format!("client write: {e}"));
+        }
+        match done {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(i) => return answered_error(resp.status, format!("upstream body: {}", i.0)),
         }
         up.buf.clear();
         up.out.clear();
         match read_some(&mut up.stream, &mut up.buf, timeout).await {
-            Ok(0) if resp.framing == Framing::UntilClose => break,
+            Ok(0) if resp.framing == Framing::UntilClose => done = Ok(true),
             Ok(0) => return answered_error(resp.status, "upstream closed mid-body".into()),
-            Ok(_) => {}
+            Ok(_) => done = body.take::<C>(&mut up.buf, &mut up.out),
             Err(e) => return answered_error(resp.status, format!("upstream body: {e}")),
-        }
-        done = take_body(
-            &mut up.buf,
-            &mut up.out,
-            resp.framing,
-            &mut left,
-            &mut chunks,
-            &mut reusable,
-        );
-        if let Err(e) = send(down, &up.out).await {
-            return answered_error(resp.status, format!("client write: {e}"));
         }
     }
     up.buf.clear();
@@ -175,41 +262,59 @@ async fn relay_body(
     Forwarded::Answered {
         status: resp.status,
         keep_client: resp.keep_client,
-        upstream_reusable: reusable,
+        upstream_reusable: body.reusable,
         error: None,
     }
 }
 
-/// Moves the body bytes of `buf` that belong to this response into `out`;
-/// `Ok(true)` once the body is complete. Bytes past the end mean the
-/// upstream cannot be trusted with another request.
-fn take_body(
-    buf: &mut BytesMut,
-    out: &mut Vec<u8>,
+/// Where a response body stands.
+struct Body {
     framing: Framing,
-    left: &mut u64,
-    chunks: &mut Chunks,
-    reusable: &mut bool,
-) -> Result<bool, Invalid> {
-    let (n, done) = match framing {
-        Framing::Empty => (0, true),
-        Framing::Length(_) => {
-            let n = (*left).min(buf.len() as u64) as usize;
-            *left -= n as u64;
-            (n, *left == 0)
+    /// Bytes still to come of a length-delimited body.
+    left: u64,
+    chunks: Chunks,
+    reusable: bool,
+}
+
+impl Body {
+    /// Moves the body bytes of `buf` that belong to this response into
+    /// `out` (de-chunked for clients that want it); `Ok(true)` once the
+    /// body is complete. Bytes past the end mean the upstream cannot be
+    /// trusted with another request.
+    fn take<C: Client>(&mut self, buf: &mut BytesMut, out: &mut Vec<u8>) -> Result<bool, Invalid> {
+        let (n, done) = match self.framing {
+            Framing::Empty => (0, true),
+            Framing::Length(_) => {
+                let n = self.left.min(buf.len() as u64) as usize;
+                self.left -= n as u64;
+                out.extend_from_slice(&buf[..n]);
+                (n, self.left == 0)
+            }
+            Framing::Chunked if C::DECHUNK => {
+                let end = self
+                    .chunks
+                    .feed_data(buf, &mut |d| out.extend_from_slice(d))?;
+                end.map_or((buf.len(), false), |e| (e, true))
+            }
+            Framing::Chunked => {
+                let (n, done) = self
+                    .chunks
+                    .feed(buf)?
+                    .map_or((buf.len(), false), |e| (e, true));
+                out.extend_from_slice(&buf[..n]);
+                (n, done)
+            }
+            Framing::UntilClose => {
+                out.extend_from_slice(buf);
+                (buf.len(), false)
+            }
+        };
+        buf.advance(n);
+        if done && !buf.is_empty() {
+            self.reusable = false;
         }
-        Framing::Chunked => match chunks.feed(buf)? {
-            Some(end) => (end, true),
-            None => (buf.len(), false),
-        },
-        Framing::UntilClose => (buf.len(), false),
-    };
-    out.extend_from_slice(&buf[..n]);
-    buf.advance(n);
-    if done && !buf.is_empty() {
-        *reusable = false;
+        Ok(done)
     }
-    Ok(done)
 }
 
 fn answered_error(status: u16, error: String) -> Forwarded {

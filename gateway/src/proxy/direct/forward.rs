@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::net::IpAddr;
 
-use super::head::Head;
+use super::head::Method;
 use crate::config::HttpRoute;
 use crate::proxy::headers::rewrite_path;
 
@@ -23,23 +23,40 @@ const DROPPED: [&str; 9] = [
     "x-forwarded-for",
 ];
 
+/// What is forwarded of the client's request.
+pub struct Outgoing<'a, I> {
+    pub method: Method,
+    pub target: &'a str,
+    /// Name and value of each header, in order.
+    pub headers: I,
+    /// A `Host` to add (HTTP/2 carries it as `:authority`).
+    pub host: Option<&'a str>,
+}
+
+/// Name and value of each parsed HTTP/1.1 header.
+pub fn h1_headers<'a>(
+    headers: &'a [httparse::Header<'a>],
+) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+    headers.iter().map(|h| (h.name, h.value))
+}
+
 /// Writes the upstream request head into `out` (cleared first).
-pub fn upstream_request(
+pub fn upstream_request<'a, I: Iterator<Item = (&'a str, &'a [u8])>>(
     out: &mut Vec<u8>,
-    head: &Head<'_, '_>,
+    req: Outgoing<'a, I>,
     route: Option<&HttpRoute>,
     xfcc: Option<&str>,
     client_ip: Option<IpAddr>,
     tls: bool,
 ) {
     out.clear();
-    out.extend_from_slice(head.method.as_str().as_bytes());
+    out.extend_from_slice(req.method.as_str().as_bytes());
     out.push(b' ');
     match route.and_then(|r| r.rewrite_uri.as_deref().map(|new| (r, new))) {
         Some((r, new)) => {
-            let (path, query) = match head.target.split_once('?') {
+            let (path, query) = match req.target.split_once('?') {
                 Some((p, q)) => (p, Some(q)),
-                None => (head.target, None),
+                None => (req.target, None),
             };
             out.extend_from_slice(rewrite_path(r, path, new).as_bytes());
             if let Some(q) = query {
@@ -47,7 +64,7 @@ pub fn upstream_request(
                 out.extend_from_slice(q.as_bytes());
             }
         }
-        None => out.extend_from_slice(head.target.as_bytes()),
+        None => out.extend_from_slice(req.target.as_bytes()),
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
 
@@ -58,15 +75,18 @@ pub fn upstream_request(
                 || e.set.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
         })
     };
+    if let Some(host) = req.host.filter(|_| !edited("host")) {
+        line(out, b"host", host.as_bytes());
+    }
     let mut prev_xff = None;
-    for h in head.headers {
-        if h.name.eq_ignore_ascii_case("x-forwarded-for") && prev_xff.is_none() {
-            prev_xff = Some(h.value);
+    for (name, value) in req.headers {
+        if name.eq_ignore_ascii_case("x-forwarded-for") && prev_xff.is_none() {
+            prev_xff = Some(value);
         }
-        if DROPPED.iter().any(|d| h.name.eq_ignore_ascii_case(d)) || edited(h.name) {
+        if DROPPED.iter().any(|d| name.eq_ignore_ascii_case(d)) || edited(name) {
             continue;
         }
-        line(out, h.name.as_bytes(), h.value);
+        line(out, name.as_bytes(), value);
     }
     if let Some(v) = xfcc.filter(|_| !edited("x-forwarded-client-cert")) {
         line(out, b"x-forwarded-client-cert", v.as_bytes());
@@ -112,7 +132,12 @@ mod tests {
         let mut out = Vec::new();
         upstream_request(
             &mut out,
-            &head,
+            Outgoing {
+                method: head.method,
+                target: head.target,
+                headers: h1_headers(head.headers),
+                host: None,
+            },
             route,
             xfcc,
             Some("127.0.0.1".parse().unwrap()),

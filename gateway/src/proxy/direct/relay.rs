@@ -3,6 +3,8 @@
 
 use std::io::Write;
 
+use pingora_http::ResponseHeader;
+
 use super::date::with_date;
 use super::head::{Method, MAX_HEADERS};
 
@@ -45,7 +47,7 @@ const DROPPED: [&str; 6] = [
 ];
 
 /// Parses the response head at the start of `buf` and writes the client's
-/// head into `out` (appended). `Ok(None)`: incomplete.
+/// HTTP/1.1 head into `out` (appended). `Ok(None)`: incomplete.
 pub fn response_head(
     buf: &[u8],
     method: Method,
@@ -54,6 +56,83 @@ pub fn response_head(
 ) -> Result<Option<Response>, Invalid> {
     let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut storage);
+    let Some(r) = analyze(&mut resp, buf, method, keep_client)? else {
+        return Ok(None);
+    };
+    let _ = write!(
+        out,
+        "HTTP/1.1 {} {}\r\n",
+        r.status,
+        resp.reason.unwrap_or("")
+    );
+    for h in resp.headers.iter() {
+        if DROPPED.iter().any(|d| h.name.eq_ignore_ascii_case(d)) {
+            continue;
+        }
+        out.extend_from_slice(h.name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    if r.status >= 200 {
+        with_date(|d| {
+            out.extend_from_slice(b"date: ");
+            out.extend_from_slice(d.as_bytes());
+        });
+        out.extend_from_slice(if r.keep_client {
+            b"\r\nconnection: keep-alive\r\n".as_slice()
+        } else {
+            b"\r\nconnection: close\r\n".as_slice()
+        });
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(Some(r))
+}
+
+/// Headers HTTP/2 does not carry (RFC 9113 8.2.2), besides those dropped
+/// for HTTP/1.1; the body arrives de-chunked.
+const DROPPED_H2: [&str; 1] = ["transfer-encoding"];
+
+/// Parses the response head at the start of `buf` into the header of an
+/// HTTP/2 response (Pingora's session writes it). `Ok(None)`: incomplete.
+pub fn response_header_h2(
+    buf: &[u8],
+    method: Method,
+) -> Result<Option<(Response, Box<ResponseHeader>)>, Invalid> {
+    let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut storage);
+    let Some(r) = analyze(&mut resp, buf, method, true)? else {
+        return Ok(None);
+    };
+    let bad = |_| Invalid("header not valid in HTTP/2");
+    let mut header = ResponseHeader::build(r.status, Some(resp.headers.len())).map_err(bad)?;
+    for h in resp.headers.iter() {
+        let name = h.name;
+        if DROPPED
+            .iter()
+            .chain(&DROPPED_H2)
+            .any(|d| name.eq_ignore_ascii_case(d))
+        {
+            continue;
+        }
+        let name =
+            http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| Invalid("header name"))?;
+        let value = http::HeaderValue::from_bytes(h.value).map_err(|_| Invalid("header value"))?;
+        header.append_header(name, value).map_err(bad)?;
+    }
+    if r.status >= 200 {
+        with_date(|d| header.insert_header(http::header::DATE, d)).map_err(bad)?;
+    }
+    Ok(Some((r, Box::new(header))))
+}
+
+/// Status, framing and reuse of a response head (parsed into `resp`).
+fn analyze<'h, 'b>(
+    resp: &mut httparse::Response<'h, 'b>,
+    buf: &'b [u8],
+    method: Method,
+    keep_client: bool,
+) -> Result<Option<Response>, Invalid> {
     let head_len = match resp.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
@@ -97,36 +176,12 @@ pub fn response_head(
             (None, Some(n)) => Framing::Length(n),
         }
     };
-    let informational = status < 200;
-    let keep_client = keep_client && framing != Framing::UntilClose;
-    let _ = write!(out, "HTTP/1.1 {status} {}\r\n", resp.reason.unwrap_or(""));
-    for h in resp.headers.iter() {
-        if DROPPED.iter().any(|d| h.name.eq_ignore_ascii_case(d)) {
-            continue;
-        }
-        out.extend_from_slice(h.name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(h.value);
-        out.extend_from_slice(b"\r\n");
-    }
-    if !informational {
-        with_date(|d| {
-            out.extend_from_slice(b"date: ");
-            out.extend_from_slice(d.as_bytes());
-        });
-        out.extend_from_slice(if keep_client {
-            b"\r\nconnection: keep-alive\r\n".as_slice()
-        } else {
-            b"\r\nconnection: close\r\n".as_slice()
-        });
-    }
-    out.extend_from_slice(b"\r\n");
     Ok(Some(Response {
         status,
         head_len,
         framing,
         upstream_reusable: !close && framing != Framing::UntilClose,
-        keep_client,
+        keep_client: keep_client && framing != Framing::UntilClose,
     }))
 }
 
@@ -160,6 +215,15 @@ impl Chunks {
     /// Consumes `bytes`; `Ok(Some(n))` when the body ended after the first
     /// `n` of them.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<Option<usize>, Invalid> {
+        self.feed_data(bytes, &mut |_| {})
+    }
+
+    /// As [`Chunks::feed`], handing each piece of chunk data to `data`.
+    pub fn feed_data(
+        &mut self,
+        bytes: &[u8],
+        data: &mut dyn FnMut(&[u8]),
+    ) -> Result<Option<usize>, Invalid> {
         let mut i = 0;
         while i < bytes.len() {
             let b = bytes[i];
@@ -194,6 +258,7 @@ impl Chunks {
                 },
                 State::Data(left) => {
                     let take = left.min((bytes.len() - i) as u64);
+                    data(&bytes[i..i + take as usize]);
                     i += take as usize;
                     self.state = if take == left {
                         State::DataCr
@@ -249,6 +314,21 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains("old") && !out.contains("Keep-Alive"));
+    }
+
+    #[test]
+    fn h2_headers_drop_connection_and_framing_headers() {
+        let raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\nX-A: b\r\n\r\n";
+        let (r, h) = response_header_h2(raw.as_bytes(), Method::Get)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.framing, Framing::Chunked);
+        assert_eq!(h.status, 200);
+        assert_eq!(h.headers.get("x-a").unwrap(), "b");
+        assert!(
+            h.headers.get("transfer-encoding").is_none() && h.headers.get("connection").is_none()
+        );
+        assert!(h.headers.get("date").is_some());
     }
 
     #[test]
@@ -314,6 +394,14 @@ mod tests {
         }
         let mut c = Chunks::default();
         assert_eq!(c.feed(b"0\r\n\r\n").unwrap(), Some(5));
+        let mut data = Vec::new();
+        let end = Chunks::default()
+            .feed_data(body, &mut |d| data.extend_from_slice(d))
+            .unwrap();
+        assert_eq!(
+            (end, data.as_slice()),
+            (Some(body.len() - 4), &b"hello0123456789abcdef"[..])
+        );
         for bad in [
             &b"x\r\n"[..],
             b"5\r\nhelloXX",
