@@ -28,7 +28,7 @@ use pingora::connectors::{ConnectorOptions, TransportConnector};
 use pingora::protocols::http::v2::server::H2Options;
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::tls::SslDigest;
-use pingora::protocols::{Digest, Stream};
+use pingora::protocols::{Digest, Stream, ALPN};
 use pingora::server::configuration::ServerConf;
 use pingora::server::ShutdownWatch;
 use pingora_proxy::HttpProxy;
@@ -61,12 +61,23 @@ const UPSTREAM_BUF: usize = 16 * 1024;
 
 /// The data-plane application: the direct path in front of Pingora's proxy.
 pub struct Direct {
+    core: Arc<Core>,
+    /// HTTP/2 connections: Pingora's h2 server, our per-stream handling.
+    h2: Arc<H2Streams>,
+}
+
+/// What both HTTP versions' direct paths share.
+struct Core {
     pingora: Arc<HttpProxy<Proxy>>,
     rt: SharedRuntime,
     origins: Arc<OriginationCache>,
     connector: TransportConnector,
     enabled: bool,
-    options: HttpServerOptions,
+}
+
+/// Pingora's HTTP/2 server hands each stream to `process_new_http`.
+struct H2Streams {
+    core: Arc<Core>,
 }
 
 fn pool() -> &'static Pool {
@@ -84,61 +95,63 @@ impl Direct {
         // allows it; the egress proxy tunnels it (registered hosts only
         // under REGISTRY_ONLY).
         pingora.server_options = Some(super::server_options());
-        // Pingora's connection handling (h2 included) stays; an HTTP/1.x
-        // connection comes to `process_custom_session` instead of Pingora's
-        // HTTP/1 loop. (`force_custom` is how Pingora 0.9 offers that.)
-        let mut options = HttpServerOptions::default();
-        options.force_custom = true;
-        Direct {
+        let core = Arc::new(Core {
             pingora: Arc::new(pingora),
             rt,
             origins,
             connector: TransportConnector::new(Some(ConnectorOptions::from_server_conf(conf))),
             enabled,
-            options,
+        });
+        Direct {
+            h2: Arc::new(H2Streams { core: core.clone() }),
+            core,
         }
     }
 }
 
 #[async_trait]
-impl HttpServerApp for Direct {
-    /// An HTTP/2 stream (HTTP/1 connections come to
-    /// `process_custom_session`).
+impl ServerApp for Direct {
+    async fn process_new(
+        self: &Arc<Self>,
+        mut stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let core = &self.core;
+        if !core.enabled {
+            return ServerApp::process_new(&core.pingora, stream, shutdown).await;
+        }
+        // (Pingora's own connection handling, whose future every HTTP/1
+        // connection would carry while it idles, only for HTTP/2.)
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            return ServerApp::process_new(&self.h2, stream, shutdown).await;
+        }
+        loop {
+            let (s, buf) = core.serve(stream, shutdown).await?;
+            stream = core.one_by_pingora(s, buf, shutdown).await?;
+        }
+    }
+
+    async fn cleanup(&self) {
+        self.core.pingora.http_cleanup().await;
+    }
+}
+
+#[async_trait]
+impl HttpServerApp for H2Streams {
     async fn process_new_http(
         self: &Arc<Self>,
         session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        if !self.enabled || !session.is_http2() {
-            return self.pingora.process_new_http(session, shutdown).await;
-        }
-        self.serve_h2(session, shutdown).await
+        self.core.serve_h2(session, shutdown).await
     }
 
     fn h2_options(&self) -> Option<H2Options> {
-        self.pingora.h2_options()
+        self.core.pingora.h2_options()
     }
 
     fn server_options(&self) -> Option<&HttpServerOptions> {
-        Some(&self.options)
-    }
-
-    async fn http_cleanup(&self) {
-        self.pingora.http_cleanup().await;
-    }
-
-    async fn process_custom_session(
-        self: Arc<Self>,
-        mut stream: Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
-        if !self.enabled {
-            return ServerApp::process_new(&self.pingora, stream, shutdown).await;
-        }
-        loop {
-            let (s, buf) = self.serve(stream, shutdown).await?;
-            stream = self.one_by_pingora(s, buf, shutdown).await?;
-        }
+        self.core.pingora.server_options.as_ref()
     }
 }
 
@@ -216,7 +229,7 @@ impl Plan {
     }
 }
 
-impl Direct {
+impl Core {
     /// Serves requests until the connection ends (`None`) or one needs
     /// Pingora: then the stream and the bytes read so far.
     async fn serve(
@@ -447,7 +460,7 @@ impl Direct {
     /// One HTTP/2 stream: direct when it is a `GET`/`HEAD` without body
     /// that routes to an HTTP/1.1 upstream, else Pingora's.
     async fn serve_h2(
-        self: &Arc<Self>,
+        &self,
         mut session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
