@@ -50,10 +50,12 @@ pub struct DirectCounters {
     /// Handed over because routing does not forward it directly (a
     /// refusal, redirect, direct response, h2 upstream, DNS failure...).
     pub handoff_route: IntCounter,
-    /// Handed over because no upstream connection answered.
+    /// Handed over because no upstream connection could be made, or the
+    /// upstream refused the TLS session before reading the request.
     pub handoff_upstream: IntCounter,
-    /// Handed over because the response is not one relayed as is.
-    pub handoff_response: IntCounter,
+    /// Answered 502: the upstream's response is not one relayed as is
+    /// (unparsable, two framings, a 101 nobody asked for).
+    pub bad_response: IntCounter,
     /// Sent again on a new connection after a pooled one went stale.
     pub stale_retry: IntCounter,
 }
@@ -170,7 +172,7 @@ impl Metrics {
             handoff_request: one("handoff_request"),
             handoff_route: one("handoff_route"),
             handoff_upstream: one("handoff_upstream"),
-            handoff_response: one("handoff_response"),
+            bad_response: one("bad_response"),
             stale_retry: one("stale_retry"),
         };
         Metrics {

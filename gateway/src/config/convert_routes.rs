@@ -193,6 +193,23 @@ fn http_route(
             request_headers.set = req.set.iter().map(lower).collect();
             request_headers.add = req.add.iter().map(lower).collect();
             request_headers.remove = req.remove.iter().map(|k| k.to_ascii_lowercase()).collect();
+            let hp = format!("{p}.headers.request");
+            check_header_edits(&request_headers, &hp, report);
+        }
+    }
+    if let Some(uri) = r.rewrite.as_ref().and_then(|rw| rw.uri.as_deref()) {
+        // Written into the upstream request line as is.
+        if !uri.starts_with('/')
+            || uri.parse::<http::uri::PathAndQuery>().is_err()
+            || uri.contains('#')
+        {
+            report.error(
+                format!("{p}.rewrite.uri"),
+                format!(
+                    "'{}' is not a path (it must start with '/' and hold only URI characters)",
+                    uri.escape_debug()
+                ),
+            );
         }
     }
     Some(HttpRoute {
@@ -349,6 +366,36 @@ fn redirect(p: &str, r: &raw::Redirect, report: &mut Report<'_>) -> Option<Route
         port: r.port,
         code,
     }))
+}
+
+/// Names and values are written into upstream requests: anything that is
+/// not a valid header (a CR or LF in a value would start another header or
+/// request) is a configuration error, as is a second `Host`.
+fn check_header_edits(e: &HeaderEdits, p: &str, report: &mut Report<'_>) {
+    let pairs = [("set", &e.set), ("add", &e.add)];
+    for (op, list) in pairs {
+        for (name, value) in list {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                report.error(format!("{p}.{op}.{name}"), "not a valid header name");
+            } else if http::HeaderValue::from_str(value).is_err() {
+                report.error(
+                    format!("{p}.{op}.{name}"),
+                    "not a valid header value (control characters such as CR and LF are not allowed)",
+                );
+            }
+        }
+    }
+    for name in &e.remove {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            report.error(
+                format!("{p}.remove"),
+                format!("'{name}' is not a valid header name"),
+            );
+        }
+    }
+    if e.add.iter().any(|(n, _)| n == "host") {
+        report.error(format!("{p}.add.host"), "a request has one Host: use set");
+    }
 }
 
 #[cfg(test)]
@@ -519,6 +566,49 @@ spec:
             e,
             "test.yaml: VirtualService/backend-virtual-service: spec.http[0].match[0].uri.regex: \
              invalid regex '/api/(v1': unclosed group"
+        );
+    }
+
+    #[test]
+    fn header_edits_and_rewrites_must_be_writable_as_http() {
+        let vs = |http: &str| {
+            format!(
+                "{GATEWAY}{VIRTUAL_SERVICE}metadata: {{name: vs}}\nspec:\n  hosts: [a.example.com]\n  \
+                 gateways: [user1/frontend-gateway]\n  http:\n{http}"
+            )
+        };
+        let route = "    route:\n    - destination: {host: backend, subset: v1}\n";
+        let e = errors(
+            &vs(&format!(
+                "  - headers:\n      request:\n        set: {{x-a: \"1\\r\\nContent-Length: 40\"}}\n        \
+                 add: {{host: other, \"bad name\": x}}\n{route}"
+            )),
+            tutorial_creds().path(),
+        );
+        assert_eq!(e.len(), 3, "{e:#?}");
+        assert!(
+            e[0].contains("spec.http[0].headers.request.set.x-a: not a valid header value"),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("headers.request.add.bad name: not a valid header name")),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("headers.request.add.host: a request has one Host")),
+            "{e:#?}"
+        );
+        let e = one_error(
+            &vs(&format!(
+                "  - rewrite: {{uri: \"/x HTTP/1.1\\r\\nHost: a\"}}\n{route}"
+            )),
+            tutorial_creds().path(),
+        );
+        assert!(
+            e.contains("spec.http[0].rewrite.uri: '/x HTTP/1.1\\r\\nHost: a' is not a path"),
+            "{e}"
         );
     }
 

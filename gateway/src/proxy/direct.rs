@@ -44,6 +44,8 @@ use crate::metrics::metrics;
 use crate::route::{CompiledRoute, Destination, HeaderSource, InFlightGuard, Lookup, Registered};
 use crate::runtime::{Runtime, SharedRuntime};
 use crate::tls::ConnInfo;
+pub(super) use forward::same_name;
+
 use exchange::{forward, Client, Forwarded, H1Client, H2Client};
 use forward::{h1_headers, Outgoing};
 use head::{Headers, Method, Parsed, MAX_HEADERS};
@@ -56,8 +58,6 @@ const KEEPALIVE: Duration = Duration::from_secs(60);
 const MAX_HEAD: usize = 32 * 1024;
 /// Read buffer of a client connection; grows for larger heads.
 const HEAD_BUF: usize = 1024;
-/// Response head and body buffers of a new upstream connection.
-const UPSTREAM_BUF: usize = 16 * 1024;
 
 /// The data-plane application: the direct path in front of Pingora's proxy.
 pub struct Direct {
@@ -239,15 +239,38 @@ impl Core {
     ) -> Option<(Stream, BytesMut)> {
         let conn = Conn::of(&stream);
         let mut buf = BytesMut::with_capacity(HEAD_BUF);
+        let mut shutdown = shutdown.clone();
+        // How far `buf` was searched for the end of a head, and when the
+        // head's first bytes came.
+        let mut scanned = 0;
+        let mut head_since = None;
         loop {
-            let head_len = match head_end(&buf) {
+            let head_len = match head_end(&buf, scanned) {
                 Some(n) => n,
                 None if buf.len() > MAX_HEAD => {
                     metrics().direct.handoff_request.inc();
                     return Some((stream, buf));
                 }
                 None => {
-                    match read_head_bytes(&mut stream, &mut buf).await {
+                    scanned = buf.len();
+                    let since = *head_since.get_or_insert_with(Instant::now);
+                    let read = if buf.is_empty() {
+                        // Idle between requests: closed at once when the
+                        // gateway shuts down (the client opens a new one
+                        // elsewhere), as Pingora does.
+                        head_since = None;
+                        tokio::select! {
+                            biased;
+                            _ = shutdown.changed() => return None,
+                            r = read_head_bytes(&mut stream, &mut buf, KEEPALIVE) => r,
+                        }
+                    } else {
+                        // A head in parts: all of it within the keep-alive
+                        // time, however slowly it trickles.
+                        let left = KEEPALIVE.saturating_sub(since.elapsed());
+                        read_head_bytes(&mut stream, &mut buf, left).await
+                    };
+                    match read {
                         Ok(0) | Err(_) if buf.is_empty() => return None,
                         // A partial head then EOF or a timeout: Pingora
                         // answers what it can of it.
@@ -259,6 +282,8 @@ impl Core {
                     }
                 }
             };
+            scanned = 0;
+            head_since = None;
             let start = Instant::now();
             // On the heap: in the connection's future it would cost every
             // idle connection 3 KB.
@@ -284,7 +309,7 @@ impl Core {
             plan.request(&mut request, outgoing, &conn);
             let mut client = H1Client {
                 down: &mut stream,
-                keep: !head.close && !*shutdown.borrow(),
+                keep: !head.close && !*shutdown.borrow_and_update(),
                 out: Vec::with_capacity(2048),
             };
             let Some((status, keep, error)) = self
@@ -361,7 +386,9 @@ impl Core {
             }
             _ => return None,
         };
-        if dest.h2 {
+        // HTTP/2 upstreams, and routes with a retry policy (Pingora's path
+        // counts attempts and per-try timeouts), are Pingora's.
+        if dest.h2 || route.as_ref().is_some_and(|r| r.route.retries.is_some()) {
             return None;
         }
         let guard = dest.acquire();
@@ -435,7 +462,7 @@ impl Core {
                     fresh_only = true;
                 }
                 Forwarded::TimedOut => {
-                    client.timed_out().await;
+                    client.error(504).await;
                     let t = plan.timeout.unwrap_or_default();
                     return Some((
                         504,
@@ -443,15 +470,22 @@ impl Core {
                         Some(format!("upstream read timed out after {t:?}")),
                     ));
                 }
-                Forwarded::Unanswered(e) => {
+                // Refused at the TLS level before it read the request:
+                // Pingora's path sends it again and explains the refusal.
+                Forwarded::Unanswered(e) if exchange::tls_refusal(&e) => {
                     metrics().direct.handoff_upstream.inc();
-                    tracing::debug!(upstream = %plan.addr, error = %e, "no answer on the direct path; Pingora's path takes the request");
+                    tracing::debug!(upstream = %plan.addr, error = %e, "upstream refused the TLS session; Pingora's path takes the request");
                     return None;
                 }
+                // The request went out on a new connection: not sent twice.
+                Forwarded::Unanswered(e) => {
+                    client.error(502).await;
+                    return Some((502, false, Some(format!("upstream: {e}"))));
+                }
                 Forwarded::Invalid(i) => {
-                    metrics().direct.handoff_response.inc();
-                    tracing::debug!(upstream = %plan.addr, reason = i.0, "response not relayed as is; Pingora's path takes the request");
-                    return None;
+                    metrics().direct.bad_response.inc();
+                    client.error(502).await;
+                    return Some((502, false, Some(format!("upstream response: {}", i.0))));
                 }
             }
         }
@@ -555,8 +589,8 @@ impl Core {
         }
         Some(Upstream {
             stream,
-            buf: BytesMut::with_capacity(UPSTREAM_BUF),
-            out: Vec::with_capacity(UPSTREAM_BUF / 4),
+            buf: BytesMut::with_capacity(pool::BUF),
+            out: Vec::with_capacity(pool::BUF / 4),
             reused: false,
         })
     }
@@ -589,22 +623,28 @@ impl Core {
 /// The buffer's consumed front is reused rather than the buffer grown, and
 /// a buffer a large head grew is given back once empty, so an idle
 /// connection holds [`HEAD_BUF`] bytes.
-async fn read_head_bytes(stream: &mut Stream, buf: &mut BytesMut) -> std::io::Result<usize> {
+async fn read_head_bytes(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    within: Duration,
+) -> std::io::Result<usize> {
     if buf.is_empty() && buf.capacity() > 4 * HEAD_BUF {
         *buf = BytesMut::with_capacity(HEAD_BUF);
     }
     if buf.capacity() - buf.len() < HEAD_BUF / 2 {
         buf.reserve(HEAD_BUF);
     }
-    match pingora_timeout::timeout(KEEPALIVE, stream.read_buf(buf)).await {
+    match pingora_timeout::timeout(within, stream.read_buf(buf)).await {
         Ok(r) => r,
         Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
     }
 }
 
-/// The end of a request head in `buf` (after the blank line), if complete.
-fn head_end(buf: &[u8]) -> Option<usize> {
-    let mut from = 0;
+/// The end of a request head in `buf` (after the blank line), if complete;
+/// the first `scanned` bytes were searched before (so a head sent a byte at
+/// a time costs linear work).
+fn head_end(buf: &[u8], scanned: usize) -> Option<usize> {
+    let mut from = scanned.saturating_sub(2);
     while let Some(i) = buf[from..].iter().position(|&b| b == b'\n') {
         let i = from + i;
         match buf.get(i + 1) {
@@ -631,10 +671,17 @@ mod tests {
 
     #[test]
     fn head_ends() {
-        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nrest"), Some(27));
-        assert_eq!(head_end(b"GET / HTTP/1.1\nHost: x\n\nrest"), Some(24));
-        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: x\r\n"), None);
-        assert_eq!(head_end(b""), None);
+        let full = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nrest";
+        assert_eq!(head_end(full, 0), Some(27));
+        assert_eq!(head_end(b"GET / HTTP/1.1\nHost: x\n\nrest", 0), Some(24));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: x\r\n", 0), None);
+        assert_eq!(head_end(b"", 0), None);
+        // Whatever the split, resuming the search finds the same end.
+        for cut in 0..full.len() {
+            let first = head_end(&full[..cut], 0);
+            let resumed = first.or_else(|| head_end(full, cut));
+            assert_eq!(resumed, Some(27), "cut at {cut}");
+        }
     }
 
     #[test]

@@ -8,6 +8,8 @@ use pingora_http::RequestHeader;
 use crate::config::{HttpRoute, StringMatch};
 
 const XFCC: &str = "x-forwarded-client-cert";
+/// The headers only tlsgate may set.
+const IDENTITY: [&str; 3] = [XFCC, "x-forwarded-for", "x-forwarded-proto"];
 
 /// Identity and forwarding headers. A client-sent XFCC is always dropped:
 /// only the certificate this connection verified may speak for the client.
@@ -18,6 +20,22 @@ pub fn forwarded(
     tls: bool,
 ) -> Result<()> {
     req.remove_header(XFCC);
+    // `X_Forwarded_Client_Cert` and the like: the same header to CGI-style
+    // backends (see `direct::forward::same_name`).
+    let lookalikes: Vec<http::HeaderName> = req
+        .headers
+        .keys()
+        .filter(|n| n.as_str().contains('_'))
+        .filter(|n| {
+            IDENTITY
+                .iter()
+                .any(|p| super::direct::same_name(n.as_str(), p))
+        })
+        .cloned()
+        .collect();
+    for name in lookalikes {
+        req.remove_header(&name);
+    }
     if let Some(v) = xfcc {
         req.insert_header(XFCC, v)?;
     }
@@ -153,6 +171,18 @@ mod tests {
         assert_eq!(r.headers.get_all(XFCC).iter().count(), 1);
         assert_eq!(r.headers.get(XFCC).unwrap(), "Hash=ab");
         assert_eq!(r.headers.get("x-forwarded-proto").unwrap(), "https");
+    }
+
+    #[test]
+    fn identity_lookalikes_are_dropped() {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        r.insert_header("x_forwarded_client_cert", "evil").unwrap();
+        r.insert_header("X_Forwarded_For", "6.6.6.6").unwrap();
+        r.insert_header("x_other", "kept").unwrap();
+        forwarded(&mut r, None, None, true).unwrap();
+        assert!(r.headers.get("x_forwarded_client_cert").is_none());
+        assert!(r.headers.get("x_forwarded_for").is_none());
+        assert_eq!(r.headers.get("x_other").unwrap(), "kept");
     }
 
     #[test]

@@ -43,12 +43,15 @@ pub enum Forwarded {
 pub(super) trait Client {
     /// Bodies are passed on de-chunked.
     const DECHUNK: bool;
+    /// 1xx heads are passed on.
+    const INFORMATIONAL: bool;
     /// Parses the head at the start of `buf` and keeps what is to be sent.
     fn head(&mut self, buf: &[u8], method: Method) -> Result<Option<Response>, Invalid>;
     /// Sends the kept head (if any) and `data`; `end` closes the response.
     async fn send(&mut self, data: &[u8], end: bool) -> io::Result<()>;
-    /// Answers 504 as Pingora's path does on an upstream read timeout.
-    async fn timed_out(&mut self);
+    /// Answers `code` (502, 504) as Pingora's path does when the upstream
+    /// fails after the request went out; the client's connection closes.
+    async fn error(&mut self, code: u16);
 }
 
 /// An HTTP/1.1 client connection: head and the body bytes at hand go out
@@ -61,6 +64,7 @@ pub struct H1Client<'a> {
 
 impl Client for H1Client<'_> {
     const DECHUNK: bool = false;
+    const INFORMATIONAL: bool = true;
 
     fn head(&mut self, buf: &[u8], method: Method) -> Result<Option<Response>, Invalid> {
         let mark = self.out.len();
@@ -81,14 +85,22 @@ impl Client for H1Client<'_> {
         r
     }
 
-    async fn timed_out(&mut self) {
-        let _ = send(self.down, &timeout_response()).await;
+    async fn error(&mut self, code: u16) {
+        let _ = send(self.down, &error_response(code)).await;
     }
 }
 
-/// What Pingora's path answers on an upstream read timeout.
-fn timeout_response() -> Vec<u8> {
-    let mut r = b"HTTP/1.1 504 Gateway Timeout\r\ncontent-length: 0\r\ncache-control: private, no-store\r\n".to_vec();
+/// Pingora's error response (`Session::respond_error`): no body, not
+/// cached, and the connection closes.
+fn error_response(code: u16) -> Vec<u8> {
+    let reason = http::StatusCode::from_u16(code)
+        .ok()
+        .and_then(|c| c.canonical_reason())
+        .unwrap_or("");
+    let mut r = format!(
+        "HTTP/1.1 {code} {reason}\r\ncontent-length: 0\r\ncache-control: private, no-store\r\n"
+    )
+    .into_bytes();
     super::date::with_date(|d| {
         r.extend_from_slice(b"date: ");
         r.extend_from_slice(d.as_bytes());
@@ -105,6 +117,7 @@ pub struct H2Client<'a> {
 
 impl Client for H2Client<'_> {
     const DECHUNK: bool = true;
+    const INFORMATIONAL: bool = false;
 
     fn head(&mut self, buf: &[u8], method: Method) -> Result<Option<Response>, Invalid> {
         Ok(response_header_h2(buf, method)?.map(|(r, h)| {
@@ -132,8 +145,8 @@ impl Client for H2Client<'_> {
         Ok(())
     }
 
-    async fn timed_out(&mut self) {
-        let _ = self.session.respond_error(504).await;
+    async fn error(&mut self, code: u16) {
+        let _ = self.session.respond_error(code).await;
     }
 }
 
@@ -163,11 +176,14 @@ pub async fn forward<C: Client>(
         if r.status >= 200 {
             break r;
         }
-        // 100 Continue, 103 Early Hints: passed on, the final head follows.
-        if let Err(e) = client.send(&[], false).await {
-            return answered_error(r.status, format!("client write: {e}"));
+        // 100 Continue, 103 Early Hints: passed on (HTTP/1.1), the final
+        // head follows.
+        if C::INFORMATIONAL {
+            if let Err(e) = client.send(&[], false).await {
+                return answered_error(r.status, format!("client write: {e}"));
+            }
+            informational_sent = true;
         }
-        informational_sent = true;
     };
     relay_body(client, up, resp, timeout).await
 }
@@ -353,4 +369,12 @@ pub async fn read_some(
             )),
         },
     }
+}
+
+/// The upstream refused the TLS session itself (an alert such as
+/// `certificate required` arrives with the first read in TLS 1.3): it never
+/// read the request, so the request may go again.
+pub fn tls_refusal(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.is::<openssl::ssl::Error>())
 }

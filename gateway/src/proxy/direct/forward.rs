@@ -5,19 +5,20 @@
 use std::io::Write;
 use std::net::IpAddr;
 
-use super::head::Method;
+use super::head::{text, Method};
 use crate::config::HttpRoute;
 use crate::proxy::headers::rewrite_path;
 
 /// Headers never forwarded as the client sent them: hop-by-hop ones, and
 /// the identity headers only tlsgate may set.
-const DROPPED: [&str; 9] = [
+const DROPPED: [&str; 10] = [
     "connection",
     "keep-alive",
     "proxy-connection",
     "proxy-authorization",
     "te",
     "trailer",
+    "http2-settings",
     "x-forwarded-client-cert",
     "x-forwarded-proto",
     "x-forwarded-for",
@@ -81,9 +82,11 @@ pub fn upstream_request<'a, I: Iterator<Item = (&'a str, &'a [u8])>>(
     let mut prev_xff = None;
     for (name, value) in req.headers {
         if name.eq_ignore_ascii_case("x-forwarded-for") && prev_xff.is_none() {
-            prev_xff = Some(value);
+            // As Pingora's path reads it: a value that is not text is
+            // dropped rather than carried on.
+            prev_xff = Some(value).filter(|v| text(v).is_some());
         }
-        if DROPPED.iter().any(|d| name.eq_ignore_ascii_case(d)) || edited(name) {
+        if DROPPED.iter().any(|d| same_name(name, d)) || edited(name) {
             continue;
         }
         line(out, name.as_bytes(), value);
@@ -109,6 +112,17 @@ pub fn upstream_request<'a, I: Iterator<Item = (&'a str, &'a [u8])>>(
         }
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Header names equal but for case, with `_` read as `-`: CGI-style
+/// backends (WSGI, Rack, PHP) see `X_Forwarded_Client_Cert` as the real
+/// thing, so it must be dropped as the real thing is.
+pub fn same_name(name: &str, protected: &str) -> bool {
+    name.len() == protected.len()
+        && name.bytes().zip(protected.bytes()).all(|(a, b)| {
+            let a = if a == b'_' { b'-' } else { a };
+            a.eq_ignore_ascii_case(&b)
+        })
 }
 
 fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

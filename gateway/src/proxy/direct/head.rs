@@ -55,7 +55,13 @@ pub fn parse<'b, 'h>(buf: &'b [u8], storage: &'h mut [httparse::Header<'b>]) -> 
         _ => return Parsed::Elsewhere,
     };
     let target = req.path.unwrap_or("");
-    if req.version != Some(1) || !target.starts_with('/') {
+    // Only targets Pingora's parser reads the same way: it cuts a fragment
+    // (`#`) before routing and refuses characters a URI cannot hold.
+    if req.version != Some(1)
+        || !target.starts_with('/')
+        || target.contains('#')
+        || http::uri::PathAndQuery::try_from(target).is_err()
+    {
         return Parsed::Elsewhere;
     }
     let headers: &'h [httparse::Header<'b>] = req.headers;
@@ -169,6 +175,8 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: \xff\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost x\r\n\r\n",
+            b"GET /admin#x HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /a<b> HTTP/1.1\r\nHost: x\r\n\r\n",
         ] {
             assert!(check(raw).is_none(), "{}", String::from_utf8_lossy(raw));
         }

@@ -10,8 +10,12 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
 use bytes::BytesMut;
 use pingora::protocols::Stream;
+use tokio::io::{AsyncRead, ReadBuf};
 
 /// How long an idle connection may be reused: under the keep-alive timeout
 /// of common backends (nginx 75 s, Envoy 1 h) so that reuse rarely races
@@ -20,6 +24,9 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(55);
 
 /// Most idle connections kept per key; the oldest is closed first.
 const MAX_IDLE: usize = 128;
+
+/// Read buffer of an upstream connection.
+pub const BUF: usize = 16 * 1024;
 
 /// An upstream connection and its read buffer, which travel together.
 pub struct Upstream {
@@ -46,16 +53,29 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// The newest idle connection of `key` that is still quiet: one that
+    /// has anything to read (bytes the upstream sent unasked, a close, an
+    /// alert) is closed, never reused, so no response ever lands on the
+    /// wrong request.
     pub fn take(&self, key: &Key) -> Option<Upstream> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let list = idle.get_mut(key)?;
-        while let Some((mut up, since)) = list.pop() {
-            if since.elapsed() < IDLE_TIMEOUT {
-                up.reused = true;
-                return Some(up);
+        let mut expired = Vec::new();
+        let found = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let list = idle.get_mut(key)?;
+            let mut found = None;
+            while let Some((mut up, since)) = list.pop() {
+                if since.elapsed() < IDLE_TIMEOUT && quiet(&mut up.stream) {
+                    up.reused = true;
+                    found = Some(up);
+                    break;
+                }
+                expired.push(up);
             }
-        }
-        None
+            found
+        };
+        // Closed outside the lock.
+        drop(expired);
+        found
     }
 
     /// Closes every idle connection of `key` (one turned out stale: the
@@ -68,7 +88,15 @@ impl Pool {
         drop(gone);
     }
 
-    pub fn put(&'static self, key: Key, up: Upstream) {
+    pub fn put(&'static self, key: Key, mut up: Upstream) {
+        // A large response grew the buffers; an idle connection keeps the
+        // usual size.
+        if up.buf.capacity() > 2 * BUF {
+            up.buf = BytesMut::with_capacity(BUF);
+        }
+        if up.out.capacity() > BUF {
+            up.out = Vec::with_capacity(BUF / 4);
+        }
         self.sweeper.get_or_init(|| {
             tokio::spawn(self.sweep());
         });
@@ -102,4 +130,14 @@ impl Pool {
             drop(expired);
         }
     }
+}
+
+/// Nothing to read on `stream` right now (one poll, without waiting).
+/// Through the TLS layer, so records OpenSSL holds count too. The poll
+/// registers no waker that matters: the next real read registers its own.
+fn quiet(stream: &mut Stream) -> bool {
+    let mut byte = [0u8; 1];
+    let mut rb = ReadBuf::new(&mut byte);
+    let mut cx = Context::from_waker(Waker::noop());
+    matches!(Pin::new(stream).poll_read(&mut cx, &mut rb), Poll::Pending)
 }

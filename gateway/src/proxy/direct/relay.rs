@@ -6,7 +6,10 @@ use std::io::Write;
 use pingora_http::ResponseHeader;
 
 use super::date::with_date;
-use super::head::{Method, MAX_HEADERS};
+use super::head::Method;
+
+/// Most header lines of a response (Pingora's limit too).
+const MAX_HEADERS: usize = 256;
 
 /// How the response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,10 +40,11 @@ pub struct Invalid(pub &'static str);
 
 /// Headers dropped from the response: hop-by-hop ones, and `Date`, which
 /// is set anew as Pingora's path does.
-const DROPPED: [&str; 6] = [
+const DROPPED: [&str; 7] = [
     "connection",
     "keep-alive",
     "proxy-connection",
+    "proxy-authenticate",
     "te",
     "upgrade",
     "date",
@@ -197,6 +201,8 @@ enum State {
     #[default]
     SizeStart,
     Size(u64),
+    /// Whitespace after the size.
+    SizeWs(u64),
     /// After the size: extensions up to CR.
     Ext(u64),
     SizeLf(u64),
@@ -205,7 +211,8 @@ enum State {
     DataLf,
     /// At the start of a trailer line (or of the final CRLF).
     TrailerStart,
-    Trailer,
+    /// In a trailer line; whether its colon was seen.
+    Trailer(bool),
     TrailerLf,
     FinalLf,
     Done,
@@ -242,13 +249,22 @@ impl Chunks {
                             State::Size(v << 4 | d)
                         }
                         (None, Some(v)) if b == b'\r' => State::SizeLf(v),
-                        (None, Some(v)) if b == b';' || b == b' ' || b == b'\t' => State::Ext(v),
+                        (None, Some(v)) if b == b';' => State::Ext(v),
+                        (None, Some(v)) if b == b' ' || b == b'\t' => State::SizeWs(v),
                         _ => return Err(Invalid("bad chunk size")),
                     }
                 }
+                // Whitespace after the size may only lead to an extension.
+                State::SizeWs(v) => match b {
+                    b' ' | b'\t' => State::SizeWs(v),
+                    b';' => State::Ext(v),
+                    b'\r' => State::SizeLf(v),
+                    _ => return Err(Invalid("bad chunk size")),
+                },
                 State::Ext(v) => match b {
                     b'\r' => State::SizeLf(v),
-                    b'\n' => return Err(Invalid("bare LF in chunk extension")),
+                    b'\t' => State::Ext(v),
+                    0..=31 | 127 => return Err(Invalid("control character in chunk extension")),
                     _ => State::Ext(v),
                 },
                 State::SizeLf(v) => match b {
@@ -271,8 +287,18 @@ impl Chunks {
                 State::DataLf if b == b'\n' => State::SizeStart,
                 State::DataCr | State::DataLf => return Err(Invalid("bad chunk end")),
                 State::TrailerStart if b == b'\r' => State::FinalLf,
-                State::TrailerStart | State::Trailer if b != b'\r' => State::Trailer,
-                State::TrailerStart | State::Trailer => State::TrailerLf,
+                // A trailer line is `name: value`, ended by CRLF: anything
+                // else (a bare LF above all) could end the message early
+                // for a client parsing more loosely.
+                State::TrailerStart | State::Trailer(_) if b == b'\r' => match self.state {
+                    State::Trailer(true) => State::TrailerLf,
+                    _ => return Err(Invalid("trailer line without a colon")),
+                },
+                State::TrailerStart | State::Trailer(_) if b != b'\t' && (b < 32 || b == 127) => {
+                    return Err(Invalid("control character in trailer"))
+                }
+                State::TrailerStart => State::Trailer(b == b':'),
+                State::Trailer(colon) => State::Trailer(colon || b == b':'),
                 State::TrailerLf if b == b'\n' => State::TrailerStart,
                 State::FinalLf if b == b'\n' => State::Done,
                 State::TrailerLf | State::FinalLf => return Err(Invalid("bad trailer")),
