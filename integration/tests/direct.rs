@@ -169,6 +169,10 @@ fn script(path: &str) -> (&'static [u8], bool) {
             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             true,
         ),
+        "/slow" => {
+            std::thread::sleep(Duration::from_secs(3));
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow", false)
+        }
         "/stale" => (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale", true),
         "/head-with-body" => (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!", false),
         _ => (b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfine", false),
@@ -444,4 +448,37 @@ fn http2_identity_and_refusals_match_pingoras_path() {
         .http2()
         .run();
     assert_eq!(r.status, 421, "{r}");
+}
+
+#[test]
+fn a_client_that_leaves_ends_the_wait_upstream() {
+    let up = Scripted::start();
+    let (g, port, _conf) = gateway_to(up.port);
+    let slow = format!("https://{FRONTEND_HOST}:{port}/slow");
+    let ca = ca_cert("example");
+    let resolve = format!("{FRONTEND_HOST}:{port}:127.0.0.1");
+    let args = [
+        "--http1.1",
+        "--resolve",
+        &resolve,
+        "--cacert",
+        ca.to_str().unwrap(),
+        "--max-time",
+        "1",
+        &slow,
+    ];
+    let out = curl(&args);
+    assert_eq!(
+        out.code,
+        Some(28),
+        "curl should give up first: {}",
+        out.combined()
+    );
+    // Noticed when the client left, not when the upstream answered (3 s).
+    let seen = wait_for(Duration::from_millis(1500), || {
+        g.logs()
+            .contains("client closed before the response")
+            .then_some(())
+    });
+    assert!(seen.is_some(), "{}", g.describe());
 }

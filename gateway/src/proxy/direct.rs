@@ -311,11 +311,14 @@ impl Core {
                 down: &mut stream,
                 keep: !head.close && !*shutdown.borrow_and_update(),
                 out: Vec::with_capacity(2048),
+                ahead: BytesMut::new(),
             };
-            let Some((status, keep, error)) = self
+            let result = self
                 .exchange(&mut client, &request, &plan, head.method)
-                .await
-            else {
+                .await;
+            let ahead = std::mem::take(&mut client.ahead);
+            let Some((status, keep, error)) = result else {
+                buf.extend_from_slice(&ahead);
                 return Some((stream, buf));
             };
             metrics().direct.served.inc();
@@ -340,6 +343,7 @@ impl Core {
                 return None;
             }
             buf.advance(head_len);
+            buf.extend_from_slice(&ahead);
         }
     }
 
@@ -460,6 +464,9 @@ impl Core {
                     pool().clear(&key);
                     metrics().direct.stale_retry.inc();
                     fresh_only = true;
+                }
+                Forwarded::ClientGone => {
+                    return Some((0, false, Some("client closed before the response".into())));
                 }
                 Forwarded::TimedOut => {
                     client.error(504).await;

@@ -26,6 +26,8 @@ pub enum Forwarded {
     Unanswered(io::Error),
     /// No response head within the read timeout; nothing reached the client.
     TimedOut,
+    /// The client closed its connection while the upstream was thinking.
+    ClientGone,
     /// The upstream's response is not one the direct path relays as is.
     Invalid(Invalid),
     /// A response head reached the client.
@@ -52,7 +54,13 @@ pub(super) trait Client {
     /// Answers `code` (502, 504) as Pingora's path does when the upstream
     /// fails after the request went out; the client's connection closes.
     async fn error(&mut self, code: u16);
+    /// Resolves when the client has closed its connection (HTTP/1.1), so a
+    /// long wait upstream (long polls) is abandoned with it.
+    async fn gone(&mut self);
 }
+
+/// Most bytes a client may send ahead (pipelined) while its request waits.
+const MAX_AHEAD: usize = 64 * 1024;
 
 /// An HTTP/1.1 client connection: head and the body bytes at hand go out
 /// in one write.
@@ -60,6 +68,9 @@ pub struct H1Client<'a> {
     pub down: &'a mut Stream,
     pub keep: bool,
     pub out: Vec<u8>,
+    /// What the client sent while the upstream was answering: the start
+    /// of its next request.
+    pub ahead: BytesMut,
 }
 
 impl Client for H1Client<'_> {
@@ -87,6 +98,17 @@ impl Client for H1Client<'_> {
 
     async fn error(&mut self, code: u16) {
         let _ = send(self.down, &error_response(code)).await;
+    }
+
+    async fn gone(&mut self) {
+        while self.ahead.len() < MAX_AHEAD {
+            self.ahead.reserve(1024);
+            match self.down.read_buf(&mut self.ahead).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+        std::future::pending().await
     }
 }
 
@@ -148,6 +170,12 @@ impl Client for H2Client<'_> {
     async fn error(&mut self, code: u16) {
         let _ = self.session.respond_error(code).await;
     }
+
+    async fn gone(&mut self) {
+        // Pingora's h2 server resets the stream's handle when the client
+        // cancels it; the wait ends with the route's timeout.
+        std::future::pending().await
+    }
 }
 
 /// Sends `up.out` (the request head) and relays the response to `client`.
@@ -170,6 +198,7 @@ pub async fn forward<C: Client>(
             }
             Err(HeadError::Io(e)) => return Forwarded::Unanswered(e),
             Err(HeadError::TimedOut) => return Forwarded::TimedOut,
+            Err(HeadError::ClientGone) => return Forwarded::ClientGone,
             Err(HeadError::Invalid(i)) => return Forwarded::Invalid(i),
         };
         up.buf.advance(r.head_len);
@@ -192,6 +221,7 @@ enum HeadError {
     Io(io::Error),
     TimedOut,
     Invalid(Invalid),
+    ClientGone,
 }
 
 impl std::fmt::Debug for HeadError {
@@ -200,6 +230,7 @@ impl std::fmt::Debug for HeadError {
             HeadError::Io(e) => write!(f, "{e}"),
             HeadError::TimedOut => f.write_str("timed out"),
             HeadError::Invalid(i) => f.write_str(i.0),
+            HeadError::ClientGone => f.write_str("client closed"),
         }
     }
 }
@@ -221,7 +252,12 @@ async fn read_head<C: Client>(
                 Err(i) => return Err(HeadError::Invalid(i)),
             }
         }
-        match read_some(&mut up.stream, &mut up.buf, timeout).await {
+        let read = tokio::select! {
+            biased;
+            r = read_some(&mut up.stream, &mut up.buf, timeout) => r,
+            () = client.gone() => return Err(HeadError::ClientGone),
+        };
+        match read {
             Ok(0) => {
                 return Err(HeadError::Io(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
