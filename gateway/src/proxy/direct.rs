@@ -210,6 +210,35 @@ struct Plan {
 }
 
 impl Plan {
+    /// Counts and logs a request the direct path answered.
+    fn served(
+        &self,
+        conn: &Conn,
+        method: Method,
+        target: &str,
+        status: u16,
+        start: Instant,
+        error: Option<String>,
+    ) {
+        metrics().direct.served.inc();
+        record(&Outcome {
+            rt: &self.rt,
+            conn: conn.info(),
+            server: &self.server,
+            host: &self.host,
+            route: self.route.as_deref(),
+            dest: Some(&self.dest),
+            upstream: Some(&self.addr),
+            method: method.as_str(),
+            target: target.as_bytes(),
+            status,
+            start,
+            blocked: false,
+            reason: None,
+            error: error.as_ref().map(|e| e as &dyn std::fmt::Display),
+        });
+    }
+
     /// The upstream request head for `req`, with this plan's route edits and
     /// the connection's identity headers.
     fn request<'a, I: Iterator<Item = (&'a str, &'a [u8])>>(
@@ -321,23 +350,7 @@ impl Core {
                 buf.extend_from_slice(&ahead);
                 return Some((stream, buf));
             };
-            metrics().direct.served.inc();
-            record(&Outcome {
-                rt: &plan.rt,
-                conn: conn.info(),
-                server: &plan.server,
-                host: &plan.host,
-                route: plan.route.as_deref(),
-                dest: Some(&plan.dest),
-                upstream: Some(&plan.addr),
-                method: head.method.as_str(),
-                target: head.target.as_bytes(),
-                status,
-                start,
-                blocked: false,
-                reason: None,
-                error: error.as_ref().map(|e| e as &dyn std::fmt::Display),
-            });
+            plan.served(&conn, head.method, head.target, status, start, error);
             if !keep {
                 let _ = stream.shutdown().await;
                 return None;
@@ -555,23 +568,7 @@ impl Core {
         else {
             return self.pingora.process_new_http(session, shutdown).await;
         };
-        metrics().direct.served.inc();
-        record(&Outcome {
-            rt: &plan.rt,
-            conn: conn.info(),
-            server: &plan.server,
-            host: &plan.host,
-            route: plan.route.as_deref(),
-            dest: Some(&plan.dest),
-            upstream: Some(&plan.addr),
-            method: method.as_str(),
-            target: target.as_bytes(),
-            status,
-            start,
-            blocked: false,
-            reason: None,
-            error: error.as_ref().map(|e| e as &dyn std::fmt::Display),
-        });
+        plan.served(&conn, method, &target, status, start, error);
         None
     }
 
