@@ -282,12 +282,10 @@ impl Core {
                 }
                 None => {
                     scanned = buf.len();
-                    let since = *head_since.get_or_insert_with(Instant::now);
                     let read = if buf.is_empty() {
                         // Idle between requests: closed at once when the
                         // gateway shuts down (the client opens a new one
                         // elsewhere), as Pingora does.
-                        head_since = None;
                         tokio::select! {
                             biased;
                             _ = shutdown.changed() => return None,
@@ -296,6 +294,7 @@ impl Core {
                     } else {
                         // A head in parts: all of it within the keep-alive
                         // time, however slowly it trickles.
+                        let since = *head_since.get_or_insert_with(Instant::now);
                         let left = KEEPALIVE.saturating_sub(since.elapsed());
                         read_head_bytes(&mut stream, &mut buf, left).await
                     };
