@@ -18,7 +18,7 @@ mod pool;
 mod relay;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -49,7 +49,7 @@ pub(super) use forward::same_name;
 use exchange::{forward, Client, Forwarded, H1Client, H2Client};
 use forward::{h1_headers, Outgoing};
 use head::{Headers, Method, Parsed, MAX_HEADERS};
-use pool::{Key, Pool, Upstream};
+use pool::{Key, Upstream};
 
 /// How long a client connection may sit between requests (Pingora's
 /// keep-alive default), and may take to send a request head.
@@ -78,11 +78,6 @@ struct Core {
 /// Pingora's HTTP/2 server hands each stream to `process_new_http`.
 struct H2Streams {
     core: Arc<Core>,
-}
-
-fn pool() -> &'static Pool {
-    static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(Pool::default)
 }
 
 impl Direct {
@@ -444,7 +439,7 @@ impl Core {
         };
         let mut fresh_only = false;
         loop {
-            let taken = if fresh_only { None } else { pool().take(&key) };
+            let taken = if fresh_only { None } else { pool::take(&key) };
             let mut up = match taken {
                 Some(u) => u,
                 None => match self.connect(plan).await {
@@ -465,7 +460,7 @@ impl Core {
                     error,
                 } => {
                     if upstream_reusable && error.is_none() {
-                        pool().put(key, up);
+                        pool::put(key, up);
                     }
                     return Some((status, keep_client, error));
                 }
@@ -473,7 +468,7 @@ impl Core {
                 // the request goes again on a new one (GET and HEAD only
                 // come here).
                 Forwarded::Unanswered(_) if up.reused => {
-                    pool().clear(&key);
+                    pool::clear(&key);
                     metrics().direct.stale_retry.inc();
                     fresh_only = true;
                 }

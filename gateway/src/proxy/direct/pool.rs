@@ -1,17 +1,17 @@
 //! Idle upstream connections of the direct path, keyed by address and TLS
-//! origination. A connection is taken for one request and put back after a
-//! cleanly framed response; nothing watches it while it idles, so a
-//! connection the upstream closed meanwhile is found out on its next use
-//! and that request is sent again on a new connection (only idempotent
-//! requests take this path).
+//! origination, per worker thread. A connection is taken for one request
+//! and put back after a cleanly framed response. Nothing watches it while
+//! it idles: it is checked when taken (one read that must find nothing),
+//! and a connection the upstream closes just then is found out on use and
+//! that request sent again on a new connection (only idempotent requests
+//! take this path).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
-
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use pingora::protocols::Stream;
@@ -46,89 +46,90 @@ pub struct Key {
     pub tls: Option<u64>,
 }
 
+/// Idle connections of one worker thread. Each worker runs its own
+/// single-threaded runtime (`work_stealing: false`), and a socket is
+/// registered with the runtime that opened it: kept per thread, a
+/// connection is always woken by the runtime that polls it, and taking or
+/// putting one takes no lock.
 #[derive(Default)]
-pub struct Pool {
-    idle: Mutex<HashMap<Key, Vec<(Upstream, Instant)>>>,
-    sweeper: OnceLock<()>,
+struct Idle {
+    conns: HashMap<Key, Vec<(Upstream, Instant)>>,
+    sweeper: bool,
 }
 
-impl Pool {
-    /// The newest idle connection of `key` that is still quiet: one that
-    /// has anything to read (bytes the upstream sent unasked, a close, an
-    /// alert) is closed, never reused, so no response ever lands on the
-    /// wrong request.
-    pub fn take(&self, key: &Key) -> Option<Upstream> {
+thread_local! {
+    static IDLE: RefCell<Idle> = RefCell::new(Idle::default());
+}
+
+/// The newest idle connection of `key` that is still quiet: one that has
+/// anything to read (bytes the upstream sent unasked, a close, an alert)
+/// is closed, never reused, so no response ever lands on the wrong request.
+pub fn take(key: &Key) -> Option<Upstream> {
+    let (found, expired) = IDLE.with_borrow_mut(|idle| {
         let mut expired = Vec::new();
-        let found = {
-            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-            let list = idle.get_mut(key)?;
-            let mut found = None;
-            while let Some((mut up, since)) = list.pop() {
-                if since.elapsed() < IDLE_TIMEOUT && quiet(&mut up.stream) {
-                    up.reused = true;
-                    found = Some(up);
-                    break;
-                }
-                expired.push(up);
+        let list = idle.conns.get_mut(key)?;
+        while let Some((mut up, since)) = list.pop() {
+            if since.elapsed() < IDLE_TIMEOUT && quiet(&mut up.stream) {
+                up.reused = true;
+                return Some((Some(up), expired));
             }
-            found
-        };
-        // Closed outside the lock.
-        drop(expired);
-        found
-    }
+            expired.push(up);
+        }
+        Some((None, expired))
+    })?;
+    // Closed outside the borrow (dropping a stream runs its own code).
+    drop(expired);
+    found
+}
 
-    /// Closes every idle connection of `key` (one turned out stale: the
-    /// older ones most likely are too).
-    pub fn clear(&self, key: &Key) {
-        let gone = {
-            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-            idle.remove(key)
-        };
-        drop(gone);
-    }
+/// Closes every idle connection of `key` (one turned out stale: the older
+/// ones most likely are too).
+pub fn clear(key: &Key) {
+    let gone = IDLE.with_borrow_mut(|idle| idle.conns.remove(key));
+    drop(gone);
+}
 
-    pub fn put(&'static self, key: Key, mut up: Upstream) {
-        // A large response grew the buffers; an idle connection keeps the
-        // usual size.
-        if up.buf.capacity() > 2 * BUF {
-            up.buf = BytesMut::with_capacity(BUF);
-        }
-        if up.out.capacity() > BUF {
-            up.out = Vec::with_capacity(BUF / 4);
-        }
-        self.sweeper.get_or_init(|| {
-            tokio::spawn(self.sweep());
-        });
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let list = idle.entry(key).or_default();
-        if list.len() >= MAX_IDLE {
-            list.remove(0);
-        }
+pub fn put(key: Key, mut up: Upstream) {
+    // A large response grew the buffers; an idle connection keeps the
+    // usual size.
+    if up.buf.capacity() > 2 * BUF {
+        up.buf = BytesMut::with_capacity(BUF);
+    }
+    if up.out.capacity() > BUF {
+        up.out = Vec::with_capacity(BUF / 4);
+    }
+    let (start_sweeper, oldest) = IDLE.with_borrow_mut(|idle| {
+        let start = !std::mem::replace(&mut idle.sweeper, true);
+        let list = idle.conns.entry(key).or_default();
+        let oldest = (list.len() >= MAX_IDLE).then(|| list.remove(0));
         list.push((up, Instant::now()));
+        (start, oldest)
+    });
+    drop(oldest);
+    if start_sweeper {
+        tokio::spawn(sweep());
     }
+}
 
-    /// Closes connections idle past [`IDLE_TIMEOUT`], so that a burst's
-    /// connections do not stay open when traffic stops.
-    async fn sweep(&'static self) {
-        loop {
-            tokio::time::sleep(IDLE_TIMEOUT / 4).await;
-            let expired: Vec<Upstream> = {
-                let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-                let mut out = Vec::new();
-                idle.retain(|_, list| {
-                    let keep = list
-                        .iter()
-                        .position(|(_, since)| since.elapsed() < IDLE_TIMEOUT)
-                        .unwrap_or(list.len());
-                    out.extend(list.drain(..keep).map(|(u, _)| u));
-                    !list.is_empty()
-                });
-                out
-            };
-            // Closed outside the lock.
-            drop(expired);
-        }
+/// Closes this thread's connections idle past [`IDLE_TIMEOUT`], so that a
+/// burst's connections do not stay open when traffic stops. Runs on the
+/// thread's own runtime.
+async fn sweep() {
+    loop {
+        tokio::time::sleep(IDLE_TIMEOUT / 4).await;
+        let expired: Vec<Upstream> = IDLE.with_borrow_mut(|idle| {
+            let mut out = Vec::new();
+            idle.conns.retain(|_, list| {
+                let keep = list
+                    .iter()
+                    .position(|(_, since)| since.elapsed() < IDLE_TIMEOUT)
+                    .unwrap_or(list.len());
+                out.extend(list.drain(..keep).map(|(u, _)| u));
+                !list.is_empty()
+            });
+            out
+        });
+        drop(expired);
     }
 }
 
