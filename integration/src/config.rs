@@ -152,6 +152,27 @@ spec:
     )
 }
 
+/// A VirtualService sending every request for `hosts` (YAML flow items,
+/// e.g. `frontend.example.com` or `"*"`) through gateway `gw` to
+/// 127.0.0.1:`port`; a whole document, to follow a `---`.
+pub fn route_all(hosts: &str, port: u16) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: all
+spec:
+  hosts: [{hosts}]
+  gateways: [gw]
+  http:
+  - route:
+    - destination:
+        host: 127.0.0.1
+        port: {{number: {port}}}
+"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

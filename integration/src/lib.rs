@@ -34,7 +34,7 @@ pub use cmd::{
     curl, openssl, openssl_s_client, run_command, run_tlsgate, s_client_get, CmdOutput, Curl,
     CurlResult,
 };
-pub use config::{gateway_preamble, seed000_yaml, ConfigDir, Seed000Ports};
+pub use config::{gateway_preamble, route_all, seed000_yaml, ConfigDir, Seed000Ports};
 pub use gateway::Gateway;
 pub use http::{http_get, HttpResponse};
 pub use metrics::Metrics;

@@ -239,20 +239,9 @@ fn gateway_to(upstream: u16) -> (Gateway, u16, ConfigDir) {
       mode: SIMPLE
       credentialName: frontend-credential
 ---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: frontend
-spec:
-  hosts: [frontend.example.com]
-  gateways: [gw]
-  http:
-  - route:
-    - destination:
-        host: 127.0.0.1
-        port: {{number: {upstream}}}
-"#,
+{vs}"#,
         preamble = gateway_preamble(&credentials_dir()),
+        vs = route_all(FRONTEND_HOST, upstream),
     );
     let path = conf.write("direct.yaml", &yaml);
     (Gateway::start(&[&path], &[]), port, conf)

@@ -144,22 +144,10 @@ fn two_host_config(
     let yaml = format!(
         r#"{preamble}{servers}
 ---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: all
-spec:
-  hosts: [{hosts}]
-  gateways: [gw]
-  http:
-  - route:
-    - destination:
-        host: 127.0.0.1
-        port: {{number: {backend}}}
-"#,
+{vs}"#,
         preamble = gateway_preamble(&credentials_dir()),
         servers = servers.replace("PORT", &port.to_string()),
-        hosts = hosts.join(", "),
+        vs = route_all(&hosts.join(", "), backend),
     );
     conf.write("identity.yaml", &yaml)
 }

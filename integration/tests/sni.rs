@@ -143,21 +143,9 @@ fn exact_beats_wildcard_beats_catch_all() {
     hosts: ["*"]
     tls: {{mode: SIMPLE, credentialName: frontend-credential}}
 ---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: all
-spec:
-  hosts: ["*"]
-  gateways: [gw]
-  http:
-  - route:
-    - destination:
-        host: 127.0.0.1
-        port: {{number: {backend}}}
-"#,
+{vs}"#,
         preamble = gateway_preamble(&creds),
-        backend = backend.port()
+        vs = route_all("\"*\"", backend.port()),
     );
     let cfg = conf.write("wild.yaml", &yaml);
     let gw = Gateway::start(&[&cfg], &[]);
@@ -204,21 +192,9 @@ fn protocol_version_bounds_per_listener() {
     hosts: [frontend.example.com]
     tls: {{mode: SIMPLE, credentialName: frontend-credential, maxProtocolVersion: TLSV1_2}}
 ---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: all
-spec:
-  hosts: [frontend.example.com]
-  gateways: [gw]
-  http:
-  - route:
-    - destination:
-        host: 127.0.0.1
-        port: {{number: {backend}}}
-"#,
+{vs}"#,
         preamble = gateway_preamble(&credentials_dir()),
-        backend = backend.port()
+        vs = route_all(FRONTEND_HOST, backend.port()),
     );
     let cfg = conf.write("versions.yaml", &yaml);
     let gw = Gateway::start(&[&cfg], &[]);
