@@ -310,7 +310,7 @@ impl Core {
             let start = Instant::now();
             // On the heap: in the connection's future it would cost every
             // idle connection 3 KB.
-            let mut storage = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut storage = Box::new_uninit_slice(MAX_HEADERS);
             let Parsed::Ready(head) = head::parse(&buf[..head_len], &mut storage) else {
                 metrics().direct.handoff_request.inc();
                 return Some((stream, buf));
@@ -450,9 +450,7 @@ impl Core {
                     }
                 },
             };
-            up.out.clear();
-            up.out.extend_from_slice(request);
-            match forward(client, &mut up, method, plan.timeout).await {
+            match forward(client, &mut up, request, method, plan.timeout).await {
                 Forwarded::Answered {
                     status,
                     keep_client,
@@ -557,6 +555,7 @@ impl Core {
         let mut client = H2Client {
             session: &mut session,
             header: None,
+            data: Vec::new(),
         };
         let Some((status, _, error)) = self.exchange(&mut client, &request, &plan, method).await
         else {
@@ -588,7 +587,6 @@ impl Core {
         Some(Upstream {
             stream,
             buf: BytesMut::with_capacity(pool::BUF),
-            out: Vec::with_capacity(pool::BUF / 4),
             reused: false,
         })
     }

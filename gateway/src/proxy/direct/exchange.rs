@@ -49,8 +49,11 @@ pub(super) trait Client {
     const INFORMATIONAL: bool;
     /// Parses the head at the start of `buf` and keeps what is to be sent.
     fn head(&mut self, buf: &[u8], method: Method) -> Result<Option<Response>, Invalid>;
-    /// Sends the kept head (if any) and `data`; `end` closes the response.
-    async fn send(&mut self, data: &[u8], end: bool) -> io::Result<()>;
+    /// Where body bytes go, to be sent by the next `send`.
+    fn body(&mut self) -> &mut Vec<u8>;
+    /// Sends the kept head (if any) and the body bytes gathered; `end`
+    /// closes the response.
+    async fn send(&mut self, end: bool) -> io::Result<()>;
     /// Answers `code` (502, 504) as Pingora's path does when the upstream
     /// fails after the request went out; the client's connection closes.
     async fn error(&mut self, code: u16);
@@ -86,8 +89,12 @@ impl Client for H1Client<'_> {
         r
     }
 
-    async fn send(&mut self, data: &[u8], _end: bool) -> io::Result<()> {
-        self.out.extend_from_slice(data);
+    fn body(&mut self) -> &mut Vec<u8> {
+        // After the head: head and the body at hand go out in one write.
+        &mut self.out
+    }
+
+    async fn send(&mut self, _end: bool) -> io::Result<()> {
         if self.out.is_empty() {
             return Ok(());
         }
@@ -135,6 +142,7 @@ fn error_response(code: u16) -> Vec<u8> {
 pub struct H2Client<'a> {
     pub session: &'a mut ServerSession,
     pub header: Option<Box<ResponseHeader>>,
+    pub data: Vec<u8>,
 }
 
 impl Client for H2Client<'_> {
@@ -151,16 +159,22 @@ impl Client for H2Client<'_> {
         }))
     }
 
-    async fn send(&mut self, data: &[u8], end: bool) -> io::Result<()> {
+    fn body(&mut self) -> &mut Vec<u8> {
+        &mut self.data
+    }
+
+    async fn send(&mut self, end: bool) -> io::Result<()> {
         if let Some(h) = self.header.take() {
             self.session
                 .write_response_header(h)
                 .await
                 .map_err(io::Error::other)?;
         }
-        if !data.is_empty() || end {
+        if !self.data.is_empty() || end {
+            // The gathered bytes become the frame's payload, uncopied.
+            let data = Bytes::from(std::mem::take(&mut self.data));
             self.session
-                .write_response_body(Bytes::copy_from_slice(data), end)
+                .write_response_body(data, end)
                 .await
                 .map_err(io::Error::other)?;
         }
@@ -178,14 +192,15 @@ impl Client for H2Client<'_> {
     }
 }
 
-/// Sends `up.out` (the request head) and relays the response to `client`.
+/// Sends `request` (its head) and relays the response to `client`.
 pub async fn forward<C: Client>(
     client: &mut C,
     up: &mut Upstream,
+    request: &[u8],
     method: Method,
     timeout: Option<Duration>,
 ) -> Forwarded {
-    if let Err(e) = send(&mut up.stream, &up.out).await {
+    if let Err(e) = send(&mut up.stream, request).await {
         return Forwarded::Unanswered(e);
     }
     up.buf.clear();
@@ -208,7 +223,7 @@ pub async fn forward<C: Client>(
         // 100 Continue, 103 Early Hints: passed on (HTTP/1.1), the final
         // head follows.
         if C::INFORMATIONAL {
-            if let Err(e) = client.send(&[], false).await {
+            if let Err(e) = client.send(false).await {
                 return answered_error(r.status, format!("client write: {e}"));
             }
             informational_sent = true;
@@ -288,11 +303,10 @@ async fn relay_body<C: Client>(
         chunks: Chunks::default(),
         reusable: resp.upstream_reusable,
     };
-    up.out.clear();
-    let mut done = body.take::<C>(&mut up.buf, &mut up.out);
+    let mut done = body.take::<C>(&mut up.buf, client.body());
     loop {
         let end = matches!(done, Ok(true));
-        if let Err(e) = client.send(&up.out, end).await {
+        if let Err(e) = client.send(end).await {
             return answered_error(resp.status, format!("client write: {e}"));
         }
         match done {
@@ -301,16 +315,14 @@ async fn relay_body<C: Client>(
             Err(i) => return answered_error(resp.status, format!("upstream body: {}", i.0)),
         }
         up.buf.clear();
-        up.out.clear();
         match read_some(&mut up.stream, &mut up.buf, timeout).await {
             Ok(0) if resp.framing == Framing::UntilClose => done = Ok(true),
             Ok(0) => return answered_error(resp.status, "upstream closed mid-body".into()),
-            Ok(_) => done = body.take::<C>(&mut up.buf, &mut up.out),
+            Ok(_) => done = body.take::<C>(&mut up.buf, client.body()),
             Err(e) => return answered_error(resp.status, format!("upstream body: {e}")),
         }
     }
     up.buf.clear();
-    up.out.clear();
     Forwarded::Answered {
         status: resp.status,
         keep_client: resp.keep_client,

@@ -139,7 +139,7 @@ mod tests {
     use crate::config::{HeaderEdits, RouteAction, RouteMatch, StringMatch};
 
     fn build(raw: &[u8], route: Option<&HttpRoute>, xfcc: Option<&str>) -> String {
-        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut storage = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
         let Parsed::Ready(head) = parse(raw, &mut storage) else {
             panic!("not a direct request")
         };

@@ -32,9 +32,6 @@ pub const BUF: usize = 16 * 1024;
 pub struct Upstream {
     pub stream: Stream,
     pub buf: BytesMut,
-    /// The request head on the way out, the client's response head on the
-    /// way back.
-    pub out: Vec<u8>,
     /// Served a request before: a failure may be a stale connection.
     pub reused: bool,
 }
@@ -90,13 +87,10 @@ pub fn clear(key: &Key) {
 }
 
 pub fn put(key: Key, mut up: Upstream) {
-    // A large response grew the buffers; an idle connection keeps the
+    // A large response grew the buffer; an idle connection keeps the
     // usual size.
     if up.buf.capacity() > 2 * BUF {
         up.buf = BytesMut::with_capacity(BUF);
-    }
-    if up.out.capacity() > BUF {
-        up.out = Vec::with_capacity(BUF / 4);
     }
     let (start_sweeper, oldest) = IDLE.with_borrow_mut(|idle| {
         let start = !std::mem::replace(&mut idle.sweeper, true);
