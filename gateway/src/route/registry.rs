@@ -29,7 +29,8 @@ pub enum Registered {
 
 #[derive(Debug, Default)]
 pub(super) struct Registry {
-    exact: HashMap<(String, u16), Arc<Destination>>,
+    /// host → port → destination (two levels, so a lookup borrows the host).
+    exact: HashMap<String, HashMap<u16, Arc<Destination>>>,
     /// Exact host -> its declared ports, for refusals.
     ports: HashMap<String, BTreeSet<u16>>,
     /// Some ServiceEntry host is a wildcard: resolve unknown hosts per request.
@@ -53,7 +54,10 @@ impl Registry {
                     let d = registered(host, sp.number);
                     match resolver.resolve(&d, &se.id, &format!("spec.hosts[{i}]")) {
                         Ok(dest) => {
-                            reg.exact.insert((host.clone(), sp.number), dest);
+                            reg.exact
+                                .entry(host.clone())
+                                .or_default()
+                                .insert(sp.number, dest);
                             reg.ports.entry(host.clone()).or_default().insert(sp.number);
                         }
                         Err(e) => errors.push(e),
@@ -67,7 +71,7 @@ impl Registry {
 
     /// `host` is lower case without a port.
     pub fn lookup(&self, model: &Model, host: &str, port: u16) -> Registered {
-        if let Some(d) = self.exact.get(&(host.to_string(), port)) {
+        if let Some(d) = self.exact.get(host).and_then(|ports| ports.get(&port)) {
             return Registered::Destination(d.clone());
         }
         if let Some(ports) = self.ports.get(host) {
