@@ -88,6 +88,7 @@ impl Admin {
         &self,
         method: &http::Method,
         path: &str,
+        caller: Caller<'_>,
     ) -> (StatusCode, &'static str, Vec<u8>) {
         const TEXT: &str = "text/plain; charset=utf-8";
         const JSON: &str = "application/json";
@@ -127,6 +128,15 @@ impl Admin {
                 (StatusCode::OK, JSON, to_json(&rt.cert_views()))
             }
             ("POST", "/reload") => {
+                let token_file = self.rt.load().model.runtime.admin_token_file.clone();
+                if let Err(why) = may_reload(caller, token_file.as_deref()) {
+                    metrics()
+                        .http_refused
+                        .with_label_values(&["admin_unauthorized"])
+                        .inc();
+                    tracing::warn!(peer = ?caller.peer, why, "POST /reload refused");
+                    return (StatusCode::FORBIDDEN, TEXT, format!("{why}\n").into_bytes());
+                }
                 let Some(reloader) = self.reloader.clone() else {
                     return (StatusCode::NOT_FOUND, TEXT, b"reload disabled\n".to_vec());
                 };
@@ -162,6 +172,41 @@ impl Admin {
     }
 }
 
+/// Who asks the admin port for something.
+#[derive(Debug, Clone, Copy)]
+struct Caller<'a> {
+    peer: Option<IpAddr>,
+    /// The `Authorization: Bearer` token, if any.
+    bearer: Option<&'a str>,
+}
+
+/// `POST /reload` changes what the gateway serves: from loopback anyone on
+/// the machine may (as with the files themselves); from elsewhere only
+/// with the token of `spec.adminTokenFile`, read at each request so a
+/// rotated token applies at once.
+fn may_reload(caller: Caller<'_>, token_file: Option<&std::path::Path>) -> Result<(), String> {
+    if caller.peer.is_some_and(|ip| ip.is_loopback()) {
+        return Ok(());
+    }
+    let Some(file) = token_file else {
+        return Err("POST /reload from outside loopback needs a token: \
+                    set GatewayRuntime spec.adminTokenFile"
+            .into());
+    };
+    let token = std::fs::read_to_string(file)
+        .map_err(|e| format!("admin token file {}: {e}", file.display()))?;
+    let token = token.trim();
+    let given = caller.bearer.unwrap_or("").trim();
+    let same = !token.is_empty()
+        && token.len() == given.len()
+        && openssl::memcmp::eq(token.as_bytes(), given.as_bytes());
+    if same {
+        Ok(())
+    } else {
+        Err("POST /reload needs Authorization: Bearer <the token of spec.adminTokenFile>".into())
+    }
+}
+
 fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
     let mut out = serde_json::to_vec_pretty(v)
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}").into_bytes());
@@ -172,13 +217,55 @@ fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
 #[async_trait]
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
         let req = session.req_header();
-        let (status, content_type, body) = self.route(&req.method, req.uri.path()).await;
+        let bearer = req
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let caller = Caller { peer, bearer };
+        let (status, content_type, body) = self.route(&req.method, req.uri.path(), caller).await;
         Response::builder()
             .status(status)
             .header(http::header::CONTENT_TYPE, content_type)
             .header(http::header::CONTENT_LENGTH, body.len())
             .body(body)
             .unwrap_or_else(|_| Response::new(Vec::new()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reload_needs_loopback_or_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let local: Option<IpAddr> = Some(Ipv4Addr::LOCALHOST.into());
+        let remote: Option<IpAddr> = Some(Ipv4Addr::new(10, 0, 0, 7).into());
+        let call = |peer, bearer| Caller { peer, bearer };
+        let missing = dir.path().join("missing");
+        let cases = [
+            (call(local, None), None, true),
+            (call(Some(Ipv6Addr::LOCALHOST.into()), None), None, true),
+            (call(remote, None), None, false),
+            (call(remote, Some("s3cret")), None, false),
+            (call(remote, Some("s3cret")), Some(file.as_path()), true),
+            (call(remote, Some("s3cre")), Some(file.as_path()), false),
+            (call(remote, None), Some(file.as_path()), false),
+            (call(None, Some("s3cret")), Some(file.as_path()), true),
+            (call(remote, Some("s3cret")), Some(missing.as_path()), false),
+        ];
+        for (i, (caller, file, ok)) in cases.into_iter().enumerate() {
+            assert_eq!(may_reload(caller, file).is_ok(), ok, "case {i}: {caller:?}");
+        }
+        std::fs::write(&file, "\n").unwrap();
+        assert!(may_reload(call(remote, Some("")), Some(file.as_path())).is_err());
     }
 }

@@ -28,6 +28,7 @@ mod convert_rules;
 mod convert_runtime;
 mod convert_services;
 mod credfiles;
+mod limits;
 mod load;
 pub mod model;
 mod parse;

@@ -10,6 +10,8 @@ pub mod config;
 pub mod credentials;
 pub mod dns;
 pub mod embedded;
+pub mod listen;
+pub mod logrl;
 pub mod metrics;
 pub mod proxy;
 pub mod route;

@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use pingora::listeners::ListenerConfig;
-use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::listening::Service;
@@ -18,7 +16,7 @@ use tlsgate::admin::{Admin, Readiness};
 use tlsgate::config::{AccessLogFormat, ConfigErrors, Model, Overrides, Protocol};
 use tlsgate::runtime::Runtime;
 use tlsgate::watch::{self, ConfigSource, Reloader};
-use tlsgate::{certgen, embedded, proxy, tls};
+use tlsgate::{certgen, embedded, listen, proxy, tls};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -241,36 +239,24 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let mut data = Service::new(
-        "tlsgate".to_string(),
-        proxy::Direct::new(
-            &server.configuration,
-            proxy::Proxy::new(shared.clone()),
-            !args.no_direct,
-        ),
-    );
-    // Pingora reads through a 64 KiB buffer per connection by default.
-    // None is needed: OpenSSL reads ahead into its own buffer, released
-    // while a TLS connection idles (tls.rs), and both HTTP/1 paths read
-    // plain-text requests straight into their own buffers. The write side
-    // keeps Pingora's small buffer, which joins a handshake's records into
-    // one send.
-    let l4_buffer = L4BufferSettings {
-        read: Some(0),
-        write: None,
-    };
+    let mut bound = Vec::new();
     for (addr, proto) in &listen {
-        let endpoint = ListenerConfig::tcp(addr.to_string()).l4_buffer(l4_buffer);
-        let endpoint = match proto {
-            Protocol::Http => endpoint,
-            Protocol::Https | Protocol::Tls => {
-                endpoint.tls(tls::listener_settings(shared.clone(), *addr)?)
-            }
+        let tls = match proto {
+            Protocol::Http => None,
+            Protocol::Https | Protocol::Tls => Some(listen::TlsFront {
+                acceptor: tls::listener_acceptor(shared.clone(), *addr)?,
+                callbacks: tls::Acceptor,
+                name: addr.to_string().into(),
+            }),
         };
-        data.add_listener(endpoint);
+        bound.push(listen::bind(*addr, tls)?);
     }
-    data.endpoints()
-        .set_pre_tls_callback(std::sync::Arc::new(tls::LingerOnRefusal));
+    let app = proxy::Direct::new(
+        &server.configuration,
+        proxy::Proxy::new(shared.clone()),
+        !args.no_direct,
+    );
+    let data = listen::Front::new(bound, app, shared.clone());
     let readiness = Readiness::new(listen.keys().copied().collect());
     let mut admin = Service::new(
         "admin".to_string(),

@@ -37,6 +37,19 @@ pub struct Metrics {
     pub upstream_tls_failures: IntCounterVec,
     /// What the direct HTTP/1.1 path did (proxy/direct.rs).
     pub direct: DirectCounters,
+    /// phase: a deadline of `spec.timeouts` that fired (config/limits.rs)
+    pub timeouts: IntCounterVec,
+    /// reason: HTTP requests refused before routing (proxy/direct/gate.rs)
+    pub http_refused: IntCounterVec,
+    /// reason: HTTP/2 connections we ended with GOAWAY (proxy/h2conn.rs)
+    pub h2_goaway: IntCounterVec,
+    /// by: client / server
+    pub h2_resets: IntCounterVec,
+    /// reason: connections closed at accept (listen.rs)
+    pub connections_refused: IntCounterVec,
+    pub connections_open: IntGauge,
+    /// Bytes held by unfinished HTTP/1.1 request heads.
+    pub request_head_bytes: IntGauge,
 }
 
 /// `tlsgate_direct_path_total{outcome}`, resolved once: these count on
@@ -175,9 +188,61 @@ impl Metrics {
             bad_response: one("bad_response"),
             stale_retry: one("stale_retry"),
         };
+        let timeouts = counter(
+            &registry,
+            "tlsgate_timeouts_total",
+            "Connections or requests cut off by a deadline, by phase",
+            &["phase"],
+        );
+        let http_refused = counter(
+            &registry,
+            "tlsgate_http_refused_total",
+            "HTTP requests refused before routing (oversized, malformed, ambiguous), by reason",
+            &["reason"],
+        );
+        let h2_goaway = counter(
+            &registry,
+            "tlsgate_h2_goaway_total",
+            "HTTP/2 connections ended by the gateway with GOAWAY, by reason",
+            &["reason"],
+        );
+        let h2_resets = counter(
+            &registry,
+            "tlsgate_h2_streams_reset_total",
+            "HTTP/2 streams reset before their response was complete, by who reset them",
+            &["by"],
+        );
+        let connections_refused = counter(
+            &registry,
+            "tlsgate_connections_refused_total",
+            "Downstream connections closed at accept, by reason",
+            &["reason"],
+        );
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid gauge");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("metric registered once");
+            g
+        };
+        let connections_open = gauge(
+            "tlsgate_connections_open",
+            "Downstream connections open now (handshaking, serving or closing)",
+        );
+        let request_head_bytes = gauge(
+            "tlsgate_request_head_bytes",
+            "Bytes held now by unfinished HTTP/1.1 request heads",
+        );
         Metrics {
             registry,
             direct,
+            timeouts,
+            http_refused,
+            h2_goaway,
+            h2_resets,
+            connections_refused,
+            connections_open,
+            request_head_bytes,
             requests,
             request_duration,
             handshake_failures,

@@ -4,10 +4,12 @@
 //! and upstream TLS origination, explain upstream failures, log and count.
 
 mod admit;
+mod bodywatch;
 mod connect;
 mod direct;
 mod egress;
 mod failure;
+mod h2conn;
 mod headers;
 mod names;
 mod origination;
@@ -103,6 +105,34 @@ impl ProxyHttp for Proxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         admit::admit(session, ctx).await
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        _ctx: &mut Ctx,
+    ) -> Result<()> {
+        bodywatch::progress(end_of_stream);
+        Ok(())
+    }
+
+    /// Every request ends in our access log line (`logging`), error
+    /// included: Pingora's own line per failure would only repeat it, and
+    /// a client can make failures at will.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, _error: &Error) -> bool {
+        true
+    }
+
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        _ctx: &Ctx,
+        _error: &Error,
+        _context: pingora_proxy::ProxyWarnLogContext,
+    ) -> bool {
+        true
     }
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -252,8 +282,17 @@ impl ProxyHttp for Proxy {
                 can_reuse_downstream: false,
             };
         }
+        let downstream = e.esource() == &ErrorSource::Downstream;
         let code = match e.etype() {
             ErrorType::HTTPStatus(code) => *code,
+            // The client stopped sending its body (`requestBodyIdle`).
+            ErrorType::ReadTimedout if downstream => {
+                crate::metrics::metrics()
+                    .timeouts
+                    .with_label_values(&["request_body_idle"])
+                    .inc();
+                408
+            }
             ErrorType::ConnectTimedout
             | ErrorType::ConnectRefused
             | ErrorType::ConnectNoRoute

@@ -7,7 +7,7 @@
 mod accept;
 mod conn;
 mod ffi;
-mod linger;
+pub mod outcome;
 pub mod policy;
 mod session;
 pub mod sni;
@@ -16,8 +16,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use openssl::ex_data::Index;
-use openssl::ssl::{SslContext, SslMode, SslSessionCacheMode};
-use pingora::listeners::tls::TlsSettings;
+use openssl::ssl::{
+    select_next_proto, AlpnError, SslAcceptor, SslContext, SslMethod, SslMode, SslOptions,
+    SslSessionCacheMode,
+};
 
 pub use accept::Acceptor;
 
@@ -28,8 +30,8 @@ pub fn read_ahead(ssl: &openssl::ssl::SslRef) {
     // the call.
     unsafe { ffi::SSL_set_read_ahead(foreign_types::ForeignTypeRef::as_ptr(ssl), 1) };
 }
+pub(crate) use conn::record_failure;
 pub use conn::{ConnInfo, FailureReason};
-pub use linger::LingerOnRefusal;
 pub use policy::{ListenerTls, ServerPolicy, SniMap, TlsPolicy};
 
 use crate::runtime::SharedRuntime;
@@ -45,38 +47,46 @@ fn listener_name_index() -> Index<SslContext, Arc<str>> {
     *IDX.get_or_init(|| SslContext::new_ex_index().expect("OpenSSL ex data index"))
 }
 
-/// TLS settings for the listener bound at `addr`.
-pub fn listener_settings(rt: SharedRuntime, addr: SocketAddr) -> Result<TlsSettings, TlsError> {
+/// The TLS acceptor of the listener bound at `addr`.
+pub fn listener_acceptor(rt: SharedRuntime, addr: SocketAddr) -> Result<SslAcceptor, TlsError> {
     let err = |message: String| TlsError::Listener { addr, message };
-    let mut settings = TlsSettings::with_callbacks(Box::new(Acceptor))
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls())
         .map_err(|e| err(format!("cannot create acceptor: {e}")))?;
-    settings.enable_h2();
+    b.set_alpn_select_callback(|_, offered| {
+        select_next_proto(ALPN_PREFERENCE, offered).ok_or(AlpnError::NOACK)
+    });
     let name: Arc<str> = addr.to_string().into();
-    settings.set_ex_data(listener_name_index(), name.clone());
+    b.set_ex_data(listener_name_index(), name.clone());
+    // Client-initiated renegotiation costs us a full handshake each time,
+    // at the client's will: refused (and counted, see conn.rs).
+    b.set_options(SslOptions::NO_RENEGOTIATION);
     // Server-side cache for TLS 1.2 session ids; tickets are stateless.
     // Both are bound to the policy key (see session.rs).
-    settings.set_session_cache_mode(SslSessionCacheMode::SERVER);
+    b.set_session_cache_mode(SslSessionCacheMode::SERVER);
     // An idle keep-alive connection then holds no 34 KB of TLS record
     // buffers (nginx does the same): memory per idle connection is what
     // limits how many clients one gateway holds.
-    settings.set_mode(SslMode::RELEASE_BUFFERS);
+    b.set_mode(SslMode::RELEASE_BUFFERS);
     // OpenSSL reads whole socket buffers itself (one read per request
     // instead of header then body), so the listener needs no read buffer
     // of its own, and OpenSSL's is released while a connection idles.
     // SAFETY: a control on a context no connection uses yet.
     unsafe {
         openssl_sys::SSL_CTX_ctrl(
-            settings.as_ptr(),
+            b.as_ptr(),
             ffi::SSL_CTRL_SET_READ_AHEAD,
             1,
             std::ptr::null_mut(),
         );
     }
-    session::install(&mut settings).map_err(|e| err(format!("session tickets: {e}")))?;
-    settings.set_client_hello_callback(move |ssl, alert| {
+    session::install(&mut b).map_err(|e| err(format!("session tickets: {e}")))?;
+    b.set_client_hello_callback(move |ssl, alert| {
         accept::client_hello(&rt, addr, &name, ssl, alert)
     });
     // SAFETY: `on_info` is a plain function that only reads the SSL.
-    unsafe { ffi::SSL_CTX_set_info_callback(settings.as_ptr(), Some(conn::on_info)) };
-    Ok(settings)
+    unsafe { ffi::SSL_CTX_set_info_callback(b.as_ptr(), Some(conn::on_info)) };
+    Ok(b.build())
 }
+
+/// ALPN, in our order of preference (wire format).
+const ALPN_PREFERENCE: &[u8] = b"\x02h2\x08http/1.1";

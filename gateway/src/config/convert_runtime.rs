@@ -5,11 +5,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::limits::{limits, timeouts};
 use super::load::{absolute, Document};
 use super::parse::{duration, resolve, spec, upper, Report};
 use super::raw::GatewayRuntimeSpec;
 use super::{
-    AccessLogFormat, ConfigError, OutboundPolicy, Overrides, ReloadSettings, RuntimeSettings,
+    AccessLogFormat, ConfigError, Limits, OutboundPolicy, Overrides, ReloadSettings,
+    RuntimeSettings, Timeouts,
 };
 
 pub(crate) const DEFAULT_ADMIN: &str = "127.0.0.1:15021";
@@ -25,6 +27,9 @@ pub(crate) fn defaults() -> RuntimeSettings {
         grace_period: Duration::ZERO,
         shutdown_timeout: Duration::from_secs(1),
         reload: ReloadSettings::default(),
+        limits: Limits::default(),
+        timeouts: Timeouts::default(),
+        admin_token_file: None,
     }
 }
 
@@ -134,6 +139,15 @@ fn apply(doc: &Document, s: &mut RuntimeSettings, report: &mut Report<'_>) {
             r.allow_expired_credentials = a;
         }
     }
+    if let Some(raw) = &raw.limits {
+        s.limits = limits(raw, report);
+    }
+    if let Some(raw) = &raw.timeouts {
+        s.timeouts = timeouts(raw, report);
+    }
+    if let Some(f) = &raw.admin_token_file {
+        s.admin_token_file = Some(resolve(&doc.base_dir, f));
+    }
 }
 
 #[cfg(test)]
@@ -162,6 +176,11 @@ spec:
   accessLog: {format: json}
   threads: 4
   shutdown: {gracePeriod: 2s, timeout: 500ms}
+  limits: {maxConnections: 500, requestHeadBytes: 32Ki, requestHeaders: 50, requestHeadMemory: 8Mi,
+           http2MaxConcurrentStreams: 20, http2MaxResetStreams: 7}
+  timeouts: {tlsHandshake: 2s, firstRequest: 3s, requestHead: 4s, requestBodyIdle: 5s,
+             keepAliveIdle: 6s, http2Idle: 7s}
+  adminTokenFile: token
 ";
 
     #[test]
@@ -175,6 +194,34 @@ spec:
         assert_eq!(s.threads, 4);
         assert_eq!(s.grace_period, Duration::from_secs(2));
         assert_eq!(s.shutdown_timeout, Duration::from_millis(500));
+        let l = s.limits;
+        assert_eq!(
+            (l.max_connections, l.request_head_bytes, l.request_headers),
+            (500, 32 * 1024, 50)
+        );
+        assert_eq!(l.request_head_memory, 8 << 20);
+        assert_eq!(
+            (l.http2_max_concurrent_streams, l.http2_max_reset_streams),
+            (20, 7)
+        );
+        let t = s.timeouts;
+        let secs = |d: Duration| d.as_secs();
+        assert_eq!(
+            [
+                t.tls_handshake,
+                t.first_request,
+                t.request_head,
+                t.request_body_idle,
+                t.keep_alive_idle,
+                t.http2_idle
+            ]
+            .map(secs),
+            [2, 3, 4, 5, 6, 7]
+        );
+        assert_eq!(
+            s.admin_token_file.as_deref(),
+            Some(Path::new("/conf/token"))
+        );
 
         let (d, errors) = run("", &Overrides::default());
         assert!(errors.is_empty());
@@ -182,6 +229,27 @@ spec:
         assert_eq!(d.credentials_dir, Path::new(DEFAULT_CREDENTIALS_DIR));
         assert_eq!(d.outbound_policy, OutboundPolicy::AllowAny);
         assert_eq!(d.shutdown_timeout, Duration::from_secs(1));
+        assert_eq!(d.limits, Limits::default());
+        assert_eq!(d.timeouts, Timeouts::default());
+    }
+
+    #[test]
+    fn limits_out_of_range_and_zero_timeouts() {
+        let yaml = "apiVersion: tlsgate.io/v1\nkind: GatewayRuntime\nmetadata: {name: a}\n\
+            spec: {limits: {requestHeadBytes: 10, requestHeaders: 5000, http2MaxResetStreams: 0}, \
+            timeouts: {requestHead: 0s, http2Idle: soon}}\n";
+        let (_, errors) = run(yaml, &Overrides::default());
+        assert_eq!(errors.len(), 5, "{errors:?}");
+        let all = errors.join("\n");
+        for want in [
+            "spec.limits.requestHeaders: 5000 is out of range: expected 8 to 1000",
+            "spec.limits.http2MaxResetStreams: 0 is out of range",
+            "spec.limits.requestHeadBytes: 10 is out of range",
+            "spec.timeouts.requestHead: must be more than 0s",
+            "spec.timeouts.http2Idle: invalid duration 'soon'",
+        ] {
+            assert!(all.contains(want), "{want} not in {all}");
+        }
     }
 
     #[test]

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use super::limits::{Limits, Timeouts, RESET_WINDOW};
+
 /// The whole configuration as one immutable value.
 #[derive(Debug, Clone, Serialize)]
 pub struct Model {
@@ -55,6 +57,11 @@ pub struct RuntimeSettings {
     /// Time open connections get to finish after listeners close (default 1 s).
     pub shutdown_timeout: Duration,
     pub reload: ReloadSettings,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    /// File holding the bearer token that `POST /reload` needs from a
+    /// peer outside loopback (read at each such request, never dumped).
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// How configuration and credential changes are picked up.

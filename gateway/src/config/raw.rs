@@ -372,6 +372,39 @@ pub struct GatewayRuntimeSpec {
     pub threads: Option<usize>,
     pub shutdown: Option<Shutdown>,
     pub reload: Option<Reload>,
+    pub limits: Option<RawLimits>,
+    pub timeouts: Option<RawTimeouts>,
+    pub admin_token_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawLimits {
+    pub max_connections: Option<u64>,
+    pub request_head_bytes: Option<Size>,
+    pub request_headers: Option<u64>,
+    pub request_head_memory: Option<Size>,
+    pub http2_max_concurrent_streams: Option<u64>,
+    pub http2_max_reset_streams: Option<u64>,
+}
+
+/// A byte count: a number, or a string with a Kubernetes suffix (`64Ki`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    Number(u64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawTimeouts {
+    pub tls_handshake: Option<String>,
+    pub first_request: Option<String>,
+    pub request_head: Option<String>,
+    pub request_body_idle: Option<String>,
+    pub keep_alive_idle: Option<String>,
+    pub http2_idle: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

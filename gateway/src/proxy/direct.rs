@@ -13,6 +13,7 @@
 mod date;
 mod exchange;
 mod forward;
+mod gate;
 mod head;
 mod pool;
 mod relay;
@@ -23,9 +24,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::{Buf, BytesMut};
-use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp};
+use pingora::apps::{HttpServerApp, ReusedHttpStream, ServerApp};
 use pingora::connectors::{ConnectorOptions, TransportConnector};
-use pingora::protocols::http::v2::server::H2Options;
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::tls::SslDigest;
 use pingora::protocols::{Digest, Stream, ALPN};
@@ -34,7 +34,9 @@ use pingora::server::ShutdownWatch;
 use pingora_proxy::HttpProxy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::bodywatch;
 use super::egress::loops_back;
+use super::h2conn::{self, OnStream};
 use super::names::PeerCheck;
 use super::origination::{Origination, OriginationCache};
 use super::record::{record, Outcome};
@@ -48,22 +50,16 @@ pub(super) use forward::same_name;
 
 use exchange::{forward, Client, Forwarded, H1Client, H2Client};
 use forward::{h1_headers, Outgoing};
-use head::{Headers, Method, Parsed, MAX_HEADERS};
+use gate::{HeadMemory, HeadScan, Refusal, Scan};
+use head::{Headers, Method, Parsed};
 use pool::{Key, Upstream};
 
-/// How long a client connection may sit between requests (Pingora's
-/// keep-alive default), and may take to send a request head.
-const KEEPALIVE: Duration = Duration::from_secs(60);
-/// A request head larger than this goes to Pingora (which refuses it).
-const MAX_HEAD: usize = 32 * 1024;
 /// Read buffer of a client connection; grows for larger heads.
 const HEAD_BUF: usize = 1024;
 
 /// The data-plane application: the direct path in front of Pingora's proxy.
 pub struct Direct {
     core: Arc<Core>,
-    /// HTTP/2 connections: Pingora's h2 server, our per-stream handling.
-    h2: Arc<H2Streams>,
 }
 
 /// What both HTTP versions' direct paths share.
@@ -73,11 +69,6 @@ struct Core {
     origins: Arc<OriginationCache>,
     connector: TransportConnector,
     enabled: bool,
-}
-
-/// Pingora's HTTP/2 server hands each stream to `process_new_http`.
-struct H2Streams {
-    core: Arc<Core>,
 }
 
 impl Direct {
@@ -97,10 +88,7 @@ impl Direct {
             connector: TransportConnector::new(Some(ConnectorOptions::from_server_conf(conf))),
             enabled,
         });
-        Direct {
-            h2: Arc::new(H2Streams { core: core.clone() }),
-            core,
-        }
+        Direct { core }
     }
 }
 
@@ -112,41 +100,34 @@ impl ServerApp for Direct {
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let core = &self.core;
-        if !core.enabled {
-            return ServerApp::process_new(&core.pingora, stream, shutdown).await;
-        }
-        // (Pingora's own connection handling, whose future every HTTP/1
-        // connection would carry while it idles, only for HTTP/2.)
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
-            return ServerApp::process_new(&self.h2, stream, shutdown).await;
+            let (limits, timeouts) = {
+                let rt = core.rt.load();
+                (rt.model.runtime.limits, rt.model.runtime.timeouts)
+            };
+            let (core, down) = (core.clone(), shutdown.clone());
+            let on_stream: OnStream = Arc::new(move |session, guard| {
+                let (core, shutdown) = (core.clone(), down.clone());
+                pingora_runtime::current_handle().spawn(async move {
+                    let _guard = guard;
+                    core.serve_h2(session, &shutdown).await;
+                });
+            });
+            h2conn::serve(stream, shutdown, limits, timeouts, on_stream).await;
+            return None;
         }
+        // Every HTTP/1.1 head passes `serve`'s gate, also with the direct
+        // path off (`--no-direct`): the limits hold on both engines.
+        let mut fresh = true;
         loop {
-            let (s, buf) = core.serve(stream, shutdown).await?;
+            let (s, buf) = core.serve(stream, shutdown, fresh).await?;
+            fresh = false;
             stream = core.one_by_pingora(s, buf, shutdown).await?;
         }
     }
 
     async fn cleanup(&self) {
         self.core.pingora.http_cleanup().await;
-    }
-}
-
-#[async_trait]
-impl HttpServerApp for H2Streams {
-    async fn process_new_http(
-        self: &Arc<Self>,
-        session: ServerSession,
-        shutdown: &ShutdownWatch,
-    ) -> Option<ReusedHttpStream> {
-        self.core.serve_h2(session, shutdown).await
-    }
-
-    fn h2_options(&self) -> Option<H2Options> {
-        self.core.pingora.h2_options()
-    }
-
-    fn server_options(&self) -> Option<&HttpServerOptions> {
-        self.core.pingora.server_options.as_ref()
     }
 }
 
@@ -255,65 +236,97 @@ impl Plan {
 
 impl Core {
     /// Serves requests until the connection ends (`None`) or one needs
-    /// Pingora: then the stream and the bytes read so far.
+    /// Pingora: then the stream and the bytes read so far. `fresh`: no
+    /// request came on this connection yet.
     async fn serve(
         &self,
         mut stream: Stream,
         shutdown: &ShutdownWatch,
+        mut fresh: bool,
     ) -> Option<(Stream, BytesMut)> {
         let conn = Conn::of(&stream);
+        let (limits, timeouts) = {
+            let rt = self.rt.load();
+            (rt.model.runtime.limits, rt.model.runtime.timeouts)
+        };
         let mut buf = BytesMut::with_capacity(HEAD_BUF);
         let mut shutdown = shutdown.clone();
-        // How far `buf` was searched for the end of a head, and when the
-        // head's first bytes came.
-        let mut scanned = 0;
-        let mut head_since = None;
+        let mut memory = HeadMemory::default();
         loop {
-            let head_len = match head_end(&buf, scanned) {
-                Some(n) => n,
-                None if buf.len() > MAX_HEAD => {
-                    metrics().direct.handoff_request.inc();
-                    return Some((stream, buf));
+            let mut scan = HeadScan::default();
+            // The whole head within `requestHead` of its first byte, however
+            // slowly it trickles.
+            let mut deadline = None;
+            let head_len = loop {
+                match scan.feed(&buf, limits.request_headers) {
+                    Scan::Complete(n) => break n,
+                    Scan::Refused(r) => return refuse(stream, r, &conn).await,
+                    Scan::More => {}
                 }
-                None => {
-                    scanned = buf.len();
-                    let read = if buf.is_empty() {
-                        // Idle between requests: closed at once when the
-                        // gateway shuts down (the client opens a new one
-                        // elsewhere), as Pingora does.
-                        tokio::select! {
-                            biased;
-                            _ = shutdown.changed() => return None,
-                            r = read_head_bytes(&mut stream, &mut buf, KEEPALIVE) => r,
-                        }
+                if buf.len() > limits.request_head_bytes {
+                    return refuse(stream, Refusal::HEAD_TOO_LARGE, &conn).await;
+                }
+                let read = if buf.is_empty() {
+                    // Between requests: closed at once when the gateway
+                    // shuts down (the client opens a new one elsewhere), as
+                    // Pingora does.
+                    let (idle, phase) = if fresh {
+                        (timeouts.first_request, "first_request")
                     } else {
-                        // A head in parts: all of it within the keep-alive
-                        // time, however slowly it trickles.
-                        let since = *head_since.get_or_insert_with(Instant::now);
-                        let left = KEEPALIVE.saturating_sub(since.elapsed());
-                        read_head_bytes(&mut stream, &mut buf, left).await
+                        (timeouts.keep_alive_idle, "keepalive_idle")
                     };
-                    match read {
-                        Ok(0) | Err(_) if buf.is_empty() => return None,
-                        // A partial head then EOF or a timeout: Pingora
-                        // answers what it can of it.
-                        Ok(0) | Err(_) => {
-                            metrics().direct.handoff_request.inc();
-                            return Some((stream, buf));
-                        }
-                        Ok(_) => continue,
+                    let read = tokio::select! {
+                        biased;
+                        _ = shutdown.changed() => return None,
+                        r = read_head_bytes(&mut stream, &mut buf, idle) => r,
+                    };
+                    if is_timeout(&read) {
+                        metrics().timeouts.with_label_values(&[phase]).inc();
                     }
+                    read
+                } else {
+                    let until =
+                        *deadline.get_or_insert_with(|| Instant::now() + timeouts.request_head);
+                    let left = until.saturating_duration_since(Instant::now());
+                    let read = read_head_bytes(&mut stream, &mut buf, left).await;
+                    if is_timeout(&read) {
+                        metrics()
+                            .timeouts
+                            .with_label_values(&["request_head"])
+                            .inc();
+                        log_refusal("request head timed out", 408, &conn);
+                        return close_with(stream, 408).await;
+                    }
+                    read
+                };
+                match read {
+                    // Gone, with or without a partial head: nothing to answer.
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+                deadline.get_or_insert_with(|| Instant::now() + timeouts.request_head);
+                if !memory.hold(buf.capacity(), limits.request_head_memory) {
+                    return refuse(stream, Refusal::HEAD_MEMORY, &conn).await;
                 }
             };
-            scanned = 0;
-            head_since = None;
+            // A complete head is the request's now, not a head in waiting.
+            memory.hold(0, 0);
+            fresh = false;
             let start = Instant::now();
             // On the heap: in the connection's future it would cost every
             // idle connection 3 KB.
-            let mut storage = Box::new_uninit_slice(MAX_HEADERS);
-            let Parsed::Ready(head) = head::parse(&buf[..head_len], &mut storage) else {
-                metrics().direct.handoff_request.inc();
-                return Some((stream, buf));
+            let mut storage = Box::new_uninit_slice(limits.request_headers);
+            let head = match head::parse(&buf[..head_len], &mut storage) {
+                Parsed::Ready(head) if self.enabled => head,
+                Parsed::Ready(_) | Parsed::Elsewhere => {
+                    if self.enabled {
+                        metrics().direct.handoff_request.inc();
+                    }
+                    return Some((stream, buf));
+                }
+                Parsed::Refused(r) => return refuse(stream, r, &conn).await,
+                // The gate saw a complete head the parser does not.
+                Parsed::Partial => return refuse(stream, Refusal::MALFORMED, &conn).await,
             };
             let Some(plan) = self
                 .plan(&conn, head.host, head.target, &Headers(head.headers))
@@ -536,11 +549,11 @@ impl Core {
             (method, target, authority, direct)
         else {
             metrics().direct.handoff_request.inc();
-            return self.pingora.process_new_http(session, shutdown).await;
+            return self.h2_by_pingora(session, shutdown).await;
         };
         let Some(plan) = self.plan(&conn, authority, target, &req.headers).await else {
             metrics().direct.handoff_route.inc();
-            return self.pingora.process_new_http(session, shutdown).await;
+            return self.h2_by_pingora(session, shutdown).await;
         };
         let headers = req.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()));
         let outgoing = Outgoing {
@@ -559,7 +572,7 @@ impl Core {
         };
         let Some((status, _, error)) = self.exchange(&mut client, &request, &plan, method).await
         else {
-            return self.pingora.process_new_http(session, shutdown).await;
+            return self.h2_by_pingora(session, shutdown).await;
         };
         plan.served(&conn, method, &target, status, start, error);
         None
@@ -591,6 +604,29 @@ impl Core {
         })
     }
 
+    /// One HTTP/2 stream through Pingora's proxy, its request body bounded
+    /// by `requestBodyIdle` (Pingora's HTTP/2 body reads have no timeout).
+    async fn h2_by_pingora(
+        &self,
+        mut session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        let idle = self.rt.load().model.runtime.timeouts.request_body_idle;
+        let done = session.is_body_done();
+        let proxied = self.pingora.process_new_http(session, shutdown);
+        match bodywatch::watched(idle, done, proxied).await {
+            Some(reused) => reused,
+            None => {
+                metrics()
+                    .timeouts
+                    .with_label_values(&["request_body_idle"])
+                    .inc();
+                log_refusal("request body stalled", 408, &Conn::of_digest(None));
+                None
+            }
+        }
+    }
+
     /// One request through Pingora's proxy, starting with `buf`; the
     /// stream comes back when the connection may be reused.
     async fn one_by_pingora(
@@ -599,12 +635,17 @@ impl Core {
         buf: BytesMut,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        let timeouts = self.rt.load().model.runtime.timeouts;
         let mut session = ServerSession::new_http1(stream);
+        // The next request's head is read by `serve` again (its limits and
+        // deadlines); Pingora only waits for this request's body, at most
+        // `requestBodyIdle` between reads.
         session.set_keepalive(if *shutdown.borrow() {
             None
         } else {
-            Some(KEEPALIVE.as_secs())
+            Some(timeouts.keep_alive_idle.as_secs().max(1))
         });
+        session.set_read_timeout(Some(timeouts.request_body_idle));
         if !buf.is_empty() {
             session.set_pipelined_prefix(buf);
         }
@@ -636,19 +677,47 @@ async fn read_head_bytes(
     }
 }
 
-/// The end of a request head in `buf` (after the blank line), if complete;
-/// the first `scanned` bytes were searched before (so a head sent a byte at
-/// a time costs linear work).
-fn head_end(buf: &[u8], scanned: usize) -> Option<usize> {
-    let mut from = scanned.saturating_sub(2);
-    while let Some(i) = buf[from..].iter().position(|&b| b == b'\n') {
-        let i = from + i;
-        match buf.get(i + 1) {
-            Some(b'\n') => return Some(i + 2),
-            Some(b'\r') if buf.get(i + 2) == Some(&b'\n') => return Some(i + 3),
-            _ => from = i + 1,
-        }
+fn is_timeout(r: &std::io::Result<usize>) -> bool {
+    matches!(r, Err(e) if e.kind() == std::io::ErrorKind::TimedOut)
+}
+
+/// Answers a refused head and closes: counted, logged (a few lines a
+/// second at most), and the close lingers so the answer is read.
+async fn refuse(stream: Stream, r: Refusal, conn: &Conn) -> Option<(Stream, BytesMut)> {
+    metrics().http_refused.with_label_values(&[r.reason]).inc();
+    log_refusal(r.reason, r.status, conn);
+    close_with(stream, r.status).await
+}
+
+fn log_refusal(reason: &str, status: u16, conn: &Conn) {
+    static LOG: crate::logrl::Throttle = crate::logrl::Throttle::new();
+    if let Some(suppressed) = LOG.allow() {
+        let sni = conn.info().and_then(|i| i.sni.as_deref()).unwrap_or("");
+        let peer = conn.client_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        tracing::warn!(reason, status, sni, peer = %peer, suppressed, "HTTP request refused");
     }
+}
+
+/// Bounds on the close after a refusal: the client may still be sending
+/// the rest of what we refused, and closing with it unread would reset
+/// the connection before our answer is read.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+const CLOSE_DRAIN: usize = 64 * 1024;
+
+async fn close_with<T>(mut stream: Stream, status: u16) -> Option<T> {
+    let _ = pingora_timeout::timeout(CLOSE_LINGER, async {
+        let _ = exchange::write_error(&mut stream, status).await;
+        let _ = stream.shutdown().await;
+        let mut scratch = [0u8; 4096];
+        let mut drained = 0;
+        while drained < CLOSE_DRAIN {
+            match stream.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
     None
 }
 
@@ -664,21 +733,6 @@ fn authority_port(host: &str) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn head_ends() {
-        let full = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nrest";
-        assert_eq!(head_end(full, 0), Some(27));
-        assert_eq!(head_end(b"GET / HTTP/1.1\nHost: x\n\nrest", 0), Some(24));
-        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: x\r\n", 0), None);
-        assert_eq!(head_end(b"", 0), None);
-        // Whatever the split, resuming the search finds the same end.
-        for cut in 0..full.len() {
-            let first = head_end(&full[..cut], 0);
-            let resumed = first.or_else(|| head_end(full, cut));
-            assert_eq!(resumed, Some(27), "cut at {cut}");
-        }
-    }
 
     #[test]
     fn egress_ports_from_host() {

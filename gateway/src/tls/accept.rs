@@ -216,7 +216,6 @@ impl TlsAccept for Acceptor {
         &self,
         ssl: &TlsRef,
     ) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
-        super::linger::handshake_done();
         let state = ssl.ex_data(conn_state_index())?;
         let info = ConnInfo::from_handshake(ssl, state);
         Some(Arc::new(info))

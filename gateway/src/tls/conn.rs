@@ -94,6 +94,12 @@ pub enum FailureReason {
     BadClientCert,
     SanNotAllowed,
     Handshake,
+    /// The client closed before the handshake ended.
+    ClientClosed,
+    /// The handshake did not end within `timeouts.tlsHandshake`.
+    Timeout,
+    /// A TLS 1.2 renegotiation the client asked for, refused.
+    Renegotiation,
 }
 
 impl FailureReason {
@@ -106,6 +112,9 @@ impl FailureReason {
             FailureReason::UnknownCa => "unknown_ca",
             FailureReason::BadClientCert => "bad_client_cert",
             FailureReason::SanNotAllowed => "san_not_allowed",
+            FailureReason::ClientClosed => "client_closed",
+            FailureReason::Timeout => "timeout",
+            FailureReason::Renegotiation => "renegotiation",
         }
     }
 
@@ -140,10 +149,13 @@ pub(crate) fn classify_verify_error(e: X509VerifyResult) -> FailureReason {
 /// TLS alert descriptions we map when no callback of ours left a reason.
 const ALERT_HANDSHAKE_FAILURE: i32 = 40;
 const ALERT_UNKNOWN_CA: i32 = 48;
+const ALERT_NO_RENEGOTIATION: i32 = 100;
 const ALERT_CERTIFICATE_REQUIRED: i32 = 116;
 
 /// OpenSSL's info callback: a fatal alert we send is a failed handshake.
-/// Installed on every listener's SSL_CTX.
+/// Installed on every listener's SSL_CTX. It runs inside OpenSSL, so
+/// nothing here may panic (an unwind across C is undefined behaviour):
+/// no indexing, no unwrap, metrics and logs only.
 pub(crate) unsafe extern "C" fn on_info(ssl: *const openssl_sys::SSL, where_: i32, ret: i32) {
     if where_ & ffi::SSL_CB_EXIT != 0 && ret <= 0 {
         // A handshake step ended: without a queued error it only waits for
@@ -153,28 +165,36 @@ pub(crate) unsafe extern "C" fn on_info(ssl: *const openssl_sys::SSL, where_: i3
         // an error here is this step's own.
         // SAFETY: reads this thread's OpenSSL error queue without popping.
         if ret == 0 || unsafe { ffi::ERR_peek_error() } != 0 {
-            super::linger::handshake_refused();
+            super::outcome::mark_refused();
         }
         return;
     }
-    let fatal_alert_sent = where_ & ffi::SSL_CB_ALERT != 0
-        && where_ & ffi::SSL_CB_WRITE != 0
-        && (ret >> 8) & 0xff == 2;
-    if !fatal_alert_sent {
+    if where_ & ffi::SSL_CB_ALERT == 0 || where_ & ffi::SSL_CB_WRITE == 0 {
         return;
     }
-    super::linger::handshake_refused();
     // SAFETY: OpenSSL passes the live SSL whose handshake is running.
     let ssl = unsafe { <SslRef as foreign_types::ForeignTypeRef>::from_ptr(ssl as *mut _) };
+    let (level, desc) = ((ret >> 8) & 0xff, ret & 0xff);
+    if level != 2 {
+        // A warning: the one a client provokes at will is our refusal of
+        // its TLS 1.2 renegotiation (SSL_OP_NO_RENEGOTIATION).
+        if desc == ALERT_NO_RENEGOTIATION {
+            let state = ssl.ex_data(conn_state_index());
+            let listener = state.map_or("unknown", |s| &s.listener);
+            let sni = state.and_then(|s| s.sni.as_deref()).unwrap_or("");
+            record_failure(listener, "-", sni, FailureReason::Renegotiation, desc);
+        }
+        return;
+    }
+    super::outcome::mark_refused();
     let Some(state) = ssl.ex_data(conn_state_index()) else {
         // Failed before the ClientHello callback ran (garbage, old
         // protocol): there is no SNI or listener name to report.
-        record_failure("unknown", "", FailureReason::Handshake, ret & 0xff);
+        record_failure("unknown", "-", "", FailureReason::Handshake, desc);
         return;
     };
     let mut reason = FailureReason::from_u8(state.failure.load(Ordering::Relaxed));
     if reason == FailureReason::None {
-        let desc = ret & 0xff;
         let mutual = state
             .policy
             .as_ref()
@@ -196,10 +216,7 @@ pub(crate) unsafe extern "C" fn on_info(ssl: *const openssl_sys::SSL, where_: i3
         .as_ref()
         .and_then(|p| sni_label(p, sni))
         .unwrap_or_else(|| "-".to_string());
-    record_failure(&state.listener, &label, reason, ret & 0xff);
-    if !sni.is_empty() && label != sni {
-        tracing::debug!(sni, "SNI of the refused handshake");
-    }
+    record_failure(&state.listener, &label, sni, reason, desc);
 }
 
 fn sni_label(policy: &ServerPolicy, sni: &str) -> Option<String> {
@@ -210,16 +227,34 @@ fn sni_label(policy: &ServerPolicy, sni: &str) -> Option<String> {
         .map(|h| h.to_string())
 }
 
-fn record_failure(listener: &str, sni: &str, reason: FailureReason, alert: i32) {
+/// Counts a failed handshake and logs it, at most a few lines a second.
+/// `server` is the host pattern that labels the metric, `sni` what the
+/// client sent (logged, never a label).
+pub(crate) fn record_failure(
+    listener: &str,
+    server: &str,
+    sni: &str,
+    reason: FailureReason,
+    alert: i32,
+) {
+    static LOG: crate::logrl::Throttle = crate::logrl::Throttle::new();
+    super::outcome::mark_recorded();
     metrics()
         .handshake_failures
-        .with_label_values(&[listener, sni, reason.as_str()])
+        .with_label_values(&[listener, server, reason.as_str()])
         .inc();
-    tracing::warn!(
-        listener,
-        sni,
-        reason = reason.as_str(),
-        alert,
-        "TLS handshake refused"
-    );
+    if let Some(suppressed) = LOG.allow() {
+        // A client's SNI is at most 255 bytes by the protocol, but nothing
+        // it sends is trusted to be: cut it for the log.
+        let sni: String = sni.chars().take(255).collect();
+        tracing::warn!(
+            listener,
+            server,
+            sni = %sni,
+            reason = reason.as_str(),
+            alert,
+            suppressed,
+            "TLS handshake refused"
+        );
+    }
 }

@@ -119,6 +119,11 @@ impl Client for H1Client<'_> {
     }
 }
 
+/// Writes [`error_response`] for `code` to an HTTP/1.1 client.
+pub async fn write_error(down: &mut Stream, code: u16) -> io::Result<()> {
+    send(down, &error_response(code)).await
+}
+
 /// Pingora's error response (`Session::respond_error`): no body, not
 /// cached, and the connection closes.
 fn error_response(code: u16) -> Vec<u8> {
@@ -186,9 +191,14 @@ impl Client for H2Client<'_> {
     }
 
     async fn gone(&mut self) {
-        // Pingora's h2 server resets the stream's handle when the client
-        // cancels it; the wait ends with the route's timeout.
-        std::future::pending().await
+        // A client that resets its stream (RST_STREAM) no longer waits: the
+        // upstream request is abandoned at once (Rapid Reset).
+        match self.session.watch_h2_stream_close() {
+            Some(closed) => {
+                let _ = closed.await;
+            }
+            None => std::future::pending().await,
+        }
     }
 }
 

@@ -134,7 +134,8 @@ fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::head::{parse, Parsed, MAX_HEADERS};
+    use super::super::head::{parse, Parsed};
+    const MAX_HEADERS: usize = 100;
     use super::*;
     use crate::config::{HeaderEdits, RouteAction, RouteMatch, StringMatch};
 

@@ -1,14 +1,12 @@
-//! Reading a request head on the direct path, and deciding whether it is
-//! one the direct path may serve: anything unusual goes to Pingora, which
-//! answers it exactly as before.
+//! Parsing a complete request head (the gate saw its bytes), refusing
+//! what no engine may serve (ambiguous framing, duplicate Host), and
+//! deciding whether the direct path may serve it: anything unusual goes to
+//! Pingora, which answers it exactly as before.
 
 use std::mem::MaybeUninit;
 
+use super::gate::Refusal;
 use crate::route::HeaderSource;
-
-/// Most header lines a request may carry on the direct path (more goes to
-/// Pingora, which has its own limits and errors).
-pub const MAX_HEADERS: usize = 96;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -40,8 +38,10 @@ pub enum Parsed<'b, 'h> {
     Ready(Head<'b, 'h>),
     /// More bytes are needed.
     Partial,
-    /// Complete or not, not for the direct path.
+    /// Complete and valid, but not for the direct path.
     Elsewhere,
+    /// Not to be served by any engine.
+    Refused(Refusal),
 }
 
 /// Header slots for [`parse`], left uninitialised: the parser writes the
@@ -53,7 +53,11 @@ pub fn parse<'b, 'h>(buf: &'b [u8], storage: &'h mut Slots<'b>) -> Parsed<'b, 'h
     match req.parse_with_uninit_headers(buf, storage) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Parsed::Partial,
-        Err(_) => return Parsed::Elsewhere,
+        Err(httparse::Error::TooManyHeaders) => return Parsed::Refused(Refusal::TOO_MANY_HEADERS),
+        Err(_) => return Parsed::Refused(Refusal::MALFORMED),
+    }
+    if let Err(r) = framing(req.headers) {
+        return Parsed::Refused(r);
     }
     let method = match req.method {
         Some("GET") => Method::Get,
@@ -76,9 +80,6 @@ pub fn parse<'b, 'h>(buf: &'b [u8], storage: &'h mut Slots<'b>) -> Parsed<'b, 'h
     for h in headers {
         let name = h.name;
         if name.eq_ignore_ascii_case("host") {
-            if host.is_some() {
-                return Parsed::Elsewhere;
-            }
             host = Some(text(h.value));
         } else if name.eq_ignore_ascii_case("content-length") {
             if h.value != b"0" {
@@ -106,6 +107,38 @@ pub fn parse<'b, 'h>(buf: &'b [u8], storage: &'h mut Slots<'b>) -> Parsed<'b, 'h
         close,
         headers,
     })
+}
+
+/// What makes a head ambiguous between us and the upstream (request
+/// smuggling), refused for every engine: two `Content-Length`s, both
+/// framings, a transfer coding that does not end in `chunked`, a
+/// `Content-Length` that is not a number, two `Host`s.
+fn framing(headers: &[httparse::Header<'_>]) -> Result<(), Refusal> {
+    let (mut lengths, mut te, mut hosts) = (0, false, 0);
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            lengths += 1;
+            let v = h.value.trim_ascii();
+            if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+                return Err(Refusal::MALFORMED);
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            // Several TE lines are one list; its last coding is what counts.
+            te = true;
+            let last = h.value.rsplit(|&b| b == b',').next().unwrap_or(b"");
+            if !last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                return Err(Refusal::BAD_TRANSFER_ENCODING);
+            }
+        } else if h.name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+        }
+    }
+    match (lengths, te, hosts) {
+        (2.., _, _) => Err(Refusal::DUPLICATE_CONTENT_LENGTH),
+        (1, true, _) => Err(Refusal::CONTENT_LENGTH_WITH_TRANSFER_ENCODING),
+        (_, _, 2..) => Err(Refusal::DUPLICATE_HOST),
+        _ => Ok(()),
+    }
 }
 
 /// `Connection: close` → `Some(true)`, `keep-alive` → `Some(false)`;
@@ -147,6 +180,8 @@ impl HeaderSource for Headers<'_, '_> {
 mod tests {
     use super::*;
 
+    const MAX_HEADERS: usize = 100;
+
     fn check(raw: &[u8]) -> Option<(Method, String, String, bool)> {
         let mut storage = [const { MaybeUninit::uninit() }; MAX_HEADERS];
         match parse(raw, &mut storage) {
@@ -173,14 +208,12 @@ mod tests {
             b"GET / HTTP/1.0\r\nHost: x\r\n\r\n",
             b"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n",
             b"GET / HTTP/1.1\r\n\r\n",
-            b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
             b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, x-secret\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: \xff\r\n\r\n",
-            b"GET / HTTP/1.1\r\nHost x\r\n\r\n",
             b"GET /admin#x HTTP/1.1\r\nHost: x\r\n\r\n",
             b"GET /a<b> HTTP/1.1\r\nHost: x\r\n\r\n",
         ] {
@@ -190,6 +223,59 @@ mod tests {
         assert!(matches!(
             parse(b"GET / HTTP/1.1\r\nHost: x\r\n", &mut storage),
             Parsed::Partial
+        ));
+    }
+
+    #[test]
+    fn ambiguous_heads_are_refused_for_every_engine() {
+        let cases: &[(&[u8], Refusal)] = &[
+            (b"GET / HTTP/1.1\r\nHost x\r\n\r\n", Refusal::MALFORMED),
+            (b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", Refusal::MALFORMED),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+                Refusal::DUPLICATE_CONTENT_LENGTH,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+                Refusal::DUPLICATE_CONTENT_LENGTH,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Refusal::CONTENT_LENGTH_WITH_TRANSFER_ENCODING,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+                Refusal::BAD_TRANSFER_ENCODING,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n",
+                Refusal::MALFORMED,
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+                Refusal::DUPLICATE_HOST,
+            ),
+        ];
+        for (raw, want) in cases {
+            let mut storage = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+            match parse(raw, &mut storage) {
+                Parsed::Refused(r) => assert_eq!(r, *want, "{}", String::from_utf8_lossy(raw)),
+                _ => panic!("not refused: {}", String::from_utf8_lossy(raw)),
+            }
+        }
+        let mut few = [const { MaybeUninit::uninit() }; 2];
+        assert!(matches!(
+            parse(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", &mut few),
+            Parsed::Refused(Refusal::TOO_MANY_HEADERS)
+        ));
+        // Valid chunked uploads still pass (to Pingora's path).
+        let mut storage = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+        assert!(matches!(
+            parse(
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                &mut storage
+            ),
+            Parsed::Elsewhere
         ));
     }
 

@@ -1,0 +1,253 @@
+//! One downstream HTTP/2 connection: the handshake within
+//! `timeouts.firstRequest`, then streams accepted and handed to the
+//! application, each holding one of `http2MaxConcurrentStreams` permits
+//! until its work (upstream included) is over; so what one connection sets
+//! in motion stays bounded whatever the client resets. A connection that
+//! resets too much, sends too many malformed streams or idles too long is
+//! ended, counted and logged (rate-limited).
+
+mod budget;
+mod frames;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pingora::protocols::http::v2::server::{self as h2server, H2Accept, HttpSession};
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::{Digest, Stream};
+use pingora::server::ShutdownWatch;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::config::{Limits, Timeouts, RESET_WINDOW};
+use crate::metrics::metrics;
+use budget::ResetBudget;
+use frames::Watched;
+
+type H2Conn = h2::server::Connection<Stream, bytes::Bytes>;
+
+/// After we decided to end a connection: how long its last frames (GOAWAY,
+/// the answers of streams in flight) may take to leave.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// Streams refused as malformed before the connection is ended.
+const MAX_MALFORMED: usize = 32;
+
+/// What runs each accepted stream.
+pub type OnStream = Arc<dyn Fn(ServerSession, StreamGuard) + Send + Sync>;
+
+pub async fn serve(
+    stream: Stream,
+    shutdown: &ShutdownWatch,
+    limits: Limits,
+    timeouts: Timeouts,
+    on_stream: OnStream,
+) {
+    let digest = Arc::new(Digest {
+        ssl_digest: stream.get_ssl_digest(),
+        timing_digest: stream.get_timing_digest(),
+        proxy_digest: stream.get_proxy_digest(),
+        socket_digest: stream.get_socket_digest(),
+    });
+    let budget = Arc::new(ResetBudget::new(
+        limits.http2_max_reset_streams,
+        RESET_WINDOW,
+    ));
+    let stream: Stream = Box::new(Watched::new(stream, budget.clone()));
+    let mut options = h2server::default_h2_options();
+    options
+        .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(limits.request_head_bytes).unwrap_or(u32::MAX))
+        // MadeYouReset: resets the client provokes (bad frames on a
+        // stream) are ended by the codec itself with ENHANCE_YOUR_CALM.
+        .max_local_error_reset_streams(Some(limits.http2_max_reset_streams as usize));
+    let handshake = h2server::handshake(stream, Some(options));
+    let mut conn = match pingora_timeout::timeout(timeouts.first_request, handshake).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            log_end("handshake failed", &e.to_string());
+            return;
+        }
+        Err(_) => {
+            metrics()
+                .timeouts
+                .with_label_values(&["first_request"])
+                .inc();
+            return;
+        }
+    };
+    let permits = Arc::new(Semaphore::new(limits.http2_max_concurrent_streams as usize));
+    let active = Arc::new(Active::default());
+    let mut shutdown = shutdown.clone();
+    let mut draining = false;
+    let mut malformed = 0;
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = budget.spent() => {
+                end(&mut conn, "rapid_reset").await;
+                return;
+            }
+            changed = shutdown.changed(), if !draining => {
+                // Streams in flight finish; Pingora's grace period bounds it.
+                let _ = changed;
+                conn.graceful_shutdown();
+                draining = true;
+                continue;
+            }
+            () = active.idle_for(timeouts.http2_idle), if !draining => {
+                metrics().timeouts.with_label_values(&["http2_idle"]).inc();
+                conn.graceful_shutdown();
+                let _ = pingora_timeout::timeout(CLOSE_GRACE, drive(&mut conn)).await;
+                return;
+            }
+            a = HttpSession::from_h2_conn(&mut conn, digest.clone()) => a,
+        };
+        let session = match accepted {
+            Ok(Some(H2Accept::Session(s))) => s,
+            Ok(Some(H2Accept::Rejected)) => {
+                budget.server_reset();
+                malformed += 1;
+                if malformed > MAX_MALFORMED {
+                    end(&mut conn, "too_many_malformed").await;
+                    return;
+                }
+                continue;
+            }
+            Ok(None) => return,
+            Err(e) => {
+                codec_ended(&e);
+                return;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            // Streams the client reset still hold their permits until their
+            // work is cancelled: the client opened more than the limit.
+            let mut session = session;
+            session.shutdown_with_reason(h2::Reason::REFUSED_STREAM);
+            budget.server_reset();
+            continue;
+        };
+        on_stream(
+            ServerSession::new_http2(session),
+            StreamGuard {
+                _permit: permit,
+                _active: active.start(),
+            },
+        );
+    }
+}
+
+/// Held by a stream's task for as long as its work lasts.
+pub struct StreamGuard {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _active: ActiveGuard,
+}
+
+/// GOAWAY `ENHANCE_YOUR_CALM` now, then a short time for it to leave.
+async fn end(conn: &mut H2Conn, reason: &'static str) {
+    metrics().h2_goaway.with_label_values(&[reason]).inc();
+    log_end(reason, "GOAWAY ENHANCE_YOUR_CALM");
+    conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+    let _ = pingora_timeout::timeout(CLOSE_GRACE, async {
+        while let Ok(Some(_)) = conn.accept().await.transpose() {}
+    })
+    .await;
+}
+
+/// Polls the connection until it closes, refusing new streams.
+async fn drive(conn: &mut H2Conn) {
+    while let Some(Ok((_, mut respond))) = conn.accept().await {
+        respond.send_reset(h2::Reason::REFUSED_STREAM);
+    }
+}
+
+/// The codec ended the connection: count a GOAWAY it sent for a client's
+/// protocol error; a client that went away is not news.
+fn codec_ended(e: &pingora_error::Error) {
+    let Some(h2e) = find_h2_error(e) else { return };
+    if h2e.is_remote() || h2e.is_io() || !h2e.is_go_away() {
+        return;
+    }
+    let reason = match h2e.reason() {
+        Some(h2::Reason::PROTOCOL_ERROR) => "protocol_error",
+        Some(h2::Reason::COMPRESSION_ERROR) => "compression_error",
+        Some(h2::Reason::FRAME_SIZE_ERROR) => "frame_size_error",
+        Some(h2::Reason::FLOW_CONTROL_ERROR) => "flow_control_error",
+        Some(h2::Reason::ENHANCE_YOUR_CALM) => "enhance_your_calm",
+        _ => "other",
+    };
+    metrics().h2_goaway.with_label_values(&[reason]).inc();
+    log_end(reason, &h2e.to_string());
+}
+
+fn find_h2_error(e: &pingora_error::Error) -> Option<&h2::Error> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = e
+        .cause
+        .as_deref()
+        .map(|c| c as &(dyn std::error::Error + 'static));
+    while let Some(c) = cause {
+        if let Some(h) = c.downcast_ref::<h2::Error>() {
+            return Some(h);
+        }
+        cause = c.source();
+    }
+    None
+}
+
+fn log_end(reason: &str, detail: &str) {
+    static LOG: crate::logrl::Throttle = crate::logrl::Throttle::new();
+    if let Some(suppressed) = LOG.allow() {
+        tracing::warn!(reason, detail, suppressed, "HTTP/2 connection ended");
+    }
+}
+
+/// Streams in flight on one connection, so that an idle one can be told
+/// from a busy one.
+#[derive(Default)]
+struct Active {
+    count: AtomicUsize,
+    /// Bumped by every stream start: an idle period is one no stream
+    /// started in.
+    starts: AtomicUsize,
+    idle: Notify,
+}
+
+pub struct ActiveGuard(Arc<Active>);
+
+impl Active {
+    fn start(self: &Arc<Self>) -> ActiveGuard {
+        self.starts.fetch_add(1, Ordering::AcqRel);
+        self.count.fetch_add(1, Ordering::AcqRel);
+        ActiveGuard(self.clone())
+    }
+
+    /// Resolves once no stream has been in flight for `idle`.
+    async fn idle_for(&self, idle: Duration) {
+        loop {
+            loop {
+                let notified = self.idle.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.count.load(Ordering::Acquire) == 0 {
+                    break;
+                }
+                notified.await;
+            }
+            let starts = self.starts.load(Ordering::Acquire);
+            pingora_timeout::sleep(idle).await;
+            if self.count.load(Ordering::Acquire) == 0
+                && self.starts.load(Ordering::Acquire) == starts
+            {
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
