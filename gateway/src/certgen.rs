@@ -106,6 +106,9 @@ pub struct LeafSpec {
     pub ips: Vec<IpAddr>,
     pub uris: Vec<String>,
     pub days: u32,
+    /// Validity starts this many days from now (0: now, backdated for clock
+    /// skew), for a certificate staged ahead of its use; `days` counts from then.
+    pub starts_in_days: u32,
     pub key: KeyKind,
 }
 
@@ -120,6 +123,7 @@ impl LeafSpec {
             ips: Vec::new(),
             uris: Vec::new(),
             days: 825,
+            starts_in_days: 0,
             key: KeyKind::EcP256,
         }
     }
@@ -183,13 +187,26 @@ fn random_serial() -> Result<Asn1Integer, CertgenError> {
     bn.to_asn1_integer().map_err(ossl("serial"))
 }
 
-fn validity(days: u32) -> Result<(Asn1Time, Asn1Time), CertgenError> {
+fn validity(days: u32, starts_in_days: u32) -> Result<(Asn1Time, Asn1Time), CertgenError> {
     if days == 0 {
         return Err(CertgenError::Invalid("--days must be at least 1".into()));
     }
-    let from = Asn1Time::from_unix(now_unix() - BACKDATE_SECS).map_err(ossl("notBefore"))?;
-    let to = Asn1Time::days_from_now(days).map_err(ossl("notAfter"))?;
-    Ok((from, to))
+    let (from, to) = if starts_in_days == 0 {
+        (
+            Asn1Time::from_unix(now_unix() - BACKDATE_SECS),
+            Asn1Time::days_from_now(days),
+        )
+    } else {
+        let start = now_unix() + i64::from(starts_in_days) * 86_400;
+        (
+            Asn1Time::from_unix(start),
+            Asn1Time::from_unix(start + i64::from(days) * 86_400),
+        )
+    };
+    Ok((
+        from.map_err(ossl("notBefore"))?,
+        to.map_err(ossl("notAfter"))?,
+    ))
 }
 
 fn now_unix() -> i64 {
@@ -204,7 +221,7 @@ fn now_unix() -> i64 {
 pub fn make_ca(spec: &CaSpec) -> Result<Issued, CertgenError> {
     let key = make_key(spec.key)?;
     let name = subject(spec.org.as_deref(), &spec.cn)?;
-    let (from, to) = validity(spec.days)?;
+    let (from, to) = validity(spec.days, 0)?;
     let mut b = X509::builder().map_err(ossl("certificate"))?;
     b.set_version(2).map_err(ossl("version"))?;
     let serial = random_serial()?;
@@ -243,7 +260,7 @@ pub fn make_ca(spec: &CaSpec) -> Result<Issued, CertgenError> {
 /// A server or client certificate signed by `ca`.
 pub fn make_leaf(spec: &LeafSpec, ca: &Issued) -> Result<Issued, CertgenError> {
     let key = make_key(spec.key)?;
-    let (from, to) = validity(spec.days)?;
+    let (from, to) = validity(spec.days, spec.starts_in_days)?;
     let mut b = X509::builder().map_err(ossl("certificate"))?;
     b.set_version(2).map_err(ossl("version"))?;
     let serial = random_serial()?;
@@ -306,7 +323,7 @@ pub fn make_leaf(spec: &LeafSpec, ca: &Issued) -> Result<Issued, CertgenError> {
 
 /// A CRL from `ca` revoking `revoked`, valid for `days`.
 pub fn make_crl(ca: &Issued, revoked: &[&X509Ref], days: u32) -> Result<X509Crl, CertgenError> {
-    let (from, to) = validity(days)?;
+    let (from, to) = validity(days, 0)?;
     let mut b = X509CrlBuilder::new().map_err(ossl("CRL"))?;
     b.set_issuer_name(ca.cert.subject_name())
         .map_err(ossl("CRL issuer"))?;
@@ -483,6 +500,19 @@ mod tests {
             .contains("Subject: CN=x"));
         spec.days = 0;
         assert!(make_ca(&spec).is_err());
+
+        let mut leaf = LeafSpec::new(Usage::Server, "later.example");
+        (leaf.days, leaf.starts_in_days) = (30, 2);
+        let later = make_leaf(&leaf, &ca).unwrap();
+        let now = Asn1Time::days_from_now(0).unwrap();
+        let d = now.diff(later.cert.not_before()).unwrap();
+        assert!(d.days == 2 || (d.days == 1 && d.secs > 86_000), "{d:?}");
+        let d = later
+            .cert
+            .not_before()
+            .diff(later.cert.not_after())
+            .unwrap();
+        assert_eq!((d.days, d.secs), (30, 0));
     }
 
     #[test]

@@ -10,16 +10,20 @@
 //!    `spec` into the raw serde structs of `raw.rs` (unknown fields refused,
 //!    field path kept by `serde_path_to_error`) and checking every value —
 //!    `build.rs`, `convert_*.rs`. Order matters for references:
-//!    GatewayRuntime first (it names the credentials dir that
-//!    `credentialName`s are checked in, after [`Overrides`]), then
-//!    DestinationRules and Gateways, then the VirtualServices naming them;
+//!    DestinationRules and Gateways first, then the VirtualServices naming
+//!    them;
 //! 4. checks across documents: one protocol per port, one server per host
 //!    on a TLS port, gateway and subset references.
 //!
 //! Every problem is collected, not just the first; each names its file,
 //! document (`Kind/name`, or `document N`) and field path
-//! (`spec.servers[1].tls.credentialName`). Credential folders are only
-//! checked for existence here; `credentials.rs` parses them.
+//! (`spec.servers[1].tls.credentialName`).
+//!
+//! Credentials are only named here, never looked at: whether a credential
+//! folder or file is usable is decided by `credentials.rs` each time the
+//! runtime is built, per credential (`runtime/refs.rs` says what each
+//! reference asks of it), so that a broken Secret refuses that credential
+//! alone on a reload instead of the whole configuration.
 
 mod build;
 mod convert_gateway;
@@ -27,7 +31,6 @@ mod convert_routes;
 mod convert_rules;
 mod convert_runtime;
 mod convert_services;
-mod credfiles;
 mod limits;
 mod load;
 pub mod model;
@@ -51,9 +54,33 @@ pub struct Overrides {
     pub credentials_dir: Option<PathBuf>,
 }
 
+/// A load that went as far as it could: the model of every document that
+/// converted, and every error. With errors the model is partial; `tlsgate
+/// check` still checks its credentials, so that one run reports them all.
+#[derive(Debug)]
+pub struct Loaded {
+    pub model: Model,
+    pub errors: Vec<ConfigError>,
+}
+
+impl Loaded {
+    pub fn into_result(self) -> Result<Model, ConfigErrors> {
+        if self.errors.is_empty() {
+            Ok(self.model)
+        } else {
+            Err(ConfigErrors(self.errors))
+        }
+    }
+}
+
 /// Loads every YAML file named by `paths` (files, or directories of
 /// `*.yaml`/`*.yml`) into one validated model.
 pub fn load(paths: &[PathBuf], overrides: &Overrides) -> Result<Model, ConfigErrors> {
+    load_all(paths, overrides).into_result()
+}
+
+/// [`load`], keeping the partial model when there are errors.
+pub fn load_all(paths: &[PathBuf], overrides: &Overrides) -> Loaded {
     let mut errors = Vec::new();
     let files = load::collect_files(paths, &mut errors);
     let mut docs = Vec::new();
@@ -79,6 +106,16 @@ pub fn load_str(
     base_dir: &Path,
     overrides: &Overrides,
 ) -> Result<Model, ConfigErrors> {
+    load_str_all(file_name, yaml, base_dir, overrides).into_result()
+}
+
+/// [`load_str`], keeping the partial model when there are errors.
+pub fn load_str_all(
+    file_name: &Path,
+    yaml: &str,
+    base_dir: &Path,
+    overrides: &Overrides,
+) -> Loaded {
     let mut errors = Vec::new();
     let docs = load::documents(file_name, yaml, &load::absolute(base_dir), &mut errors);
     build::build(docs, vec![file_name.to_path_buf()], overrides, errors)
@@ -153,7 +190,6 @@ impl From<ConfigError> for ConfigErrors {
 mod tests {
     use std::fs;
 
-    use super::testutil::{creds, tutorial_creds};
     use super::*;
 
     const RUNTIME: &str = "apiVersion: tlsgate.io/v1\nkind: GatewayRuntime\nmetadata: {name: rt}\n\
@@ -164,13 +200,9 @@ mod tests {
     const VS: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: vs}\n\
                       spec:\n  hosts: [a.example.com]\n  gateways: [gw]\n  http:\n  - directResponse: {status: 204}\n";
 
-    /// A config folder with a credentials dir inside it, as `conf/` + `creds/`.
+    /// A config folder naming a credentials dir inside it, as `conf/` + `creds/`.
     fn config_dir() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        let c = dir.path().join("creds/frontend-credential");
-        fs::create_dir_all(&c).unwrap();
-        fs::write(c.join("tls.crt"), "x").unwrap();
-        fs::write(c.join("tls.key"), "x").unwrap();
         fs::write(dir.path().join("00-runtime.yaml"), RUNTIME).unwrap();
         fs::write(dir.path().join("10-gateway.yml"), GATEWAY).unwrap();
         fs::write(dir.path().join("20-routes.yaml"), format!("---\n{VS}---\n")).unwrap();
@@ -193,30 +225,32 @@ mod tests {
     }
 
     #[test]
-    fn overrides_change_where_credentials_are_checked() {
+    fn overrides_win_over_the_runtime_document() {
         let dir = config_dir();
-        let empty = creds(&[]);
         let overrides = Overrides {
             admin: Some("127.0.0.1:9000".parse().unwrap()),
-            credentials_dir: Some(empty.path().to_path_buf()),
-        };
-        let e = load(&[dir.path().to_path_buf()], &overrides).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            format!(
-                "{}: Gateway/gw: spec.servers[0].tls.credentialName: no credential 'frontend-credential' in {}",
-                dir.path().join("10-gateway.yml").display(),
-                empty.path().display()
-            )
-        );
-        let other = tutorial_creds();
-        let overrides = Overrides {
-            credentials_dir: Some(other.path().to_path_buf()),
-            ..overrides
+            credentials_dir: Some(PathBuf::from("/elsewhere")),
         };
         let m = load(&[dir.path().to_path_buf()], &overrides).unwrap();
         assert_eq!(m.runtime.admin, "127.0.0.1:9000".parse().unwrap());
-        assert_eq!(m.runtime.credentials_dir, other.path());
+        assert_eq!(m.runtime.credentials_dir, Path::new("/elsewhere"));
+    }
+
+    /// A configuration with errors still gives the model of what loaded,
+    /// so `tlsgate check` can look at those documents' credentials too.
+    #[test]
+    fn a_load_with_errors_keeps_what_converted() {
+        let dir = config_dir();
+        fs::write(
+            dir.path().join("30-broken.yaml"),
+            VS.replace("[gw]", "[missing]")
+                .replace("name: vs", "name: vs2"),
+        )
+        .unwrap();
+        let loaded = load_all(&[dir.path().to_path_buf()], &Overrides::default());
+        assert_eq!(loaded.errors.len(), 1, "{:?}", loaded.errors);
+        assert_eq!(loaded.model.gateways.len(), 1);
+        assert!(loaded.into_result().is_err());
     }
 
     #[test]
@@ -263,26 +297,10 @@ mod tests {
     #[test]
     fn shipped_examples_load() {
         let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf");
-        let creds = tutorial_creds();
-        let overrides = Overrides {
-            admin: None,
-            credentials_dir: Some(creds.path().to_path_buf()),
-        };
         for entry in fs::read_dir(&conf).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "yaml") {
-                // The router of seed 004 names its Destination CA file as a
-                // sibling, which its runbook puts beside a copy of it.
-                let dir = tempfile::tempdir().unwrap();
-                let path = if path.ends_with("seed-004-router.yaml") {
-                    let copy = dir.path().join("router.yaml");
-                    fs::copy(&path, &copy).unwrap();
-                    fs::write(dir.path().join("example.com.crt"), "").unwrap();
-                    copy
-                } else {
-                    path
-                };
-                if let Err(e) = load(std::slice::from_ref(&path), &overrides) {
+                if let Err(e) = load(std::slice::from_ref(&path), &Overrides::default()) {
                     panic!("{}:\n{e}", path.display());
                 }
             }

@@ -11,6 +11,8 @@
 //! The peer side (identity of a verified client certificate, XFCC) is in
 //! `identity.rs`.
 
+mod checks;
+mod error;
 mod files;
 mod identity;
 
@@ -23,46 +25,10 @@ use openssl::x509::store::X509Store;
 use openssl::x509::{X509Crl, X509};
 
 use crate::config::model::CredentialSource;
+pub use error::CredentialError;
 pub use files::list_named;
 pub use identity::{client_identity, ClientIdentity};
 use identity::{hex, name_to_string, SubjectAltNames};
-
-#[derive(Debug, thiserror::Error)]
-pub enum CredentialError {
-    #[error("credential name '{name}' {reason}")]
-    InvalidName { name: String, reason: &'static str },
-    #[error("credential folder {} does not exist", path.display())]
-    MissingFolder { path: PathBuf },
-    #[error("missing file {}", path.display())]
-    MissingFile { path: PathBuf },
-    #[error("cannot read {}: {source}", path.display())]
-    Unreadable {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{} is empty", path.display())]
-    Empty { path: PathBuf },
-    #[error("PEM in {} does not parse: {reason}", path.display())]
-    Pem { path: PathBuf, reason: String },
-    #[error("no certificate in {}", path.display())]
-    NoCertificate { path: PathBuf },
-    #[error("no private key in {}", path.display())]
-    NoKey { path: PathBuf },
-    #[error("private key in {} is encrypted; tlsgate needs an unencrypted key", path.display())]
-    KeyEncrypted { path: PathBuf },
-    #[error("private key in {} does not match certificate in {}", key.display(), cert.display())]
-    KeyMismatch { key: PathBuf, cert: PathBuf },
-    #[error("CA bundle {} holds no certificate", path.display())]
-    CaEmpty { path: PathBuf },
-    #[error("CA bundle {} does not parse: {reason}", path.display())]
-    CaParse { path: PathBuf, reason: String },
-    #[error("CRL {} does not parse: {reason}", path.display())]
-    Crl { path: PathBuf, reason: String },
-    #[error("CRL {} has no CA bundle (ca.crt or cacert) beside it", path.display())]
-    CrlWithoutCa { path: PathBuf },
-    #[error("{what}: {reason}")]
-    Openssl { what: &'static str, reason: String },
-}
 
 /// Everything a TLS context needs from one credential, checked.
 pub struct Credential {
@@ -91,6 +57,7 @@ pub struct CredentialInfo {
     /// RFC 3339, UTC.
     pub not_before: String,
     pub not_after: String,
+    pub not_before_unix: i64,
     pub not_after_unix: i64,
     pub ca_subjects: Vec<String>,
     /// Lower-case hex SHA-256 of the leaf's DER.
@@ -126,6 +93,19 @@ pub fn load(
         None => Vec::new(),
     };
     Credential::assemble(source.clone(), chain, key, ca_certs, crls, &paths)
+}
+
+/// A file the configuration names outside any credential (a
+/// DestinationRule's `caCertificates`, read when a request first needs it):
+/// it must at least be there.
+pub fn check_file(path: &Path) -> Result<(), CredentialError> {
+    if files::probe(path)? {
+        Ok(())
+    } else {
+        Err(CredentialError::MissingFile {
+            path: path.to_path_buf(),
+        })
+    }
 }
 
 impl Credential {
@@ -216,6 +196,10 @@ impl Credential {
         self.info.not_after_unix < now_unix()
     }
 
+    pub fn not_yet_valid(&self) -> bool {
+        self.info.not_before_unix > now_unix()
+    }
+
     /// SHA-256 over the leaf, the rest of the chain, the CA bundle and the
     /// CRLs (each length-prefixed and tagged): two credentials with the same
     /// id present and accept exactly the same certificates, so TLS sessions
@@ -278,6 +262,7 @@ fn info(
         serial,
         not_before: rfc3339(not_before_unix),
         not_after: rfc3339(not_after_unix),
+        not_before_unix,
         not_after_unix,
         ca_subjects: cas
             .iter()
@@ -555,6 +540,44 @@ mod tests {
         assert!(e.to_string().contains("dangling"), "{e}");
     }
 
+    /// A kubelet-style volume whose `..data` is swapped to a folder that
+    /// is not there, or whose links loop: an error naming the file.
+    #[test]
+    fn secret_volume_swapped_to_nothing_or_looping_is_an_error_about_a_file() {
+        let volume = |d: &Path| {
+            let vol = d.join("c");
+            folder(&vol, "..2026_01_01", &pki(), &["tls.crt", "tls.key"]);
+            symlink("..2026_01_01", vol.join("..data")).unwrap();
+            for n in ["tls.crt", "tls.key"] {
+                symlink(Path::new("..data").join(n), vol.join(n)).unwrap();
+            }
+            assert!(load(&named("c"), d).is_ok());
+            vol
+        };
+        fn swap(vol: &Path, to: &str) {
+            symlink(to, vol.join("..data_tmp")).unwrap();
+            fs::rename(vol.join("..data_tmp"), vol.join("..data")).unwrap();
+        }
+        type BreakIt = fn(&Path);
+        let cases: [(&str, BreakIt); 3] = [
+            ("dangling symlink", |vol| swap(vol, "..2026_02_02")),
+            ("symbolic links", |vol| swap(vol, "..data")),
+            ("symbolic links", |vol| {
+                fs::remove_file(vol.join("tls.crt")).unwrap();
+                symlink("tls.crt", vol.join("tls.crt")).unwrap();
+            }),
+        ];
+        for (want, break_it) in cases {
+            let d = tempfile::tempdir().unwrap();
+            let vol = volume(d.path());
+            break_it(&vol);
+            let e = load(&named("c"), d.path()).unwrap_err();
+            assert!(matches!(e, CredentialError::Unreadable { .. }), "{e}");
+            assert_eq!(e.path(), Some(vol.join("tls.crt").as_path()), "{e}");
+            assert!(e.to_string().contains(want), "{e}");
+        }
+    }
+
     fn load_err(setup: impl FnOnce(&Path, &Pki)) -> String {
         let (d, p) = (tempfile::tempdir().unwrap(), pki());
         folder(d.path(), "c", &p, &["tls.crt", "tls.key"]);
@@ -635,7 +658,7 @@ mod tests {
 
         let d = tempfile::tempdir().unwrap();
         let e = load(&named("nope"), d.path()).unwrap_err().to_string();
-        assert!(e.contains("nope does not exist"), "{e}");
+        assert_eq!(e, format!("no credential 'nope' in {}", d.path().display()));
     }
 
     #[test]

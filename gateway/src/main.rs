@@ -14,7 +14,7 @@ use pingora::services::listening::Service;
 
 use tlsgate::admin::{Admin, Readiness};
 use tlsgate::config::{AccessLogFormat, ConfigErrors, Model, Overrides, Protocol};
-use tlsgate::runtime::Runtime;
+use tlsgate::runtime::{self, Runtime};
 use tlsgate::watch::{self, ConfigSource, Reloader};
 use tlsgate::{certgen, embedded, listen, proxy, tls};
 
@@ -108,7 +108,16 @@ fn source(args: &ConfigArgs) -> anyhow::Result<(ConfigSource, Overrides)> {
 
 /// Loads the model and builds generation 1, or returns every error found.
 fn load(source: &ConfigSource, overrides: &Overrides) -> Result<Runtime, ConfigErrors> {
-    source.load(overrides).and_then(|m| Runtime::build(m, 1))
+    let loaded = source.load_all(overrides);
+    if loaded.errors.is_empty() {
+        return Runtime::build(loaded.model, 1);
+    }
+    // Credentials are only looked at when the runtime is built; those of
+    // the documents that did load are checked anyway, so that one run
+    // reports a missing Secret beside a YAML typo.
+    let mut errors = loaded.errors;
+    errors.extend(runtime::credential_errors(&loaded.model));
+    Err(ConfigErrors(errors))
 }
 
 fn print_errors(errors: &ConfigErrors) {

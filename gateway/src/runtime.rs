@@ -6,8 +6,9 @@
 //! that a reload in the middle of a request cannot change its route.
 //!
 //! A reload ([`Runtime::rebuild`]) builds the next runtime beside the live
-//! one. Each credential is loaded and checked on its own: a broken one keeps
-//! its last good version (and records why), so one bad file never stops
+//! one. Each credential is loaded and checked on its own (`refs.rs` says
+//! what each place that names it asks of it): a broken one keeps its last
+//! good version (and records why), so one bad file or Secret never stops
 //! the other credentials or the configuration from updating.
 
 use std::collections::BTreeMap;
@@ -16,10 +17,12 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use serde::Serialize;
 
-use crate::config::{ConfigError, ConfigErrors, CredentialSource, DocId, HostPattern, Model};
-use crate::credentials::{self, Credential, CredentialInfo};
+use crate::config::{ConfigError, ConfigErrors, CredentialSource, Model};
+use crate::credentials::{Credential, CredentialInfo};
 use crate::route::RouteTable;
 use crate::tls::TlsPolicy;
+
+mod refs;
 
 pub type SharedRuntime = Arc<ArcSwap<Runtime>>;
 
@@ -75,8 +78,10 @@ impl Runtime {
 
     /// The next runtime after `prev`: a credential that fails to load or
     /// check keeps `prev`'s version (reported in the refusals); one that
-    /// `prev` never had is an error, as at start. Unchanged credentials are
-    /// shared with `prev`, so sessions bound to them keep resuming.
+    /// `prev` never had, or whose kept version the new configuration asks
+    /// more of than it has (a host it does not name, a CA bundle it lacks),
+    /// is an error, as at start. Unchanged credentials are shared with
+    /// `prev`, so sessions bound to them keep resuming.
     pub fn rebuild(
         model: Model,
         prev: &Runtime,
@@ -90,71 +95,21 @@ impl Runtime {
         generation: u64,
         prev: Option<&Runtime>,
     ) -> Result<(Runtime, Vec<Refusal>), ConfigErrors> {
-        let mut errors = Vec::new();
-        let mut refusals = Vec::new();
-        let mut credentials = BTreeMap::new();
-        let mut status = BTreeMap::new();
-        let allow_expired = model.runtime.reload.allow_expired_credentials;
-        for (source, (doc, field)) in credential_references(&model) {
-            let loaded = credentials::load(&source, &model.runtime.credentials_dir)
-                .map_err(|e| e.to_string())
-                .and_then(|c| check(&c, allow_expired).map(|()| c));
-            let previous = prev.and_then(|p| {
-                Some((
-                    p.credentials.get(&source)?,
-                    p.credential_status.get(&source)?,
-                ))
-            });
-            match (loaded, previous) {
-                (Ok(new), Some((old, st))) if new.content_id() == old.content_id() => {
-                    // The files are good again (or never changed): whatever
-                    // was refused before no longer stands.
-                    credentials.insert(source.clone(), old.clone());
-                    let st = CredentialStatus {
-                        loaded_generation: st.loaded_generation,
-                        last_error: None,
-                    };
-                    status.insert(source, st);
-                }
-                (Ok(new), _) => {
-                    credentials.insert(source.clone(), Arc::new(new));
-                    let st = CredentialStatus {
-                        loaded_generation: generation,
-                        last_error: None,
-                    };
-                    status.insert(source, st);
-                }
-                (Err(reason), Some((old, st))) => {
-                    refusals.push(Refusal {
-                        source: source.clone(),
-                        credential: source.to_string(),
-                        reason: reason.clone(),
-                    });
-                    credentials.insert(source.clone(), old.clone());
-                    let st = CredentialStatus {
-                        loaded_generation: st.loaded_generation,
-                        last_error: Some(reason),
-                    };
-                    status.insert(source, st);
-                }
-                (Err(reason), None) => errors.push(ConfigError::field(&doc, field, reason)),
-            }
+        let loaded = load_credentials(&model, generation, prev);
+        if !loaded.errors.is_empty() {
+            return Err(ConfigErrors(loaded.errors));
         }
-        if !errors.is_empty() {
-            return Err(ConfigErrors(errors));
-        }
-        warn_uncovered_hosts(&model, &credentials);
         let routes = RouteTable::compile(&model)?;
-        let tls = TlsPolicy::build(&model, &credentials)?;
+        let tls = TlsPolicy::build(&model, &loaded.credentials)?;
         let rt = Runtime {
             generation,
             model: Arc::new(model),
-            credentials,
-            credential_status: status,
+            credentials: loaded.credentials,
+            credential_status: loaded.status,
             routes,
             tls,
         };
-        Ok((rt, refusals))
+        Ok((rt, loaded.refusals))
     }
 
     pub fn shared(self) -> SharedRuntime {
@@ -173,164 +128,258 @@ impl Runtime {
     }
 }
 
-/// Checks beyond parsing, before a credential may serve.
-fn check(c: &Credential, allow_expired: bool) -> Result<(), String> {
-    if c.expired() && !allow_expired {
-        return Err(format!(
-            "certificate expired at {} (set GatewayRuntime spec.reload.allowExpiredCredentials to serve it anyway)",
-            c.info.not_after
-        ));
-    }
-    verify_own_chain(c, allow_expired)
+/// Every credential problem of `model`, as at start (no last good version
+/// to keep). `tlsgate check` adds these to the errors of a configuration
+/// that did not fully load, so that one run reports everything.
+pub fn credential_errors(model: &Model) -> Vec<ConfigError> {
+    load_credentials(model, 1, None).errors
 }
 
-/// When `tls.crt` carries its CA (a self-signed certificate after the
-/// leaf), the leaf must chain up to it through the intermediates given:
-/// a chain that does not would be refused by every client anyway.
-fn verify_own_chain(c: &Credential, allow_expired: bool) -> Result<(), String> {
-    use openssl::stack::Stack;
-    use openssl::x509::store::X509StoreBuilder;
-    use openssl::x509::verify::X509VerifyFlags;
-    use openssl::x509::{X509StoreContext, X509};
-
-    let Some((leaf, rest)) = c.chain.split_first() else {
-        return Ok(());
-    };
-    let self_signed = |x: &X509| {
-        x.issued(x) == openssl::x509::X509VerifyResult::OK
-            && x.public_key().and_then(|k| x.verify(&k)).unwrap_or(false)
-    };
-    let roots: Vec<&X509> = rest.iter().filter(|x| self_signed(x)).collect();
-    if roots.is_empty() {
-        return Ok(());
-    }
-    let fail = |e: openssl::error::ErrorStack| format!("cannot check the chain: {e}");
-    let mut store = X509StoreBuilder::new().map_err(fail)?;
-    for r in roots {
-        store.add_cert(r.clone()).map_err(fail)?;
-    }
-    if allow_expired {
-        store
-            .set_flags(X509VerifyFlags::NO_CHECK_TIME)
-            .map_err(fail)?;
-    }
-    let store = store.build();
-    let mut untrusted = Stack::new().map_err(fail)?;
-    for x in rest {
-        untrusted.push(x.clone()).map_err(fail)?;
-    }
-    let mut ctx = X509StoreContext::new().map_err(fail)?;
-    let (ok, err) = ctx
-        .init(&store, leaf, &untrusted, |ctx| {
-            let ok = ctx.verify_cert()?;
-            Ok((ok, ctx.error()))
-        })
-        .map_err(fail)?;
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "certificate chain does not verify up to the CA it carries: {}",
-            err.error_string()
-        ))
-    }
+#[derive(Default)]
+struct LoadedCredentials {
+    credentials: BTreeMap<CredentialSource, Arc<Credential>>,
+    status: BTreeMap<CredentialSource, CredentialStatus>,
+    refusals: Vec<Refusal>,
+    errors: Vec<ConfigError>,
 }
 
-/// A certificate that does not name a host it serves still serves (clients
-/// may pin it), but it is almost always a mistake worth a log line.
-fn warn_uncovered_hosts(model: &Model, creds: &BTreeMap<CredentialSource, Arc<Credential>>) {
-    for gw in &model.gateways {
-        for s in &gw.servers {
-            let Some(tls) = &s.tls else { continue };
-            let Some(c) = creds.get(&tls.credential) else {
-                continue;
-            };
-            for h in &s.hosts {
-                if let HostPattern::Exact(host) = h {
-                    if !c.covers_host(host) {
-                        tracing::warn!(
-                            credential = %tls.credential,
-                            host = %host,
-                            gateway = %gw.id,
-                            "certificate SANs do not cover this host"
-                        );
-                    }
+/// Loads and checks every credential `model` names, each on its own: one
+/// that fails keeps `prev`'s version (a refusal) when that version still
+/// meets what the configuration asks of it, else it is an error.
+fn load_credentials(model: &Model, generation: u64, prev: Option<&Runtime>) -> LoadedCredentials {
+    let dir = &model.runtime.credentials_dir;
+    let allow_expired = model.runtime.reload.allow_expired_credentials;
+    let mut out = LoadedCredentials {
+        errors: refs::missing_ca_files(model),
+        ..LoadedCredentials::default()
+    };
+    for (source, refs) in refs::credential_references(model) {
+        let admitted = refs::admit(&source, &refs, dir, allow_expired);
+        let previous = prev.and_then(|p| {
+            Some((
+                p.credentials.get(&source)?,
+                p.credential_status.get(&source)?,
+            ))
+        });
+        let (credential, status) = match (admitted, previous) {
+            (Ok(new), Some((old, st))) if new.content_id() == old.content_id() => {
+                // The files are good again (or never changed): whatever
+                // was refused before no longer stands.
+                let st = CredentialStatus {
+                    loaded_generation: st.loaded_generation,
+                    last_error: None,
+                };
+                (old.clone(), st)
+            }
+            (Ok(new), _) => {
+                let st = CredentialStatus {
+                    loaded_generation: generation,
+                    last_error: None,
+                };
+                (Arc::new(new), st)
+            }
+            (Err(failures), Some((old, st))) => {
+                let unfit = refs::unmet(old, &refs, dir);
+                if !unfit.is_empty() {
+                    out.errors.extend(unfit.into_iter().map(ConfigError::from));
+                    continue;
                 }
-            }
-        }
-    }
-}
-
-/// Every credential source named by the model, with the first place that
-/// names it (so a load error points at a document and field).
-fn credential_references(model: &Model) -> BTreeMap<CredentialSource, (DocId, String)> {
-    let mut refs = BTreeMap::new();
-    for gw in &model.gateways {
-        for s in &gw.servers {
-            if let Some(tls) = &s.tls {
-                refs.entry(tls.credential.clone()).or_insert_with(|| {
-                    (
-                        gw.id.clone(),
-                        format!("spec.servers[{}].tls.credentialName", s.index),
-                    )
-                });
-            }
-        }
-    }
-    for dr in &model.destination_rules {
-        let policies = std::iter::once(("spec.trafficPolicy".to_string(), &dr.traffic_policy))
-            .chain(dr.subsets.iter().enumerate().filter_map(|(i, s)| {
-                s.traffic_policy
-                    .as_ref()
-                    .map(|p| (format!("spec.subsets[{i}].trafficPolicy"), p))
-            }));
-        for (path, policy) in policies {
-            let tls = policy.tls.iter().map(|t| (format!("{path}.tls"), t)).chain(
-                policy
-                    .port_tls
+                let reason = failures
                     .iter()
-                    .enumerate()
-                    .map(|(i, (_, t))| (format!("{path}.portLevelSettings[{i}].tls"), t)),
-            );
-            for (field, t) in tls {
-                if let Some(src) = &t.credential {
-                    refs.entry(src.clone())
-                        .or_insert_with(|| (dr.id.clone(), format!("{field}.credentialName")));
-                }
+                    .map(|f| f.error.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                out.refusals.push(Refusal {
+                    source: source.clone(),
+                    credential: source.to_string(),
+                    reason: reason.clone(),
+                });
+                let st = CredentialStatus {
+                    loaded_generation: st.loaded_generation,
+                    last_error: Some(reason),
+                };
+                (old.clone(), st)
             }
-        }
+            (Err(failures), None) => {
+                out.errors
+                    .extend(failures.into_iter().map(ConfigError::from));
+                continue;
+            }
+        };
+        out.credentials.insert(source.clone(), credential);
+        out.status.insert(source, status);
     }
-    refs
+    out
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::certgen::{make_ca, make_leaf, CaSpec, LeafSpec, Usage};
+mod testutil;
 
-    fn credential(
-        chain_ca: &crate::certgen::Issued,
-        signer: &crate::certgen::Issued,
-    ) -> Credential {
-        let mut spec = LeafSpec::new(Usage::Server, "a.example.com");
-        spec.dns.push("a.example.com".into());
-        let leaf = make_leaf(&spec, signer).unwrap();
-        Credential::from_parts(
-            CredentialSource::Named("a".into()),
-            vec![leaf.cert, chain_ca.cert.clone()],
-            leaf.key,
-            vec![],
-            vec![],
-        )
-        .unwrap()
+#[cfg(test)]
+mod tests {
+    use super::testutil::{gateway, Fixture};
+    use super::*;
+
+    fn serial(rt: &Runtime, name: &str) -> String {
+        rt.credentials[&CredentialSource::Named(name.into())]
+            .info
+            .serial
+            .clone()
+    }
+
+    fn last_error(rt: &Runtime, name: &str) -> Option<String> {
+        rt.credential_status[&CredentialSource::Named(name.into())]
+            .last_error
+            .clone()
+    }
+
+    /// Generation 1 serving `a.example.com` with credential `a`, and the
+    /// serial it serves.
+    fn serving_a(f: &Fixture, yaml: &str) -> (Runtime, String) {
+        let old = f.server("a", &["a.example.com"], 0);
+        let rt = Runtime::build(f.model(yaml).unwrap(), 1).unwrap();
+        assert_eq!(serial(&rt, "a"), old);
+        (rt, old)
+    }
+
+    /// Rotates `a` to what `rotate` writes; the reload must refuse it with
+    /// `want` in the reason and keep serving `old`.
+    fn refused(f: &Fixture, yaml: &str, rotate: impl FnOnce(&Fixture), want: &str) {
+        let (rt, old) = serving_a(f, yaml);
+        rotate(f);
+        let (next, refusals) = Runtime::rebuild(f.model(yaml).unwrap(), &rt, 2).unwrap();
+        assert_eq!(refusals.len(), 1, "{refusals:?}");
+        assert_eq!(refusals[0].credential, "a");
+        assert!(refusals[0].reason.contains(want), "{refusals:?}");
+        assert_eq!(serial(&next, "a"), old, "the last good version serves");
+        assert_eq!(
+            last_error(&next, "a").as_deref(),
+            Some(&*refusals[0].reason)
+        );
     }
 
     #[test]
-    fn a_chain_that_carries_its_ca_must_verify_up_to_it() {
-        let ca = make_ca(&CaSpec::new("Example", "example.com")).unwrap();
-        let other = make_ca(&CaSpec::new("Other", "other.com")).unwrap();
-        assert_eq!(check(&credential(&ca, &ca), false), Ok(()));
-        let err = check(&credential(&other, &ca), false).unwrap_err();
-        assert!(err.contains("does not verify up to the CA"), "{err}");
+    fn a_certificate_not_naming_a_served_host_is_refused_and_the_last_good_kept() {
+        let f = Fixture::new();
+        let yaml = gateway(&[("a.example.com", "SIMPLE", "a")]);
+        refused(
+            &f,
+            &yaml,
+            |f| drop(f.server("a", &["b.example.com"], 0)),
+            "does not cover host 'a.example.com' (its names: DNS:b.example.com)",
+        );
+        // Wildcard and catch-all server hosts ask nothing of the names.
+        let f = Fixture::new();
+        f.server("a", &["b.example.com"], 0);
+        let yaml = gateway(&[
+            ("\"*.example.com\"", "SIMPLE", "a"),
+            ("\"*\"", "SIMPLE", "a"),
+        ]);
+        assert!(Runtime::build(f.model(&yaml).unwrap(), 1).is_ok());
+    }
+
+    #[test]
+    fn a_certificate_not_valid_yet_is_refused_unless_allowed() {
+        let f = Fixture::new();
+        let yaml = gateway(&[("a.example.com", "SIMPLE", "a")]);
+        refused(
+            &f,
+            &yaml,
+            |f| drop(f.server("a", &["a.example.com"], 1)),
+            "certificate is not valid before",
+        );
+
+        let f = Fixture::new();
+        let allow = format!("{}---\n{yaml}", Fixture::ALLOW_EXPIRED);
+        let (rt, _) = serving_a(&f, &allow);
+        let new = f.server("a", &["a.example.com"], 1);
+        let (next, refusals) = Runtime::rebuild(f.model(&allow).unwrap(), &rt, 2).unwrap();
+        assert!(refusals.is_empty(), "{refusals:?}");
+        assert_eq!(serial(&next, "a"), new);
+    }
+
+    #[test]
+    fn at_start_the_same_checks_are_errors_naming_document_and_field() {
+        let f = Fixture::new();
+        let yaml = gateway(&[
+            ("x.example.com", "SIMPLE", "a"),
+            ("a.example.com", "SIMPLE", "a"),
+        ]);
+        f.server("a", &["a.example.com"], 0);
+        let e = Runtime::build(f.model(&yaml).unwrap(), 1).unwrap_err();
+        let want = format!(
+            "test.yaml: Gateway/gw: spec.servers[0].hosts[0]: certificate {} \
+             does not cover host 'x.example.com'",
+            f.cert_path("a").display()
+        );
+        assert!(e.to_string().starts_with(&want), "{e}");
+        f.server("a", &["a.example.com", "x.example.com"], 1);
+        let e = Runtime::build(f.model(&yaml).unwrap(), 1).unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "test.yaml: Gateway/gw: spec.servers[0].tls.credentialName: \
+                 certificate is not valid before"
+            ),
+            "{e}"
+        );
+    }
+
+    /// Adding a host the unchanged certificate does not name is the
+    /// configuration's mistake: the reload is refused as a whole.
+    #[test]
+    fn a_new_host_the_kept_certificate_does_not_name_is_a_configuration_error() {
+        let f = Fixture::new();
+        let (rt, _) = serving_a(&f, &gateway(&[("a.example.com", "SIMPLE", "a")]));
+        let more = gateway(&[
+            ("a.example.com", "SIMPLE", "a"),
+            ("c.example.com", "SIMPLE", "a"),
+        ]);
+        let e = Runtime::rebuild(f.model(&more).unwrap(), &rt, 2).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("spec.servers[1].hosts[0]: certificate"),
+            "{e}"
+        );
+    }
+
+    /// Kubelet's Secret volumes for `a` and `b`; in one reload `a`'s
+    /// `..data` is broken (by `break_a`) while `b` is validly rotated.
+    fn broken_volume_refuses_only_its_credential(break_a: impl FnOnce(&Fixture), want: &str) {
+        let f = Fixture::new();
+        let yaml = gateway(&[
+            ("a.example.com", "SIMPLE", "a"),
+            ("b.example.com", "SIMPLE", "b"),
+        ]);
+        let a_old = f.volume("a", "..2026_01_01", &["a.example.com"]);
+        let b_old = f.volume("b", "..2026_01_01", &["b.example.com"]);
+        let rt = Runtime::build(f.model(&yaml).unwrap(), 1).unwrap();
+        break_a(&f);
+        let b_new = f.volume("b", "..2026_02_02", &["b.example.com"]);
+        assert_ne!(b_old, b_new);
+        let (next, refusals) = Runtime::rebuild(f.model(&yaml).unwrap(), &rt, 2).unwrap();
+        assert_eq!(refusals.len(), 1, "{refusals:?}");
+        assert_eq!(refusals[0].credential, "a");
+        assert!(refusals[0].reason.contains(want), "{refusals:?}");
+        assert_eq!(serial(&next, "a"), a_old);
+        assert!(last_error(&next, "a").is_some());
+        assert_eq!(serial(&next, "b"), b_new);
+        assert_eq!(last_error(&next, "b"), None);
+    }
+
+    #[test]
+    fn a_secret_volume_swapped_to_a_missing_folder_refuses_only_its_credential() {
+        broken_volume_refuses_only_its_credential(
+            |f| f.swap_data("a", "..2026_02_02"),
+            "dangling symlink",
+        );
+    }
+
+    #[test]
+    fn a_secret_volume_whose_links_loop_refuses_only_its_credential() {
+        broken_volume_refuses_only_its_credential(|f| f.swap_data("a", "..data"), "symbolic links");
+        broken_volume_refuses_only_its_credential(
+            |f| f.loop_file("a", "tls.crt"),
+            "symbolic links",
+        );
     }
 }

@@ -18,7 +18,7 @@ use notify::event::ModifyKind;
 use notify::{EventKind, RecursiveMode, Watcher};
 use serde::Serialize;
 
-use crate::config::{self, ConfigErrors, Model, Overrides, Protocol};
+use crate::config::{self, ConfigErrors, Loaded, Model, Overrides, Protocol};
 use crate::metrics::metrics;
 use crate::runtime::{Runtime, SharedRuntime};
 
@@ -36,13 +36,18 @@ pub enum ConfigSource {
 
 impl ConfigSource {
     pub fn load(&self, overrides: &Overrides) -> Result<Model, ConfigErrors> {
+        self.load_all(overrides).into_result()
+    }
+
+    /// [`ConfigSource::load`], keeping the partial model when there are errors.
+    pub fn load_all(&self, overrides: &Overrides) -> Loaded {
         match self {
-            ConfigSource::Files(paths) => config::load(paths, overrides),
+            ConfigSource::Files(paths) => config::load_all(paths, overrides),
             ConfigSource::Embedded {
                 name,
                 yaml,
                 base_dir,
-            } => config::load_str(name, yaml, base_dir, overrides),
+            } => config::load_str_all(name, yaml, base_dir, overrides),
         }
     }
 }

@@ -136,6 +136,7 @@ fn forwarded_for_and_proto_are_set() {
 
 fn two_host_config(
     conf: &ConfigDir,
+    creds: &std::path::Path,
     port: u16,
     backend: u16,
     servers: &str,
@@ -145,7 +146,7 @@ fn two_host_config(
         r#"{preamble}{servers}
 ---
 {vs}"#,
-        preamble = gateway_preamble(&credentials_dir()),
+        preamble = gateway_preamble(creds),
         servers = servers.replace("PORT", &port.to_string()),
         vs = route_all(&hosts.join(", "), backend),
     );
@@ -160,6 +161,7 @@ fn optional_mutual_verifies_a_certificate_only_when_given() {
     let conf = ConfigDir::new();
     let cfg = two_host_config(
         &conf,
+        &credentials_dir(),
         port,
         backend.port(),
         "  - port: {number: PORT, name: https-opt, protocol: HTTPS}\n    bind: 127.0.0.1\n    hosts: [partner.example.com]\n    tls: {mode: OPTIONAL_MUTUAL, credentialName: partner-credential}",
@@ -200,9 +202,30 @@ fn subject_alt_names_restrict_which_clients_get_in() {
     let backend = Backend::start("san");
     let port = free_port();
     let conf = ConfigDir::new();
-    let servers = "  - port: {number: PORT, name: https-allowed, protocol: HTTPS}\n    bind: 127.0.0.1\n    hosts: [partner.example.com]\n    tls:\n      mode: MUTUAL\n      credentialName: partner-credential\n      subjectAltNames: [spiffe://acme.com/great-partner]\n  - port: {number: PORT, name: https-denied, protocol: HTTPS}\n    bind: 127.0.0.1\n    hosts: [other.example.com]\n    tls:\n      mode: MUTUAL\n      credentialName: partner-credential\n      subjectAltNames: [spiffe://acme.com/someone-else]";
+    // other.example.com needs a certificate naming it (tlsgate refuses to
+    // serve one that does not); its clients are Acme's, as partner's are.
+    let creds = conf.path().join("credentials");
+    copy_credentials(&creds).unwrap();
+    let out = run_tlsgate(
+        &[
+            "certs",
+            "server",
+            "--ca",
+            &certs_example().join("ca/example").to_string_lossy(),
+            "--host",
+            "other.example.com",
+            "--client-ca",
+            &certs_example().join("ca/acme").to_string_lossy(),
+            "--out",
+            &creds.join("other-credential").to_string_lossy(),
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(out.success(), "tlsgate certs server: {out}");
+    let servers = "  - port: {number: PORT, name: https-allowed, protocol: HTTPS}\n    bind: 127.0.0.1\n    hosts: [partner.example.com]\n    tls:\n      mode: MUTUAL\n      credentialName: partner-credential\n      subjectAltNames: [spiffe://acme.com/great-partner]\n  - port: {number: PORT, name: https-denied, protocol: HTTPS}\n    bind: 127.0.0.1\n    hosts: [other.example.com]\n    tls:\n      mode: MUTUAL\n      credentialName: other-credential\n      subjectAltNames: [spiffe://acme.com/someone-else]";
     let cfg = two_host_config(
         &conf,
+        &creds,
         port,
         backend.port(),
         servers,

@@ -128,12 +128,20 @@ fn exact_beats_wildcard_beats_catch_all() {
         "wild.example.com",
         &["*.wild.example.com"],
     );
+    // The exact host's own certificate (tlsgate refuses one that does not
+    // name it), so its CN shows the exact server won over the wildcard.
+    make_credential(
+        &creds,
+        "exact-credential",
+        "exact.wild.example.com",
+        &["exact.wild.example.com"],
+    );
     let port = free_port();
     let yaml = format!(
         r#"{preamble}  - port: {{number: {port}, name: https-exact, protocol: HTTPS}}
     bind: 127.0.0.1
     hosts: [exact.wild.example.com]
-    tls: {{mode: SIMPLE, credentialName: partner-credential}}
+    tls: {{mode: SIMPLE, credentialName: exact-credential}}
   - port: {{number: {port}, name: https-wild, protocol: HTTPS}}
     bind: 127.0.0.1
     hosts: ["*.wild.example.com"]
@@ -151,7 +159,7 @@ fn exact_beats_wildcard_beats_catch_all() {
     let gw = Gateway::start(&[&cfg], &[]);
 
     let cases = [
-        ("exact.wild.example.com", PARTNER_HOST),
+        ("exact.wild.example.com", "exact.wild.example.com"),
         ("a.wild.example.com", "wild.example.com"),
         ("b.wild.example.com", "wild.example.com"),
         ("other.example.org", FRONTEND_HOST),

@@ -76,6 +76,10 @@ pub struct ServerArgs {
     /// Validity in days.
     #[arg(long, default_value_t = 825)]
     pub days: u32,
+    /// Validity starts this many days from now: a certificate staged ahead
+    /// of a rotation (tlsgate refuses to serve it before then).
+    #[arg(long, default_value_t = 0)]
+    pub starts_in_days: u32,
     /// RSA key of this size instead of ECDSA P-256.
     #[arg(long, value_parser = rsa_bits)]
     pub rsa: Option<u32>,
@@ -217,6 +221,7 @@ fn server(a: &ServerArgs) -> Result<String, CertgenError> {
         }
     }
     spec.days = a.days;
+    spec.starts_in_days = a.starts_in_days;
     spec.key = KeyKind::from_rsa_bits(a.rsa);
     let leaf = make_leaf(&spec, &ca)?;
     // Leaf then CA, as the seeds' secrets hold them and as servers send them.
@@ -339,7 +344,16 @@ fn describe(c: &Issued) -> String {
     } else {
         format!("; SAN {}", sans.join(", "))
     };
-    format!("{}{sans}; expires {}", oneline(&c.cert), c.cert.not_after())
+    let now = openssl::asn1::Asn1Time::days_from_now(0);
+    let starts = match now {
+        Ok(now) if c.cert.not_before() > now => format!("; valid from {}", c.cert.not_before()),
+        _ => String::new(),
+    };
+    format!(
+        "{}{sans}{starts}; expires {}",
+        oneline(&c.cert),
+        c.cert.not_after()
+    )
 }
 
 /// The subject as `openssl x509 -subject` and curl print it: `O=.., CN=..`.
@@ -634,6 +648,24 @@ mod tests {
         )
         .unwrap();
         assert!(c.covers_host("x.svc.test") && c.covers_host("svc.test"));
+
+        let later = d.path().join("later");
+        let out = exec(&[
+            "server",
+            "--ca",
+            p(&ca),
+            "--out",
+            p(&later),
+            "--san",
+            "svc.test",
+            "--starts-in-days",
+            "3",
+        ])
+        .unwrap();
+        assert!(out.contains("; valid from "), "{out}");
+        let cert = X509::from_pem(&std::fs::read(later.join("tls.crt")).unwrap()).unwrap();
+        let in_two_days = openssl::asn1::Asn1Time::days_from_now(2).unwrap();
+        assert!(cert.not_before() > in_two_days);
     }
 
     #[test]

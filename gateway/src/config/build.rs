@@ -1,6 +1,6 @@
 //! Documents -> [`Model`]: the conversion order that lets each kind check
-//! its references (runtime first for the credentials dir, DestinationRules
-//! and Gateways before the VirtualServices that name them).
+//! its references (DestinationRules and Gateways before the
+//! VirtualServices that name them).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -11,25 +11,24 @@ use super::convert_routes::Refs;
 use super::load::{Document, Kind};
 use super::parse::{dest_host, host_pattern};
 use super::{convert_gateway, convert_routes, convert_rules, convert_runtime, convert_services};
-use super::{ConfigError, ConfigErrors, HostPattern, Model, Overrides};
+use super::{ConfigError, HostPattern, Loaded, Model, Overrides};
 
 pub(crate) fn build(
     docs: Vec<Document>,
     sources: Vec<PathBuf>,
     overrides: &Overrides,
     mut errors: Vec<ConfigError>,
-) -> Result<Model, ConfigErrors> {
+) -> Loaded {
     let docs = drop_duplicates(docs, &mut errors);
     let of_kind = |k: Kind| docs.iter().filter(move |d| d.kind == k);
 
     let runtime_docs: Vec<&Document> = of_kind(Kind::GatewayRuntime).collect();
     let runtime = convert_runtime::convert(&runtime_docs, overrides, &mut errors);
-    let creds = runtime.credentials_dir.clone();
 
     let mut rules = Vec::new();
     let mut rule_refs = Vec::new();
     for doc in of_kind(Kind::DestinationRule) {
-        match convert_rules::convert(doc, &creds, &mut errors) {
+        match convert_rules::convert(doc, &mut errors) {
             Some(dr) => {
                 let subsets: BTreeSet<String> = dr.subsets.iter().map(|s| s.name.clone()).collect();
                 rule_refs.push((rule_host(&dr.host), Some(subsets)));
@@ -40,7 +39,7 @@ pub(crate) fn build(
     }
 
     let gateways: Vec<_> = of_kind(Kind::Gateway)
-        .filter_map(|doc| convert_gateway::convert(doc, &creds, &mut errors))
+        .filter_map(|doc| convert_gateway::convert(doc, &mut errors))
         .collect();
     convert_gateway::check_listeners(&gateways, &mut errors);
 
@@ -57,17 +56,15 @@ pub(crate) fn build(
         .filter_map(|doc| convert_services::convert(doc, &mut errors))
         .collect();
 
-    if !errors.is_empty() {
-        return Err(ConfigErrors(errors));
-    }
-    Ok(Model {
+    let model = Model {
         runtime,
         gateways,
         virtual_services,
         destination_rules: rules,
         service_entries,
         sources,
-    })
+    };
+    Loaded { model, errors }
 }
 
 /// Two documents of one kind with one name (and namespace) would make every

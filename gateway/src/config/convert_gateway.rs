@@ -5,21 +5,16 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
 
 use super::load::Document;
 use super::parse::{host_pattern, resolve, spec, upper, Report};
-use super::{credfiles, raw};
+use super::raw;
 use super::{
     ConfigError, CredentialSource, Gateway, HostPattern, Protocol, Server, ServerTls,
     ServerTlsMode, TlsVersion,
 };
 
-pub(crate) fn convert(
-    doc: &Document,
-    credentials_dir: &Path,
-    errors: &mut Vec<ConfigError>,
-) -> Option<Gateway> {
+pub(crate) fn convert(doc: &Document, errors: &mut Vec<ConfigError>) -> Option<Gateway> {
     let mut report = Report::new(&doc.id, errors);
     let raw: raw::GatewaySpec = spec(doc, &mut report)?;
     if raw.servers.is_empty() {
@@ -29,7 +24,7 @@ pub(crate) fn convert(
         .servers
         .iter()
         .enumerate()
-        .filter_map(|(i, s)| server(doc, i, s, credentials_dir, &mut report))
+        .filter_map(|(i, s)| server(doc, i, s, &mut report))
         .collect();
     if report.failed() {
         return None;
@@ -55,7 +50,6 @@ fn server(
     doc: &Document,
     index: usize,
     raw: &raw::Server,
-    credentials_dir: &Path,
     report: &mut Report<'_>,
 ) -> Option<Server> {
     let p = format!("spec.servers[{index}]");
@@ -122,7 +116,7 @@ fn server(
             );
             None
         }
-        (_, Some(t)) => server_tls(&p, t, doc, credentials_dir, report),
+        (_, Some(t)) => server_tls(&p, t, doc, report),
     };
     Some(Server {
         index,
@@ -140,7 +134,6 @@ fn server_tls(
     p: &str,
     t: &raw::ServerTls,
     doc: &Document,
-    credentials_dir: &Path,
     report: &mut Report<'_>,
 ) -> Option<ServerTls> {
     let mode = match upper(&t.mode).as_deref() {
@@ -173,11 +166,11 @@ fn server_tls(
         }
     };
     // Both client-verifying modes need a CA: OPTIONAL_MUTUAL still verifies
-    // a certificate that is offered.
+    // a certificate that is offered. (A credentialName's CA bundle is
+    // checked when the credential is loaded, see runtime/refs.rs.)
     let needs_ca = mode.is_some_and(|m| m != ServerTlsMode::Simple);
     // Without a usable mode, what the credential needs is unknown.
-    let credential =
-        mode.and_then(|_| server_credential(p, t, doc, credentials_dir, needs_ca, report));
+    let credential = mode.and_then(|_| server_credential(p, t, doc, needs_ca, report));
     let min_version = tls_version(
         &format!("{p}.tls.minProtocolVersion"),
         &t.min_protocol_version,
@@ -210,26 +203,20 @@ fn server_credential(
     p: &str,
     t: &raw::ServerTls,
     doc: &Document,
-    credentials_dir: &Path,
     needs_ca: bool,
     report: &mut Report<'_>,
 ) -> Option<CredentialSource> {
     let inline =
         t.server_certificate.is_some() || t.private_key.is_some() || t.ca_certificates.is_some();
     if let Some(name) = &t.credential_name {
-        let field = format!("{p}.tls.credentialName");
         if inline {
             report.error(
-                field,
+                format!("{p}.tls.credentialName"),
                 "credentialName excludes serverCertificate/privateKey/caCertificates \
                  (the credential folder holds tls.crt, tls.key and ca.crt)",
             );
             return None;
         }
-        report.check(
-            &field,
-            credfiles::named(credentials_dir, name, true, needs_ca),
-        )?;
         return Some(CredentialSource::Named(name.clone()));
     }
     let (Some(cert), Some(key)) = (&t.server_certificate, &t.private_key) else {
@@ -245,31 +232,14 @@ fn server_credential(
         .ca_certificates
         .as_ref()
         .map(|c| resolve(&doc.base_dir, c));
-    let mut ok = report
-        .check(
-            &format!("{p}.tls.serverCertificate"),
-            credfiles::file(&cert),
-        )
-        .is_some();
-    ok &= report
-        .check(&format!("{p}.tls.privateKey"), credfiles::file(&key))
-        .is_some();
-    match &ca {
-        Some(ca) => {
-            ok &= report
-                .check(&format!("{p}.tls.caCertificates"), credfiles::file(ca))
-                .is_some()
-        }
-        None if needs_ca => {
-            report.error(
-                format!("{p}.tls.caCertificates"),
-                "MUTUAL and OPTIONAL_MUTUAL need the CA bundle client certificates must chain to",
-            );
-            ok = false;
-        }
-        None => {}
+    if ca.is_none() && needs_ca {
+        report.error(
+            format!("{p}.tls.caCertificates"),
+            "MUTUAL and OPTIONAL_MUTUAL need the CA bundle client certificates must chain to",
+        );
+        return None;
     }
-    ok.then_some(CredentialSource::Files { cert, key, ca })
+    Some(CredentialSource::Files { cert, key, ca })
 }
 
 /// `Some(None)` is TLS_AUTO or absent (library default); `None` is an error.
@@ -357,10 +327,10 @@ pub(crate) fn check_listeners(gateways: &[Gateway], errors: &mut Vec<ConfigError
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
+    use std::path::Path;
 
     use super::*;
-    use crate::config::testutil::{creds, errors, load, one_error, tutorial_creds, GATEWAY};
+    use crate::config::testutil::{errors, load, one_error, GATEWAY};
 
     /// The tutorial's ingress gateway: TLS for the frontend, mutual TLS for partners.
     const FRONTEND_GATEWAY: &str = r#"
@@ -404,8 +374,7 @@ spec:
 
     #[test]
     fn tutorial_gateway() {
-        let creds = tutorial_creds();
-        let m = load(FRONTEND_GATEWAY, creds.path()).unwrap();
+        let m = load(FRONTEND_GATEWAY).unwrap();
         let gw = &m.gateways[0];
         assert_eq!(gw.id.to_string(), "test.yaml: Gateway/frontend-gateway");
         assert_eq!(gw.namespace.as_deref(), Some("user1"));
@@ -446,59 +415,33 @@ spec:
 
     #[test]
     fn an_egressgateway_selector_marks_an_egress_gateway() {
-        let creds = tutorial_creds();
-        let m = load(FRONTEND_GATEWAY, creds.path()).unwrap();
+        let m = load(FRONTEND_GATEWAY).unwrap();
         assert!(!m.gateways[0].egress, "istio: ingressgateway");
         for selector in ["{istio: egressgateway}", "{app: istio-egressgateway}"] {
             let yaml = format!(
                 "{GATEWAY}metadata: {{name: egress}}\nspec:\n  selector: {selector}\n  \
                  servers:\n  - port: {{number: 80, name: http, protocol: HTTP}}\n    hosts: ['*']\n"
             );
-            assert!(
-                load(&yaml, creds.path()).unwrap().gateways[0].egress,
-                "{selector}"
-            );
+            assert!(load(&yaml).unwrap().gateways[0].egress, "{selector}");
         }
     }
 
+    /// Credentials are named, never looked at: a missing folder or CA
+    /// bundle is found when the runtime loads the credential (runtime/refs.rs).
     #[test]
-    fn missing_credential() {
-        let creds = creds(&[("partner-credential", &["tls.crt", "tls.key", "ca.crt"])]);
-        let e = one_error(FRONTEND_GATEWAY, creds.path());
+    fn credentials_are_only_named() {
+        let m = load(FRONTEND_GATEWAY).unwrap();
+        let tls = m.gateways[0].servers[1].tls.as_ref().unwrap();
         assert_eq!(
-            e,
-            format!(
-                "test.yaml: Gateway/frontend-gateway: spec.servers[0].tls.credentialName: \
-                 no credential 'frontend-credential' in {}",
-                creds.path().display()
-            )
+            tls.credential,
+            CredentialSource::Named("partner-credential".into())
         );
-    }
-
-    #[test]
-    fn mutual_needs_a_ca() {
-        let no_ca = creds(&[
-            ("frontend-credential", &["tls.crt", "tls.key"]),
-            ("partner-credential", &["cert", "key"]),
-        ]);
-        let e = one_error(FRONTEND_GATEWAY, no_ca.path());
-        assert!(
-            e.contains("spec.servers[1].tls.credentialName: no CA bundle for credential 'partner-credential'"),
-            "{e}"
-        );
-        // Istio's separate `<name>-cacert` Secret.
-        let split = creds(&[
-            ("frontend-credential", &["tls.crt", "tls.key"]),
-            ("partner-credential", &["cert", "key"]),
-            ("partner-credential-cacert", &["cacert"]),
-        ]);
-        assert!(load(FRONTEND_GATEWAY, split.path()).is_ok());
     }
 
     #[test]
     fn unknown_field_has_its_path() {
         let yaml = FRONTEND_GATEWAY.replace("subjectAltNames", "subjectAltName");
-        let e = one_error(&yaml, tutorial_creds().path());
+        let e = one_error(&yaml);
         assert!(
             e.starts_with(
                 "test.yaml: Gateway/frontend-gateway: spec.servers[1].tls.subjectAltName: \
@@ -511,9 +454,6 @@ spec:
     #[test]
     fn inline_files_resolve_against_the_yaml_folder() {
         let dir = tempfile::tempdir().unwrap();
-        for f in ["server.crt", "server.key", "ca.pem"] {
-            std::fs::write(dir.path().join(f), "x").unwrap();
-        }
         let yaml = format!(
             "{GATEWAY}metadata: {{name: g}}\nspec:\n  servers:\n  - port: {{number: 8443, protocol: https}}\n    \
              bind: 127.0.0.1\n    hosts: [a.example.com]\n    tls: {{mode: OPTIONAL_MUTUAL, serverCertificate: server.crt, \
@@ -532,21 +472,14 @@ spec:
                 ca: Some(dir.path().join("ca.pem")),
             }
         );
-        let missing = yaml.replace("server.key", "nope.key");
-        let e = crate::config::load_str(
-            Path::new("g.yaml"),
-            &missing,
-            dir.path(),
-            &Default::default(),
-        )
-        .unwrap_err();
-        let want: PathBuf = dir.path().join("nope.key");
+        let no_ca = yaml.replace(", caCertificates: ca.pem", "");
+        let e =
+            crate::config::load_str(Path::new("g.yaml"), &no_ca, dir.path(), &Default::default())
+                .unwrap_err();
         assert_eq!(
             e.to_string(),
-            format!(
-                "g.yaml: Gateway/g: spec.servers[0].tls.privateKey: no such file: {}",
-                want.display()
-            )
+            "g.yaml: Gateway/g: spec.servers[0].tls.caCertificates: MUTUAL and OPTIONAL_MUTUAL \
+             need the CA bundle client certificates must chain to"
         );
     }
 
@@ -559,7 +492,6 @@ spec:
 
     #[test]
     fn unsupported_modes_and_versions_are_explained() {
-        let creds = tutorial_creds();
         let tls = |t: &str| format!("    tls: {{{t}}}\n");
         let servers = [
             server(1, "TLS", "a", &tls("mode: PASSTHROUGH")),
@@ -573,7 +505,7 @@ spec:
             "{GATEWAY}metadata: {{name: g}}\nspec:\n  servers:\n{}",
             servers.concat()
         );
-        let e = errors(&yaml, creds.path());
+        let e = errors(&yaml);
         let e: Vec<&str> = e
             .iter()
             .map(|e| e.strip_prefix("test.yaml: Gateway/g: ").unwrap())
@@ -593,7 +525,6 @@ spec:
 
     #[test]
     fn one_protocol_per_port_and_one_server_per_tls_host() {
-        let creds = tutorial_creds();
         let a = format!(
             "{GATEWAY}metadata: {{name: a}}\nspec:\n  servers:\n{}",
             server(443, "HTTPS", "x.example.com", SIMPLE)
@@ -604,7 +535,7 @@ spec:
             server(8443, "HTTPS", "*.example.com", SIMPLE),
             server(443, "HTTPS", "X.example.com", SIMPLE),
         );
-        let e = errors(&format!("{a}---\n{b}"), creds.path());
+        let e = errors(&format!("{a}---\n{b}"));
         assert_eq!(
             e,
             [

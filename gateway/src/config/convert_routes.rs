@@ -403,9 +403,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::testutil::{
-        errors, load, one_error, tutorial_creds, DESTINATION_RULE, VIRTUAL_SERVICE,
-    };
+    use crate::config::testutil::{errors, load, one_error, DESTINATION_RULE, VIRTUAL_SERVICE};
 
     const GATEWAY: &str = r#"
 apiVersion: networking.istio.io/v1
@@ -479,7 +477,7 @@ spec:
 
     #[test]
     fn fifty_fifty_split() {
-        let m = load(&format!("{GATEWAY}{BACKEND_VS}"), tutorial_creds().path()).unwrap();
+        let m = load(&format!("{GATEWAY}{BACKEND_VS}")).unwrap();
         let vs = &m.virtual_services[0];
         assert_eq!(vs.hosts, [HostPattern::Exact("backend.example.com".into())]);
         assert_eq!(vs.gateways, ["user1/frontend-gateway"]);
@@ -547,7 +545,7 @@ spec:
             "{GATEWAY}{}",
             BACKEND_VS.replace("weight: 50", "weight: 40")
         );
-        let e = one_error(&yaml, tutorial_creds().path());
+        let e = one_error(&yaml);
         assert_eq!(
             e,
             "test.yaml: VirtualService/backend-virtual-service: spec.http[0].route: \
@@ -561,7 +559,7 @@ spec:
             "{GATEWAY}{}",
             BACKEND_VS.replace("/api/v[12]/.*", "/api/(v1")
         );
-        let e = one_error(&yaml, tutorial_creds().path());
+        let e = one_error(&yaml);
         assert_eq!(
             e,
             "test.yaml: VirtualService/backend-virtual-service: spec.http[0].match[0].uri.regex: \
@@ -582,9 +580,7 @@ spec:
             &vs(&format!(
                 "  - headers:\n      request:\n        set: {{x-a: \"1\\r\\nContent-Length: 40\"}}\n        \
                  add: {{host: other, \"bad name\": x}}\n{route}"
-            )),
-            tutorial_creds().path(),
-        );
+            )));
         assert_eq!(e.len(), 3, "{e:#?}");
         assert!(
             e[0].contains("spec.http[0].headers.request.set.x-a: not a valid header value"),
@@ -600,12 +596,9 @@ spec:
                 .any(|m| m.contains("headers.request.add.host: a request has one Host")),
             "{e:#?}"
         );
-        let e = one_error(
-            &vs(&format!(
-                "  - rewrite: {{uri: \"/x HTTP/1.1\\r\\nHost: a\"}}\n{route}"
-            )),
-            tutorial_creds().path(),
-        );
+        let e = one_error(&vs(&format!(
+            "  - rewrite: {{uri: \"/x HTTP/1.1\\r\\nHost: a\"}}\n{route}"
+        )));
         assert!(
             e.contains("spec.http[0].rewrite.uri: '/x HTTP/1.1\\r\\nHost: a' is not a path"),
             "{e}"
@@ -621,7 +614,7 @@ spec:
                 .replace("subset: v2", "subset: v3")
                 .replace("host: frontend", "host: frontend, subset: v1")
         );
-        let e = errors(&yaml, tutorial_creds().path());
+        let e = errors(&yaml);
         assert_eq!(
             e,
             [
@@ -638,7 +631,7 @@ spec:
     fn a_broken_destination_rule_does_not_cascade() {
         let yaml = format!("{GATEWAY}{BACKEND_VS}")
             .replace("simple: ROUND_ROBIN", "simple: ROUND_ROBIN, bogus: 1");
-        let e = one_error(&yaml, tutorial_creds().path());
+        let e = one_error(&yaml);
         assert!(e.starts_with("test.yaml: DestinationRule/backend: spec.trafficPolicy.loadBalancer.bogus: unknown field"), "{e}");
     }
 
@@ -664,7 +657,7 @@ spec:
     fault: {{abort: {{httpStatus: 500}}}}
 "#
         );
-        let e = errors(&yaml, tutorial_creds().path());
+        let e = errors(&yaml);
         let e: Vec<&str> = e
             .iter()
             .map(|e| e.strip_prefix("test.yaml: VirtualService/vs: ").unwrap())
@@ -727,14 +720,13 @@ spec:
 "#,
             GATEWAY = EGRESS_GATEWAY
         );
-        let creds = tutorial_creds();
-        let e = one_error(&yaml, creds.path());
+        let e = one_error(&yaml);
         assert_eq!(
             e,
             "test.yaml: VirtualService/vs: spec.http[2].match[0].gateways[0]: no Gateway 'no-such-gateway'"
         );
         let yaml = yaml.replace("no-such-gateway", "istio-egressgateway");
-        let m = load(&yaml, creds.path()).unwrap();
+        let m = load(&yaml).unwrap();
         let http = &m.virtual_services[0].http;
         assert_eq!(http.len(), 2, "the mesh-only route is gone");
         assert_eq!(http[0].matches.len(), 1, "and so is the mesh-only match");

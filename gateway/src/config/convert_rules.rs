@@ -2,27 +2,19 @@
 //! load balancing and subsets.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use super::load::Document;
 use super::parse::{dest_host, resolve, spec, upper, Report};
 use super::{
-    credfiles, raw, ClientTls, ClientTlsMode, ConfigError, CredentialSource, DestinationRule,
-    LbPolicy, Subset, TrafficPolicy,
+    raw, ClientTls, ClientTlsMode, ConfigError, CredentialSource, DestinationRule, LbPolicy,
+    Subset, TrafficPolicy,
 };
 
-pub(crate) fn convert(
-    doc: &Document,
-    credentials_dir: &Path,
-    errors: &mut Vec<ConfigError>,
-) -> Option<DestinationRule> {
+pub(crate) fn convert(doc: &Document, errors: &mut Vec<ConfigError>) -> Option<DestinationRule> {
     let mut report = Report::new(&doc.id, errors);
     let raw: raw::DestinationRuleSpec = spec(doc, &mut report)?;
     let host = report.check("spec.host", dest_host(&raw.host));
-    let ctx = Ctx {
-        doc,
-        credentials_dir,
-    };
+    let ctx = Ctx { doc };
     let traffic_policy = match &raw.traffic_policy {
         Some(tp) => ctx.policy("spec.trafficPolicy", tp, &mut report),
         None => TrafficPolicy::default(),
@@ -61,7 +53,6 @@ pub(crate) fn convert(
 
 struct Ctx<'a> {
     doc: &'a Document,
-    credentials_dir: &'a Path,
 }
 
 impl Ctx<'_> {
@@ -138,9 +129,6 @@ impl Ctx<'_> {
         }
         let base = &self.doc.base_dir;
         let ca_certificates = t.ca_certificates.as_ref().map(|c| resolve(base, c));
-        if let Some(ca) = &ca_certificates {
-            report.check(&format!("{p}.caCertificates"), credfiles::file(ca))?;
-        }
         let inline = t.client_certificate.is_some() || t.private_key.is_some();
         let credential = match (&t.credential_name, inline) {
             (Some(_), true) => {
@@ -150,14 +138,9 @@ impl Ctx<'_> {
                 );
                 return None;
             }
-            (Some(name), false) => {
-                let field = format!("{p}.credentialName");
-                // SIMPLE takes only the CA bundle from the credential.
-                let mutual = mode == ClientTlsMode::Mutual;
-                let check = credfiles::named(self.credentials_dir, name, mutual, !mutual);
-                report.check(&field, check)?;
-                Some(CredentialSource::Named(name.clone()))
-            }
+            // What the credential must hold (a CA bundle for SIMPLE) is
+            // checked when it is loaded, see runtime/refs.rs.
+            (Some(name), false) => Some(CredentialSource::Named(name.clone())),
             (None, true) if mode != ClientTlsMode::Mutual => {
                 report.error(
                     format!("{p}.clientCertificate"),
@@ -170,13 +153,9 @@ impl Ctx<'_> {
                     report.error(p, "clientCertificate and privateKey go together");
                     return None;
                 };
-                let cert = resolve(base, cert);
-                let key = resolve(base, key);
-                report.check(&format!("{p}.clientCertificate"), credfiles::file(&cert))?;
-                report.check(&format!("{p}.privateKey"), credfiles::file(&key))?;
                 Some(CredentialSource::Files {
-                    cert,
-                    key,
+                    cert: resolve(base, cert),
+                    key: resolve(base, key),
                     ca: None,
                 })
             }
@@ -225,8 +204,10 @@ fn load_balancer(field: &str, lb: &raw::LoadBalancer, report: &mut Report<'_>) -
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
-    use crate::config::testutil::{errors, load, one_error, tutorial_creds, DESTINATION_RULE};
+    use crate::config::testutil::{errors, DESTINATION_RULE};
 
     /// Egress origination as in Istio's "egress TLS origination" task, plus subsets.
     const DR: &str = r#"
@@ -262,13 +243,8 @@ spec:
     #[test]
     fn origination_and_subsets() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("ca.pem"), "x").unwrap();
-        let creds = tutorial_creds();
-        let overrides = crate::config::Overrides {
-            admin: None,
-            credentials_dir: Some(creds.path().to_path_buf()),
-        };
-        let m = crate::config::load_str(Path::new("dr.yaml"), DR, dir.path(), &overrides).unwrap();
+        let m = crate::config::load_str(Path::new("dr.yaml"), DR, dir.path(), &Default::default())
+            .unwrap();
         let dr = &m.destination_rules[0];
         assert_eq!(dr.host, "my-nginx.mesh-external.svc.cluster.local");
         assert_eq!(
@@ -330,16 +306,11 @@ spec:
       tls: {{mode: MUTUAL, credentialName: nope}}
 "#
         );
-        let creds = tutorial_creds();
-        let e = errors(&yaml, creds.path());
+        let e = errors(&yaml);
         let e: Vec<&str> = e
             .iter()
             .map(|e| e.strip_prefix("test.yaml: DestinationRule/dr: ").unwrap())
             .collect();
-        let nope = format!(
-            "spec.subsets[1].trafficPolicy.tls.credentialName: no credential 'nope' in {}",
-            creds.path().display()
-        );
         assert_eq!(
             e,
             [
@@ -348,23 +319,7 @@ spec:
                 "spec.trafficPolicy.tls.mode: mode ISTIO_MUTUAL is not supported: no mesh CA here; use MUTUAL with a credentialName",
                 "spec.subsets[0].trafficPolicy.tls: mode MUTUAL needs credentialName, or clientCertificate and privateKey",
                 "spec.subsets[1].name: duplicate subset 'a'",
-                nope.as_str(),
             ]
-        );
-    }
-
-    #[test]
-    fn simple_credential_needs_only_a_ca() {
-        let yaml = format!(
-            "{DESTINATION_RULE}metadata: {{name: dr}}\nspec:\n  host: a\n  trafficPolicy:\n    \
-             tls: {{mode: SIMPLE, credentialName: partner-credential}}\n"
-        );
-        let creds = tutorial_creds();
-        assert!(load(&yaml, creds.path()).is_ok());
-        let e = one_error(&yaml.replace("partner", "frontend"), creds.path());
-        assert!(
-            e.contains("no CA bundle for credential 'frontend-credential'"),
-            "{e}"
         );
     }
 }

@@ -125,7 +125,7 @@ pub(crate) fn convert(doc: &Document, errors: &mut Vec<ConfigError>) -> Option<S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::testutil::{errors, load, tutorial_creds, SERVICE_ENTRY};
+    use crate::config::testutil::{errors, load, SERVICE_ENTRY};
 
     #[test]
     fn egress_and_static_entries() {
@@ -166,7 +166,7 @@ spec:
     locality: us-east1
 "#
         );
-        let m = load(&yaml, tutorial_creds().path()).unwrap();
+        let m = load(&yaml).unwrap();
         let [dns, stat] = m.service_entries.as_slice() else {
             panic!()
         };
@@ -190,7 +190,7 @@ spec:
              ports: [{{number: 80, name: http, protocol: HTTP}}]\n  \
              endpoints: [{{address: b.example.com, ports: {{https: 443}}}}]\n"
         );
-        let e = errors(&yaml, tutorial_creds().path());
+        let e = errors(&yaml);
         assert_eq!(
             e,
             [

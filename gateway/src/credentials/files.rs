@@ -1,9 +1,14 @@
-//! Finding a credential's files and parsing their PEM.
+//! Finding a credential's files and parsing their PEM: the one place that
+//! knows the credential folder layout (the configuration only names a
+//! credential; whether its folder is usable is decided here, per
+//! credential, at every runtime build).
 //!
 //! Only fixed file names are ever opened, so the `..data` / `..2026_…`
 //! entries of a Kubernetes Secret volume (and editors' `.swp` or our own
 //! `.tmp` files) are never mistaken for credentials; the `tls.crt ->
-//! ..data/tls.crt` symlinks are simply followed.
+//! ..data/tls.crt` symlinks are simply followed. A symlink that leads
+//! nowhere (a `..data` swapped to a missing folder) or in a loop is an
+//! error about that file, never an absence.
 
 use std::ffi::c_int;
 use std::fs;
@@ -23,6 +28,8 @@ const CERT_NAMES: [&str; 2] = ["tls.crt", "cert"];
 const KEY_NAMES: [&str; 2] = ["tls.key", "key"];
 const CA_NAMES: [&str; 2] = ["ca.crt", "cacert"];
 const CRL_NAME: &str = "ca.crl";
+/// Istio's separate CA Secret: `<name>-cacert/`.
+const CA_FOLDER_SUFFIX: &str = "-cacert";
 
 /// The files one credential is made of, all known to exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,16 +71,19 @@ pub(crate) fn locate(source: &CredentialSource, dir: &Path) -> Result<Paths, Cre
 fn locate_named(name: &str, dir: &Path) -> Result<Paths, CredentialError> {
     check_name(name)?;
     let folder = dir.join(name);
-    if !folder.is_dir() {
-        return Err(CredentialError::MissingFolder { path: folder });
+    if !probe_dir(&folder)? {
+        return Err(CredentialError::MissingFolder {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+        });
     }
     let cert = first_existing(&folder, &CERT_NAMES)?;
     let key = first_existing(&folder, &KEY_NAMES)?;
-    let ca_folder = dir.join(format!("{name}-cacert"));
+    let ca_folder = dir.join(format!("{name}{CA_FOLDER_SUFFIX}"));
     // The secret's own ca.crt wins over a separate `<name>-cacert` secret, as in Istio.
     let (ca, crl_folder) = match first_existing(&folder, &CA_NAMES) {
         Ok(p) => (Some(p), folder.clone()),
-        Err(CredentialError::MissingFile { .. }) if ca_folder.is_dir() => {
+        Err(CredentialError::MissingFile { .. }) if probe_dir(&ca_folder)? => {
             match first_existing(&ca_folder, &CA_NAMES) {
                 Ok(p) => (Some(p), ca_folder.clone()),
                 Err(CredentialError::MissingFile { .. }) => (None, folder.clone()),
@@ -130,14 +140,47 @@ fn first_existing(folder: &Path, names: &[&str]) -> Result<PathBuf, CredentialEr
     Err(missing(folder, names))
 }
 
-/// Is `path` a regular file (after symlinks)? A dangling symlink is an error,
-/// not an absence: it is what a half-finished `..data` swap looks like.
-fn probe(path: &Path) -> Result<bool, CredentialError> {
+/// What a credential that needs a CA bundle and has none should have held.
+pub(crate) fn no_ca_bundle(source: &CredentialSource, dir: &Path) -> CredentialError {
+    match source {
+        CredentialSource::Named(name) => CredentialError::NoCaBundle {
+            name: name.clone(),
+            dir: dir.to_path_buf(),
+            expected: format!(
+                "{name}/{}, {name}/{} or {name}{CA_FOLDER_SUFFIX}/{}",
+                CA_NAMES[0], CA_NAMES[1], CA_NAMES[0]
+            ),
+        },
+        CredentialSource::Files { cert, .. } => CredentialError::NoCaBundle {
+            name: source.to_string(),
+            dir: cert.parent().unwrap_or(Path::new("/")).to_path_buf(),
+            expected: "a caCertificates file".into(),
+        },
+    }
+}
+
+/// Is `path` a regular file (after symlinks)? A dangling or looping symlink
+/// is an error, not an absence: it is what a half-finished or broken
+/// `..data` swap looks like.
+pub(crate) fn probe(path: &Path) -> Result<bool, CredentialError> {
+    probe_as(path, fs::Metadata::is_file, "not a regular file")
+}
+
+/// [`probe`] for a folder (a credential folder may itself be a symlink).
+fn probe_dir(path: &Path) -> Result<bool, CredentialError> {
+    probe_as(path, fs::Metadata::is_dir, "not a folder")
+}
+
+fn probe_as(
+    path: &Path,
+    is: fn(&fs::Metadata) -> bool,
+    wrong_kind: &'static str,
+) -> Result<bool, CredentialError> {
     match fs::metadata(path) {
-        Ok(m) if m.is_file() => Ok(true),
+        Ok(m) if is(&m) => Ok(true),
         Ok(_) => Err(CredentialError::Unreadable {
             path: path.to_path_buf(),
-            source: io::Error::other("not a regular file"),
+            source: io::Error::other(wrong_kind),
         }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::symlink_metadata(path) {
             Ok(_) => Err(CredentialError::Unreadable {
