@@ -57,43 +57,40 @@ pub async fn accept(front: &TlsFront, sock: Sock, within: Duration) -> Option<Ss
 }
 
 /// EOF or a reset from the client, as opposed to a protocol failure.
+/// Pingora passes the OpenSSL error on as text only.
 fn client_went_away(e: &pingora_error::Error) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = e
-        .cause
-        .as_deref()
-        .map(|c| c as &(dyn std::error::Error + 'static));
-    while let Some(c) = cause {
-        if let Some(io) = c.downcast_ref::<std::io::Error>() {
-            return matches!(
-                io.kind(),
-                std::io::ErrorKind::UnexpectedEof
-                    | std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::BrokenPipe
-            );
+    let text = e.to_string().to_ascii_lowercase();
+    [
+        "unexpected eof",
+        "connection reset",
+        "broken pipe",
+        "peer closed",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pingora_error::{Error, ErrorType};
+
+    #[test]
+    fn eof_and_resets_are_the_client_going_away() {
+        for (msg, gone) in [
+            ("TLS accept() failed: unexpected EOF", true),
+            (
+                "TLS accept() failed: error:0A000126:SSL routines::unexpected eof while reading",
+                true,
+            ),
+            ("TLS accept() failed: Connection reset by peer (os error 104)", true),
+            (
+                "TLS accept() failed: error:0A00010B:SSL routines::wrong version number",
+                false,
+            ),
+        ] {
+            let e = Error::explain(ErrorType::TLSHandshakeFailure, msg);
+            assert_eq!(client_went_away(&e), gone, "{msg}");
         }
-        if let Some(ssl) = c.downcast_ref::<openssl::ssl::Error>() {
-            if ssl.code() == openssl::ssl::ErrorCode::ZERO_RETURN {
-                return true;
-            }
-            if ssl.code() == openssl::ssl::ErrorCode::SYSCALL && ssl.ssl_error().is_none() {
-                // SYSCALL with an empty error queue is an EOF; with an io
-                // error, that error says what happened.
-                return ssl.io_error().is_none_or(|io| {
-                    matches!(
-                        io.kind(),
-                        std::io::ErrorKind::UnexpectedEof
-                            | std::io::ErrorKind::ConnectionReset
-                            | std::io::ErrorKind::BrokenPipe
-                    )
-                });
-            }
-            // OpenSSL 3 reports an EOF in the middle of a record or
-            // message as an SSL error, "unexpected eof while reading".
-            return ssl
-                .ssl_error()
-                .is_some_and(|s| s.to_string().contains("unexpected eof"));
-        }
-        cause = c.source();
     }
-    false
 }
