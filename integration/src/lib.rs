@@ -35,7 +35,7 @@ pub use cmd::{
     CurlResult,
 };
 pub use config::{gateway_preamble, route_all, seed000_yaml, ConfigDir, Seed000Ports};
-pub use gateway::Gateway;
+pub use gateway::{Gateway, GatewayOptions};
 pub use http::{http_get, HttpResponse};
 pub use metrics::Metrics;
 pub use scenario::{Seed000, FRONTEND_HOST, PARTNER_HOST};
