@@ -9,13 +9,15 @@
 //! - [`Backend`]: an HTTP/1.1 + h2c echo server that records what it received;
 //! - [`Curl`] / [`curl`], [`openssl_s_client`], [`run_tlsgate`]: bounded commands;
 //! - [`ConfigDir`] and [`seed000_yaml`]: YAML written into a temporary folder;
-//! - [`Metrics`]: a small Prometheus text parser.
+//! - [`Metrics`]: a small Prometheus text parser;
+//! - [`hostile`]: the attacker's toolkit of the hardening tests.
 
 pub mod backend;
 pub mod certs;
 pub mod cmd;
 pub mod config;
 pub mod gateway;
+pub mod hostile;
 pub mod http;
 pub mod metrics;
 pub mod readme;
