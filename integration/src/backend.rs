@@ -1,4 +1,6 @@
 //! An echo backend: HTTP/1.1 and h2c (prior knowledge) on 127.0.0.1:<free>.
+//! It accepts request heads up to 4 MiB and 20,000 header lines (HTTP/2:
+//! 16 MiB of header list), far beyond what a gateway should let through.
 //!
 //! Every request is answered with JSON
 //! `{"backend": name, "method", "path", "version", "headers": {..}, "body"}`
@@ -6,7 +8,9 @@
 //! - `/delay/<ms>`: waits `ms` (at most 30 s) first;
 //! - `/status/<code>`: answers with that status.
 //!
-//! Requests are counted and recorded. The server stops when dropped.
+//! Requests are counted and recorded, and so are those in flight (a
+//! request whose connection closes before the answer is no longer in
+//! flight: hyper drops its handler). The server stops when dropped.
 
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener as StdListener};
@@ -59,7 +63,26 @@ impl RecordedRequest {
 struct Shared {
     name: String,
     count: AtomicUsize,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
     requests: Mutex<Vec<RecordedRequest>>,
+}
+
+/// One request in flight from its head until its handler ends or is dropped.
+struct InFlight(Arc<Shared>);
+
+impl InFlight {
+    fn enter(shared: &Arc<Shared>) -> InFlight {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(shared.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 pub struct Backend {
@@ -80,6 +103,8 @@ impl Backend {
         let shared = Arc::new(Shared {
             name: name.to_string(),
             count: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
             requests: Mutex::new(Vec::new()),
         });
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -118,6 +143,23 @@ impl Backend {
     /// Requests received so far.
     pub fn count(&self) -> usize {
         self.shared.count.load(Ordering::SeqCst)
+    }
+
+    /// Requests whose head arrived and whose handler has not ended yet.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The most requests in flight at once since the start or the last
+    /// [`Backend::reset_max_in_flight`].
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Start measuring [`Backend::max_in_flight`] again from the present.
+    pub fn reset_max_in_flight(&self) {
+        let now = self.in_flight();
+        self.shared.max_in_flight.store(now, Ordering::SeqCst);
     }
 
     /// Every request received so far, in order.
@@ -163,7 +205,11 @@ async fn serve(listener: StdListener, shared: Arc<Shared>, mut stop: oneshot::Re
                 let sh = shared.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| handle(req, sh.clone()));
-                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    // Accept what a gateway should have refused, so that the
+                    // refusal is seen to be the gateway's.
+                    builder.http1().max_buf_size(4 << 20).max_headers(20_000);
+                    builder.http2().max_header_list_size(16 << 20);
                     let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
                 });
             }
@@ -175,6 +221,7 @@ async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let _in_flight = InFlight::enter(&shared);
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, 16 * 1024 * 1024).collect().await {
         Ok(c) => c.to_bytes().to_vec(),

@@ -1,7 +1,8 @@
 //! One running `tlsgate run` process.
 
 use std::fs::File;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -12,6 +13,16 @@ use crate::{free_port, tlsgate_bin, workspace_root};
 
 /// How long [`Gateway::start`] waits for `/healthz/ready`.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How to start the process, beyond its arguments.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GatewayOptions {
+    /// `--admin` (default 127.0.0.1:<free>). The harness's own admin
+    /// requests go to 127.0.0.1 when this is a wildcard address.
+    pub admin: Option<SocketAddr>,
+    /// `RLIMIT_NOFILE` (soft and hard) of the process, as `ulimit -n` sets it.
+    pub nofile: Option<u64>,
+}
 
 /// A `tlsgate run` child process with its own admin port; killed (SIGKILL, by
 /// PID) when dropped. Its stdout and stderr go to files in a temporary folder.
@@ -49,7 +60,26 @@ impl Gateway {
 
     /// Spawn `tlsgate run --admin 127.0.0.1:<free> args...` without waiting.
     pub fn spawn(args: &[String]) -> Result<Gateway, String> {
-        let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        Gateway::spawn_with(args, GatewayOptions::default())
+    }
+
+    /// [`Gateway::spawn`] then wait for readiness, with `opts`.
+    pub fn start_with(args: &[String], opts: GatewayOptions) -> Result<Gateway, String> {
+        let mut g = Gateway::spawn_with(args, opts)?;
+        g.wait_ready(READY_TIMEOUT)?;
+        Ok(g)
+    }
+
+    /// [`Gateway::spawn`] with another admin address or a descriptor limit.
+    pub fn spawn_with(args: &[String], opts: GatewayOptions) -> Result<Gateway, String> {
+        let bind: SocketAddr = opts
+            .admin
+            .unwrap_or_else(|| ([127, 0, 0, 1], free_port()).into());
+        let admin = if bind.ip().is_unspecified() {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), bind.port())
+        } else {
+            bind
+        };
         let dir = tempfile::Builder::new()
             .prefix("tlsgate-run-")
             .tempdir()
@@ -58,10 +88,28 @@ impl Gateway {
         let stdout_path = dir.path().join("stdout.log");
         let stderr = File::create(&stderr_path).map_err(|e| e.to_string())?;
         let stdout = File::create(&stdout_path).map_err(|e| e.to_string())?;
-        let mut full: Vec<String> = vec!["run".into(), "--admin".into(), admin.to_string()];
+        let mut full: Vec<String> = vec!["run".into(), "--admin".into(), bind.to_string()];
         full.extend(args.iter().cloned());
         let bin = tlsgate_bin();
-        let child = Command::new(&bin)
+        let mut cmd = Command::new(&bin);
+        if let Some(n) = opts.nofile {
+            let limit = libc::rlimit {
+                rlim_cur: n as libc::rlim_t,
+                rlim_max: n as libc::rlim_t,
+            };
+            // SAFETY: runs in the forked child before exec; setrlimit(2) is
+            // async-signal-safe and `limit` is a plain value moved in.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let child = cmd
             .args(&full)
             .current_dir(workspace_root())
             .env("RUST_BACKTRACE", "1")

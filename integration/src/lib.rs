@@ -9,13 +9,15 @@
 //! - [`Backend`]: an HTTP/1.1 + h2c echo server that records what it received;
 //! - [`Curl`] / [`curl`], [`openssl_s_client`], [`run_tlsgate`]: bounded commands;
 //! - [`ConfigDir`] and [`seed000_yaml`]: YAML written into a temporary folder;
-//! - [`Metrics`]: a small Prometheus text parser.
+//! - [`Metrics`]: a small Prometheus text parser;
+//! - [`hostile`]: the attacker's toolkit of the hardening tests.
 
 pub mod backend;
 pub mod certs;
 pub mod cmd;
 pub mod config;
 pub mod gateway;
+pub mod hostile;
 pub mod http;
 pub mod metrics;
 pub mod readme;
@@ -35,7 +37,7 @@ pub use cmd::{
     CurlResult,
 };
 pub use config::{gateway_preamble, route_all, seed000_yaml, ConfigDir, Seed000Ports};
-pub use gateway::Gateway;
+pub use gateway::{Gateway, GatewayOptions};
 pub use http::{http_get, HttpResponse};
 pub use metrics::Metrics;
 pub use scenario::{Seed000, FRONTEND_HOST, PARTNER_HOST};

@@ -5,7 +5,7 @@ use crate::certs::{ca_cert, require_certs_example};
 use crate::cmd::Curl;
 use crate::config::{seed000_yaml, ConfigDir, Seed000Ports};
 use crate::free_port;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, GatewayOptions};
 
 pub const FRONTEND_HOST: &str = "frontend.example.com";
 pub const PARTNER_HOST: &str = "partner.example.com";
@@ -40,6 +40,16 @@ impl Seed000 {
         extra: &[&str],
         edit: impl FnOnce(&ConfigDir, String) -> String,
     ) -> Seed000 {
+        Self::try_start(GatewayOptions::default(), extra, edit).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Seed000::start_custom`] with [`GatewayOptions`]; an error (with the
+    /// gateway's logs) if it does not become ready.
+    pub fn try_start(
+        opts: GatewayOptions,
+        extra: &[&str],
+        edit: impl FnOnce(&ConfigDir, String) -> String,
+    ) -> Result<Seed000, String> {
         require_certs_example();
         let frontend = Backend::start("frontend-v1");
         let backend_v1 = Backend::start("backend-v1");
@@ -54,8 +64,10 @@ impl Seed000 {
         let conf = ConfigDir::new();
         let yaml = edit(&conf, seed000_yaml(&ports));
         let config_path = conf.write("seed-000-ingress.yaml", &yaml);
-        let gateway = Gateway::start(&[&config_path], extra);
-        Seed000 {
+        let mut args = vec!["--config".to_string(), config_path.display().to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let gateway = Gateway::start_with(&args, opts)?;
+        Ok(Seed000 {
             gateway,
             frontend,
             backend_v1,
@@ -63,7 +75,7 @@ impl Seed000 {
             port: ports.gateway,
             conf,
             config_path,
-        }
+        })
     }
 
     /// `https://frontend.example.com:<port><path>`, server verified with the example CA.
