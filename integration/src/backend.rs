@@ -225,7 +225,10 @@ async fn handle(
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, 16 * 1024 * 1024).collect().await {
         Ok(c) => c.to_bytes().to_vec(),
-        Err(_) => Vec::new(),
+        // The connection went away mid-body (the gateway gave the request
+        // up): nobody waits for an answer, so the request is no longer in
+        // flight (hyper keeps running a handler whose body failed).
+        Err(_) => return Ok(Response::new(Full::new(Bytes::new()))),
     };
     let path = parts
         .uri

@@ -83,7 +83,10 @@ mod tests {
                 "TLS accept() failed: error:0A000126:SSL routines::unexpected eof while reading",
                 true,
             ),
-            ("TLS accept() failed: Connection reset by peer (os error 104)", true),
+            (
+                "TLS accept() failed: Connection reset by peer (os error 104)",
+                true,
+            ),
             (
                 "TLS accept() failed: error:0A00010B:SSL routines::wrong version number",
                 false,

@@ -259,12 +259,21 @@ impl Core {
             let mut deadline = None;
             let head_len = loop {
                 match scan.feed(&buf, limits.request_headers) {
+                    Scan::Complete(n) if n > limits.request_head_bytes => {
+                        return refuse(stream, Refusal::HEAD_TOO_LARGE, &conn).await
+                    }
                     Scan::Complete(n) => break n,
                     Scan::Refused(r) => return refuse(stream, r, &conn).await,
                     Scan::More => {}
                 }
                 if buf.len() > limits.request_head_bytes {
                     return refuse(stream, Refusal::HEAD_TOO_LARGE, &conn).await;
+                }
+                // What an unfinished head holds beyond the buffer every
+                // connection has anyway.
+                let held = buf.capacity().saturating_sub(HEAD_BUF);
+                if !buf.is_empty() && !memory.hold(held, limits.request_head_memory) {
+                    return refuse(stream, Refusal::HEAD_MEMORY, &conn).await;
                 }
                 let read = if buf.is_empty() {
                     // Between requests: closed at once when the gateway
@@ -305,9 +314,6 @@ impl Core {
                     Ok(_) => {}
                 }
                 deadline.get_or_insert_with(|| Instant::now() + timeouts.request_head);
-                if !memory.hold(buf.capacity(), limits.request_head_memory) {
-                    return refuse(stream, Refusal::HEAD_MEMORY, &conn).await;
-                }
             };
             // A complete head is the request's now, not a head in waiting.
             memory.hold(0, 0);

@@ -64,7 +64,15 @@ pub async fn serve(
     let mut conn = match pingora_timeout::timeout(timeouts.first_request, handshake).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
-            log_end("handshake failed", &e.to_string());
+            // Not the preface: the client does not speak HTTP/2 (a client
+            // that just left is not news).
+            if find_h2_error(&e).is_some_and(|h| !h.is_io()) {
+                metrics()
+                    .http_refused
+                    .with_label_values(&["h2_bad_preface"])
+                    .inc();
+                log_end("h2_bad_preface", &e.to_string());
+            }
             return;
         }
         Err(_) => {
@@ -95,8 +103,11 @@ pub async fn serve(
                 continue;
             }
             () = active.idle_for(timeouts.http2_idle), if !draining => {
+                // Nothing in flight: GOAWAY with the last stream we took,
+                // and close once it is sent (no second round trip to wait
+                // for, which a dead peer would never answer).
                 metrics().timeouts.with_label_values(&["http2_idle"]).inc();
-                conn.graceful_shutdown();
+                conn.abrupt_shutdown(h2::Reason::NO_ERROR);
                 let _ = pingora_timeout::timeout(CLOSE_GRACE, drive(&mut conn)).await;
                 return;
             }
@@ -105,7 +116,7 @@ pub async fn serve(
         let session = match accepted {
             Ok(Some(H2Accept::Session(s))) => s,
             Ok(Some(H2Accept::Rejected)) => {
-                budget.server_reset();
+                // (its reset is counted on the wire, see frames.rs)
                 malformed += 1;
                 if malformed > MAX_MALFORMED {
                     end(&mut conn, "too_many_malformed").await;
@@ -124,7 +135,6 @@ pub async fn serve(
             // work is cancelled: the client opened more than the limit.
             let mut session = session;
             session.shutdown_with_reason(h2::Reason::REFUSED_STREAM);
-            budget.server_reset();
             continue;
         };
         on_stream(

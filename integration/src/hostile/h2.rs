@@ -34,6 +34,7 @@ pub struct H2 {
     pub goaway: Option<(u32, u32)>,
     /// The connection is gone (EOF or reset).
     pub closed: bool,
+    preface_sent: bool,
 }
 
 impl H2 {
@@ -56,6 +57,7 @@ impl H2 {
             max_streams: None,
             goaway: None,
             closed: false,
+            preface_sent: false,
         })
     }
 
@@ -73,6 +75,7 @@ impl H2 {
     /// The preface, our SETTINGS, and a connection window of 16 MiB more.
     pub fn send_preface(&mut self) -> std::io::Result<()> {
         self.s.write_all(PREFACE)?;
+        self.preface_sent = true;
         let mut settings = Vec::new();
         for (id, value) in [(0x1u16, 0u32), (0x2, 0), (0x4, 1 << 20)] {
             settings.extend_from_slice(&id.to_be_bytes());
@@ -265,7 +268,11 @@ impl H2 {
                         }
                     }
                     // Ignored if it fails: the next read reports the close.
-                    let _ = self.frame(ty::SETTINGS, flag::ACK, 0, &[]);
+                    // Before our preface, a SETTINGS ACK would be a
+                    // protocol error (a silent client stays silent).
+                    if self.preface_sent {
+                        let _ = self.frame(ty::SETTINGS, flag::ACK, 0, &[]);
+                    }
                 }
                 Event::Settings { ack }
             }

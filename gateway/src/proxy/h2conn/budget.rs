@@ -39,8 +39,8 @@ impl ResetBudget {
         self.note(Instant::now());
     }
 
-    /// We reset a stream because of the client (refused over the stream
-    /// limit, malformed).
+    /// We reset a stream because of the client (it broke the protocol on
+    /// it, or opened more than the stream limit).
     pub fn server_reset(&self) {
         metrics().h2_resets.with_label_values(&["server"]).inc();
         self.note(Instant::now());

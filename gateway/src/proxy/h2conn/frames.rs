@@ -1,7 +1,8 @@
-//! Reads the frame headers of what an HTTP/2 client sends, on the way into
-//! the `h2` codec, to count the client's `RST_STREAM` frames. The codec
-//! handles resets stream by stream and never tells its user how many a
-//! client sent; Rapid Reset (CVE-2023-44487) is exactly "many". Counting
+//! Reads the frame headers of an HTTP/2 connection on the wire, both ways,
+//! to count `RST_STREAM` frames: those the client sends (Rapid Reset,
+//! CVE-2023-44487) and those it makes us send by breaking the protocol on
+//! a stream (MadeYouReset, CVE-2025-8671). The `h2` codec handles resets
+//! stream by stream and never tells its user how many there were; counting
 //! on the wire holds for every stream, whichever engine serves it.
 
 use std::io;
@@ -25,35 +26,53 @@ const PREFACE_LEN: usize = 24;
 const FRAME_HEADER_LEN: usize = 9;
 const RST_STREAM: u8 = 0x3;
 
-/// Where the reader stands in the client's byte stream.
+/// Where the reader stands in a byte stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum At {
     /// Bytes of the connection preface still to come.
     Preface(usize),
     /// Bytes of a frame header seen so far (its type is byte 3).
     Header { seen: usize, kind: u8, len: usize },
-    /// Payload bytes still to skip.
-    Payload(usize),
+    /// Payload bytes still to pass; an `RST_STREAM`'s error code is read.
+    Payload { left: usize, kind: u8, code: u32 },
 }
 
-/// Counts frame types in a byte stream fed in arbitrary pieces.
+/// A frame as [`FrameReader`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    pub kind: u8,
+    /// The error code of an `RST_STREAM`.
+    pub code: u32,
+}
+
+/// Finds the frames in a byte stream fed in arbitrary pieces.
 #[derive(Debug)]
 pub struct FrameReader {
     at: At,
 }
 
-impl Default for FrameReader {
-    fn default() -> Self {
+impl FrameReader {
+    /// The client's side: the connection preface comes first.
+    pub fn client() -> Self {
         FrameReader {
             at: At::Preface(PREFACE_LEN),
         }
     }
-}
 
-impl FrameReader {
-    /// Feeds received bytes; calls `on_frame(type)` for each frame header
-    /// completed.
-    pub fn feed(&mut self, mut bytes: &[u8], mut on_frame: impl FnMut(u8)) {
+    /// The server's side: frames from the first byte.
+    pub fn server() -> Self {
+        FrameReader {
+            at: At::Header {
+                seen: 0,
+                kind: 0,
+                len: 0,
+            },
+        }
+    }
+
+    /// Feeds bytes; calls `on_frame` once each frame is known (for an
+    /// `RST_STREAM`, once its error code is read).
+    pub fn feed(&mut self, mut bytes: &[u8], mut on_frame: impl FnMut(Frame)) {
         while !bytes.is_empty() {
             match self.at {
                 At::Preface(left) => {
@@ -87,19 +106,45 @@ impl FrameReader {
                         seen += 1;
                     }
                     self.at = if seen == FRAME_HEADER_LEN {
-                        on_frame(kind);
-                        At::Payload(len)
+                        if kind != RST_STREAM {
+                            on_frame(Frame { kind, code: 0 });
+                        }
+                        At::Payload {
+                            left: len,
+                            kind,
+                            code: 0,
+                        }
                     } else {
                         At::Header { seen, kind, len }
                     };
                 }
-                At::Payload(left) => {
-                    let n = left.min(bytes.len());
-                    bytes = &bytes[n..];
-                    self.at = At::Payload(left - n);
+                At::Payload {
+                    mut left,
+                    kind,
+                    mut code,
+                } => {
+                    if kind == RST_STREAM {
+                        // The payload is the 4-byte error code.
+                        while left > 0 {
+                            let Some((&b, rest)) = bytes.split_first() else {
+                                break;
+                            };
+                            bytes = rest;
+                            code = code << 8 | u32::from(b);
+                            left -= 1;
+                        }
+                        if left == 0 {
+                            on_frame(Frame { kind, code });
+                        }
+                    } else {
+                        let n = left.min(bytes.len());
+                        bytes = &bytes[n..];
+                        left -= n;
+                    }
+                    self.at = At::Payload { left, kind, code };
                 }
             }
-            if self.at == At::Payload(0) {
+            if let At::Payload { left: 0, .. } = self.at {
                 self.at = At::Header {
                     seen: 0,
                     kind: 0,
@@ -110,11 +155,30 @@ impl FrameReader {
     }
 }
 
-/// The client's stream with its frames counted.
+/// Error codes of `RST_STREAM`s we send because the client broke the
+/// protocol on that stream, or opened more than it may: the resets a
+/// client can provoke at will. `NO_ERROR` (an answer that did not need
+/// the rest of the body) and `CANCEL` / `INTERNAL_ERROR` (our side gave
+/// up) are not the client's doing.
+fn provoked(code: u32) -> bool {
+    matches!(
+        code,
+        0x1 /* PROTOCOL_ERROR */
+            | 0x3 /* FLOW_CONTROL_ERROR */
+            | 0x5 /* STREAM_CLOSED */
+            | 0x6 /* FRAME_SIZE_ERROR */
+            | 0x7 /* REFUSED_STREAM */
+            | 0x9 /* COMPRESSION_ERROR */
+            | 0xb /* ENHANCE_YOUR_CALM */
+    )
+}
+
+/// The client's connection with its resets counted.
 #[derive(Debug)]
 pub struct Watched {
     inner: Stream,
-    frames: FrameReader,
+    received: FrameReader,
+    sent: FrameReader,
     budget: Arc<ResetBudget>,
 }
 
@@ -122,9 +186,19 @@ impl Watched {
     pub fn new(inner: Stream, budget: Arc<ResetBudget>) -> Self {
         Watched {
             inner,
-            frames: FrameReader::default(),
+            received: FrameReader::client(),
+            sent: FrameReader::server(),
             budget,
         }
+    }
+
+    fn note_sent(&mut self, bytes: &[u8]) {
+        let budget = &self.budget;
+        self.sent.feed(bytes, |f| {
+            if f.kind == RST_STREAM && provoked(f.code) {
+                budget.server_reset();
+            }
+        });
     }
 }
 
@@ -139,8 +213,8 @@ impl AsyncRead for Watched {
         let r = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = r {
             let budget = &this.budget;
-            this.frames.feed(&buf.filled()[before..], |kind| {
-                if kind == RST_STREAM {
+            this.received.feed(&buf.filled()[before..], |f| {
+                if f.kind == RST_STREAM {
                     budget.client_reset();
                 }
             });
@@ -155,7 +229,11 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            self.note_sent(&buf[..n]);
+        }
+        r
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -166,17 +244,8 @@ impl AsyncWrite for Watched {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
+    // Vectored writes are left to the default (one slice at a time), so
+    // every byte sent passes `poll_write` and its frames are seen.
 }
 
 #[async_trait]
@@ -243,6 +312,9 @@ mod tests {
             1,
         ];
         f.resize(FRAME_HEADER_LEN + payload, 0xAA);
+        if kind == RST_STREAM {
+            f[FRAME_HEADER_LEN..].copy_from_slice(&[1, 2, 3, 4]);
+        }
         f
     }
 
@@ -253,12 +325,27 @@ mod tests {
             wire.extend(frame(kind, len));
         }
         for step in [1, 2, 7, 9, 100, wire.len()] {
-            let mut r = FrameReader::default();
+            let mut r = FrameReader::client();
             let mut kinds = Vec::new();
             for piece in wire.chunks(step) {
-                r.feed(piece, |k| kinds.push(k));
+                r.feed(piece, |f| kinds.push((f.kind, f.code)));
             }
-            assert_eq!(kinds, [4, 1, 3, 0, 3, 0], "pieces of {step}");
+            assert_eq!(
+                kinds,
+                [
+                    (4, 0),
+                    (1, 0),
+                    (3, 0x0102_0304),
+                    (0, 0),
+                    (3, 0x0102_0304),
+                    (0, 0)
+                ],
+                "pieces of {step}"
+            );
         }
+        let mut r = FrameReader::server();
+        let mut kinds = Vec::new();
+        r.feed(&frame(3, 4), |f| kinds.push(f.kind));
+        assert_eq!(kinds, [3]);
     }
 }
