@@ -195,6 +195,35 @@ fn bytes(v: &Size) -> Result<u64, String> {
 mod tests {
     use super::*;
 
+    /// The block the README shows under "Limits and timeouts" parses, and
+    /// says what the defaults are.
+    #[test]
+    fn the_readme_shows_the_defaults() {
+        use crate::config::load::documents;
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("## Limits and timeouts")
+            .nth(1)
+            .expect("README has a Limits and timeouts section");
+        let yaml = section
+            .split("```yaml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .expect("a yaml block in that section");
+        let mut errors = Vec::new();
+        let docs = documents(
+            std::path::Path::new("README.md"),
+            yaml,
+            std::path::Path::new("/"),
+            &mut errors,
+        );
+        let refs: Vec<_> = docs.iter().collect();
+        let s = super::super::convert_runtime::convert(&refs, &Default::default(), &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(s.limits, Limits::default());
+        assert_eq!(s.timeouts, Timeouts::default());
+    }
+
     #[test]
     fn sizes() {
         assert_eq!(bytes(&Size::Number(5)), Ok(5));
