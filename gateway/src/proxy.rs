@@ -317,6 +317,15 @@ impl ProxyHttp for Proxy {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        // The client took no response bytes for `responseSendIdle`.
+        if e.is_some_and(|e| {
+            e.esource() == &ErrorSource::Downstream && e.etype() == &ErrorType::WriteTimedout
+        }) {
+            crate::metrics::metrics()
+                .timeouts
+                .with_label_values(&["response_send"])
+                .inc();
+        }
         let status = ctx
             .status_override
             .or_else(|| session.response_written().map(|r| r.status.as_u16()))

@@ -6,7 +6,8 @@
 //! `{"backend": name, "method", "path", "version", "headers": {..}, "body"}`
 //! (a header sent several times is joined with `", "`), status 200, except:
 //! - `/delay/<ms>`: waits `ms` (at most 30 s) first;
-//! - `/status/<code>`: answers with that status.
+//! - `/status/<code>`: answers with that status;
+//! - `/bytes/<n>`: answers `n` bytes of `x` (at most 64 MiB) instead of JSON.
 //!
 //! Requests are counted and recorded, and so are those in flight (a
 //! request whose connection closes before the answer is no longer in
@@ -65,6 +66,7 @@ struct Shared {
     count: AtomicUsize,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    connections: AtomicUsize,
     requests: Mutex<Vec<RecordedRequest>>,
 }
 
@@ -76,6 +78,22 @@ impl InFlight {
         let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
         InFlight(shared.clone())
+    }
+}
+
+/// One connection open to the backend.
+struct Open(Arc<Shared>);
+
+impl Open {
+    fn enter(shared: &Arc<Shared>) -> Open {
+        shared.connections.fetch_add(1, Ordering::SeqCst);
+        Open(shared.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -105,6 +123,7 @@ impl Backend {
             count: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
             requests: Mutex::new(Vec::new()),
         });
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -146,6 +165,11 @@ impl Backend {
     }
 
     /// Requests whose head arrived and whose handler has not ended yet.
+    /// Connections open to this backend now.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
     pub fn in_flight(&self) -> usize {
         self.shared.in_flight.load(Ordering::SeqCst)
     }
@@ -204,6 +228,7 @@ async fn serve(listener: StdListener, shared: Arc<Shared>, mut stop: oneshot::Re
                 let _ = stream.set_nodelay(true);
                 let sh = shared.clone();
                 tokio::spawn(async move {
+                    let _open = Open::enter(&sh);
                     let svc = hyper::service::service_fn(move |req| handle(req, sh.clone()));
                     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                     // Accept what a gateway should have refused, so that the
@@ -261,6 +286,15 @@ async fn handle(
 
     let mut status = StatusCode::OK;
     let p = parts.uri.path();
+    if let Some(n) = p.strip_prefix("/bytes/") {
+        let n: usize = n.parse().unwrap_or(0);
+        let mut r = Response::new(Full::new(Bytes::from(vec![b'x'; n.min(64 << 20)])));
+        r.headers_mut().insert(
+            "content-type",
+            "application/octet-stream".parse().expect("valid"),
+        );
+        return Ok(r);
+    }
     if let Some(ms) = p.strip_prefix("/delay/") {
         let ms: u64 = ms
             .split('/')

@@ -179,7 +179,7 @@ spec:
   limits: {maxConnections: 500, requestHeadBytes: 32Ki, requestHeaders: 50, requestHeadMemory: 8Mi,
            http2MaxConcurrentStreams: 20, http2MaxResetStreams: 7}
   timeouts: {tlsHandshake: 2s, firstRequest: 3s, requestHead: 4s, requestBodyIdle: 5s,
-             keepAliveIdle: 6s, http2Idle: 7s}
+             keepAliveIdle: 6s, http2Idle: 7s, responseSendIdle: 8s}
   adminTokenFile: token
 ";
 
@@ -213,10 +213,11 @@ spec:
                 t.request_head,
                 t.request_body_idle,
                 t.keep_alive_idle,
-                t.http2_idle
+                t.http2_idle,
+                t.response_send_idle
             ]
             .map(secs),
-            [2, 3, 4, 5, 6, 7]
+            [2, 3, 4, 5, 6, 7, 8]
         );
         assert_eq!(
             s.admin_token_file.as_deref(),

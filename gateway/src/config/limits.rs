@@ -62,6 +62,9 @@ pub struct Timeouts {
     pub keep_alive_idle: Duration,
     /// An HTTP/2 connection with no open stream.
     pub http2_idle: Duration,
+    /// Longest wait for the client to take more of a response (a client
+    /// that reads nothing would hold its upstream connection forever).
+    pub response_send_idle: Duration,
 }
 
 impl Default for Timeouts {
@@ -73,6 +76,7 @@ impl Default for Timeouts {
             request_body_idle: Duration::from_secs(60),
             keep_alive_idle: Duration::from_secs(60),
             http2_idle: Duration::from_secs(60),
+            response_send_idle: Duration::from_secs(60),
         }
     }
 }
@@ -131,7 +135,7 @@ pub(crate) fn limits(raw: &RawLimits, report: &mut Report<'_>) -> Limits {
 /// `spec.timeouts`: every phase has a deadline, so none may be zero.
 pub(crate) fn timeouts(raw: &RawTimeouts, report: &mut Report<'_>) -> Timeouts {
     let mut t = Timeouts::default();
-    let fields: [(&str, &Option<String>, &mut Duration); 6] = [
+    let fields: [(&str, &Option<String>, &mut Duration); 7] = [
         ("tlsHandshake", &raw.tls_handshake, &mut t.tls_handshake),
         ("firstRequest", &raw.first_request, &mut t.first_request),
         ("requestHead", &raw.request_head, &mut t.request_head),
@@ -146,6 +150,11 @@ pub(crate) fn timeouts(raw: &RawTimeouts, report: &mut Report<'_>) -> Timeouts {
             &mut t.keep_alive_idle,
         ),
         ("http2Idle", &raw.http2_idle, &mut t.http2_idle),
+        (
+            "responseSendIdle",
+            &raw.response_send_idle,
+            &mut t.response_send_idle,
+        ),
     ];
     for (field, raw, slot) in fields {
         let Some(raw) = raw else { continue };

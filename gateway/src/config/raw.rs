@@ -405,6 +405,7 @@ pub struct RawTimeouts {
     pub request_body_idle: Option<String>,
     pub keep_alive_idle: Option<String>,
     pub http2_idle: Option<String>,
+    pub response_send_idle: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

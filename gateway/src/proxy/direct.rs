@@ -352,6 +352,7 @@ impl Core {
             let mut client = H1Client {
                 down: &mut stream,
                 keep: !head.close && !*shutdown.borrow_and_update(),
+                send_idle: timeouts.response_send_idle,
                 out: Vec::with_capacity(2048),
                 ahead: BytesMut::new(),
             };
@@ -365,7 +366,8 @@ impl Core {
             };
             plan.served(&conn, head.method, head.target, status, start, error);
             if !keep {
-                let _ = stream.shutdown().await;
+                // A client that stopped reading cannot hold the close.
+                let _ = pingora_timeout::timeout(CLOSE_LINGER, stream.shutdown()).await;
                 return None;
             }
             buf.advance(head_len);
@@ -571,6 +573,9 @@ impl Core {
         let mut request = Vec::with_capacity(512);
         plan.request(&mut request, outgoing, &conn);
         let target = target.to_string();
+        session.set_write_timeout(Some(
+            self.rt.load().model.runtime.timeouts.response_send_idle,
+        ));
         let mut client = H2Client {
             session: &mut session,
             header: None,
@@ -617,7 +622,9 @@ impl Core {
         mut session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        let idle = self.rt.load().model.runtime.timeouts.request_body_idle;
+        let timeouts = self.rt.load().model.runtime.timeouts;
+        let idle = timeouts.request_body_idle;
+        session.set_write_timeout(Some(timeouts.response_send_idle));
         let done = session.is_body_done();
         let proxied = self.pingora.process_new_http(session, shutdown);
         match bodywatch::watched(idle, done, proxied).await {
@@ -652,6 +659,7 @@ impl Core {
             Some(timeouts.keep_alive_idle.as_secs().max(1))
         });
         session.set_read_timeout(Some(timeouts.request_body_idle));
+        session.set_write_timeout(Some(timeouts.response_send_idle));
         if !buf.is_empty() {
             session.set_pipelined_prefix(buf);
         }

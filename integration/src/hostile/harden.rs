@@ -55,6 +55,7 @@ impl Hardening {
             "requestBodyIdle",
             "keepAliveIdle",
             "http2Idle",
+            "responseSendIdle",
         ] {
             h = h.set(&format!("timeouts.{k}"), "1s");
         }

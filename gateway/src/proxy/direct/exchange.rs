@@ -70,6 +70,8 @@ const MAX_AHEAD: usize = 64 * 1024;
 pub struct H1Client<'a> {
     pub down: &'a mut Stream,
     pub keep: bool,
+    /// `timeouts.responseSendIdle`: a client that takes nothing is cut off.
+    pub send_idle: Duration,
     pub out: Vec<u8>,
     /// What the client sent while the upstream was answering: the start
     /// of its next request.
@@ -98,7 +100,10 @@ impl Client for H1Client<'_> {
         if self.out.is_empty() {
             return Ok(());
         }
-        let r = send(self.down, &self.out).await;
+        let r = match pingora_timeout::timeout(self.send_idle, send(self.down, &self.out)).await {
+            Ok(r) => r,
+            Err(_) => Err(send_timed_out()),
+        };
         self.out.clear();
         r
     }
@@ -173,15 +178,16 @@ impl Client for H2Client<'_> {
             self.session
                 .write_response_header(h)
                 .await
-                .map_err(io::Error::other)?;
+                .map_err(h2_write_error)?;
         }
         if !self.data.is_empty() || end {
             // The gathered bytes become the frame's payload, uncopied.
+            // (The session's write timeout is `responseSendIdle`.)
             let data = Bytes::from(std::mem::take(&mut self.data));
             self.session
                 .write_response_body(data, end)
                 .await
-                .map_err(io::Error::other)?;
+                .map_err(h2_write_error)?;
         }
         Ok(())
     }
@@ -398,6 +404,26 @@ fn answered_error(status: u16, error: String) -> Forwarded {
         upstream_reusable: false,
         error: Some(error),
     }
+}
+
+/// The client took no response bytes for `responseSendIdle`: counted here,
+/// where both HTTP versions' direct paths find out.
+fn send_timed_out() -> io::Error {
+    crate::metrics::metrics()
+        .timeouts
+        .with_label_values(&["response_send"])
+        .inc();
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "client took no response bytes in time",
+    )
+}
+
+fn h2_write_error(e: Box<pingora_error::Error>) -> io::Error {
+    if matches!(e.etype(), pingora_error::ErrorType::WriteTimedout) {
+        return send_timed_out();
+    }
+    io::Error::other(e)
 }
 
 async fn send(s: &mut Stream, bytes: &[u8]) -> io::Result<()> {
