@@ -27,8 +27,10 @@ use openssl::x509::{X509Crl, X509};
 use crate::config::model::CredentialSource;
 pub use error::CredentialError;
 pub use files::list_named;
+pub(crate) use files::{parse_ca as parse_ca_bundle, read as read_file};
 pub use identity::{client_identity, ClientIdentity};
-use identity::{hex, name_to_string, SubjectAltNames};
+pub(crate) use identity::{common_name, SubjectAltNames};
+use identity::{hex, name_to_string};
 
 /// Everything a TLS context needs from one credential, checked.
 pub struct Credential {
@@ -189,7 +191,9 @@ impl Credential {
         } else {
             &sans.dns
         };
-        names.iter().any(|n| dns_matches(n, &host))
+        names
+            .iter()
+            .any(|n| crate::names::cert_name_matches(n, &host))
     }
 
     pub fn expired(&self) -> bool {
@@ -221,16 +225,6 @@ impl Credential {
             put(b'r', &c.to_der().unwrap_or_default());
         }
         h.finish()
-    }
-}
-
-fn dns_matches(pattern: &str, host: &str) -> bool {
-    let pattern = pattern.trim_end_matches('.').to_ascii_lowercase();
-    match pattern.strip_prefix("*.") {
-        Some(suffix) => host
-            .split_once('.')
-            .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
-        None => pattern == host,
     }
 }
 

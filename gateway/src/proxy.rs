@@ -1,7 +1,8 @@
-//! The HTTP side: authorize the request against its connection's TLS
-//! policy, route it (or, on an egress port, send it where the service
-//! registry and the outbound policy say), forward it with identity headers
-//! and upstream TLS origination, explain upstream failures, log and count.
+//! The HTTP side: the two engines that execute a request's
+//! [`Decision`](crate::decide::Decision) (the direct path, and Pingora's
+//! proxy through the `ProxyHttp` hooks below), with upstream TLS
+//! origination, explained upstream failures, one log line and one count
+//! per request.
 
 mod admit;
 mod bodywatch;
@@ -10,9 +11,8 @@ mod direct;
 mod egress;
 mod failure;
 mod h2conn;
+mod handoff;
 mod headers;
-mod names;
-mod origination;
 mod record;
 mod request;
 mod respond;
@@ -28,30 +28,24 @@ use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::RequestHeader;
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
+use crate::decide::{Action, Decision, Plan};
+use crate::origin::PeerCheck;
 use crate::route::{CompiledRoute, Destination, InFlightGuard};
 use crate::runtime::{Runtime, SharedRuntime};
 
 pub use connect::server_options;
 pub use direct::Direct;
-pub use origination::{Origination, OriginationError};
-pub use request::{conn_info, normalize_host, request_host};
+pub use request::conn_info;
 
 use failure::{classify, Failure, Reason};
-use names::PeerCheck;
-use origination::OriginationCache;
 
 pub struct Proxy {
     rt: SharedRuntime,
-    /// Shared with the direct path.
-    origins: Arc<OriginationCache>,
 }
 
 impl Proxy {
     pub fn new(rt: SharedRuntime) -> Self {
-        Proxy {
-            rt,
-            origins: Arc::default(),
-        }
+        Proxy { rt }
     }
 }
 
@@ -60,22 +54,46 @@ pub struct Ctx {
     rt: Arc<Runtime>,
     start: Instant,
     tls: bool,
-    server: Arc<str>,
-    host: String,
-    route: Option<Arc<CompiledRoute>>,
-    dest: Option<Arc<Destination>>,
+    /// What `decide` made of the request (set by `request_filter`).
+    decision: Option<Decision>,
     upstream: Option<String>,
-    /// Counts this request against its endpoint for LEAST_REQUEST.
+    /// A retry's endpoint, counted for LEAST_REQUEST (the first attempt
+    /// uses the one the decision drew).
     in_flight: Option<InFlightGuard>,
     tries: u32,
-    /// The destination's TLS origination, for the post-handshake name check.
-    origination: Option<Arc<Origination>>,
     /// Why the upstream failed, when we found out ourselves (DNS, names).
     failure: Option<Failure>,
-    /// Refused by `REGISTRY_ONLY`.
-    blocked: bool,
     /// The status of a response Pingora did not write (a CONNECT tunnel).
     status_override: Option<u16>,
+}
+
+impl Ctx {
+    fn plan(&self) -> Option<&Plan> {
+        match &self.decision.as_ref()?.action {
+            Action::Forward(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    fn server(&self) -> &str {
+        self.decision.as_ref().map_or(LABEL_NONE, |d| &d.server)
+    }
+
+    fn host(&self) -> &str {
+        self.decision.as_ref().map_or("", |d| &d.host)
+    }
+
+    fn route(&self) -> Option<&CompiledRoute> {
+        self.decision.as_ref()?.route.as_deref()
+    }
+
+    fn dest(&self) -> Option<&Arc<Destination>> {
+        match &self.decision.as_ref()?.action {
+            Action::Forward(p) => Some(&p.to.dest),
+            Action::Tunnel(t) => Some(&t.dest),
+            _ => None,
+        }
+    }
 }
 
 use record::LABEL_NONE;
@@ -89,16 +107,11 @@ impl ProxyHttp for Proxy {
             rt: self.rt.load_full(),
             start: Instant::now(),
             tls: false,
-            server: LABEL_NONE.into(),
-            host: String::new(),
-            route: None,
-            dest: None,
+            decision: None,
             upstream: None,
             in_flight: None,
             tries: 0,
-            origination: None,
             failure: None,
-            blocked: false,
             status_override: None,
         }
     }
@@ -136,42 +149,45 @@ impl ProxyHttp for Proxy {
     }
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let Some(dest) = ctx.dest.clone() else {
-            return Error::e_explain(ErrorType::InternalError, "no destination chosen");
-        };
         ctx.tries += 1;
         // A retry releases the previous attempt's endpoint first.
         ctx.in_flight = None;
-        let guard = dest.acquire();
-        ctx.upstream = Some(guard.endpoint().to_string());
-        let addr = match upstream::resolve(guard.endpoint()).await {
+        let Some(plan) = ctx.plan() else {
+            return Error::e_explain(ErrorType::InternalError, "no destination chosen");
+        };
+        let endpoint = if ctx.tries == 1 {
+            // The first attempt goes where the decision drew.
+            plan.to.endpoint.endpoint().clone()
+        } else {
+            let guard = plan.dest().acquire();
+            let ep = guard.endpoint().clone();
+            ctx.in_flight = Some(guard);
+            ep
+        };
+        ctx.upstream = Some(endpoint.to_string());
+        let addr = match upstream::resolve(&endpoint).await {
             Ok(a) => a,
             Err(e) => {
                 ctx.failure = Some(Failure::new(Reason::Dns, e.to_string()));
                 return Error::e_explain(ErrorType::ConnectNoRoute, e.to_string());
             }
         };
-        ctx.in_flight = Some(guard);
         ctx.upstream = Some(addr.to_string());
         if egress::loops_back(addr, local_addr(session)) {
-            tracing::warn!(host = %ctx.host, upstream = %addr, "request would loop back to this listener");
+            tracing::warn!(host = %ctx.host(), upstream = %addr, "request would loop back to this listener");
             return Error::e_explain(ErrorType::HTTPStatus(508), "loop to this listener");
         }
-        ctx.origination = match self.origins.for_destination(&ctx.rt, &dest) {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::error!(destination = %dest.name, error = %e, "TLS origination settings");
-                let msg = format!("destination {}: {e}", dest.name);
-                return Error::e_explain(ErrorType::InternalError, msg);
-            }
+        let Some(plan) = ctx.plan() else {
+            return Error::e_explain(ErrorType::InternalError, "no destination chosen");
         };
-        let route = ctx.route.as_ref().map(|r| &r.route);
-        Ok(upstream::peer(
-            addr,
-            &dest,
-            route,
-            ctx.origination.as_deref(),
-        ))
+        if plan.dest().tls.is_some() && plan.origination.is_none() {
+            let msg = format!(
+                "destination {}: upstream TLS is not available",
+                plan.dest().name
+            );
+            return Error::e_explain(ErrorType::InternalError, msg);
+        }
+        Ok(upstream::peer(addr, plan))
     }
 
     async fn connected_to_upstream(
@@ -184,7 +200,11 @@ impl ProxyHttp for Proxy {
         digest: Option<&Digest>,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let Some(orig) = ctx.origination.as_ref().filter(|o| o.verifies()) else {
+        let Some(orig) = ctx
+            .plan()
+            .and_then(|p| p.origination.as_ref())
+            .filter(|o| o.verifies())
+        else {
             return Ok(());
         };
         // Set by the handshake hook; a pooled connection keeps its verdict.
@@ -207,19 +227,12 @@ impl ProxyHttp for Proxy {
 
     async fn upstream_request_filter(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let xfcc = conn_info(session).and_then(|c| c.xfcc.as_deref());
-        let client_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        headers::forwarded(upstream_request, xfcc, client_ip, ctx.tls)?;
-        headers::origin_form(upstream_request)?;
-        if let Some(route) = &ctx.route {
-            headers::apply_route(upstream_request, &route.route)?;
+        if let Some(plan) = ctx.plan() {
+            headers::apply(upstream_request, &plan.edits)?;
         }
         Ok(())
     }
@@ -269,9 +282,9 @@ impl ProxyHttp for Proxy {
                 .map(|r| Failure::new(r, ""))
         });
         if let Some(f) = known {
-            let dest = ctx.dest.as_ref().map_or(LABEL_NONE, |d| &d.name);
+            let dest = ctx.dest().map_or(LABEL_NONE, |d| &d.name);
             let up = ctx.upstream.as_deref().unwrap_or(LABEL_NONE);
-            f.record(dest, up, &ctx.host, e);
+            f.record(dest, up, ctx.host(), e);
             let code = f.reason.status();
             if session.response_written().is_none() {
                 let _ = respond::text(session, code, &f.body(dest)).await;
@@ -331,19 +344,26 @@ impl ProxyHttp for Proxy {
             .or_else(|| session.response_written().map(|r| r.status.as_u16()))
             .unwrap_or(0);
         let req = session.req_header();
+        let (blocked, passthrough) = match ctx.decision.as_ref().map(|d| &d.action) {
+            Some(Action::Respond { blocked, .. }) => (*blocked, false),
+            Some(Action::Forward(p)) => (false, p.to.passthrough),
+            Some(Action::Tunnel(t)) => (false, t.passthrough),
+            _ => (false, false),
+        };
         record::record(&record::Outcome {
             rt: &ctx.rt,
             conn: conn_info(session),
-            server: &ctx.server,
-            host: &ctx.host,
-            route: ctx.route.as_deref(),
-            dest: ctx.dest.as_deref(),
+            server: ctx.server(),
+            host: ctx.host(),
+            route: ctx.route(),
+            dest: ctx.dest().map(|d| &**d),
             upstream: ctx.upstream.as_ref().map(|u| u as &dyn std::fmt::Display),
             method: req.method.as_str(),
             target: req.raw_path(),
             status,
             start: ctx.start,
-            blocked: ctx.blocked,
+            blocked,
+            passthrough,
             reason: ctx.failure.as_ref().map(|f| f.reason.as_str()),
             error: e.map(|e| e as &dyn std::fmt::Display),
         });
@@ -357,9 +377,6 @@ fn local_addr(session: &Session) -> Option<std::net::SocketAddr> {
 
 impl Proxy {
     fn retry_budget(&self, ctx: &Ctx) -> u32 {
-        ctx.route
-            .as_ref()
-            .and_then(|r| r.route.retries)
-            .map_or(0, |r| r.attempts)
+        ctx.plan().and_then(|p| p.retries).map_or(0, |r| r.attempts)
     }
 }

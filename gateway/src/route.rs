@@ -47,6 +47,8 @@ use registry::Registry;
 pub struct RouteTable {
     ports: HashMap<u16, PortTable>,
     registry: Registry,
+    /// Every destination a route or an exact ServiceEntry host resolves to.
+    destinations: Vec<Arc<Destination>>,
 }
 
 /// What [`RouteTable::lookup`] decided.
@@ -99,6 +101,12 @@ impl RouteTable {
     /// compiled from) make of `host:port`.
     pub fn registered(&self, model: &Model, host: &str, port: u16) -> Registered {
         self.registry.lookup(model, host, port)
+    }
+
+    /// Every destination compiled (wildcard ServiceEntry hosts resolve per
+    /// request and are not among them).
+    pub fn destinations(&self) -> &[Arc<Destination>] {
+        &self.destinations
     }
 
     /// Name of the first gateway server listening on `port` (for metrics

@@ -11,7 +11,8 @@
 //! good version (and records why), so one bad file or Secret never stops
 //! the other credentials or the configuration from updating.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -19,10 +20,14 @@ use serde::Serialize;
 
 use crate::config::{ConfigError, ConfigErrors, CredentialSource, Model};
 use crate::credentials::{Credential, CredentialInfo};
-use crate::route::RouteTable;
+use crate::origin::Origination;
+use crate::route::{Destination, RouteTable};
 use crate::tls::TlsPolicy;
 
+mod cas;
 mod refs;
+
+pub use cas::CaBundle;
 
 pub type SharedRuntime = Arc<ArcSwap<Runtime>>;
 
@@ -34,6 +39,12 @@ pub struct Runtime {
     pub credential_status: BTreeMap<CredentialSource, CredentialStatus>,
     pub routes: RouteTable,
     pub tls: TlsPolicy,
+    /// DestinationRule `caCertificates` files, by path.
+    pub ca_bundles: BTreeMap<PathBuf, Arc<CaBundle>>,
+    pub ca_status: BTreeMap<PathBuf, CredentialStatus>,
+    /// The upstream TLS of every compiled destination that originates it,
+    /// by the destination's address (destinations live as long as `routes`).
+    originations: HashMap<usize, Arc<Origination>>,
 }
 
 /// What `/certs` says of a credential beyond its certificate.
@@ -45,12 +56,20 @@ pub struct CredentialStatus {
     pub last_error: Option<String>,
 }
 
-/// A credential whose newest files were refused on a reload.
+/// A credential or CA bundle whose newest files were refused on a reload.
 #[derive(Debug, Clone)]
 pub struct Refusal {
-    pub source: CredentialSource,
+    pub subject: Subject,
+    /// How logs and metrics name it.
     pub credential: String,
     pub reason: String,
+}
+
+/// What a refusal is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    Credential(CredentialSource),
+    CaBundle(PathBuf),
 }
 
 /// One credential as `/certs` shows it.
@@ -96,11 +115,32 @@ impl Runtime {
         prev: Option<&Runtime>,
     ) -> Result<(Runtime, Vec<Refusal>), ConfigErrors> {
         let loaded = load_credentials(&model, generation, prev);
-        if !loaded.errors.is_empty() {
-            return Err(ConfigErrors(loaded.errors));
+        let cas = cas::load(&model, generation, prev);
+        let errors: Vec<ConfigError> = loaded.errors.into_iter().chain(cas.errors).collect();
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
         }
         let routes = RouteTable::compile(&model)?;
         let tls = TlsPolicy::build(&model, &loaded.credentials)?;
+        let mut originations = HashMap::new();
+        for dest in routes.destinations() {
+            let Some(t) = &dest.tls else { continue };
+            // Every credential and CA bundle named loaded (or kept its last
+            // good version) above, so this only assembles what is there.
+            match Origination::build(t, &dest.host, dest.h2, &loaded.credentials, &cas.bundles) {
+                Ok(o) => {
+                    originations.insert(Arc::as_ptr(dest) as usize, Arc::new(o));
+                }
+                Err(e) => {
+                    return Err(ConfigErrors(vec![ConfigError::File {
+                        file: model.sources.first().cloned().unwrap_or_default(),
+                        message: format!("destination {}: upstream TLS: {e}", dest.name),
+                    }]))
+                }
+            }
+        }
+        let mut refusals = loaded.refusals;
+        refusals.extend(cas.refusals);
         let rt = Runtime {
             generation,
             model: Arc::new(model),
@@ -108,8 +148,41 @@ impl Runtime {
             credential_status: loaded.status,
             routes,
             tls,
+            ca_bundles: cas.bundles,
+            ca_status: cas.status,
+            originations,
         };
-        Ok((rt, loaded.refusals))
+        Ok((rt, refusals))
+    }
+
+    /// The upstream TLS of `dest` (built with this runtime); `None` for
+    /// plain text. A wildcard ServiceEntry host's destination, made per
+    /// request, gets its origination assembled from this runtime's loaded
+    /// credentials and CA bundles (no file is read).
+    pub fn origination(&self, dest: &Arc<Destination>) -> Option<Arc<Origination>> {
+        let tls = dest.tls.as_ref()?;
+        if let Some(o) = self.originations.get(&(Arc::as_ptr(dest) as usize)) {
+            return Some(o.clone());
+        }
+        Origination::build(
+            tls,
+            &dest.host,
+            dest.h2,
+            &self.credentials,
+            &self.ca_bundles,
+        )
+        .ok()
+        .map(Arc::new)
+    }
+
+    /// Why the newest files of `subject` were refused, while its last good
+    /// version serves.
+    pub fn last_error(&self, subject: &Subject) -> Option<&str> {
+        let st = match subject {
+            Subject::Credential(src) => self.credential_status.get(src),
+            Subject::CaBundle(path) => self.ca_status.get(path),
+        };
+        st.and_then(|st| st.last_error.as_deref())
     }
 
     pub fn shared(self) -> SharedRuntime {
@@ -132,7 +205,9 @@ impl Runtime {
 /// to keep). `tlsgate check` adds these to the errors of a configuration
 /// that did not fully load, so that one run reports everything.
 pub fn credential_errors(model: &Model) -> Vec<ConfigError> {
-    load_credentials(model, 1, None).errors
+    let mut errors = load_credentials(model, 1, None).errors;
+    errors.extend(cas::load(model, 1, None).errors);
+    errors
 }
 
 #[derive(Default)]
@@ -149,10 +224,7 @@ struct LoadedCredentials {
 fn load_credentials(model: &Model, generation: u64, prev: Option<&Runtime>) -> LoadedCredentials {
     let dir = &model.runtime.credentials_dir;
     let allow_expired = model.runtime.reload.allow_expired_credentials;
-    let mut out = LoadedCredentials {
-        errors: refs::missing_ca_files(model),
-        ..LoadedCredentials::default()
-    };
+    let mut out = LoadedCredentials::default();
     for (source, refs) in refs::credential_references(model) {
         let admitted = refs::admit(&source, &refs, dir, allow_expired);
         let previous = prev.and_then(|p| {
@@ -190,7 +262,7 @@ fn load_credentials(model: &Model, generation: u64, prev: Option<&Runtime>) -> L
                     .collect::<Vec<_>>()
                     .join("; ");
                 out.refusals.push(Refusal {
-                    source: source.clone(),
+                    subject: Subject::Credential(source.clone()),
                     credential: source.to_string(),
                     reason: reason.clone(),
                 });
@@ -213,7 +285,7 @@ fn load_credentials(model: &Model, generation: u64, prev: Option<&Runtime>) -> L
 }
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 #[cfg(test)]
 mod tests {

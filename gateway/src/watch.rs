@@ -113,11 +113,7 @@ impl Reloader {
             }
         };
         for r in &refusals {
-            let known = current
-                .credential_status
-                .get(&r.source)
-                .and_then(|st| st.last_error.as_deref())
-                == Some(r.reason.as_str());
+            let known = current.last_error(&r.subject) == Some(r.reason.as_str());
             if known {
                 // Already logged and counted when these files first failed.
                 continue;
@@ -294,6 +290,13 @@ fn fingerprint(rt: &Runtime) -> String {
             .get(src)
             .and_then(|st| st.last_error.as_ref())
         {
+            s.push_str(&format!("!{e}"));
+        }
+    }
+    // A CA file is content, not only a path: a rotated one is a change.
+    for (path, b) in &rt.ca_bundles {
+        s.push_str(&format!("|ca:{}={:x?}", path.display(), b.content_id));
+        if let Some(e) = rt.ca_status.get(path).and_then(|st| st.last_error.as_ref()) {
             s.push_str(&format!("!{e}"));
         }
     }

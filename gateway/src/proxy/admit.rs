@@ -1,110 +1,104 @@
-//! What happens to a request before any upstream is contacted: the TLS
-//! policy check, route lookup, the egress decision, CONNECT, and the
-//! responses tlsgate writes itself.
+//! Pingora's engine executing a request's [`Decision`]: the one handed
+//! over by the direct path, or (for a request that came to Pingora some
+//! other way) one made here by the same `decide`.
 
-use http::Method;
+use std::net::IpAddr;
+
 use pingora_error::Result;
+use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 
-use super::egress::{self, Outbound};
-use super::{conn_info, connect, request_host, respond, Ctx};
-use crate::config::RouteAction;
-use crate::route::Lookup;
-use crate::tls::{ConnInfo, ServerPolicy};
+use super::{conn_info, connect, handoff, respond, Ctx};
+use crate::decide::{self, Action, ConnView, Decision, RequestView, Tls};
+use crate::runtime::Runtime;
 
-/// Decides what happens to the request; `Ok(true)` when a response was
-/// written here.
+/// Executes the request's decision; `Ok(true)` when a response was
+/// written here (Pingora then proxies nothing).
 pub async fn admit(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-    let port = session
-        .server_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.port())
-        .unwrap_or(0);
-    ctx.tls = conn_info(session).is_some();
-    if session.req_header().method == Method::CONNECT {
-        return connect::handle(session, ctx, port).await;
-    }
-    let host = request_host(session.req_header()).map(|h| h.into_owned());
-    let Some(host) = host else {
-        respond::text(session, 400, "missing or invalid Host\n").await?;
-        return Ok(true);
+    ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+    let decision = match handoff::take() {
+        Some(d) => d,
+        None => decide_here(session, &ctx.rt),
     };
-    ctx.host = host;
-    if let Some(conn) = conn_info(session) {
-        let Some(policy) = &conn.policy else {
-            respond::text(session, 421, "misdirected request\n").await?;
-            return Ok(true);
-        };
-        ctx.server = policy.server.clone();
-        if !tls_covers(conn, policy, &ctx.host) {
-            tracing::warn!(parent: &conn.span, host = %ctx.host, "Host not covered by the connection's TLS policy");
-            respond::text(session, 421, "misdirected request\n").await?;
-            return Ok(true);
+    let (status, body, redirect) = match &decision.action {
+        Action::Respond { status, body, .. } => (*status, Some(body.clone()), None),
+        Action::Redirect { status, location } => (*status, None, Some(location.clone())),
+        Action::Tunnel(_) => {
+            ctx.decision = Some(decision);
+            return connect::handle(session, ctx).await;
         }
-    } else if let Some(name) = ctx.rt.routes.server_name(port) {
-        ctx.server = name;
+        Action::Forward(_) => {
+            ctx.decision = Some(decision);
+            return Ok(false);
+        }
+    };
+    ctx.decision = Some(decision);
+    match (body, redirect) {
+        (_, Some(location)) => respond::redirect(session, status, &location).await?,
+        (Some(body), None) => respond::text(session, status, &body).await?,
+        (None, None) => {}
     }
+    Ok(true)
+}
+
+/// The decision for a request Pingora parsed itself.
+fn decide_here(session: &Session, rt: &Runtime) -> Decision {
     let req = session.req_header();
-    let path = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let rt = ctx.rt.clone();
-    match rt.routes.lookup(port, &ctx.host, path, &req.headers) {
-        Lookup::Route(route) => {
-            ctx.route = Some(route.clone());
-            match &route.route.action {
-                RouteAction::DirectResponse { status, body } => {
-                    respond::text(session, *status, body.as_deref().unwrap_or("")).await?;
-                    Ok(true)
-                }
-                RouteAction::Redirect(r) => {
-                    let loc = respond::redirect_location(r, ctx.tls, &ctx.host, path);
-                    respond::redirect(session, r.code, &loc).await?;
-                    Ok(true)
-                }
-                RouteAction::Forward(_) => {
-                    ctx.dest = route.pick().cloned();
-                    if ctx.dest.is_none() {
-                        respond::text(session, 503, "no destination\n").await?;
-                        return Ok(true);
-                    }
-                    Ok(false)
-                }
-            }
-        }
-        Lookup::HttpsRedirect => {
-            let loc = format!("https://{}{}", ctx.host, path);
-            respond::redirect(session, 301, &loc).await?;
-            Ok(true)
-        }
-        // Only an egress server forwards hosts no route names; anywhere
-        // else that would make an ingress port an open proxy.
-        Lookup::NoHost if !ctx.tls && rt.routes.is_egress(port, &ctx.host) => {
-            let target_port = egress::request_port(req);
-            match egress::decide(&rt, &ctx.host, target_port) {
-                Outbound::Forward(dest) => {
-                    ctx.dest = Some(dest);
-                    Ok(false)
-                }
-                Outbound::Blocked(body) => {
-                    ctx.blocked = true;
-                    respond::text(session, 502, &body).await?;
-                    Ok(true)
-                }
-            }
-        }
-        Lookup::NoHost | Lookup::NoRoute => {
-            respond::text(session, 404, "no route\n").await?;
-            Ok(true)
-        }
+    let target = target(req);
+    let host_header = req
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let view = RequestView {
+        method: req.method.as_str(),
+        target: &target,
+        authority: session
+            .is_http2()
+            .then(|| req.uri.authority().map(|a| a.as_str()))
+            .flatten(),
+        host_header,
+        h2: session.is_http2(),
+        http11: !session.is_http2() && req.version == http::Version::HTTP_11,
+        headers: &req.headers,
+    };
+    let conn = conn_view(session);
+    decide::decide(rt, &conn, &view, &mut rand::thread_rng())
+}
+
+/// The target as the client sent it (Pingora keeps absolute-form and
+/// authority-form targets in the raw bytes).
+fn target(req: &RequestHeader) -> String {
+    match std::str::from_utf8(req.raw_path()) {
+        Ok(raw) if !raw.is_empty() => raw.to_string(),
+        _ => req
+            .uri
+            .path_and_query()
+            .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
     }
 }
 
-/// The Host must be served under the TLS policy this connection satisfied
-/// (same key), else it could reach a MUTUAL host over a SIMPLE handshake,
-/// or a host whose CA never saw this client.
-pub fn tls_covers(conn: &ConnInfo, policy: &ServerPolicy, host: &str) -> bool {
-    conn.runtime
-        .tls
-        .listener(&conn.listener_addr)
-        .and_then(|l| l.sni.select(host))
-        .is_some_and(|p| p.key == policy.key)
+fn conn_view(session: &Session) -> ConnView<'_> {
+    let tls = match (
+        conn_info(session),
+        session.digest().and_then(|d| d.ssl_digest.as_ref()),
+    ) {
+        (Some(info), _) => Tls::Terminated(info),
+        (None, Some(_)) => Tls::Unknown,
+        (None, None) => Tls::Plain,
+    };
+    ConnView {
+        tls,
+        port: session
+            .server_addr()
+            .and_then(|a| a.as_inet())
+            .map_or(0, |a| a.port()),
+        client_ip: client_ip(session),
+    }
+}
+
+fn client_ip(session: &Session) -> Option<IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
 }

@@ -23,9 +23,10 @@ use pingora_proxy::Session;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 
-use super::egress::{self, Outbound};
+use super::egress;
 use super::failure::{Failure, Reason};
 use super::{respond, Ctx};
+use crate::decide::Action;
 use crate::dns;
 
 /// Time to open the TCP connection of a tunnel.
@@ -39,32 +40,15 @@ pub fn server_options() -> HttpServerOptions {
     o
 }
 
-/// Answers a CONNECT request; always writes the response itself.
-pub async fn handle(session: &mut Session, ctx: &mut Ctx, port: u16) -> Result<bool> {
-    let Some((host, target_port)) = target(session.req_header()) else {
-        respond::text(session, 400, "CONNECT needs host:port\n").await?;
+/// Opens the tunnel the decision (`Action::Tunnel`, in `ctx`) says; always
+/// writes the response itself.
+pub async fn handle(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+    let Some(Action::Tunnel(to)) = ctx.decision.as_ref().map(|d| &d.action) else {
+        respond::text(session, 500, "CONNECT could not be set up\n").await?;
         return Ok(true);
     };
-    ctx.host = host.clone();
-    if ctx.tls || session.is_http2() || !ctx.rt.routes.is_egress(port, &host) {
-        let body = "CONNECT is only served on plain-HTTP egress ports (HTTP/1.1)\n";
-        respond::text(session, 405, body).await?;
-        return Ok(true);
-    }
-    if let Some(name) = ctx.rt.routes.server_name(port) {
-        ctx.server = name;
-    }
-    let dest = match egress::decide(&ctx.rt, &host, target_port) {
-        Outbound::Forward(d) => d,
-        Outbound::Blocked(body) => {
-            ctx.blocked = true;
-            respond::text(session, 502, &body).await?;
-            return Ok(true);
-        }
-    };
-    let guard = dest.acquire();
-    let ep = guard.endpoint().clone();
-    ctx.dest = Some(dest.clone());
+    let (dest, ep) = (to.dest.clone(), to.endpoint.endpoint().clone());
+    let host = ctx.host().to_string();
     let local = session.server_addr().and_then(|a| a.as_inet()).copied();
     let upstream = match open(&ep.host, ep.port, local).await {
         Ok((addr, stream)) => {
@@ -79,7 +63,6 @@ pub async fn handle(session: &mut Session, ctx: &mut Ctx, port: u16) -> Result<b
             return Ok(true);
         }
     };
-    ctx.in_flight = Some(guard);
     let Some(stand_in) = stand_in(session).await else {
         respond::text(session, 500, "CONNECT could not be set up\n").await?;
         return Ok(true);
@@ -102,21 +85,6 @@ pub async fn handle(session: &mut Session, ctx: &mut Ctx, port: u16) -> Result<b
         "CONNECT tunnel closed"
     );
     Ok(true)
-}
-
-/// `host:port` of a CONNECT request. Pingora keeps the authority-form
-/// target in the raw request bytes, not in `uri`.
-fn target(req: &pingora_http::RequestHeader) -> Option<(String, u16)> {
-    let raw = std::str::from_utf8(req.raw_path()).ok()?;
-    let a = raw
-        .parse::<http::uri::Authority>()
-        .ok()
-        .or_else(|| req.uri.authority().cloned())?;
-    if a.as_str().contains('@') {
-        return None;
-    }
-    let host = a.host().trim_start_matches('[').trim_end_matches(']');
-    Some((host.to_ascii_lowercase(), a.port_u16()?))
 }
 
 /// TCP connection to `host:port`, resolved through the DNS cache; never
@@ -210,28 +178,5 @@ async fn tunnel(
             tracing::debug!(error = %e, "CONNECT tunnel ended with an error");
             (sent, 0)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn connect(target: &[u8]) -> pingora_http::RequestHeader {
-        let mut r = pingora_http::RequestHeader::build("CONNECT", b"/", None).unwrap();
-        r.set_raw_path(target).unwrap();
-        r
-    }
-
-    #[test]
-    fn targets_are_host_and_port() {
-        let t = |raw: &[u8]| target(&connect(raw));
-        assert_eq!(
-            t(b"Greeting.Remote.com:443"),
-            Some(("greeting.remote.com".into(), 443))
-        );
-        assert_eq!(t(b"[::1]:8443"), Some(("::1".into(), 8443)));
-        assert_eq!(t(b"greeting.remote.com"), None, "a port is required");
-        assert_eq!(t(b"user@evil.test:443"), None);
     }
 }

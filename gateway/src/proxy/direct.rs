@@ -37,21 +37,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::bodywatch;
 use super::egress::loops_back;
 use super::h2conn::{self, OnStream};
-use super::names::PeerCheck;
-use super::origination::{Origination, OriginationCache};
 use super::record::{record, Outcome};
-use super::{admit::tls_covers, normalize_host, request_host, upstream, Proxy};
-use crate::config::RouteAction;
+use super::{handoff, upstream, Proxy};
+use crate::decide::{self, Action, ConnView, Decision, Plan, RequestView, Tls};
 use crate::metrics::metrics;
-use crate::route::{CompiledRoute, Destination, HeaderSource, InFlightGuard, Lookup, Registered};
+use crate::origin::PeerCheck;
 use crate::runtime::{Runtime, SharedRuntime};
 use crate::tls::ConnInfo;
-pub(super) use forward::same_name;
 
 use exchange::{forward, Client, Forwarded, H1Client, H2Client};
 use forward::{h1_headers, Outgoing};
 use gate::{HeadMemory, HeadScan, Refusal, Scan};
-use head::{Headers, Method, Parsed};
+pub(super) use head::Headers;
+use head::{Method, Parsed};
 use pool::{Key, Upstream};
 
 /// Read buffer of a client connection; grows for larger heads.
@@ -66,7 +64,6 @@ pub struct Direct {
 struct Core {
     pingora: Arc<HttpProxy<Proxy>>,
     rt: SharedRuntime,
-    origins: Arc<OriginationCache>,
     connector: TransportConnector,
     enabled: bool,
 }
@@ -75,7 +72,6 @@ impl Direct {
     /// `enabled: false` sends every connection to Pingora's proxy.
     pub fn new(conf: &Arc<ServerConf>, proxy: Proxy, enabled: bool) -> Self {
         let rt = proxy.rt.clone();
-        let origins = proxy.origins.clone();
         let mut pingora = pingora_proxy::http_proxy(conf, proxy);
         // Pingora refuses CONNECT before any filter runs unless the service
         // allows it; the egress proxy tunnels it (registered hosts only
@@ -84,7 +80,6 @@ impl Direct {
         let core = Arc::new(Core {
             pingora: Arc::new(pingora),
             rt,
-            origins,
             connector: TransportConnector::new(Some(ConnectorOptions::from_server_conf(conf))),
             enabled,
         });
@@ -120,9 +115,9 @@ impl ServerApp for Direct {
         // path off (`--no-direct`): the limits hold on both engines.
         let mut fresh = true;
         loop {
-            let (s, buf) = core.serve(stream, shutdown, fresh).await?;
+            let (s, buf, decision) = core.serve(stream, shutdown, fresh).await?;
             fresh = false;
-            stream = core.one_by_pingora(s, buf, shutdown).await?;
+            stream = core.one_by_pingora(s, buf, decision, shutdown).await?;
         }
     }
 
@@ -169,23 +164,38 @@ impl Conn {
     fn info(&self) -> Option<&ConnInfo> {
         self.ssl.as_ref()?.extension.get::<ConnInfo>()
     }
+
+    fn view(&self) -> ConnView<'_> {
+        let tls = match (self.info(), &self.ssl) {
+            (Some(info), _) => Tls::Terminated(info),
+            (None, Some(_)) => Tls::Unknown,
+            (None, None) => Tls::Plain,
+        };
+        ConnView {
+            tls,
+            port: self.local.map_or(0, |a| a.port()),
+            client_ip: self.client_ip,
+        }
+    }
 }
 
-/// Where a direct request goes.
-struct Plan {
+/// A decision the direct path executes: a forward to an HTTP/1.1
+/// upstream it can reach.
+struct Forwarding {
     rt: Arc<Runtime>,
-    server: Arc<str>,
-    host: String,
-    route: Option<Arc<CompiledRoute>>,
-    dest: Arc<Destination>,
-    /// Held for the request's life (LEAST_REQUEST counts it).
-    _in_flight: InFlightGuard,
+    decision: Decision,
     addr: SocketAddr,
-    origination: Option<Arc<Origination>>,
-    timeout: Option<Duration>,
 }
 
-impl Plan {
+impl Forwarding {
+    fn plan(&self) -> &Plan {
+        match &self.decision.action {
+            Action::Forward(p) => p,
+            // `Core::direct` only makes forwardings of forwards.
+            _ => unreachable!("a forwarding always carries a plan"),
+        }
+    }
+
     /// Counts and logs a request the direct path answered.
     fn served(
         &self,
@@ -197,40 +207,24 @@ impl Plan {
         error: Option<String>,
     ) {
         metrics().direct.served.inc();
+        let plan = self.plan();
         record(&Outcome {
             rt: &self.rt,
             conn: conn.info(),
-            server: &self.server,
-            host: &self.host,
-            route: self.route.as_deref(),
-            dest: Some(&self.dest),
+            server: &self.decision.server,
+            host: &self.decision.host,
+            route: self.decision.route.as_deref(),
+            dest: Some(plan.dest()),
             upstream: Some(&self.addr),
             method: method.as_str(),
             target: target.as_bytes(),
             status,
             start,
             blocked: false,
+            passthrough: plan.to.passthrough,
             reason: None,
             error: error.as_ref().map(|e| e as &dyn std::fmt::Display),
         });
-    }
-
-    /// The upstream request head for `req`, with this plan's route edits and
-    /// the connection's identity headers.
-    fn request<'a, I: Iterator<Item = (&'a str, &'a [u8])>>(
-        &self,
-        out: &mut Vec<u8>,
-        req: Outgoing<'a, I>,
-        conn: &Conn,
-    ) {
-        forward::upstream_request(
-            out,
-            req,
-            self.route.as_ref().map(|r| &r.route),
-            conn.info().and_then(|c| c.xfcc.as_deref()),
-            conn.client_ip,
-            conn.ssl.is_some(),
-        );
     }
 }
 
@@ -243,7 +237,7 @@ impl Core {
         mut stream: Stream,
         shutdown: &ShutdownWatch,
         mut fresh: bool,
-    ) -> Option<(Stream, BytesMut)> {
+    ) -> Option<(Stream, BytesMut, Option<Decision>)> {
         let conn = Conn::of(&stream);
         let (limits, timeouts) = {
             let rt = self.rt.load();
@@ -323,32 +317,42 @@ impl Core {
             // idle connection 3 KB.
             let mut storage = Box::new_uninit_slice(limits.request_headers);
             let head = match head::parse(&buf[..head_len], &mut storage) {
-                Parsed::Ready(head) if self.enabled => head,
-                Parsed::Ready(_) | Parsed::Elsewhere => {
-                    if self.enabled {
-                        metrics().direct.handoff_request.inc();
-                    }
-                    return Some((stream, buf));
-                }
+                Parsed::Ready(head) => head,
                 Parsed::Refused(r) => return refuse(stream, r, &conn).await,
                 // The gate saw a complete head the parser does not.
                 Parsed::Partial => return refuse(stream, Refusal::MALFORMED, &conn).await,
             };
-            let Some(plan) = self
-                .plan(&conn, head.host, head.target, &Headers(head.headers))
-                .await
-            else {
-                metrics().direct.handoff_route.inc();
-                return Some((stream, buf));
+            let rt = self.rt.load_full();
+            let view = RequestView {
+                method: head.method,
+                target: head.target,
+                authority: None,
+                host_header: head.host,
+                h2: false,
+                http11: head.http11,
+                headers: &Headers(head.headers),
+            };
+            let decision = decide::decide(&rt, &conn.view(), &view, &mut rand::thread_rng());
+            let method = match head.direct {
+                Some(m) if self.enabled => m,
+                _ => {
+                    if self.enabled {
+                        metrics().direct.handoff_request.inc();
+                    }
+                    return Some((stream, buf, Some(decision)));
+                }
+            };
+            let fwd = match self.direct(rt, &conn, decision).await {
+                Ok(f) => f,
+                Err(d) => return Some((stream, buf, Some(d))),
             };
             let mut request = Vec::with_capacity(head_len + 512);
             let outgoing = Outgoing {
-                method: head.method,
+                method,
                 target: head.target,
                 headers: h1_headers(head.headers),
-                host: None,
             };
-            plan.request(&mut request, outgoing, &conn);
+            forward::upstream_request(&mut request, outgoing, &fwd.plan().edits);
             let mut client = H1Client {
                 down: &mut stream,
                 keep: !head.close && !*shutdown.borrow_and_update(),
@@ -357,14 +361,14 @@ impl Core {
                 ahead: BytesMut::new(),
             };
             let result = self
-                .exchange(&mut client, &request, &plan, head.method)
+                .exchange(&mut client, &request, fwd.plan(), fwd.addr, method)
                 .await;
             let ahead = std::mem::take(&mut client.ahead);
             let Some((status, keep, error)) = result else {
                 buf.extend_from_slice(&ahead);
-                return Some((stream, buf));
+                return Some((stream, buf, Some(fwd.decision)));
             };
-            plan.served(&conn, head.method, head.target, status, start, error);
+            fwd.served(&conn, method, head.target, status, start, error);
             if !keep {
                 // A client that stopped reading cannot hold the close.
                 let _ = pingora_timeout::timeout(CLOSE_LINGER, stream.shutdown()).await;
@@ -375,72 +379,37 @@ impl Core {
         }
     }
 
-    /// Route and destination, decided as `admit` decides them; `None` for
-    /// anything `admit` would answer itself or refuse.
-    /// `host` is the authority as the client sent it.
-    async fn plan<H: HeaderSource>(
+    /// `decision` as the direct path executes it: a forward to an
+    /// HTTP/1.1 upstream without a retry policy, whose endpoint resolves
+    /// to an address other than this listener; else the decision back, for
+    /// Pingora's engine (which explains DNS and loop failures, and runs
+    /// responses, redirects, tunnels, retries and h2 upstreams).
+    async fn direct(
         &self,
+        rt: Arc<Runtime>,
         conn: &Conn,
-        authority: &str,
-        target: &str,
-        headers: &H,
-    ) -> Option<Plan> {
-        let rt = self.rt.load_full();
-        let port = conn.local.map_or(0, |a| a.port());
-        let host = normalize_host(authority)?.into_owned();
-        let tls = conn.ssl.is_some();
-        let server = match conn.info() {
-            Some(info) => {
-                let policy = info.policy.as_ref()?;
-                if !tls_covers(info, policy, &host) {
-                    return None;
-                }
-                policy.server.clone()
+        decision: Decision,
+    ) -> Result<Forwarding, Decision> {
+        let plan = match &decision.action {
+            Action::Forward(p) if !p.dest().h2 && p.retries.is_none() => p,
+            _ => {
+                metrics().direct.handoff_route.inc();
+                return Err(decision);
             }
-            None if tls => return None,
-            None => rt.routes.server_name(port)?,
         };
-        let (route, dest) = match rt.routes.lookup(port, &host, target, headers) {
-            Lookup::Route(r) => match r.route.action {
-                RouteAction::Forward(_) => (Some(r.clone()), r.pick()?.clone()),
-                _ => return None,
-            },
-            // A registered egress host; refusals and passthrough go to
-            // Pingora's path, which counts and explains them.
-            Lookup::NoHost if !tls && rt.routes.is_egress(port, &host) => {
-                match rt
-                    .routes
-                    .registered(&rt.model, &host, authority_port(authority))
-                {
-                    Registered::Destination(d) => (None, d),
-                    _ => return None,
-                }
-            }
-            _ => return None,
-        };
-        // HTTP/2 upstreams, and routes with a retry policy (Pingora's path
-        // counts attempts and per-try timeouts), are Pingora's.
-        if dest.h2 || route.as_ref().is_some_and(|r| r.route.retries.is_some()) {
-            return None;
+        if plan.dest().tls.is_some() && plan.origination.is_none() {
+            metrics().direct.handoff_route.inc();
+            return Err(decision);
         }
-        let guard = dest.acquire();
-        let addr = upstream::resolve(guard.endpoint()).await.ok()?;
+        let Ok(addr) = upstream::resolve(plan.to.endpoint.endpoint()).await else {
+            metrics().direct.handoff_route.inc();
+            return Err(decision);
+        };
         if loops_back(addr, conn.local) {
-            return None;
+            metrics().direct.handoff_route.inc();
+            return Err(decision);
         }
-        let origination = self.origins.for_destination(&rt, &dest).ok()?;
-        let timeout = upstream::per_try_timeout(route.as_ref().map(|r| &r.route));
-        Some(Plan {
-            rt,
-            server,
-            host,
-            route,
-            dest,
-            _in_flight: guard,
-            addr,
-            origination,
-            timeout,
-        })
+        Ok(Forwarding { rt, decision, addr })
     }
 
     /// Forwards one request (its upstream head in `request`). `None`:
@@ -452,10 +421,11 @@ impl Core {
         client: &mut C,
         request: &[u8],
         plan: &Plan,
+        addr: SocketAddr,
         method: Method,
     ) -> Option<(u16, bool, Option<String>)> {
         let key = Key {
-            addr: plan.addr,
+            addr,
             tls: plan.origination.as_ref().map(|o| o.group_key),
         };
         let mut fresh_only = false;
@@ -463,7 +433,7 @@ impl Core {
             let taken = if fresh_only { None } else { pool::take(&key) };
             let mut up = match taken {
                 Some(u) => u,
-                None => match self.connect(plan).await {
+                None => match self.connect(plan, addr).await {
                     Some(u) => u,
                     None => {
                         metrics().direct.handoff_upstream.inc();
@@ -507,7 +477,7 @@ impl Core {
                 // Pingora's path sends it again and explains the refusal.
                 Forwarded::Unanswered(e) if exchange::tls_refusal(&e) => {
                     metrics().direct.handoff_upstream.inc();
-                    tracing::debug!(upstream = %plan.addr, error = %e, "upstream refused the TLS session; Pingora's path takes the request");
+                    tracing::debug!(upstream = %addr, error = %e, "upstream refused the TLS session; Pingora's path takes the request");
                     return None;
                 }
                 // The request went out on a new connection: not sent twice.
@@ -534,44 +504,52 @@ impl Core {
         let start = Instant::now();
         let conn = Conn::of_digest(session.digest());
         let body_empty = session.is_body_empty();
+        let rt = self.rt.load_full();
         let req = session.req_header();
+        let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        let view = RequestView {
+            method: req.method.as_str(),
+            target,
+            authority: req.uri.authority().map(|a| a.as_str()),
+            host_header: req
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok()),
+            h2: true,
+            http11: false,
+            headers: &req.headers,
+        };
+        let decision = decide::decide(&rt, &conn.view(), &view, &mut rand::thread_rng());
         let method = match req.method {
             http::Method::GET => Some(Method::Get),
             http::Method::HEAD => Some(Method::Head),
             _ => None,
-        };
-        let target = req
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .filter(|t| t.starts_with('/'));
-        let authority = req.uri.authority().map(|a| a.as_str()).or_else(|| {
-            req.headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
+        }
+        .filter(|_| {
+            self.enabled
+                && body_empty
+                && target.starts_with('/')
+                && !req.headers.contains_key(http::header::EXPECT)
         });
-        let direct = body_empty
-            && !req.headers.contains_key(http::header::EXPECT)
-            && request_host(req).is_some();
-        let (Some(method), Some(target), Some(authority), true) =
-            (method, target, authority, direct)
-        else {
-            metrics().direct.handoff_request.inc();
-            return self.h2_by_pingora(session, shutdown).await;
+        let Some(method) = method else {
+            if self.enabled {
+                metrics().direct.handoff_request.inc();
+            }
+            return self.h2_by_pingora(session, Some(decision), shutdown).await;
         };
-        let Some(plan) = self.plan(&conn, authority, target, &req.headers).await else {
-            metrics().direct.handoff_route.inc();
-            return self.h2_by_pingora(session, shutdown).await;
+        let fwd = match self.direct(rt, &conn, decision).await {
+            Ok(f) => f,
+            Err(d) => return self.h2_by_pingora(session, Some(d), shutdown).await,
         };
+        let req = session.req_header();
         let headers = req.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()));
         let outgoing = Outgoing {
             method,
             target,
-            headers: headers.filter(|(n, _)| *n != "host"),
-            host: Some(authority),
+            headers,
         };
         let mut request = Vec::with_capacity(512);
-        plan.request(&mut request, outgoing, &conn);
+        forward::upstream_request(&mut request, outgoing, &fwd.plan().edits);
         let target = target.to_string();
         session.set_write_timeout(Some(
             self.rt.load().model.runtime.timeouts.response_send_idle,
@@ -581,20 +559,23 @@ impl Core {
             header: None,
             data: Vec::new(),
         };
-        let Some((status, _, error)) = self.exchange(&mut client, &request, &plan, method).await
-        else {
-            return self.h2_by_pingora(session, shutdown).await;
+        let result = self
+            .exchange(&mut client, &request, fwd.plan(), fwd.addr, method)
+            .await;
+        let Some((status, _, error)) = result else {
+            return self
+                .h2_by_pingora(session, Some(fwd.decision), shutdown)
+                .await;
         };
-        plan.served(&conn, method, &target, status, start, error);
+        fwd.served(&conn, method, &target, status, start, error);
         None
     }
 
     /// A new upstream connection; `None` when it cannot be made or its
     /// certificate does not name the destination (Pingora's path then
     /// tries again and explains the failure).
-    async fn connect(&self, plan: &Plan) -> Option<Upstream> {
-        let route = plan.route.as_ref().map(|r| &r.route);
-        let peer = upstream::peer(plan.addr, &plan.dest, route, plan.origination.as_deref());
+    async fn connect(&self, plan: &Plan, addr: SocketAddr) -> Option<Upstream> {
+        let peer = upstream::peer(addr, plan);
         let stream = self.connector.new_stream(&*peer).await.ok()?;
         if let Some(ssl) = stream.get_ssl() {
             crate::tls::read_ahead(ssl);
@@ -620,13 +601,15 @@ impl Core {
     async fn h2_by_pingora(
         &self,
         mut session: ServerSession,
+        decision: Option<Decision>,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
         let timeouts = self.rt.load().model.runtime.timeouts;
         let idle = timeouts.request_body_idle;
         session.set_write_timeout(Some(timeouts.response_send_idle));
         let done = session.is_body_done();
-        let proxied = self.pingora.process_new_http(session, shutdown);
+        let proxied =
+            handoff::with_decision(decision, self.pingora.process_new_http(session, shutdown));
         match bodywatch::watched(idle, done, proxied).await {
             Some(reused) => reused,
             None => {
@@ -646,6 +629,7 @@ impl Core {
         &self,
         stream: Stream,
         buf: BytesMut,
+        decision: Option<Decision>,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let timeouts = self.rt.load().model.runtime.timeouts;
@@ -665,7 +649,8 @@ impl Core {
         }
         // Pipelining stays off in Pingora's session, so a stream it hands
         // back holds no bytes read ahead.
-        let reused = self.pingora.process_new_http(session, shutdown).await?;
+        let proxied = self.pingora.process_new_http(session, shutdown);
+        let reused = handoff::with_decision(decision, proxied).await?;
         Some(reused.consume().0)
     }
 }
@@ -697,7 +682,7 @@ fn is_timeout(r: &std::io::Result<usize>) -> bool {
 
 /// Answers a refused head and closes: counted, logged (a few lines a
 /// second at most), and the close lingers so the answer is read.
-async fn refuse(stream: Stream, r: Refusal, conn: &Conn) -> Option<(Stream, BytesMut)> {
+async fn refuse<T>(stream: Stream, r: Refusal, conn: &Conn) -> Option<T> {
     metrics().http_refused.with_label_values(&[r.reason]).inc();
     log_refusal(r.reason, r.status, conn);
     close_with(stream, r.status).await
@@ -733,25 +718,4 @@ async fn close_with<T>(mut stream: Stream, status: u16) -> Option<T> {
     })
     .await;
     None
-}
-
-/// The port a Host header names, else 80 (the direct path serves only
-/// origin-form requests, so there is no scheme to go by).
-fn authority_port(host: &str) -> u16 {
-    host.parse::<http::uri::Authority>()
-        .ok()
-        .and_then(|a| a.port_u16())
-        .unwrap_or(80)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn egress_ports_from_host() {
-        assert_eq!(authority_port("api.example.com:8443"), 8443);
-        assert_eq!(authority_port("api.example.com"), 80);
-        assert_eq!(authority_port("[::1]:81"), 81);
-    }
 }

@@ -1,64 +1,10 @@
-//! Egress ports: what becomes of a host that no VirtualService route names.
-//!
-//! As in a mesh, a host a ServiceEntry registers reaches that entry's
-//! endpoints (with its DestinationRule's TLS). Any other host is decided by
-//! `outboundTrafficPolicy`: `REGISTRY_ONLY` refuses it (Istio's
-//! `BlackHoleCluster`, here a 502 that says why), `ALLOW_ANY` forwards it
-//! as DNS resolves it (`PassthroughCluster`).
+//! Egress helpers for the engines: loop detection at connect time, and
+//! bounded host labels for what `outboundTrafficPolicy` decided (the
+//! decision itself is `decide.rs`'s).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
-
-use crate::config::OutboundPolicy;
-use crate::metrics::metrics;
-use crate::route::{Destination, Registered};
-use crate::runtime::Runtime;
-
-/// Where an egress request goes.
-#[derive(Debug)]
-pub enum Outbound {
-    /// A registered host's destination, or the passthrough to any host.
-    Forward(Arc<Destination>),
-    /// Refused by `REGISTRY_ONLY`; the text is the response body.
-    Blocked(String),
-}
-
-/// `host` (lower case, no port) and `port` as the client asked for them.
-pub fn decide(rt: &Runtime, host: &str, port: u16) -> Outbound {
-    let refusal = match rt.routes.registered(&rt.model, host, port) {
-        Registered::Destination(d) => return Outbound::Forward(d),
-        Registered::Refused(why) => why,
-        Registered::Unknown => format!("host '{host}' is not registered by any ServiceEntry"),
-    };
-    let label = host_label(host);
-    match rt.model.runtime.outbound_policy {
-        OutboundPolicy::AllowAny => {
-            metrics()
-                .outbound_passthrough
-                .with_label_values(&[&label])
-                .inc();
-            tracing::debug!(host, port, "outbound passthrough (ALLOW_ANY)");
-            Outbound::Forward(Arc::new(Destination::passthrough(host, port)))
-        }
-        OutboundPolicy::RegistryOnly => {
-            metrics()
-                .outbound_blocked
-                .with_label_values(&[&label])
-                .inc();
-            tracing::warn!(
-                host,
-                port,
-                policy = "REGISTRY_ONLY",
-                reason = %refusal,
-                "outbound request blocked"
-            );
-            Outbound::Blocked(format!(
-                "{host}:{port} blocked by outboundTrafficPolicy REGISTRY_ONLY: {refusal}\n"
-            ))
-        }
-    }
-}
+use std::sync::{Mutex, OnceLock};
 
 /// Would a connection to `addr` come back to the listener at `local`?
 /// `ALLOW_ANY` lets a client name any host, the gateway's own port included,
@@ -96,26 +42,6 @@ fn capped(seen: &mut HashSet<String>, host: &str, cap: usize) -> String {
     "other".to_string()
 }
 
-/// The port a request names (`Host: h:8080`, `http://h:8080/`), else the
-/// scheme's default: 80, or 443 for an `https://` absolute URI.
-pub fn request_port(req: &pingora_http::RequestHeader) -> u16 {
-    let from_authority = req.uri.authority().and_then(|a| a.port_u16());
-    let from_host = req
-        .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.parse::<http::uri::Authority>().ok())
-        .and_then(|a| a.port_u16());
-    from_authority.or(from_host).unwrap_or_else(|| {
-        // Pingora keeps an absolute-form target's scheme in the raw bytes.
-        if req.uri.scheme_str() == Some("https") || req.raw_path().starts_with(b"https://") {
-            443
-        } else {
-            80
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,25 +65,5 @@ mod tests {
         assert!(!loops_back(a("127.0.0.1:8081"), Some(a("127.0.0.1:8080"))));
         assert!(!loops_back(a("10.0.0.1:8080"), Some(a("127.0.0.1:8080"))));
         assert!(!loops_back(a("127.0.0.1:8080"), None));
-    }
-
-    #[test]
-    fn ports_from_uri_host_or_scheme() {
-        let req = |uri: &str, host: Option<&str>| {
-            let mut r = pingora_http::RequestHeader::build("GET", b"/", None).unwrap();
-            r.set_uri(uri.parse().unwrap());
-            if let Some(h) = host {
-                r.insert_header("host", h).unwrap();
-            }
-            r
-        };
-        assert_eq!(request_port(&req("/", Some("a.test"))), 80);
-        assert_eq!(request_port(&req("/", Some("localhost:8081"))), 8081);
-        assert_eq!(
-            request_port(&req("http://a.test:81/x", Some("a.test:81"))),
-            81
-        );
-        assert_eq!(request_port(&req("https://a.test/x", None)), 443);
-        assert_eq!(request_port(&req("a.test:8443", Some("a.test:8443"))), 8443);
     }
 }

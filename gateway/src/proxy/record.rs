@@ -28,7 +28,10 @@ pub struct Outcome<'a> {
     /// 0 when no response was written.
     pub status: u16,
     pub start: Instant,
+    /// Refused by `REGISTRY_ONLY`.
     pub blocked: bool,
+    /// An unregistered host `ALLOW_ANY` let through.
+    pub passthrough: bool,
     pub reason: Option<&'a str>,
     pub error: Option<&'a dyn Display>,
 }
@@ -44,6 +47,26 @@ pub fn record(o: &Outcome<'_>) {
         LABEL_NONE
     };
     let m = metrics();
+    if o.blocked || o.passthrough {
+        let label = super::egress::host_label(o.host);
+        let counter = if o.blocked {
+            &m.outbound_blocked
+        } else {
+            &m.outbound_passthrough
+        };
+        counter.with_label_values(&[&label]).inc();
+        if o.blocked {
+            static LOG: crate::logrl::Throttle = crate::logrl::Throttle::new();
+            if let Some(suppressed) = LOG.allow() {
+                tracing::warn!(
+                    host = o.host,
+                    policy = "REGISTRY_ONLY",
+                    suppressed,
+                    "outbound request blocked"
+                );
+            }
+        }
+    }
     let mut code = itoa_buf();
     m.requests
         .with_label_values(&[o.server, host, route, dest, status_str(o.status, &mut code)])
@@ -76,7 +99,7 @@ pub fn record(o: &Outcome<'_>) {
         status = o.status,
         blocked = o.blocked,
         reason = o.reason,
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        duration_ms = %format_args!("{:.3}", elapsed.as_secs_f64() * 1000.0),
         generation = o.rt.generation,
         error = o.error.map(|e| e.to_string()),
     );

@@ -71,6 +71,7 @@ impl RouteTable {
         Ok(RouteTable {
             ports: ports.into_iter().map(|(p, b)| (p, b.build())).collect(),
             registry,
+            destinations: resolver.into_destinations(),
         })
     }
 }

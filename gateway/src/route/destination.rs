@@ -2,7 +2,7 @@
 //! over them, and how the connection is made (TLS origination, h2).
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use crate::config::{ClientTls, LbPolicy};
 
@@ -27,9 +27,6 @@ pub struct Destination {
     pub tls: Option<ClientTls>,
     /// The port speaks HTTP/2 (ServiceEntry protocol `HTTP2`/`GRPC`).
     pub h2: bool,
-    /// `tls` made ready for connections, on first use: a destination
-    /// belongs to one runtime generation, as do the credentials it names.
-    pub origination: OnceLock<Arc<crate::proxy::Origination>>,
     pub balancer: Balancer,
 }
 
@@ -81,7 +78,6 @@ impl Destination {
             lb: spec.lb,
             tls: spec.tls,
             h2: spec.h2,
-            origination: OnceLock::new(),
         }
     }
 
@@ -103,7 +99,6 @@ impl Destination {
             lb: LbPolicy::RoundRobin,
             tls: None,
             h2: false,
-            origination: OnceLock::new(),
         }
     }
 

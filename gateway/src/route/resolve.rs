@@ -27,6 +27,11 @@ impl<'m> Resolver<'m> {
         }
     }
 
+    /// Every destination resolved, each once.
+    pub fn into_destinations(self) -> Vec<Arc<Destination>> {
+        self.shared.into_values().collect()
+    }
+
     /// `field` locates the destination in `vs`, e.g.
     /// `spec.http[0].route[1].destination`.
     pub fn resolve(

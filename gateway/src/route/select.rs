@@ -79,6 +79,11 @@ impl CompiledRoute {
     /// A destination chosen by weight; `None` when the route forwards
     /// nowhere (redirect, direct response) or every weight is 0.
     pub fn pick(&self) -> Option<&Arc<Destination>> {
+        self.pick_with(&mut rand::thread_rng())
+    }
+
+    /// [`CompiledRoute::pick`] drawing from `rng` (tests draw from a seed).
+    pub fn pick_with(&self, rng: &mut dyn rand::RngCore) -> Option<&Arc<Destination>> {
         if let [only] = self.destinations.as_slice() {
             return Some(only);
         }
@@ -86,7 +91,7 @@ impl CompiledRoute {
         if total == 0 {
             return None;
         }
-        let ticket = rand::thread_rng().gen_range(0..total);
+        let ticket = rng.gen_range(0..total);
         let i = self.cumulative.partition_point(|&c| c <= ticket);
         self.destinations.get(i)
     }

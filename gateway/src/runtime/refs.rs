@@ -162,27 +162,8 @@ pub(super) fn credential_references(model: &Model) -> BTreeMap<CredentialSource,
 
 /// A DestinationRule's `caCertificates` is read when a request first needs
 /// it (see proxy/origination.rs); it must at least be there.
-pub(super) fn missing_ca_files(model: &Model) -> Vec<ConfigError> {
-    let mut errors = Vec::new();
-    for dr in &model.destination_rules {
-        for (field, t) in client_tls_blocks(dr) {
-            let Some(path) = &t.ca_certificates else {
-                continue;
-            };
-            if let Err(e) = credentials::check_file(path) {
-                errors.push(ConfigError::field(
-                    &dr.id,
-                    format!("{field}.caCertificates"),
-                    e.to_string(),
-                ));
-            }
-        }
-    }
-    errors
-}
-
 /// Every `tls` block of a DestinationRule, with its field path.
-fn client_tls_blocks(dr: &DestinationRule) -> Vec<(String, &ClientTls)> {
+pub(super) fn client_tls_blocks(dr: &DestinationRule) -> Vec<(String, &ClientTls)> {
     let policies = std::iter::once(("spec.trafficPolicy".to_string(), &dr.traffic_policy)).chain(
         dr.subsets.iter().enumerate().filter_map(|(i, s)| {
             s.traffic_policy

@@ -8,14 +8,14 @@ use std::path::{Path, PathBuf};
 use crate::certgen::{make_ca, make_leaf, CaSpec, Issued, LeafSpec, Usage};
 use crate::config::{load_str, ConfigErrors, Model, Overrides};
 
-pub(super) struct Fixture {
+pub(crate) struct Fixture {
     dir: tempfile::TempDir,
     ca: Issued,
 }
 
 /// A Gateway `gw` with one HTTPS server per `(hosts, mode, credentialName)`
 /// (`hosts` a YAML flow item), all on port 8443.
-pub(super) fn gateway(servers: &[(&str, &str, &str)]) -> String {
+pub(crate) fn gateway(servers: &[(&str, &str, &str)]) -> String {
     let mut yaml = String::from(
         "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec:\n  servers:\n",
     );
@@ -29,27 +29,27 @@ pub(super) fn gateway(servers: &[(&str, &str, &str)]) -> String {
 }
 
 impl Fixture {
-    pub(super) const ALLOW_EXPIRED: &'static str =
+    pub(crate) const ALLOW_EXPIRED: &'static str =
         "apiVersion: tlsgate.io/v1\nkind: GatewayRuntime\nmetadata: {name: rt}\n\
          spec: {reload: {allowExpiredCredentials: true}}\n";
 
-    pub(super) fn new() -> Fixture {
+    pub(crate) fn new() -> Fixture {
         Fixture {
             dir: tempfile::tempdir().unwrap(),
             ca: make_ca(&CaSpec::new("Example", "example.com")).unwrap(),
         }
     }
 
-    pub(super) fn creds(&self) -> PathBuf {
+    pub(crate) fn creds(&self) -> PathBuf {
         self.dir.path().join("creds")
     }
 
-    pub(super) fn cert_path(&self, name: &str) -> PathBuf {
+    pub(crate) fn cert_path(&self, name: &str) -> PathBuf {
         self.creds().join(name).join("tls.crt")
     }
 
     /// `test.yaml` holding `yaml`, with this fixture's credentials dir.
-    pub(super) fn model(&self, yaml: &str) -> Result<Model, ConfigErrors> {
+    pub(crate) fn model(&self, yaml: &str) -> Result<Model, ConfigErrors> {
         let overrides = Overrides {
             admin: None,
             credentials_dir: Some(self.creds()),
@@ -78,14 +78,14 @@ impl Fixture {
     }
 
     /// The folder `creds/<name>/` with a server certificate for `dns`.
-    pub(super) fn server(&self, name: &str, dns: &[&str], starts_in_days: u32) -> String {
+    pub(crate) fn server(&self, name: &str, dns: &[&str], starts_in_days: u32) -> String {
         self.write_server(&self.creds().join(name), dns, starts_in_days)
     }
 
     /// `creds/<name>/` as kubelet writes a Secret volume: the files in
     /// `<version>/`, `..data -> <version>`, `tls.crt -> ..data/tls.crt`.
     /// Called again with a new version, it swaps `..data` atomically.
-    pub(super) fn volume(&self, name: &str, version: &str, dns: &[&str]) -> String {
+    pub(crate) fn volume(&self, name: &str, version: &str, dns: &[&str]) -> String {
         let vol = self.creds().join(name);
         let serial = self.write_server(&vol.join(version), dns, 0);
         for f in ["tls.crt", "tls.key"] {
@@ -99,21 +99,21 @@ impl Fixture {
 
     /// Points `creds/<name>/..data` at `to` (which need not exist) by
     /// renaming a new symlink over it, as kubelet does.
-    pub(super) fn swap_data(&self, name: &str, to: &str) {
+    pub(crate) fn swap_data(&self, name: &str, to: &str) {
         let vol = self.creds().join(name);
         symlink(to, vol.join("..data_tmp")).unwrap();
         fs::rename(vol.join("..data_tmp"), vol.join("..data")).unwrap();
     }
 
     /// Writes the CA's certificate to `creds/<rel>` (a CA bundle).
-    pub(super) fn ca_bundle(&self, rel: &str) {
+    pub(crate) fn ca_bundle(&self, rel: &str) {
         let path = self.creds().join(rel);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(path, self.ca.cert_pem().unwrap()).unwrap();
     }
 
     /// Replaces `creds/<name>/<file>` by a symlink to itself.
-    pub(super) fn loop_file(&self, name: &str, file: &str) {
+    pub(crate) fn loop_file(&self, name: &str, file: &str) {
         let path = self.creds().join(name).join(file);
         fs::remove_file(&path).unwrap();
         symlink(file, &path).unwrap();

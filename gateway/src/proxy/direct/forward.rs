@@ -1,28 +1,9 @@
-//! The request head tlsgate sends upstream on the direct path. The same
-//! edits as Pingora's path (`headers.rs`), in the same order of effect:
-//! identity headers replaced, then the route's remove / set / add.
+//! The request head the direct path sends upstream: the decision's
+//! [`Edits`] written straight into bytes, exactly as Pingora's engine
+//! applies them to its request header (`proxy/headers.rs`).
 
-use std::io::Write;
-use std::net::IpAddr;
-
-use super::head::{text, Method};
-use crate::config::HttpRoute;
-use crate::proxy::headers::rewrite_path;
-
-/// Headers never forwarded as the client sent them: hop-by-hop ones, and
-/// the identity headers only tlsgate may set.
-const DROPPED: [&str; 10] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "http2-settings",
-    "x-forwarded-client-cert",
-    "x-forwarded-proto",
-    "x-forwarded-for",
-];
+use super::head::Method;
+use crate::decide::Edits;
 
 /// What is forwarded of the client's request.
 pub struct Outgoing<'a, I> {
@@ -30,8 +11,6 @@ pub struct Outgoing<'a, I> {
     pub target: &'a str,
     /// Name and value of each header, in order.
     pub headers: I,
-    /// A `Host` to add (HTTP/2 carries it as `:authority`).
-    pub host: Option<&'a str>,
 }
 
 /// Name and value of each parsed HTTP/1.1 header.
@@ -45,84 +24,22 @@ pub fn h1_headers<'a>(
 pub fn upstream_request<'a, I: Iterator<Item = (&'a str, &'a [u8])>>(
     out: &mut Vec<u8>,
     req: Outgoing<'a, I>,
-    route: Option<&HttpRoute>,
-    xfcc: Option<&str>,
-    client_ip: Option<IpAddr>,
-    tls: bool,
+    edits: &Edits,
 ) {
     out.clear();
     out.extend_from_slice(req.method.as_str().as_bytes());
     out.push(b' ');
-    match route.and_then(|r| r.rewrite_uri.as_deref().map(|new| (r, new))) {
-        Some((r, new)) => {
-            let (path, query) = match req.target.split_once('?') {
-                Some((p, q)) => (p, Some(q)),
-                None => (req.target, None),
-            };
-            out.extend_from_slice(rewrite_path(r, path, new).as_bytes());
-            if let Some(q) = query {
-                out.push(b'?');
-                out.extend_from_slice(q.as_bytes());
-            }
-        }
-        None => out.extend_from_slice(req.target.as_bytes()),
-    }
+    out.extend_from_slice(edits.target.as_deref().unwrap_or(req.target).as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-
-    let edits = route.map(|r| &r.request_headers);
-    let edited = |name: &str| {
-        edits.is_some_and(|e| {
-            e.remove.iter().any(|n| n.eq_ignore_ascii_case(name))
-                || e.set.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
-        })
-    };
-    if let Some(host) = req.host.filter(|_| !edited("host")) {
-        line(out, b"host", host.as_bytes());
-    }
-    let mut prev_xff = None;
     for (name, value) in req.headers {
-        if name.eq_ignore_ascii_case("x-forwarded-for") && prev_xff.is_none() {
-            // As Pingora's path reads it: a value that is not text is
-            // dropped rather than carried on.
-            prev_xff = Some(value).filter(|v| text(v).is_some());
+        if !edits.drops(name) {
+            line(out, name.as_bytes(), value);
         }
-        if DROPPED.iter().any(|d| same_name(name, d)) || edited(name) {
-            continue;
-        }
-        line(out, name.as_bytes(), value);
     }
-    if let Some(v) = xfcc.filter(|_| !edited("x-forwarded-client-cert")) {
-        line(out, b"x-forwarded-client-cert", v.as_bytes());
-    }
-    if let Some(ip) = client_ip.filter(|_| !edited("x-forwarded-for")) {
-        out.extend_from_slice(b"x-forwarded-for: ");
-        if let Some(prev) = prev_xff.filter(|p| !p.is_empty()) {
-            out.extend_from_slice(prev);
-            out.extend_from_slice(b", ");
-        }
-        let _ = write!(out, "{ip}\r\n");
-    }
-    if !edited("x-forwarded-proto") {
-        let proto: &[u8] = if tls { b"https" } else { b"http" };
-        line(out, b"x-forwarded-proto", proto);
-    }
-    if let Some(e) = edits {
-        for (name, value) in e.set.iter().chain(&e.add) {
-            line(out, name.as_bytes(), value.as_bytes());
-        }
+    for (name, value) in &edits.add {
+        line(out, name.as_bytes(), value.as_bytes());
     }
     out.extend_from_slice(b"\r\n");
-}
-
-/// Header names equal but for case, with `_` read as `-`: CGI-style
-/// backends (WSGI, Rack, PHP) see `X_Forwarded_Client_Cert` as the real
-/// thing, so it must be dropped as the real thing is.
-pub fn same_name(name: &str, protected: &str) -> bool {
-    name.len() == protected.len()
-        && name.bytes().zip(protected.bytes()).all(|(a, b)| {
-            let a = if a == b'_' { b'-' } else { a };
-            a.eq_ignore_ascii_case(&b)
-        })
 }
 
 fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -135,28 +52,43 @@ fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::super::head::{parse, Parsed};
-    const MAX_HEADERS: usize = 100;
+    use super::super::Headers;
     use super::*;
-    use crate::config::{HeaderEdits, RouteAction, RouteMatch, StringMatch};
+    use crate::config::{HeaderEdits, HttpRoute, RouteAction, RouteMatch, StringMatch};
+    use crate::decide::EditInputs;
+
+    const MAX_HEADERS: usize = 100;
 
     fn build(raw: &[u8], route: Option<&HttpRoute>, xfcc: Option<&str>) -> String {
         let mut storage = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
         let Parsed::Ready(head) = parse(raw, &mut storage) else {
-            panic!("not a direct request")
+            panic!("not a request")
         };
+        let edits = Edits::new(
+            route,
+            &Headers(head.headers),
+            &EditInputs {
+                xfcc,
+                client_ip: Some("127.0.0.1".parse().unwrap()),
+                tls: true,
+                path: head.target,
+                absolute_form: false,
+                authority: head.host,
+                host_header: head.host.is_some(),
+                method: head.method,
+                http11: true,
+            },
+        );
         let mut out = Vec::new();
+        let method = head.direct.unwrap_or(Method::Get);
         upstream_request(
             &mut out,
             Outgoing {
-                method: head.method,
+                method,
                 target: head.target,
                 headers: h1_headers(head.headers),
-                host: None,
             },
-            route,
-            xfcc,
-            Some("127.0.0.1".parse().unwrap()),
-            true,
+            &edits,
         );
         String::from_utf8(out).unwrap()
     }
@@ -210,5 +142,12 @@ mod tests {
             "GET /new/p?q=1 HTTP/1.1\r\nHost: x\r\nX-Add: 1\r\nx-forwarded-proto: https\r\n\
              x-set: 1\r\nx-add: 2\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn connection_named_headers_are_hop_by_hop() {
+        let raw = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: x-secret, host\r\nX-Secret: 1\r\n\r\n";
+        let up = build(raw, None, None);
+        assert!(!up.contains("X-Secret") && up.contains("Host: x"), "{up}");
     }
 }

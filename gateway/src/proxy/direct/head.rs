@@ -23,12 +23,17 @@ impl Method {
     }
 }
 
-/// A request the direct path can forward: `GET` or `HEAD`, HTTP/1.1,
-/// origin-form target, one Host, no body, no upgrade, no `Expect`.
+/// A complete, valid request head.
 pub struct Head<'b, 'h> {
-    pub method: Method,
+    pub method: &'b str,
+    /// `GET` or `HEAD` that the direct path can forward: HTTP/1.1,
+    /// origin-form target, a Host, no body, no upgrade, no `Expect`, no
+    /// `Connection` names but `close` / `keep-alive`.
+    pub direct: Option<Method>,
     pub target: &'b str,
-    pub host: &'b str,
+    /// The `Host` header, when it is text (there is at most one).
+    pub host: Option<&'b str>,
+    pub http11: bool,
     /// The client asked to close after this response.
     pub close: bool,
     pub headers: &'h [httparse::Header<'b>],
@@ -38,8 +43,6 @@ pub enum Parsed<'b, 'h> {
     Ready(Head<'b, 'h>),
     /// More bytes are needed.
     Partial,
-    /// Complete and valid, but not for the direct path.
-    Elsewhere,
     /// Not to be served by any engine.
     Refused(Refusal),
 }
@@ -59,51 +62,48 @@ pub fn parse<'b, 'h>(buf: &'b [u8], storage: &'h mut Slots<'b>) -> Parsed<'b, 'h
     if let Err(r) = framing(req.headers) {
         return Parsed::Refused(r);
     }
-    let method = match req.method {
-        Some("GET") => Method::Get,
-        Some("HEAD") => Method::Head,
-        _ => return Parsed::Elsewhere,
-    };
+    let method = req.method.unwrap_or("");
     let target = req.path.unwrap_or("");
-    // Only targets Pingora's parser reads the same way: it cuts a fragment
-    // (`#`) before routing and refuses characters a URI cannot hold.
-    if req.version != Some(1)
-        || !target.starts_with('/')
-        || target.contains('#')
-        || http::uri::PathAndQuery::try_from(target).is_err()
-    {
-        return Parsed::Elsewhere;
-    }
     let headers: &'h [httparse::Header<'b>] = req.headers;
     let mut host = None;
     let mut close = false;
+    let mut plain = true;
     for h in headers {
         let name = h.name;
         if name.eq_ignore_ascii_case("host") {
-            host = Some(text(h.value));
+            host = text(h.value);
         } else if name.eq_ignore_ascii_case("content-length") {
-            if h.value != b"0" {
-                return Parsed::Elsewhere;
-            }
+            plain &= h.value == b"0";
         } else if name.eq_ignore_ascii_case("connection") {
             match connection_close(h.value) {
                 Some(c) => close |= c,
-                None => return Parsed::Elsewhere,
+                None => plain = false,
             }
         } else if name.eq_ignore_ascii_case("transfer-encoding")
             || name.eq_ignore_ascii_case("upgrade")
             || name.eq_ignore_ascii_case("expect")
         {
-            return Parsed::Elsewhere;
+            plain = false;
         }
     }
-    let Some(Some(host)) = host else {
-        return Parsed::Elsewhere;
-    };
+    let http11 = req.version == Some(1);
+    // Only targets Pingora's parser reads the same way: it cuts a fragment
+    // (`#`) before routing and refuses characters a URI cannot hold.
+    let origin_form = target.starts_with('/')
+        && !target.contains('#')
+        && http::uri::PathAndQuery::try_from(target).is_ok();
+    let direct = match method {
+        "GET" => Some(Method::Get),
+        "HEAD" => Some(Method::Head),
+        _ => None,
+    }
+    .filter(|_| plain && http11 && origin_form && host.is_some());
     Parsed::Ready(Head {
         method,
+        direct,
         target,
         host,
+        http11,
         close,
         headers,
     })
@@ -185,7 +185,12 @@ mod tests {
     fn check(raw: &[u8]) -> Option<(Method, String, String, bool)> {
         let mut storage = [const { MaybeUninit::uninit() }; MAX_HEADERS];
         match parse(raw, &mut storage) {
-            Parsed::Ready(h) => Some((h.method, h.target.to_string(), h.host.to_string(), h.close)),
+            Parsed::Ready(h) => Some((
+                h.direct?,
+                h.target.to_string(),
+                h.host?.to_string(),
+                h.close,
+            )),
             _ => None,
         }
     }
@@ -275,7 +280,7 @@ mod tests {
                 b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
                 &mut storage
             ),
-            Parsed::Elsewhere
+            Parsed::Ready(Head { direct: None, .. })
         ));
     }
 

@@ -1,5 +1,8 @@
 //! Upstream TLS origination: a DestinationRule `tls` block as the settings
-//! of a Pingora [`HttpPeer`].
+//! of a Pingora [`HttpPeer`], built when the runtime is built (never on a
+//! worker during a request) from the credentials and CA bundles that
+//! runtime loaded and checked; so a rotated CA or client certificate is a
+//! new runtime, and a broken one keeps the last good origination.
 //!
 //! - `SIMPLE`/`MUTUAL`: the upstream certificate is verified against
 //!   `caCertificates`, else the credential's `ca.crt`, else the system roots;
@@ -15,10 +18,12 @@
 //!   verified with and presented: a rotated credential or CA never reuses a
 //!   pooled connection made with the old one.
 
+mod peer_names;
+
 use std::any::Any;
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use openssl::sha::Sha256;
 use openssl::ssl::SslRef;
@@ -27,18 +32,18 @@ use pingora::protocols::tls::HandshakeCompleteHook;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::utils::tls::CertKey;
 
-use super::names::{check_names, PeerCheck};
+pub use peer_names::{check_names, PeerCheck};
+
 use crate::config::{ClientTls, ClientTlsMode, CredentialSource};
 use crate::credentials::Credential;
-use crate::route::Destination;
-use crate::runtime::Runtime;
+use crate::runtime::CaBundle;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum OriginationError {
     #[error("credential '{0}' is not loaded")]
     MissingCredential(String),
-    #[error("CA bundle {}: {reason}", path.display())]
-    Ca { path: PathBuf, reason: String },
+    #[error("CA bundle {} is not loaded", .0.display())]
+    MissingCa(PathBuf),
 }
 
 /// Everything a peer needs to originate TLS to one destination.
@@ -68,11 +73,13 @@ impl std::fmt::Debug for Origination {
 
 impl Origination {
     /// `host` is the destination host (the default SNI); `h2` decides ALPN.
+    /// Credentials and CA bundles are those the runtime loaded.
     pub fn build(
         tls: &ClientTls,
         host: &str,
         h2: bool,
         creds: &BTreeMap<CredentialSource, Arc<Credential>>,
+        cas: &BTreeMap<PathBuf, Arc<CaBundle>>,
     ) -> Result<Origination, OriginationError> {
         let cred = match &tls.credential {
             Some(src) => Some(
@@ -83,7 +90,12 @@ impl Origination {
             None => None,
         };
         let ca: Option<Vec<X509>> = match (&tls.ca_certificates, cred) {
-            (Some(path), _) => Some(load_ca(path)?),
+            (Some(path), _) => Some(
+                cas.get(path)
+                    .ok_or_else(|| OriginationError::MissingCa(path.clone()))?
+                    .certs
+                    .clone(),
+            ),
             (None, Some(c)) if !c.ca_certs.is_empty() => Some(c.ca_certs.clone()),
             _ => None,
         };
@@ -190,82 +202,6 @@ fn group_key(
     u64::from_be_bytes(first)
 }
 
-fn load_ca(path: &Path) -> Result<Vec<X509>, OriginationError> {
-    let err = |reason: String| OriginationError::Ca {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    let certs = X509::stack_from_pem(&pem).map_err(|e| err(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(err("no certificate in the file".into()));
-    }
-    Ok(certs)
-}
-
-type Key = (ClientTls, String, bool);
-
-/// Originations built for one runtime generation; rebuilt after a reload
-/// (new credentials, new CA files) and never shared across generations.
-#[derive(Default)]
-pub struct OriginationCache {
-    inner: Mutex<(u64, HashMap<Key, Arc<Origination>>)>,
-}
-
-/// Distinct TLS blocks are bounded by the configuration; hosts are not
-/// (wildcard ServiceEntries), hence a cap.
-const CACHE_CAP: usize = 4096;
-
-impl OriginationCache {
-    /// `dest`'s origination (`None` for plain text), kept in the
-    /// destination once built: no lock or key on later requests.
-    pub fn for_destination(
-        &self,
-        rt: &Runtime,
-        dest: &Destination,
-    ) -> Result<Option<Arc<Origination>>, OriginationError> {
-        let Some(tls) = &dest.tls else {
-            return Ok(None);
-        };
-        if let Some(o) = dest.origination.get() {
-            return Ok(Some(o.clone()));
-        }
-        let o = self.get(rt, tls, &dest.host, dest.h2)?;
-        Ok(Some(dest.origination.get_or_init(|| o).clone()))
-    }
-
-    pub fn get(
-        &self,
-        rt: &Runtime,
-        tls: &ClientTls,
-        host: &str,
-        h2: bool,
-    ) -> Result<Arc<Origination>, OriginationError> {
-        let key = (tls.clone(), host.to_string(), h2);
-        {
-            let guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            if guard.0 == rt.generation {
-                if let Some(o) = guard.1.get(&key) {
-                    return Ok(o.clone());
-                }
-            }
-        }
-        let built = Arc::new(Origination::build(tls, host, h2, &rt.credentials)?);
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        // A request still pinned to an older generation builds its own.
-        if guard.0 < rt.generation {
-            *guard = (rt.generation, HashMap::new());
-        }
-        if guard.0 == rt.generation {
-            if guard.1.len() >= CACHE_CAP {
-                guard.1.clear();
-            }
-            guard.1.insert(key, built.clone());
-        }
-        Ok(built)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,7 +249,7 @@ mod tests {
         let rotated = creds(&leaf(&acme, Usage::Client, &["a.acme.com"], &[]));
         let tls = mutual(&src);
         let key = |t: &ClientTls, c, h2| {
-            Origination::build(t, "greeting.remote.com", h2, c)
+            Origination::build(t, "greeting.remote.com", h2, c, &BTreeMap::new())
                 .unwrap()
                 .group_key
         };
@@ -339,7 +275,8 @@ mod tests {
         let src = CredentialSource::Named("client".into());
         let client = leaf(&acme, Usage::Client, &["a.acme.com"], &[]);
         let creds = BTreeMap::from([(src.clone(), credential(&src, &acme, &client))]);
-        let o = Origination::build(&mutual(&src), "h.test", false, &creds).unwrap();
+        let none = BTreeMap::new();
+        let o = Origination::build(&mutual(&src), "h.test", false, &creds, &none).unwrap();
         assert!(o.cert_key.is_some());
         assert_eq!(o.ca.as_ref().unwrap().len(), 1, "the credential's ca.crt");
         assert_eq!(o.sni, "h.test");
@@ -351,30 +288,29 @@ mod tests {
         let mut pem = other.cert.to_pem().unwrap();
         pem.extend(acme.cert.to_pem().unwrap());
         std::fs::write(&path, pem).unwrap();
+        let cas = BTreeMap::from([(path.clone(), Arc::new(CaBundle::load(&path).unwrap()))]);
         let mut simple = mutual(&src);
         simple.mode = ClientTlsMode::Simple;
         simple.ca_certificates = Some(path.clone());
-        let o = Origination::build(&simple, "h.test", false, &creds).unwrap();
+        let o = Origination::build(&simple, "h.test", false, &creds, &cas).unwrap();
         assert!(o.cert_key.is_none(), "SIMPLE sends no certificate");
         assert_eq!(o.ca.as_ref().unwrap().len(), 2, "caCertificates wins");
 
         assert!(o.verifies() && o.hook.is_some());
         let mut insecure = simple.clone();
         insecure.insecure_skip_verify = true;
-        let o = Origination::build(&insecure, "h.test", false, &creds).unwrap();
+        let o = Origination::build(&insecure, "h.test", false, &creds, &cas).unwrap();
         assert!(
             !o.verifies() && o.hook.is_none(),
             "insecureSkipVerify checks nothing"
         );
 
-        std::fs::write(&path, "not pem").unwrap();
-        let e = Origination::build(&simple, "h.test", false, &creds)
+        let e = Origination::build(&simple, "h.test", false, &creds, &none)
             .err()
             .unwrap();
         assert!(e.to_string().contains("ca.pem"), "{e}");
-        let missing = BTreeMap::new();
         assert!(matches!(
-            Origination::build(&mutual(&src), "h.test", false, &missing),
+            Origination::build(&mutual(&src), "h.test", false, &BTreeMap::new(), &none),
             Err(OriginationError::MissingCredential(_))
         ));
     }

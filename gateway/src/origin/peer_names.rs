@@ -1,9 +1,12 @@
 //! The name check of an upstream certificate, done by us after the
-//! handshake (see `origination.rs` for why not by OpenSSL).
+//! handshake (see `origin.rs` for why not by OpenSSL).
 
 use std::net::IpAddr;
 
 use openssl::x509::X509Ref;
+
+use crate::credentials::SubjectAltNames;
+use crate::names::cert_name_matches;
 
 /// The name check of one upstream handshake, kept in the connection's
 /// `SslDigest.extension` (so a pooled connection keeps its verdict).
@@ -19,59 +22,31 @@ pub struct PeerCheck {
 /// URI SANs and IP SANs; the CN counts only when there is no DNS SAN, as in
 /// `X509_check_host`.
 pub fn check_names(cert: &X509Ref, expected: &[String]) -> PeerCheck {
-    let mut dns = Vec::new();
-    let mut uris = Vec::new();
-    let mut ips = Vec::new();
-    for name in cert.subject_alt_names().iter().flatten() {
-        if let Some(d) = name.dnsname() {
-            dns.push(d.to_ascii_lowercase());
-        } else if let Some(u) = name.uri() {
-            uris.push(u.to_string());
-        } else if let Some(ip) = name.ipaddress().and_then(ip_from_bytes) {
-            ips.push(ip);
-        }
-    }
-    if dns.is_empty() {
-        let cn = cert
-            .subject_name()
-            .entries_by_nid(openssl::nid::Nid::COMMONNAME);
-        dns.extend(cn.filter_map(|e| e.data().to_string().ok().map(|s| s.to_ascii_lowercase())));
-    }
+    let sans = SubjectAltNames::of(cert);
+    let cn;
+    // As `X509_check_host`: the CN counts only without any DNS SAN.
+    let dns: &[String] = if sans.dns.is_empty() {
+        cn = crate::credentials::common_name(cert.subject_name())
+            .into_iter()
+            .collect::<Vec<_>>();
+        &cn
+    } else {
+        &sans.dns
+    };
     let ok = expected.iter().any(|want| {
         if let Ok(ip) = want.parse::<IpAddr>() {
-            return ips.contains(&ip);
+            return sans.ips.iter().any(|have| have.parse() == Ok(ip));
         }
         let host = want.trim_end_matches('.').to_ascii_lowercase();
-        uris.iter().any(|u| u == want) || dns.iter().any(|d| dns_matches(d, &host))
+        sans.uris.iter().any(|u| u == want) || dns.iter().any(|d| cert_name_matches(d, &host))
     });
-    let presented = dns
+    let mut presented: Vec<String> = dns
         .iter()
-        .map(|d| format!("DNS:{d}"))
-        .chain(uris.iter().map(|u| format!("URI:{u}")))
-        .chain(ips.iter().map(|i| format!("IP:{i}")))
+        .map(|d| format!("DNS:{}", d.to_ascii_lowercase()))
         .collect();
+    presented.extend(sans.uris.iter().map(|u| format!("URI:{u}")));
+    presented.extend(sans.ips.iter().map(|i| format!("IP:{i}")));
     PeerCheck { ok, presented }
-}
-
-fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {
-    match b.len() {
-        4 => Some(IpAddr::from(<[u8; 4]>::try_from(b).ok()?)),
-        16 => Some(IpAddr::from(<[u8; 16]>::try_from(b).ok()?)),
-        _ => None,
-    }
-}
-
-fn dns_matches(pattern: &str, host: &str) -> bool {
-    let pattern = pattern.trim_end_matches('.');
-    if pattern == host {
-        return true;
-    }
-    match pattern.strip_prefix("*.") {
-        Some(suffix) => host
-            .split_once('.')
-            .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
-        None => false,
-    }
 }
 
 #[cfg(test)]

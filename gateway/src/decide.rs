@@ -1,0 +1,375 @@
+//! The one decision: whether a request passes, where it goes and what it
+//! carries, made once per request by [`decide`], a pure function of the
+//! runtime, the connection and the request (no I/O; the weighted pick's
+//! randomness comes in as an argument). Both request engines, the direct
+//! path and Pingora's proxy, only execute a [`Decision`]; one that hands a
+//! request to the other hands its decision along.
+//!
+//! In order:
+//! 1. `CONNECT` is a tunnel, on a plain-HTTP egress port only, to a host
+//!    the registry or `outboundTrafficPolicy` allows;
+//! 2. the Host (or `:authority`, or an absolute-form target's authority,
+//!    which must agree with Host) must be a valid host name (400);
+//! 3. on a TLS connection the Host must be served under the TLS policy the
+//!    handshake satisfied, in the runtime of the handshake (421): no
+//!    request reaches a host whose client-certificate policy its
+//!    connection did not meet;
+//! 4. the route table of the current runtime: direct response, redirect,
+//!    or forward to a destination drawn by weight (404 for no route, 503
+//!    for no destination); an egress port sends a host no route names to
+//!    its ServiceEntry, or as `outboundTrafficPolicy` says (502 when
+//!    `REGISTRY_ONLY` refuses it);
+//! 5. a forward carries its [`Plan`]: the destination, the endpoint drawn
+//!    once, the upstream TLS built with the runtime, timeouts and retries,
+//!    and the header [`Edits`].
+
+mod edits;
+mod request;
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngCore;
+
+pub use edits::{rewrite_path, same_name, EditInputs, Edits};
+pub use request::{normalize_host, RequestView};
+
+use crate::config::{HttpRoute, OutboundPolicy, Redirect, Retries, RouteAction};
+use crate::origin::Origination;
+use crate::route::{CompiledRoute, Destination, HeaderSource, InFlightGuard, Lookup, Registered};
+use crate::runtime::Runtime;
+use crate::tls::ConnInfo;
+
+/// The TLS side of the connection a request came on.
+#[derive(Clone, Copy)]
+pub enum Tls<'a> {
+    Plain,
+    Terminated(&'a ConnInfo),
+    /// TLS, but the handshake left no facts (never expected): refused.
+    Unknown,
+}
+
+/// What the decision knows of the connection.
+pub struct ConnView<'a> {
+    pub tls: Tls<'a>,
+    /// The listener port the request came in on.
+    pub port: u16,
+    pub client_ip: Option<IpAddr>,
+}
+
+impl ConnView<'_> {
+    fn is_tls(&self) -> bool {
+        !matches!(self.tls, Tls::Plain)
+    }
+}
+
+/// What becomes of one request, with what its access line is labelled by.
+#[derive(Debug)]
+pub struct Decision {
+    /// The gateway server that took the request (`-` when none did).
+    pub server: Arc<str>,
+    /// The host it routes by (lower case, no port); empty when it had none.
+    pub host: String,
+    pub route: Option<Arc<CompiledRoute>>,
+    pub action: Action,
+}
+
+#[derive(Debug)]
+pub enum Action {
+    /// A response written by the gateway itself.
+    Respond {
+        status: u16,
+        body: Cow<'static, str>,
+        /// Refused by `REGISTRY_ONLY` (counted as such).
+        blocked: bool,
+    },
+    Redirect {
+        status: u16,
+        location: String,
+    },
+    /// `CONNECT host:port`: a TCP tunnel to the endpoint.
+    Tunnel(Target),
+    Forward(Plan),
+}
+
+/// Where a tunnel goes.
+#[derive(Debug)]
+pub struct Target {
+    pub dest: Arc<Destination>,
+    /// The endpoint, drawn once (`LEAST_REQUEST` counts it while held).
+    pub endpoint: InFlightGuard,
+    /// An unregistered host `ALLOW_ANY` lets through.
+    pub passthrough: bool,
+}
+
+/// How a request is forwarded.
+#[derive(Debug)]
+pub struct Plan {
+    pub to: Target,
+    pub origination: Option<Arc<Origination>>,
+    /// Read and write timeout of one attempt (`perTryTimeout`, else the
+    /// route's `timeout`).
+    pub timeout: Option<Duration>,
+    pub retries: Option<Retries>,
+    pub edits: Edits,
+}
+
+impl Plan {
+    pub fn dest(&self) -> &Arc<Destination> {
+        &self.to.dest
+    }
+}
+
+const NONE: &str = "-";
+
+/// Decides what becomes of `req`. `rt` is the runtime the request is
+/// pinned to (routing); the TLS policy check uses the runtime of the
+/// connection's handshake (`ConnInfo::runtime`), so a reload never turns a
+/// live connection's requests into 421s.
+pub fn decide<H: HeaderSource + ?Sized>(
+    rt: &Runtime,
+    conn: &ConnView<'_>,
+    req: &RequestView<'_, H>,
+    rng: &mut dyn RngCore,
+) -> Decision {
+    let plain_server = || {
+        rt.routes
+            .server_name(conn.port)
+            .unwrap_or_else(|| NONE.into())
+    };
+    let respond = |server: Arc<str>, host: String, status: u16, body: &'static str| Decision {
+        server,
+        host,
+        route: None,
+        action: Action::Respond {
+            status,
+            body: Cow::Borrowed(body),
+            blocked: false,
+        },
+    };
+    if req.method == "CONNECT" {
+        return tunnel(rt, conn, req);
+    }
+    let Some(host) = req.host().map(Cow::into_owned) else {
+        return respond(
+            plain_server(),
+            String::new(),
+            400,
+            "missing or invalid Host\n",
+        );
+    };
+    let server = match conn.tls {
+        Tls::Terminated(info) => {
+            let Some(policy) = &info.policy else {
+                return respond(NONE.into(), host, 421, "misdirected request\n");
+            };
+            if !tls_covers(info, &host) {
+                return respond(policy.server.clone(), host, 421, "misdirected request\n");
+            }
+            policy.server.clone()
+        }
+        Tls::Unknown => return respond(NONE.into(), host, 421, "misdirected request\n"),
+        Tls::Plain => plain_server(),
+    };
+    let path = req.path();
+    let decided = |route: Option<Arc<CompiledRoute>>, action| Decision {
+        server: server.clone(),
+        host: host.clone(),
+        route,
+        action,
+    };
+    match rt.routes.lookup(conn.port, &host, &path, req.headers) {
+        Lookup::Route(route) => {
+            let action = match &route.route.action {
+                RouteAction::DirectResponse { status, body } => Action::Respond {
+                    status: *status,
+                    body: Cow::Owned(body.clone().unwrap_or_default()),
+                    blocked: false,
+                },
+                RouteAction::Redirect(r) => Action::Redirect {
+                    status: r.code,
+                    location: redirect_location(r, conn.is_tls(), &host, &path),
+                },
+                RouteAction::Forward(_) => match route.pick_with(rng) {
+                    Some(dest) => {
+                        let to = Target {
+                            endpoint: dest.acquire(),
+                            dest: dest.clone(),
+                            passthrough: false,
+                        };
+                        Action::Forward(plan(rt, conn, req, Some(&route.route), to))
+                    }
+                    None => Action::Respond {
+                        status: 503,
+                        body: Cow::Borrowed("no destination\n"),
+                        blocked: false,
+                    },
+                },
+            };
+            decided(Some(route.clone()), action)
+        }
+        Lookup::HttpsRedirect => decided(
+            None,
+            Action::Redirect {
+                status: 301,
+                location: format!("https://{host}{path}"),
+            },
+        ),
+        // Only an egress server forwards hosts no route names; anywhere
+        // else that would make an ingress port an open proxy.
+        Lookup::NoHost if !conn.is_tls() && rt.routes.is_egress(conn.port, &host) => {
+            let action = match outbound(rt, &host, req.port()) {
+                Ok(to) => Action::Forward(plan(rt, conn, req, None, to)),
+                Err(body) => Action::Respond {
+                    status: 502,
+                    body: Cow::Owned(body),
+                    blocked: true,
+                },
+            };
+            decided(None, action)
+        }
+        Lookup::NoHost | Lookup::NoRoute => {
+            respond(server.clone(), host.clone(), 404, "no route\n")
+        }
+    }
+}
+
+/// The Host must be served under the TLS policy this connection satisfied
+/// (same key), else it could reach a MUTUAL host over a SIMPLE handshake,
+/// or a host whose CA never saw this client.
+pub fn tls_covers(conn: &ConnInfo, host: &str) -> bool {
+    let Some(policy) = &conn.policy else {
+        return false;
+    };
+    conn.runtime
+        .tls
+        .listener(&conn.listener_addr)
+        .and_then(|l| l.sni.select(host))
+        .is_some_and(|p| p.key == policy.key)
+}
+
+fn plan<H: HeaderSource + ?Sized>(
+    rt: &Runtime,
+    conn: &ConnView<'_>,
+    req: &RequestView<'_, H>,
+    route: Option<&HttpRoute>,
+    to: Target,
+) -> Plan {
+    let xfcc = match conn.tls {
+        Tls::Terminated(info) => info.xfcc.as_deref(),
+        _ => None,
+    };
+    let path = req.path();
+    let edits = Edits::new(
+        route,
+        req.headers,
+        &EditInputs {
+            xfcc,
+            client_ip: conn.client_ip,
+            tls: conn.is_tls(),
+            path: &path,
+            absolute_form: req.absolute_form(),
+            authority: req.raw_authority(),
+            host_header: req.host_header.is_some(),
+            method: req.method,
+            http11: req.http11,
+        },
+    );
+    Plan {
+        origination: rt.origination(&to.dest),
+        timeout: route.and_then(|r| r.retries.and_then(|r| r.per_try_timeout).or(r.timeout)),
+        retries: route.and_then(|r| r.retries),
+        edits,
+        to,
+    }
+}
+
+/// `CONNECT host:port`: only on a plain-HTTP egress port over HTTP/1.1.
+fn tunnel<H: HeaderSource + ?Sized>(
+    rt: &Runtime,
+    conn: &ConnView<'_>,
+    req: &RequestView<'_, H>,
+) -> Decision {
+    let server = rt
+        .routes
+        .server_name(conn.port)
+        .unwrap_or_else(|| NONE.into());
+    let respond = |host: String, status, body: Cow<'static, str>, blocked| Decision {
+        server: server.clone(),
+        host,
+        route: None,
+        action: Action::Respond {
+            status,
+            body,
+            blocked,
+        },
+    };
+    let Some((host, port)) = req.connect_target() else {
+        return respond(
+            String::new(),
+            400,
+            "CONNECT needs host:port\n".into(),
+            false,
+        );
+    };
+    if conn.is_tls() || req.h2 || !rt.routes.is_egress(conn.port, &host) {
+        let body = "CONNECT is only served on plain-HTTP egress ports (HTTP/1.1)\n";
+        return respond(host, 405, body.into(), false);
+    }
+    match outbound(rt, &host, port) {
+        Ok(to) => Decision {
+            server: server.clone(),
+            host,
+            route: None,
+            action: Action::Tunnel(to),
+        },
+        Err(body) => respond(host, 502, body.into(), true),
+    }
+}
+
+/// An egress host no route names: its ServiceEntry's destination, else
+/// what `outboundTrafficPolicy` says (`ALLOW_ANY`: passthrough as DNS
+/// resolves it; `REGISTRY_ONLY`: refused, with the reason as the body).
+fn outbound(rt: &Runtime, host: &str, port: u16) -> Result<Target, String> {
+    let refusal = match rt.routes.registered(&rt.model, host, port) {
+        Registered::Destination(dest) => {
+            return Ok(Target {
+                endpoint: dest.acquire(),
+                dest,
+                passthrough: false,
+            })
+        }
+        Registered::Refused(why) => why,
+        Registered::Unknown => format!("host '{host}' is not registered by any ServiceEntry"),
+    };
+    match rt.model.runtime.outbound_policy {
+        OutboundPolicy::AllowAny => {
+            let dest = Arc::new(Destination::passthrough(host, port));
+            Ok(Target {
+                endpoint: dest.acquire(),
+                dest,
+                passthrough: true,
+            })
+        }
+        OutboundPolicy::RegistryOnly => Err(format!(
+            "{host}:{port} blocked by outboundTrafficPolicy REGISTRY_ONLY: {refusal}\n"
+        )),
+    }
+}
+
+/// The `Location` of a VirtualService `redirect`: each part the rule does
+/// not set keeps the request's value.
+pub fn redirect_location(r: &Redirect, tls: bool, host: &str, path_and_query: &str) -> String {
+    let scheme = r
+        .scheme
+        .as_deref()
+        .unwrap_or(if tls { "https" } else { "http" });
+    let authority = r.authority.as_deref().unwrap_or(host);
+    let port = r.port.map(|p| format!(":{p}")).unwrap_or_default();
+    let path = r.uri.as_deref().unwrap_or(path_and_query);
+    format!("{scheme}://{authority}{port}{path}")
+}

@@ -1,0 +1,453 @@
+//! `decide`, branch by branch, on a runtime built from YAML with real
+//! certificates: TLS policy against Host, wildcard hosts, routes (direct
+//! responses, redirects, weights, subsets, header edits), egress under both
+//! outbound policies, CONNECT.
+
+use std::sync::Arc;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::*;
+use crate::runtime::testutil::Fixture;
+use crate::tls::ConnInfo;
+
+const YAML: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  servers:
+  - port: {number: 8443, protocol: HTTPS}
+    hosts: [simple.test]
+    tls: {mode: SIMPLE, credentialName: simple}
+  - port: {number: 8443, protocol: HTTPS}
+    hosts: [mutual.test]
+    tls: {mode: MUTUAL, credentialName: mutual}
+  - port: {number: 8443, protocol: HTTPS}
+    hosts: ["*.wild.test"]
+    tls: {mode: SIMPLE, credentialName: wild}
+  - port: {number: 8080, protocol: HTTP}
+    hosts: [plain.test]
+  - port: {number: 8080, protocol: HTTP}
+    hosts: [secure.test]
+    tls: {httpsRedirect: true}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: egress}
+spec:
+  selector: {istio: egressgateway}
+  servers:
+  - port: {number: 8081, protocol: HTTP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web}
+spec:
+  hosts: [simple.test, mutual.test, "*.wild.test", plain.test]
+  gateways: [gw]
+  http:
+  - name: hello
+    match: [{uri: {exact: /hello}}]
+    directResponse: {status: 200, body: {string: "hi\n"}}
+  - name: moved
+    match: [{uri: {prefix: /old}}]
+    redirect: {uri: /new}
+  - name: split
+    match: [{uri: {prefix: /split}}]
+    route:
+    - {destination: {host: backend, subset: v1}, weight: 80}
+    - {destination: {host: backend, subset: v2}, weight: 20}
+  - name: api
+    match: [{uri: {prefix: /api}}]
+    rewrite: {uri: /v2}
+    retries: {attempts: 2, perTryTimeout: 3s}
+    headers:
+      request:
+        set: {x-set: "1"}
+        remove: [x-remove]
+    route: [{destination: {host: backend, subset: v1}}]
+  - name: default
+    route: [{destination: {host: backend, subset: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: backend}
+spec:
+  host: backend
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: backend}
+spec:
+  hosts: [backend]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints:
+  - {address: 10.0.0.1, labels: {version: v1}}
+  - {address: 10.0.0.2, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: remote}
+spec:
+  hosts: [api.remote.test]
+  ports: [{number: 443, name: tls, protocol: TLS}, {number: 80, name: http, protocol: HTTP}]
+  resolution: DNS
+"#;
+
+struct World {
+    _f: Fixture,
+    rt: Arc<Runtime>,
+}
+
+fn world(outbound: &str) -> World {
+    let f = Fixture::new();
+    f.server("simple", &["simple.test"], 0);
+    f.server("mutual", &["mutual.test"], 0);
+    f.ca_bundle("mutual/ca.crt");
+    f.server("wild", &["*.wild.test"], 0);
+    let runtime = format!(
+        "apiVersion: tlsgate.io/v1\nkind: GatewayRuntime\nmetadata: {{name: rt}}\n\
+         spec: {{outboundTrafficPolicy: {{mode: {outbound}}}}}\n---\n"
+    );
+    let model = f.model(&format!("{runtime}{YAML}")).unwrap();
+    let rt = Arc::new(Runtime::build(model, 1).unwrap());
+    World { _f: f, rt }
+}
+
+struct Map(Vec<(&'static str, &'static str)>);
+
+impl HeaderSource for Map {
+    fn first(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    }
+}
+
+/// The connection facts of a handshake with `sni` on port 8443.
+fn tls_conn(rt: &Arc<Runtime>, sni: &str) -> ConnInfo {
+    let addr: std::net::SocketAddr = "0.0.0.0:8443".parse().unwrap();
+    let policy = rt
+        .tls
+        .listener(&addr)
+        .and_then(|l| l.sni.select(sni))
+        .cloned();
+    ConnInfo {
+        listener: addr.to_string().into(),
+        listener_addr: addr,
+        sni: Some(sni.into()),
+        policy,
+        runtime: rt.clone(),
+        client: None,
+        xfcc: Some("Hash=ab".into()),
+        resumed: false,
+        version: "TLSv1.3",
+        span: tracing::Span::none(),
+    }
+}
+
+fn run(
+    rt: &Runtime,
+    tls: Tls<'_>,
+    port: u16,
+    method: &str,
+    target: &str,
+    host: Option<&str>,
+    headers: Map,
+) -> Decision {
+    let conn = ConnView {
+        tls,
+        port,
+        client_ip: Some("192.0.2.7".parse().unwrap()),
+    };
+    let req = RequestView {
+        method,
+        target,
+        authority: None,
+        host_header: host,
+        h2: false,
+        http11: true,
+        headers: &headers,
+    };
+    decide(rt, &conn, &req, &mut StdRng::seed_from_u64(7))
+}
+
+fn status(d: &Decision) -> String {
+    match &d.action {
+        Action::Respond {
+            status, blocked, ..
+        } => format!("{status}{}", if *blocked { " blocked" } else { "" }),
+        Action::Redirect { status, location } => format!("{status} {location}"),
+        Action::Tunnel(t) => format!("tunnel {}", t.endpoint.endpoint()),
+        Action::Forward(p) => format!("forward {} {}", p.dest().name, p.to.endpoint.endpoint()),
+    }
+}
+
+fn get(rt: &Runtime, tls: Tls<'_>, port: u16, target: &str, host: &str) -> String {
+    status(&run(rt, tls, port, "GET", target, Some(host), Map(vec![])))
+}
+
+#[test]
+fn host_must_be_served_under_the_connections_tls_policy() {
+    let w = world("ALLOW_ANY");
+    let simple = tls_conn(&w.rt, "simple.test");
+    let wild = tls_conn(&w.rt, "a.wild.test");
+    let t = Tls::Terminated(&simple);
+    for (host, want) in [
+        ("simple.test", "forward backend:80/v2 10.0.0.2:80"),
+        ("Simple.Test:8443", "forward backend:80/v2 10.0.0.2:80"),
+        // Another TLS policy (MUTUAL), or none at all: misdirected.
+        ("mutual.test", "421"),
+        ("b.wild.test", "421"),
+        ("elsewhere.test", "421"),
+    ] {
+        assert_eq!(
+            get(&w.rt, t, 8443, "/", host),
+            want,
+            "SNI simple.test, Host {host}"
+        );
+    }
+    // A wildcard SNI covers its own names, not the exact hosts.
+    let t = Tls::Terminated(&wild);
+    assert_eq!(
+        get(&w.rt, t, 8443, "/", "b.wild.test"),
+        "forward backend:80/v2 10.0.0.2:80"
+    );
+    assert_eq!(get(&w.rt, t, 8443, "/", "simple.test"), "421");
+    assert_eq!(get(&w.rt, Tls::Unknown, 8443, "/", "simple.test"), "421");
+    let d = run(&w.rt, t, 8443, "GET", "/", None, Map(vec![]));
+    assert_eq!(status(&d), "400", "no Host");
+}
+
+#[test]
+fn routes_answer_redirect_split_and_rewrite() {
+    let w = world("ALLOW_ANY");
+    let p = Tls::Plain;
+    assert_eq!(get(&w.rt, p, 8080, "/hello", "plain.test"), "200");
+    assert_eq!(
+        get(&w.rt, p, 8080, "/old/x?q", "plain.test"),
+        "301 http://plain.test/new"
+    );
+    assert_eq!(
+        get(&w.rt, p, 8080, "/x?y=1", "secure.test"),
+        "301 https://secure.test/x?y=1"
+    );
+    assert_eq!(get(&w.rt, p, 8080, "/", "nobody.test"), "404");
+    assert_eq!(
+        get(&w.rt, p, 9999, "/", "plain.test"),
+        "404",
+        "no server on the port"
+    );
+    // Weights draw from the rng once per request: 80/20 over many seeds.
+    let mut v1 = 0;
+    for seed in 0..1000 {
+        let conn = ConnView {
+            tls: p,
+            port: 8080,
+            client_ip: None,
+        };
+        let req = RequestView {
+            method: "GET",
+            target: "/split",
+            authority: None,
+            host_header: Some("plain.test"),
+            h2: false,
+            http11: true,
+            headers: &Map(vec![]),
+        };
+        let d = decide(&w.rt, &conn, &req, &mut StdRng::seed_from_u64(seed));
+        if status(&d).contains("/v1") {
+            v1 += 1;
+        }
+    }
+    assert!(
+        (700..900).contains(&v1),
+        "80/20 split drew v1 {v1} times in 1000"
+    );
+    let d = run(
+        &w.rt,
+        p,
+        8080,
+        "GET",
+        "/api/items?x=1",
+        Some("plain.test"),
+        Map(vec![("x-remove", "1")]),
+    );
+    let Action::Forward(plan) = &d.action else {
+        panic!("{}", status(&d))
+    };
+    assert_eq!(plan.edits.target.as_deref(), Some("/v2/items?x=1"));
+    assert_eq!(plan.retries.map(|r| r.attempts), Some(2));
+    assert_eq!(plan.timeout, Some(Duration::from_secs(3)));
+    assert!(plan.edits.drops("x-remove") && plan.edits.drops("X-Set"));
+    assert_eq!(&*d.route.as_ref().unwrap().id, "web/api");
+    assert_eq!(&*d.server, "gw-3", "unnamed servers are <gateway>-<index>");
+}
+
+#[test]
+fn header_edits_carry_identity_only_from_the_connection() {
+    let w = world("ALLOW_ANY");
+    let mutual = tls_conn(&w.rt, "mutual.test");
+    let headers = Map(vec![
+        ("x-forwarded-client-cert", "forged"),
+        ("X_Forwarded_Client_Cert", "forged"),
+        ("x-forwarded-for", "10.1.1.1"),
+        ("connection", "keep-alive, x-hop"),
+    ]);
+    let d = run(
+        &w.rt,
+        Tls::Terminated(&mutual),
+        8443,
+        "GET",
+        "/",
+        Some("mutual.test"),
+        headers,
+    );
+    let Action::Forward(plan) = &d.action else {
+        panic!("{}", status(&d))
+    };
+    let e = &plan.edits;
+    for dropped in [
+        "x-forwarded-client-cert",
+        "x_forwarded_client_cert",
+        "x-forwarded-for",
+        "connection",
+        "x-hop",
+        "keep-alive",
+    ] {
+        assert!(e.drops(dropped), "{dropped} passed");
+    }
+    assert!(!e.drops("accept"));
+    let add: Vec<(&str, &str)> = e
+        .add
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        add,
+        [
+            ("x-forwarded-client-cert", "Hash=ab"),
+            ("x-forwarded-for", "10.1.1.1, 192.0.2.7"),
+            ("x-forwarded-proto", "https"),
+        ]
+    );
+    // Plain HTTP: no client certificate, so no XFCC; proto http.
+    let d = run(
+        &w.rt,
+        Tls::Plain,
+        8080,
+        "GET",
+        "/",
+        Some("plain.test"),
+        Map(vec![]),
+    );
+    let Action::Forward(plan) = &d.action else {
+        panic!("{}", status(&d))
+    };
+    let names: Vec<&str> = plan.edits.add.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["x-forwarded-for", "x-forwarded-proto"]);
+}
+
+#[test]
+fn egress_registered_hosts_and_the_outbound_policy() {
+    for (mode, unknown) in [
+        ("REGISTRY_ONLY", "502 blocked"),
+        ("ALLOW_ANY", "forward PassthroughCluster other.test:80"),
+    ] {
+        let w = world(mode);
+        let p = Tls::Plain;
+        assert_eq!(
+            get(&w.rt, p, 8081, "/", "api.remote.test"),
+            "forward api.remote.test:80 api.remote.test:80",
+            "{mode}: registered"
+        );
+        assert_eq!(
+            get(&w.rt, p, 8081, "/", "other.test"),
+            unknown,
+            "{mode}: unregistered"
+        );
+        // An undeclared port of a registered host is refused under REGISTRY_ONLY.
+        let d = get(
+            &w.rt,
+            p,
+            8081,
+            "http://api.remote.test:9000/x",
+            "api.remote.test:9000",
+        );
+        let want = if mode == "REGISTRY_ONLY" {
+            "502 blocked"
+        } else {
+            "forward PassthroughCluster api.remote.test:9000"
+        };
+        assert_eq!(d, want, "{mode}: undeclared port");
+        // Ingress ports are never open proxies.
+        assert_eq!(
+            get(&w.rt, p, 8080, "/", "other.test"),
+            "404",
+            "{mode}: ingress"
+        );
+        // CONNECT: only on the egress port, only where the policy allows.
+        let c = |port, target| {
+            status(&run(
+                &w.rt,
+                p,
+                port,
+                "CONNECT",
+                target,
+                Some(target),
+                Map(vec![]),
+            ))
+        };
+        assert_eq!(c(8081, "api.remote.test:443"), "tunnel api.remote.test:443");
+        assert_eq!(c(8080, "api.remote.test:443"), "405");
+        assert_eq!(c(8081, "api.remote.test"), "400");
+        let other = if mode == "REGISTRY_ONLY" {
+            "502 blocked"
+        } else {
+            "tunnel other.test:443"
+        };
+        assert_eq!(c(8081, "other.test:443"), other);
+    }
+}
+
+#[test]
+fn absolute_form_requests_go_upstream_in_origin_form() {
+    let w = world("ALLOW_ANY");
+    let d = run(
+        &w.rt,
+        Tls::Plain,
+        8081,
+        "GET",
+        "http://api.remote.test/p?q",
+        None,
+        Map(vec![("proxy-authorization", "x")]),
+    );
+    let Action::Forward(plan) = &d.action else {
+        panic!("{}", status(&d))
+    };
+    assert_eq!(plan.edits.target.as_deref(), Some("/p?q"));
+    assert_eq!(
+        plan.edits.add[0],
+        ("host".to_string(), "api.remote.test".to_string())
+    );
+    assert!(plan.edits.drops("proxy-authorization"));
+    // The absolute target and Host must agree.
+    let d = run(
+        &w.rt,
+        Tls::Plain,
+        8081,
+        "GET",
+        "http://api.remote.test/p",
+        Some("other.test"),
+        Map(vec![]),
+    );
+    assert_eq!(status(&d), "400");
+}
