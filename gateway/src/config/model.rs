@@ -160,7 +160,7 @@ impl HostPattern {
     pub fn matches(&self, host: &str) -> bool {
         match self {
             HostPattern::Exact(h) => h == host,
-            HostPattern::Suffix(s) => host.len() > s.len() && host.ends_with(s.as_str()),
+            HostPattern::Suffix(s) => crate::names::suffix_matches(s, host),
             HostPattern::Any => true,
         }
     }

@@ -1,10 +1,11 @@
 //! Virtual hosts of one listener port, and which VirtualService hosts a
 //! Gateway server accepts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::{gateway_ref_matches, Gateway, HostPattern, VirtualService};
+use crate::names::HostMap;
 
 use super::CompiledRoute;
 
@@ -66,27 +67,15 @@ impl PortBuilder {
     }
 
     pub fn build(self) -> PortTable {
-        let mut table = PortTable {
-            server: self.server,
-            exact: HashMap::new(),
-            suffixes: Vec::new(),
-            any: None,
-            egress: self.egress,
-        };
+        let mut hosts = HostMap::default();
         for (pattern, vhost) in self.hosts {
-            match pattern {
-                HostPattern::Exact(h) => {
-                    table.exact.insert(h, vhost);
-                }
-                HostPattern::Suffix(s) => table.suffixes.push((s, vhost)),
-                HostPattern::Any => table.any = Some(vhost),
-            }
+            hosts.insert(&pattern, vhost);
         }
-        // Longest suffix first, so the first hit is the most specific.
-        table
-            .suffixes
-            .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
-        table
+        PortTable {
+            server: self.server,
+            hosts,
+            egress: self.egress,
+        }
     }
 }
 
@@ -94,34 +83,19 @@ impl PortBuilder {
 #[derive(Debug)]
 pub(super) struct PortTable {
     pub server: Arc<str>,
-    exact: HashMap<String, VirtualHost>,
-    /// `(".a.com", vhost)`, longest suffix first.
-    suffixes: Vec<(String, VirtualHost)>,
-    any: Option<VirtualHost>,
+    hosts: HostMap<VirtualHost>,
     /// Host patterns of the egress servers on this port (empty: not egress).
     pub egress: Vec<HostPattern>,
 }
 
 impl PortTable {
     pub fn select(&self, host: &str) -> Option<&VirtualHost> {
-        if let Some(v) = self.exact.get(host) {
-            return Some(v);
-        }
-        self.suffixes
-            .iter()
-            .find(|(s, _)| host.len() > s.len() && host.ends_with(s.as_str()))
-            .map(|(_, v)| v)
-            .or(self.any.as_ref())
+        self.hosts.select(host)
     }
 
     /// All virtual hosts, sorted by pattern (for summaries).
     pub fn entries(&self) -> Vec<&VirtualHost> {
-        let mut all: Vec<&VirtualHost> = self
-            .exact
-            .values()
-            .chain(self.suffixes.iter().map(|(_, v)| v))
-            .chain(self.any.as_ref())
-            .collect();
+        let mut all: Vec<&VirtualHost> = self.hosts.values().collect();
         all.sort_by(|a, b| a.pattern.cmp(&b.pattern));
         all
     }

@@ -84,7 +84,7 @@ impl Registry {
             .service_entries
             .iter()
             .flat_map(|se| se.hosts.iter().map(move |h| (se, h)))
-            .filter(|(_, h)| wildcard_matches(h, host))
+            .filter(|(_, h)| h.starts_with('*') && crate::names::pattern_matches(h, host))
             .max_by_key(|(_, h)| h.len());
         let Some((se, pattern)) = pattern else {
             return Registered::Unknown;
@@ -114,14 +114,6 @@ fn registered(host: &str, port: u16) -> WeightedDestination {
         subset: None,
         port: Some(port),
         weight: 100,
-    }
-}
-
-fn wildcard_matches(pattern: &str, host: &str) -> bool {
-    match pattern.strip_prefix('*') {
-        Some("") => true,
-        Some(suffix) => host.len() > suffix.len() && host.ends_with(suffix),
-        None => false,
     }
 }
 

@@ -9,6 +9,7 @@ use openssl::sha::Sha256;
 
 use crate::config::{ConfigError, CredentialSource, HostPattern, Model, ServerTlsMode, TlsVersion};
 use crate::credentials::Credential;
+use crate::names::HostMap;
 
 /// What one Gateway server asks of a TLS connection.
 #[derive(Debug)]
@@ -42,53 +43,25 @@ impl ServerPolicy {
 }
 
 /// SNI -> policy on one listener: exact host, then the longest `*.suffix`,
-/// then `*`.
+/// then `*` (`names::HostMap`).
 #[derive(Debug, Default)]
-pub struct SniMap {
-    exact: HashMap<String, Arc<ServerPolicy>>,
-    /// Longest suffix first.
-    suffixes: Vec<(String, Arc<ServerPolicy>)>,
-    any: Option<Arc<ServerPolicy>>,
-}
+pub struct SniMap(HostMap<Arc<ServerPolicy>>);
 
 impl SniMap {
     /// `name` must be lower case without a trailing dot.
     pub fn select(&self, name: &str) -> Option<&Arc<ServerPolicy>> {
-        if let Some(p) = self.exact.get(name) {
-            return Some(p);
-        }
-        for (suffix, p) in &self.suffixes {
-            if name.len() > suffix.len() && name.ends_with(suffix.as_str()) {
-                return Some(p);
-            }
-        }
-        self.any.as_ref()
+        self.0.select(name)
     }
 
     /// The policy for a client that sent no SNI: only a `*` server takes it.
     pub fn without_sni(&self) -> Option<&Arc<ServerPolicy>> {
-        self.any.as_ref()
+        self.0.any()
     }
 
     fn insert(&mut self, host: &HostPattern, policy: &Arc<ServerPolicy>) {
         // The loader refuses a host named twice on one port; first wins here
         // so a slip there cannot make the choice depend on map order.
-        match host {
-            HostPattern::Exact(h) => {
-                self.exact
-                    .entry(h.clone())
-                    .or_insert_with(|| policy.clone());
-            }
-            HostPattern::Suffix(s) => {
-                if !self.suffixes.iter().any(|(x, _)| x == s) {
-                    self.suffixes.push((s.clone(), policy.clone()));
-                    self.suffixes.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
-                }
-            }
-            HostPattern::Any => {
-                self.any.get_or_insert_with(|| policy.clone());
-            }
-        }
+        self.0.insert(host, policy.clone());
     }
 }
 
