@@ -4,6 +4,8 @@
 //! [`runtime::Runtime`] (immutable, held in one `ArcSwap`) -> read at each
 //! handshake and pinned by each request.
 
+#![forbid(unsafe_code)]
+
 pub mod admin;
 pub mod certgen;
 pub mod config;

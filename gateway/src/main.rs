@@ -1,5 +1,7 @@
 //! The `tlsgate` command: `run`, `check`, `certs`.
 
+#![forbid(unsafe_code)]
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;

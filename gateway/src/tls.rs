@@ -6,7 +6,6 @@
 
 mod accept;
 mod conn;
-mod ffi;
 pub mod outcome;
 pub mod policy;
 mod session;
@@ -24,11 +23,9 @@ use openssl::ssl::{
 pub use accept::Acceptor;
 
 /// Lets OpenSSL read ahead on an upstream connection (see
-/// `listener_settings` for why).
+/// `listener_acceptor` for why).
 pub fn read_ahead(ssl: &openssl::ssl::SslRef) {
-    // SAFETY: sets a flag on a connection this task owns; the SSL outlives
-    // the call.
-    unsafe { ffi::SSL_set_read_ahead(foreign_types::ForeignTypeRef::as_ptr(ssl), 1) };
+    tlsgate_ossl::set_read_ahead(ssl);
 }
 pub(crate) use conn::record_failure;
 pub use conn::{ConnInfo, FailureReason};
@@ -70,21 +67,13 @@ pub fn listener_acceptor(rt: SharedRuntime, addr: SocketAddr) -> Result<SslAccep
     // OpenSSL reads whole socket buffers itself (one read per request
     // instead of header then body), so the listener needs no read buffer
     // of its own, and OpenSSL's is released while a connection idles.
-    // SAFETY: a control on a context no connection uses yet.
-    unsafe {
-        openssl_sys::SSL_CTX_ctrl(
-            b.as_ptr(),
-            ffi::SSL_CTRL_SET_READ_AHEAD,
-            1,
-            std::ptr::null_mut(),
-        );
-    }
-    session::install(&mut b).map_err(|e| err(format!("session tickets: {e}")))?;
+    b.set_read_ahead(true);
+    tlsgate_ossl::bind_tickets::<session::PolicyKey>(&mut b)
+        .map_err(|e| err(format!("session tickets: {e}")))?;
     b.set_client_hello_callback(move |ssl, alert| {
         accept::client_hello(&rt, addr, &name, ssl, alert)
     });
-    // SAFETY: `on_info` is a plain function that only reads the SSL.
-    unsafe { ffi::SSL_CTX_set_info_callback(b.as_ptr(), Some(conn::on_info)) };
+    tlsgate_ossl::set_info_callback::<conn::Info>(&mut b);
     Ok(b.build())
 }
 

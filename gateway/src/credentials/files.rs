@@ -10,15 +10,12 @@
 //! nowhere (a `..data` swapped to a missing folder) or in a loop is an
 //! error about that file, never an absence.
 
-use std::ffi::c_int;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use foreign_types::ForeignTypeRef;
 use openssl::pkey::{PKey, Private};
-use openssl::x509::store::{X509Store, X509StoreBuilder};
-use openssl::x509::verify::X509VerifyFlags;
+use openssl::x509::store::X509Store;
 use openssl::x509::{X509Crl, X509};
 
 use super::{ossl_reason, CredentialError};
@@ -302,44 +299,14 @@ pub(crate) fn parse_crls(path: &Path, data: &[u8]) -> Result<Vec<X509Crl>, Crede
     Ok(crls)
 }
 
-extern "C" {
-    // Present in every libcrypto but not bound by openssl-sys 0.9.
-    fn X509_STORE_add_crl(
-        store: *mut openssl_sys::X509_STORE,
-        crl: *mut openssl_sys::X509_CRL,
-    ) -> c_int;
-}
-
 /// The client-CA trust store. With CRLs, every certificate of the chain must
 /// be covered by one (Envoy's default for `ca.crl`), so a CRL that stops
 /// being published fails closed.
 pub(crate) fn build_store(cas: &[X509], crls: &[X509Crl]) -> Result<X509Store, CredentialError> {
-    let err = |what: &'static str| {
-        move |e: openssl::error::ErrorStack| CredentialError::Openssl {
-            what,
-            reason: ossl_reason(&e),
-        }
-    };
-    let mut b = X509StoreBuilder::new().map_err(err("creating the CA store"))?;
-    for ca in cas {
-        b.add_cert(ca.clone())
-            .map_err(err("adding a CA to the store"))?;
-    }
-    for crl in crls {
-        // SAFETY: both pointers are live; the store takes its own reference
-        // to the CRL (X509_OBJECT_set1_X509_CRL), so `crl` stays ours to drop.
-        let ok = unsafe { X509_STORE_add_crl(b.as_ptr(), crl.as_ptr()) };
-        if ok != 1 {
-            return Err(err("adding a CRL to the store")(
-                openssl::error::ErrorStack::get(),
-            ));
-        }
-    }
-    if !crls.is_empty() {
-        b.set_flags(X509VerifyFlags::CRL_CHECK | X509VerifyFlags::CRL_CHECK_ALL)
-            .map_err(err("enabling CRL checks"))?;
-    }
-    Ok(b.build())
+    tlsgate_ossl::store_with_crls(cas, crls).map_err(|e| CredentialError::Openssl {
+        what: "building the CA store",
+        reason: ossl_reason(&e),
+    })
 }
 
 /// The credential names present in a credentials directory: its

@@ -46,13 +46,8 @@ pub fn derived_max(configured: usize) -> usize {
     if configured > 0 {
         return configured;
     }
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we pass; no other effect.
-    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0;
-    let soft = if ok { lim.rlim_cur } else { 1024 };
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft);
     let soft = usize::try_from(soft).unwrap_or(usize::MAX);
     (soft.saturating_sub(64) / 2).max(16)
 }

@@ -26,7 +26,7 @@ use pingora::tls::ext;
 
 use super::conn::{ConnInfo, FailureReason};
 use super::policy::ServerPolicy;
-use super::{ffi, sni};
+use super::sni;
 use crate::config::{ServerTlsMode, TlsVersion};
 use crate::credentials::client_identity;
 use crate::runtime::{Runtime, SharedRuntime};
@@ -119,18 +119,7 @@ fn apply_handshake_params(ssl: &mut SslRef, policy: &ServerPolicy) -> Result<(),
     }
     // A session minted under another policy key is a cache miss (TLS 1.2
     // session ids and tickets); TLS 1.3 tickets are checked in session.rs.
-    let key = &policy.key[..ffi::SSL_MAX_SID_CTX_LENGTH];
-    // SAFETY: `ssl` is a live SSL; OpenSSL copies the bytes.
-    let ok = unsafe {
-        ffi::SSL_set_session_id_context(
-            foreign_types::ForeignTypeRef::as_ptr(ssl),
-            key.as_ptr(),
-            key.len() as libc::c_uint,
-        )
-    };
-    if ok != 1 {
-        return Err(ErrorStack::get());
-    }
+    tlsgate_ossl::set_session_id_context(ssl, &policy.key)?;
     // Without this a MUTUAL host could not refuse a client whose cert
     // fails, before the certificate callback: set it for the whole policy.
     set_client_verification(ssl, policy);

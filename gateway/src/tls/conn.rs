@@ -8,10 +8,10 @@ use openssl::ssl::SslRef;
 use openssl::x509::X509VerifyResult;
 
 use super::accept::{conn_state_index, ConnState};
-use super::ffi;
 use super::policy::ServerPolicy;
 use crate::credentials::{client_identity, ClientIdentity};
 use crate::metrics::metrics;
+use tlsgate_ossl::{SSL_CB_ALERT, SSL_CB_EXIT, SSL_CB_WRITE};
 
 /// The TLS facts of one downstream connection, shared by its requests
 /// (Pingora keeps it in `SslDigest.extension`).
@@ -152,28 +152,33 @@ const ALERT_UNKNOWN_CA: i32 = 48;
 const ALERT_NO_RENEGOTIATION: i32 = 100;
 const ALERT_CERTIFICATE_REQUIRED: i32 = 116;
 
-/// OpenSSL's info callback: a fatal alert we send is a failed handshake.
-/// Installed on every listener's SSL_CTX. It runs inside OpenSSL, so
-/// nothing here may panic (an unwind across C is undefined behaviour):
-/// no indexing, no unwrap, metrics and logs only.
-pub(crate) unsafe extern "C" fn on_info(ssl: *const openssl_sys::SSL, where_: i32, ret: i32) {
-    if where_ & ffi::SSL_CB_EXIT != 0 && ret <= 0 {
+/// OpenSSL's info callback (installed on every listener's context): a
+/// fatal alert we send is a failed handshake. It runs inside OpenSSL, so
+/// nothing here may panic (the trampoline catches it, but a failure
+/// uncounted is a failure unseen): no indexing, no unwrap.
+pub(crate) struct Info;
+
+impl tlsgate_ossl::InfoCallback for Info {
+    fn on_info(ssl: &SslRef, where_: i32, ret: i32) {
+        on_info(ssl, where_, ret);
+    }
+}
+
+fn on_info(ssl: &SslRef, where_: i32, ret: i32) {
+    if where_ & SSL_CB_EXIT != 0 && ret <= 0 {
         // A handshake step ended: without a queued error it only waits for
         // I/O; with one it failed, maybe without any alert (plain HTTP on a
         // TLS port), and the connection must close now, not at a timeout.
         // OpenSSL clears the queue at the start of every handshake step, so
         // an error here is this step's own.
-        // SAFETY: reads this thread's OpenSSL error queue without popping.
-        if ret == 0 || unsafe { ffi::ERR_peek_error() } != 0 {
+        if ret == 0 || tlsgate_ossl::error_queued() {
             super::outcome::mark_refused();
         }
         return;
     }
-    if where_ & ffi::SSL_CB_ALERT == 0 || where_ & ffi::SSL_CB_WRITE == 0 {
+    if where_ & SSL_CB_ALERT == 0 || where_ & SSL_CB_WRITE == 0 {
         return;
     }
-    // SAFETY: OpenSSL passes the live SSL whose handshake is running.
-    let ssl = unsafe { <SslRef as foreign_types::ForeignTypeRef>::from_ptr(ssl as *mut _) };
     let (level, desc) = ((ret >> 8) & 0xff, ret & 0xff);
     if level != 2 {
         // A warning: the one a client provokes at will is our refusal of

@@ -6,29 +6,15 @@
 
 use openssl::ssl::SslRef;
 
-const TLSEXT_TYPE_SERVER_NAME: libc::c_uint = 0;
+const TLSEXT_TYPE_SERVER_NAME: u32 = 0;
 
 /// The requested host name, lower case, without a trailing dot; `None` when
 /// the client sent no (or an unparseable) host name.
 pub fn from_client_hello(ssl: &SslRef) -> Option<String> {
-    let mut data: *const libc::c_uchar = std::ptr::null();
-    let mut len: libc::size_t = 0;
-    // SAFETY: only valid inside the ClientHello callback, which is the only
-    // caller; OpenSSL keeps the buffer alive for the callback's duration.
-    let found = unsafe {
-        openssl_sys::SSL_client_hello_get0_ext(
-            foreign_types::ForeignTypeRef::as_ptr(ssl),
-            TLSEXT_TYPE_SERVER_NAME,
-            &mut data,
-            &mut len,
-        )
-    };
-    if found != 1 || data.is_null() {
-        return None;
-    }
-    // SAFETY: OpenSSL reported `len` readable bytes at `data`.
-    let bytes = unsafe { std::slice::from_raw_parts(data, len) };
-    parse_server_name(bytes)
+    parse_server_name(tlsgate_ossl::client_hello_ext(
+        ssl,
+        TLSEXT_TYPE_SERVER_NAME,
+    )?)
 }
 
 /// Parses the `server_name` extension body: a u16 list length, then entries

@@ -1,4 +1,4 @@
-//! The few OpenSSL 3 functions that rust-openssl does not wrap.
+//! The OpenSSL 3 functions and constants that openssl-sys does not bind.
 //!
 //! They resolve against the same statically linked libssl that Pingora's
 //! vendored OpenSSL provides (Pingora declares `SSL_set_cert_cb` the same way).
@@ -28,10 +28,12 @@ pub type TicketDecCb = unsafe extern "C" fn(
     arg: *mut c_void,
 ) -> c_int;
 
-/// `SSL_CTX_set_read_ahead` is a macro over this control.
-pub const SSL_CTRL_SET_READ_AHEAD: c_int = 41;
-
 extern "C" {
+    // Present in every libcrypto but not bound by openssl-sys 0.9.
+    pub fn X509_STORE_add_crl(
+        store: *mut openssl_sys::X509_STORE,
+        crl: *mut openssl_sys::X509_CRL,
+    ) -> c_int;
     pub fn ERR_peek_error() -> libc::c_ulong;
     pub fn SSL_set_read_ahead(ssl: *mut SSL, yes: c_int);
     pub fn SSL_set_session_id_context(

@@ -1,0 +1,213 @@
+//! The OpenSSL operations tlsgate needs that rust-openssl does not offer,
+//! each behind a safe function: the only crate of the workspace allowed
+//! `unsafe` (every other crate has `#![forbid(unsafe_code)]`).
+//!
+//! - reading an extension of the ClientHello inside the ClientHello
+//!   callback (SNI before OpenSSL parses it);
+//! - a session id context per connection (TLS 1.2 session binding);
+//! - TLS 1.3 session tickets bound to a 32-byte key ([`bind_tickets`]);
+//! - OpenSSL's info callback ([`set_info_callback`]);
+//! - read-ahead on one connection, and a peek at the error queue;
+//! - a certificate store with CRLs ([`store_with_crls`]).
+//!
+//! OpenSSL calls the callbacks; a Rust panic must never unwind into its C
+//! frames, so each trampoline catches it and answers as a failure would.
+
+mod ffi;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use foreign_types::{ForeignType, ForeignTypeRef};
+use libc::{c_int, c_uchar, c_uint, c_void, size_t};
+use openssl::error::ErrorStack;
+use openssl::ssl::{SslContextBuilder, SslRef};
+use openssl::x509::store::{X509Store, X509StoreBuilder};
+use openssl::x509::{X509Crl, X509};
+
+pub use ffi::{SSL_CB_ALERT, SSL_CB_EXIT, SSL_CB_WRITE, SSL_MAX_SID_CTX_LENGTH};
+
+/// Lets OpenSSL read ahead on `ssl`: whole socket buffers at once instead
+/// of a record header, then its body.
+pub fn set_read_ahead(ssl: &SslRef) {
+    // SAFETY: sets a flag on a live SSL the caller holds; no pointer kept.
+    unsafe { ffi::SSL_set_read_ahead(ssl.as_ptr(), 1) };
+}
+
+/// The session id context of this connection (at most 32 bytes): a TLS 1.2
+/// session minted under another context does not resume.
+pub fn set_session_id_context(ssl: &mut SslRef, context: &[u8]) -> Result<(), ErrorStack> {
+    let len = context.len().min(SSL_MAX_SID_CTX_LENGTH);
+    // SAFETY: `ssl` is live and borrowed mutably; OpenSSL copies `len`
+    // bytes from `context`, which outlives the call.
+    let ok =
+        unsafe { ffi::SSL_set_session_id_context(ssl.as_ptr(), context.as_ptr(), len as c_uint) };
+    if ok == 1 {
+        Ok(())
+    } else {
+        Err(ErrorStack::get())
+    }
+}
+
+/// The body of ClientHello extension `ext_type`, when the client sent it.
+/// Only meaningful inside the ClientHello callback (the only place tlsgate
+/// calls it), where OpenSSL keeps the ClientHello alive.
+pub fn client_hello_ext(ssl: &SslRef, ext_type: u32) -> Option<&[u8]> {
+    let mut data: *const c_uchar = std::ptr::null();
+    let mut len: size_t = 0;
+    // SAFETY: `ssl` is live; OpenSSL writes a pointer into its own
+    // ClientHello buffer and its length, or returns 0.
+    let found = unsafe {
+        openssl_sys::SSL_client_hello_get0_ext(
+            ssl.as_ptr(),
+            ext_type as c_uint,
+            &mut data,
+            &mut len,
+        )
+    };
+    if found != 1 || data.is_null() {
+        return None;
+    }
+    // SAFETY: OpenSSL reported `len` readable bytes at `data`, valid while
+    // the ClientHello is (the borrow of `ssl` bounds the slice's life).
+    Some(unsafe { std::slice::from_raw_parts(data, len) })
+}
+
+/// Is an error queued on this thread's OpenSSL error queue (not popped)?
+pub fn error_queued() -> bool {
+    // SAFETY: reads the thread-local queue; no pointers involved.
+    unsafe { ffi::ERR_peek_error() != 0 }
+}
+
+/// What OpenSSL's info callback reports: `SSL_CB_*` flags and a value
+/// (for alerts: level << 8 | description).
+pub trait InfoCallback {
+    fn on_info(ssl: &SslRef, where_: i32, ret: i32);
+}
+
+/// Installs `C::on_info` as the context's info callback.
+pub fn set_info_callback<C: InfoCallback>(ctx: &mut SslContextBuilder) {
+    // SAFETY: the trampoline is a plain function valid for the program's
+    // life; the context is not shared yet.
+    unsafe { ffi::SSL_CTX_set_info_callback(ctx.as_ptr(), Some(info_trampoline::<C>)) };
+}
+
+unsafe extern "C" fn info_trampoline<C: InfoCallback>(
+    ssl: *const openssl_sys::SSL,
+    where_: c_int,
+    ret: c_int,
+) {
+    if ssl.is_null() {
+        return;
+    }
+    // SAFETY: OpenSSL passes the live SSL whose state changed.
+    let ssl = unsafe { SslRef::from_ptr(ssl as *mut _) };
+    let _ = catch_unwind(AssertUnwindSafe(|| C::on_info(ssl, where_, ret)));
+}
+
+/// The key a connection's TLS 1.3 tickets are bound to.
+pub trait TicketKey {
+    /// `None`: this connection may neither mint nor use a ticket.
+    fn ticket_key(ssl: &SslRef) -> Option<[u8; 32]>;
+}
+
+/// Every TLS 1.3 ticket the context issues carries `K::ticket_key` as its
+/// app data, and a ticket is only used when its app data equals the key of
+/// the connection presenting it (OpenSSL does not check the session id
+/// context for TLS 1.3 tickets). Anything else is a full handshake.
+pub fn bind_tickets<K: TicketKey>(ctx: &mut SslContextBuilder) -> Result<(), ErrorStack> {
+    // SAFETY: the callbacks are plain functions valid for the program's
+    // life; `arg` is unused; the context is not shared yet.
+    let ok = unsafe {
+        ffi::SSL_CTX_set_session_ticket_cb(
+            ctx.as_ptr(),
+            Some(ticket_new::<K>),
+            Some(ticket_decrypted::<K>),
+            std::ptr::null_mut(),
+        )
+    };
+    if ok == 1 {
+        Ok(())
+    } else {
+        Err(ErrorStack::get())
+    }
+}
+
+unsafe extern "C" fn ticket_new<K: TicketKey>(
+    s: *mut openssl_sys::SSL,
+    _arg: *mut c_void,
+) -> c_int {
+    if s.is_null() {
+        return 0;
+    }
+    // SAFETY: OpenSSL passes the live SSL minting the ticket.
+    let ssl = unsafe { SslRef::from_ptr(s) };
+    let Ok(Some(key)) = catch_unwind(AssertUnwindSafe(|| K::ticket_key(ssl))) else {
+        // No key means no handshake we would accept: mint nothing usable.
+        return 0;
+    };
+    // SAFETY: `s` is live; OpenSSL copies the app data into the session.
+    unsafe {
+        let sess = openssl_sys::SSL_get_session(s);
+        if sess.is_null() {
+            return 0;
+        }
+        ffi::SSL_SESSION_set1_ticket_appdata(sess, key.as_ptr().cast(), key.len())
+    }
+}
+
+unsafe extern "C" fn ticket_decrypted<K: TicketKey>(
+    s: *mut openssl_sys::SSL,
+    sess: *mut openssl_sys::SSL_SESSION,
+    _keyname: *const c_uchar,
+    _keyname_len: size_t,
+    status: c_int,
+    _arg: *mut c_void,
+) -> c_int {
+    if status != ffi::SSL_TICKET_SUCCESS && status != ffi::SSL_TICKET_SUCCESS_RENEW {
+        return ffi::SSL_TICKET_RETURN_IGNORE_RENEW;
+    }
+    if s.is_null() || sess.is_null() {
+        return ffi::SSL_TICKET_RETURN_IGNORE_RENEW;
+    }
+    // SAFETY: OpenSSL passes the live SSL presenting the ticket.
+    let ssl = unsafe { SslRef::from_ptr(s) };
+    let Ok(Some(key)) = catch_unwind(AssertUnwindSafe(|| K::ticket_key(ssl))) else {
+        return ffi::SSL_TICKET_RETURN_IGNORE_RENEW;
+    };
+    let mut data: *mut c_void = std::ptr::null_mut();
+    let mut len: size_t = 0;
+    // SAFETY: `sess` is the decrypted session OpenSSL hands us; the app data
+    // pointer stays valid while it lives, and we only read `len` bytes.
+    let same = unsafe {
+        ffi::SSL_SESSION_get0_ticket_appdata(sess, &mut data, &mut len) == 1
+            && !data.is_null()
+            && std::slice::from_raw_parts(data as *const u8, len) == key.as_slice()
+    };
+    match (same, status == ffi::SSL_TICKET_SUCCESS) {
+        (false, _) => ffi::SSL_TICKET_RETURN_IGNORE_RENEW,
+        (true, true) => ffi::SSL_TICKET_RETURN_USE,
+        (true, false) => ffi::SSL_TICKET_RETURN_USE_RENEW,
+    }
+}
+
+/// A store trusting `cas`, checking `crls` (for every certificate of a
+/// chain) when there are any.
+pub fn store_with_crls(cas: &[X509], crls: &[X509Crl]) -> Result<X509Store, ErrorStack> {
+    use openssl::x509::verify::X509VerifyFlags;
+    let mut b = X509StoreBuilder::new()?;
+    for ca in cas {
+        b.add_cert(ca.clone())?;
+    }
+    for crl in crls {
+        // SAFETY: both pointers are live; the store takes its own reference
+        // to the CRL (X509_OBJECT_set1_X509_CRL), so `crl` stays ours.
+        let ok = unsafe { ffi::X509_STORE_add_crl(b.as_ptr(), crl.as_ptr()) };
+        if ok != 1 {
+            return Err(ErrorStack::get());
+        }
+    }
+    if !crls.is_empty() {
+        b.set_flags(X509VerifyFlags::CRL_CHECK | X509VerifyFlags::CRL_CHECK_ALL)?;
+    }
+    Ok(b.build())
+}
