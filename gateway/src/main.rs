@@ -14,11 +14,12 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::listening::Service;
 
-use tlsgate::admin::{Admin, Readiness};
-use tlsgate::config::{AccessLogFormat, ConfigErrors, Model, Overrides, Protocol};
-use tlsgate::runtime::{self, Runtime};
-use tlsgate::watch::{self, ConfigSource, Reloader};
-use tlsgate::{certgen, embedded, listen, proxy, tls};
+use tlsgate_certs as certgen;
+use tlsgate_config::{AccessLogFormat, ConfigErrors, Model, Overrides, Protocol};
+use tlsgate_core::runtime::{self, Runtime};
+use tlsgate_server::admin::{Admin, Readiness};
+use tlsgate_server::watch::{self, ConfigSource, Reloader};
+use tlsgate_server::{embedded, listen, proxy, tls};
 
 #[derive(Parser, Debug)]
 #[command(

@@ -1,4 +1,4 @@
-//! The direct HTTP/1.1 path (`gateway/src/proxy/direct.rs`): which requests
+//! The direct HTTP/1.1 path (`server/src/proxy/direct.rs`): which requests
 //! it serves, what it hands to Pingora's proxy, and how it relays responses
 //! from an upstream that frames them every way HTTP/1.1 allows.
 

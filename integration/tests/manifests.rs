@@ -812,6 +812,11 @@ fn dockerfile_builds_like_ci_and_runs_like_the_manifests() {
         .collect();
     assert!(ignored.contains(&"target/"), ".dockerignore has target/");
     for needed in [
+        "ossl",
+        "config",
+        "certs",
+        "core",
+        "server",
         "gateway",
         "integration",
         "bench",

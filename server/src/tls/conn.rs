@@ -2,83 +2,55 @@
 //! classified, logged and counted.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use openssl::ssl::SslRef;
 use openssl::x509::X509VerifyResult;
 
 use super::accept::{conn_state_index, ConnState};
-use super::policy::ServerPolicy;
-use crate::credentials::{client_identity, ClientIdentity};
+use crate::credentials::client_identity;
 use crate::metrics::metrics;
+use crate::tls::{ConnInfo, ServerPolicy};
 use tlsgate_ossl::{SSL_CB_ALERT, SSL_CB_EXIT, SSL_CB_WRITE};
 
-/// The TLS facts of one downstream connection, shared by its requests
-/// (Pingora keeps it in `SslDigest.extension`).
-#[derive(Debug)]
-pub struct ConnInfo {
-    pub listener: Arc<str>,
-    /// The bind address of the listener (key of `TlsPolicy`).
-    pub listener_addr: std::net::SocketAddr,
-    pub sni: Option<Box<str>>,
-    /// The server policy the handshake satisfied.
-    pub policy: Option<Arc<ServerPolicy>>,
-    /// The runtime of the handshake. Which hosts this connection may
-    /// reach is decided against it for the connection's whole life, so a
-    /// reload never turns a live keep-alive connection's requests into 421s
-    /// (new connections and resumptions get the new policy).
-    pub runtime: Arc<crate::runtime::Runtime>,
-    /// Present only when a client certificate was verified (or resumed
-    /// from a session that verified one under the same policy key).
-    pub client: Option<ClientIdentity>,
-    /// `x-forwarded-client-cert` value, computed once per connection.
-    pub xfcc: Option<String>,
-    pub resumed: bool,
-    pub version: &'static str,
-    /// One span per connection, carrying SNI and peer identity.
-    pub span: tracing::Span,
-}
-
-impl ConnInfo {
-    pub(crate) fn from_handshake(ssl: &SslRef, state: &ConnState) -> ConnInfo {
-        let client = state
-            .policy
-            .as_ref()
-            .filter(|p| p.requests_client_cert())
-            .and_then(|_| ssl.peer_certificate())
-            .map(|c| client_identity(&c));
-        let resumed = ssl.session_reused();
-        let version = ssl.version_str();
-        let sni = state.sni.as_deref().unwrap_or("");
-        let client_id = client.as_ref().map(|c| c.id()).unwrap_or_default();
-        let span = tracing::info_span!(
-            "conn",
-            listener = %state.listener,
-            sni = %sni,
-            "client.id" = %client_id,
-            tls = version,
-            resumed,
-        );
-        metrics()
-            .handshakes
-            .with_label_values(&[
-                &state.listener,
-                version,
-                if resumed { "true" } else { "false" },
-            ])
-            .inc();
-        ConnInfo {
-            listener: state.listener.clone(),
-            listener_addr: state.listener_addr,
-            sni: state.sni.clone(),
-            policy: state.policy.clone(),
-            runtime: state.runtime.clone(),
-            xfcc: client.as_ref().map(|c| c.xfcc()),
-            client,
-            resumed,
+/// What a finished handshake leaves for its connection's requests.
+pub(crate) fn conn_info(ssl: &SslRef, state: &ConnState) -> ConnInfo {
+    let client = state
+        .policy
+        .as_ref()
+        .filter(|p| p.requests_client_cert())
+        .and_then(|_| ssl.peer_certificate())
+        .map(|c| client_identity(&c));
+    let resumed = ssl.session_reused();
+    let version = ssl.version_str();
+    let sni = state.sni.as_deref().unwrap_or("");
+    let client_id = client.as_ref().map(|c| c.id()).unwrap_or_default();
+    let span = tracing::info_span!(
+        "conn",
+        listener = %state.listener,
+        sni = %sni,
+        "client.id" = %client_id,
+        tls = version,
+        resumed,
+    );
+    metrics()
+        .handshakes
+        .with_label_values(&[
+            &state.listener,
             version,
-            span,
-        }
+            if resumed { "true" } else { "false" },
+        ])
+        .inc();
+    ConnInfo {
+        listener: state.listener.clone(),
+        listener_addr: state.listener_addr,
+        sni: state.sni.clone(),
+        policy: state.policy.clone(),
+        runtime: state.runtime.clone(),
+        xfcc: client.as_ref().map(|c| c.xfcc()),
+        client,
+        resumed,
+        version,
+        span,
     }
 }
 

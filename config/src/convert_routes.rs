@@ -403,7 +403,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::testutil::{errors, load, one_error, DESTINATION_RULE, VIRTUAL_SERVICE};
+    use crate::testutil::{errors, load, one_error, DESTINATION_RULE, VIRTUAL_SERVICE};
 
     const GATEWAY: &str = r#"
 apiVersion: networking.istio.io/v1
@@ -680,7 +680,7 @@ spec:
 
     #[test]
     fn gateway_references() {
-        use crate::config::gateway_ref_matches as m;
+        use crate::gateway_ref_matches as m;
         assert!(m("gw", "gw", Some("ns")));
         assert!(m("ns/gw", "gw", Some("ns")));
         assert!(m("ns/gw", "gw", None));

@@ -331,14 +331,8 @@ fn client(a: &ClientArgs) -> Result<String, CertgenError> {
 }
 
 fn describe(c: &Issued) -> String {
-    let id = crate::credentials::client_identity(&c.cert);
-    let sans: Vec<&str> = id
-        .dns
-        .iter()
-        .chain(&id.ips)
-        .chain(&id.uris)
-        .map(String::as_str)
-        .collect();
+    let sans = crate::san_list(&c.cert);
+    let sans: Vec<&str> = sans.iter().map(String::as_str).collect();
     let sans = if sans.is_empty() {
         String::new()
     } else {
@@ -433,7 +427,7 @@ mod tests {
     use openssl::x509::X509;
 
     use super::*;
-    use crate::config::model::CredentialSource;
+    use tlsgate_core::config::model::CredentialSource;
 
     #[derive(clap::Parser)]
     struct Cli {
@@ -522,7 +516,7 @@ mod tests {
             "kubectl create secret generic partner-credential --from-file=tls.crt={0}/tls.crt --from-file=tls.key={0}/tls.key --from-file=ca.crt={0}/ca.crt",
             folder.display()
         )), "{out}");
-        let c = crate::credentials::load(
+        let c = tlsgate_core::credentials::load(
             &CredentialSource::Named("partner-credential".into()),
             &creds,
         )
@@ -557,7 +551,7 @@ mod tests {
             "{out}"
         );
         let cert = X509::from_pem(&std::fs::read(client.join("tls.crt")).unwrap()).unwrap();
-        let id = crate::credentials::client_identity(&cert);
+        let id = tlsgate_core::credentials::client_identity(&cert);
         assert_eq!(
             id.subject,
             "CN=great-partner.apps.acme.com,O=Great Department"
@@ -633,7 +627,7 @@ mod tests {
         ])
         .unwrap();
         let cert = X509::from_pem(&std::fs::read(client.join("tls.crt")).unwrap()).unwrap();
-        let id = crate::credentials::client_identity(&cert);
+        let id = tlsgate_core::credentials::client_identity(&cert);
         assert_eq!(
             (id.dns.as_slice(), id.uris.as_slice(), id.ips.as_slice()),
             (
@@ -642,7 +636,7 @@ mod tests {
                 &["10.1.2.3".to_string()][..]
             )
         );
-        let c = crate::credentials::load(
+        let c = tlsgate_core::credentials::load(
             &CredentialSource::Named("svc-credential".into()),
             &d.path().join("creds"),
         )

@@ -155,7 +155,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::config::load::documents;
+    use crate::load::documents;
 
     fn run(yaml: &str, overrides: &Overrides) -> (RuntimeSettings, Vec<String>) {
         let mut errors = Vec::new();

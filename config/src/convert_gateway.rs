@@ -330,7 +330,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::config::testutil::{errors, load, one_error, GATEWAY};
+    use crate::testutil::{errors, load, one_error, GATEWAY};
 
     /// The tutorial's ingress gateway: TLS for the frontend, mutual TLS for partners.
     const FRONTEND_GATEWAY: &str = r#"
@@ -460,8 +460,7 @@ spec:
              privateKey: server.key, caCertificates: ca.pem}}\n"
         );
         let m =
-            crate::config::load_str(Path::new("g.yaml"), &yaml, dir.path(), &Default::default())
-                .unwrap();
+            crate::load_str(Path::new("g.yaml"), &yaml, dir.path(), &Default::default()).unwrap();
         let s = &m.gateways[0].servers[0];
         assert_eq!(s.addr(), "127.0.0.1:8443".parse().unwrap());
         assert_eq!(
@@ -473,9 +472,8 @@ spec:
             }
         );
         let no_ca = yaml.replace(", caCertificates: ca.pem", "");
-        let e =
-            crate::config::load_str(Path::new("g.yaml"), &no_ca, dir.path(), &Default::default())
-                .unwrap_err();
+        let e = crate::load_str(Path::new("g.yaml"), &no_ca, dir.path(), &Default::default())
+            .unwrap_err();
         assert_eq!(
             e.to_string(),
             "g.yaml: Gateway/g: spec.servers[0].tls.caCertificates: MUTUAL and OPTIONAL_MUTUAL \

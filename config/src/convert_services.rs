@@ -125,7 +125,7 @@ pub(crate) fn convert(doc: &Document, errors: &mut Vec<ConfigError>) -> Option<S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::testutil::{errors, load, SERVICE_ENTRY};
+    use crate::testutil::{errors, load, SERVICE_ENTRY};
 
     #[test]
     fn egress_and_static_entries() {

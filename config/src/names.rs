@@ -65,8 +65,8 @@ impl<T> Default for HostMap<T> {
 impl<T> HostMap<T> {
     /// Adds `value` under `pattern` unless the pattern is taken (the first
     /// one stays, so the choice never depends on insertion order luck).
-    pub fn insert(&mut self, pattern: &crate::config::HostPattern, value: T) {
-        use crate::config::HostPattern;
+    pub fn insert(&mut self, pattern: &crate::HostPattern, value: T) {
+        use crate::HostPattern;
         match pattern {
             HostPattern::Exact(h) => {
                 self.exact.entry(h.clone()).or_insert(value);
@@ -115,7 +115,7 @@ impl<T> HostMap<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::HostPattern;
+    use crate::HostPattern;
 
     #[test]
     fn configuration_patterns_match_any_depth() {

@@ -208,8 +208,8 @@ mod tests {
     /// says what the defaults are.
     #[test]
     fn the_readme_shows_the_defaults() {
-        use crate::config::load::documents;
-        let readme = include_str!("../../../README.md");
+        use crate::load::documents;
+        let readme = include_str!("../../README.md");
         let section = readme
             .split("## Limits and timeouts")
             .nth(1)

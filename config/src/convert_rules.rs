@@ -207,7 +207,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::config::testutil::{errors, DESTINATION_RULE};
+    use crate::testutil::{errors, DESTINATION_RULE};
 
     /// Egress origination as in Istio's "egress TLS origination" task, plus subsets.
     const DR: &str = r#"
@@ -243,8 +243,7 @@ spec:
     #[test]
     fn origination_and_subsets() {
         let dir = tempfile::tempdir().unwrap();
-        let m = crate::config::load_str(Path::new("dr.yaml"), DR, dir.path(), &Default::default())
-            .unwrap();
+        let m = crate::load_str(Path::new("dr.yaml"), DR, dir.path(), &Default::default()).unwrap();
         let dr = &m.destination_rules[0];
         assert_eq!(dr.host, "my-nginx.mesh-external.svc.cluster.local");
         assert_eq!(

@@ -24,12 +24,12 @@ use pingora::listeners::TlsAccept;
 use pingora::protocols::tls::TlsRef;
 use pingora::tls::ext;
 
-use super::conn::{ConnInfo, FailureReason};
-use super::policy::ServerPolicy;
+use super::conn::FailureReason;
 use super::sni;
 use crate::config::{ServerTlsMode, TlsVersion};
 use crate::credentials::client_identity;
 use crate::runtime::{Runtime, SharedRuntime};
+use crate::tls::ServerPolicy;
 
 /// Per-SSL state, stored in the SSL's ex data from the ClientHello on.
 pub(crate) struct ConnState {
@@ -206,7 +206,7 @@ impl TlsAccept for Acceptor {
         ssl: &TlsRef,
     ) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
         let state = ssl.ex_data(conn_state_index())?;
-        let info = ConnInfo::from_handshake(ssl, state);
+        let info = super::conn::conn_info(ssl, state);
         Some(Arc::new(info))
     }
 }

@@ -7,7 +7,6 @@
 mod accept;
 mod conn;
 pub mod outcome;
-pub mod policy;
 mod session;
 pub mod sni;
 
@@ -28,8 +27,8 @@ pub fn read_ahead(ssl: &openssl::ssl::SslRef) {
     tlsgate_ossl::set_read_ahead(ssl);
 }
 pub(crate) use conn::record_failure;
-pub use conn::{ConnInfo, FailureReason};
-pub use policy::{ListenerTls, ServerPolicy, SniMap, TlsPolicy};
+pub use conn::FailureReason;
+pub use tlsgate_core::tls::{policy, ConnInfo, ListenerTls, ServerPolicy, SniMap, TlsPolicy};
 
 use crate::runtime::SharedRuntime;
 

@@ -25,6 +25,8 @@
 //! reference asks of it), so that a broken Secret refuses that credential
 //! alone on a reload instead of the whole configuration.
 
+#![forbid(unsafe_code)]
+
 mod build;
 mod convert_gateway;
 mod convert_routes;
@@ -34,6 +36,7 @@ mod convert_services;
 mod limits;
 mod load;
 pub mod model;
+pub mod names;
 mod parse;
 mod raw;
 #[cfg(test)]
@@ -128,7 +131,7 @@ pub fn gateway_matches(reference: &str, gateway: &Gateway) -> bool {
     gateway_ref_matches(reference, &gateway.id.name, gateway.namespace.as_deref())
 }
 
-pub(crate) fn gateway_ref_matches(reference: &str, name: &str, namespace: Option<&str>) -> bool {
+pub fn gateway_ref_matches(reference: &str, name: &str, namespace: Option<&str>) -> bool {
     match reference.split_once('/') {
         Some((ns, n)) => n == name && namespace.is_none_or(|gw_ns| gw_ns == ns),
         None => reference == name,

@@ -1,0 +1,32 @@
+//! The TLS facts of one downstream connection.
+
+use std::sync::Arc;
+
+use super::policy::ServerPolicy;
+use crate::credentials::ClientIdentity;
+
+/// The TLS facts of one downstream connection, shared by its requests
+/// (Pingora keeps it in `SslDigest.extension`).
+#[derive(Debug)]
+pub struct ConnInfo {
+    pub listener: Arc<str>,
+    /// The bind address of the listener (key of `TlsPolicy`).
+    pub listener_addr: std::net::SocketAddr,
+    pub sni: Option<Box<str>>,
+    /// The server policy the handshake satisfied.
+    pub policy: Option<Arc<ServerPolicy>>,
+    /// The runtime of the handshake. Which hosts this connection may
+    /// reach is decided against it for the connection's whole life, so a
+    /// reload never turns a live keep-alive connection's requests into 421s
+    /// (new connections and resumptions get the new policy).
+    pub runtime: Arc<crate::runtime::Runtime>,
+    /// Present only when a client certificate was verified (or resumed
+    /// from a session that verified one under the same policy key).
+    pub client: Option<ClientIdentity>,
+    /// `x-forwarded-client-cert` value, computed once per connection.
+    pub xfcc: Option<String>,
+    pub resumed: bool,
+    pub version: &'static str,
+    /// One span per connection, carrying SNI and peer identity.
+    pub span: tracing::Span,
+}
