@@ -18,6 +18,7 @@ use notify::event::ModifyKind;
 use notify::{EventKind, RecursiveMode, Watcher};
 use serde::Serialize;
 
+use crate::config::CredentialSource;
 use crate::config::{self, ConfigErrors, Loaded, Model, Overrides, Protocol};
 use crate::metrics::metrics;
 use crate::runtime::{Runtime, SharedRuntime};
@@ -179,6 +180,25 @@ impl Reloader {
                         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
                 };
                 dirs.insert((dir, false));
+            }
+        }
+        // Files named by path in the configuration (inline certificates and
+        // keys, DestinationRule CA bundles) may live anywhere: their
+        // folders are watched too, so their rotation applies at once.
+        let files = rt
+            .credentials
+            .keys()
+            .flat_map(|src| match src {
+                CredentialSource::Files { cert, key, ca } => [Some(cert), Some(key), ca.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+                CredentialSource::Named(_) => Vec::new(),
+            })
+            .chain(rt.ca_bundles.keys());
+        for f in files {
+            if let Some(dir) = f.parent().filter(|d| !d.as_os_str().is_empty()) {
+                dirs.insert((dir.to_path_buf(), false));
             }
         }
         dirs
