@@ -2,7 +2,6 @@
 
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -91,24 +90,18 @@ impl Gateway {
         let mut full: Vec<String> = vec!["run".into(), "--admin".into(), bind.to_string()];
         full.extend(args.iter().cloned());
         let bin = tlsgate_bin();
-        let mut cmd = Command::new(&bin);
-        if let Some(n) = opts.nofile {
-            let limit = libc::rlimit {
-                rlim_cur: n as libc::rlim_t,
-                rlim_max: n as libc::rlim_t,
-            };
-            // SAFETY: runs in the forked child before exec; setrlimit(2) is
-            // async-signal-safe and `limit` is a plain value moved in.
-            unsafe {
-                cmd.pre_exec(move || {
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
-                        Ok(())
-                    } else {
-                        Err(std::io::Error::last_os_error())
-                    }
-                });
+        // A lower open-file limit goes through the shell's `ulimit`, which
+        // then execs the gateway (same PID, so it is still ours to stop).
+        let mut cmd = match opts.nofile {
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(&bin);
+                c
             }
-        }
+            None => Command::new(&bin),
+        };
         let child = cmd
             .args(&full)
             .current_dir(workspace_root())
@@ -261,11 +254,10 @@ impl Gateway {
         if self.try_wait().is_some() {
             return;
         }
-        let pid = libc::pid_t::try_from(self.pid).expect("pid fits pid_t");
-        // SAFETY: kill(2) on the PID of our own child, not yet reaped, so the
-        // PID cannot have been reused by another process.
-        unsafe {
-            libc::kill(pid, sig);
+        // Our own child, not yet reaped: the PID cannot have been reused.
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.pid).expect("pid fits pid_t"));
+        if let Ok(sig) = nix::sys::signal::Signal::try_from(sig) {
+            let _ = nix::sys::signal::kill(pid, sig);
         }
     }
 

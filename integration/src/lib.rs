@@ -12,6 +12,8 @@
 //! - [`Metrics`]: a small Prometheus text parser;
 //! - [`hostile`]: the attacker's toolkit of the hardening tests.
 
+#![forbid(unsafe_code)]
+
 pub mod backend;
 pub mod certs;
 pub mod cmd;

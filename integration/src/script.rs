@@ -80,11 +80,11 @@ pub fn run_script(script: &Path, env: &[(&str, &str)], cwd: &Path, timeout: Dura
     }
 }
 
+/// Signals the process group `pgid`, created for the script we spawned
+/// (`process_group(0)`).
 fn signal_group(pgid: libc::pid_t, sig: libc::c_int) {
-    // SAFETY: kill(2) with a negative PID signals the process group `pgid`,
-    // which was created for the script we spawned (process_group(0)).
-    unsafe {
-        libc::kill(-pgid, sig);
+    if let Ok(sig) = nix::sys::signal::Signal::try_from(sig) {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), sig);
     }
 }
 

@@ -35,6 +35,7 @@ extern "C" {
         crl: *mut openssl_sys::X509_CRL,
     ) -> c_int;
     pub fn ERR_peek_error() -> libc::c_ulong;
+    pub fn SSL_renegotiate(ssl: *mut SSL) -> c_int;
     pub fn SSL_set_read_ahead(ssl: *mut SSL, yes: c_int);
     pub fn SSL_set_session_id_context(
         ssl: *mut SSL,

@@ -190,6 +190,15 @@ unsafe extern "C" fn ticket_decrypted<K: TicketKey>(
     }
 }
 
+/// Asks for a new handshake on an established TLS 1.2 client connection
+/// (a client-initiated renegotiation; the hardening tests are that
+/// client); `false` when OpenSSL refuses locally.
+pub fn renegotiate(ssl: &mut SslRef) -> bool {
+    // SAFETY: `ssl` is live and borrowed mutably for the call;
+    // SSL_renegotiate only marks the connection for a new handshake.
+    unsafe { ffi::SSL_renegotiate(ssl.as_ptr()) == 1 }
+}
+
 /// A store trusting `cas`, checking `crls` (for every certificate of a
 /// chain) when there are any.
 pub fn store_with_crls(cas: &[X509], crls: &[X509Crl]) -> Result<X509Store, ErrorStack> {

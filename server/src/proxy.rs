@@ -237,6 +237,15 @@ impl ProxyHttp for Proxy {
         Ok(())
     }
 
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut pingora_http::ResponseHeader,
+        _ctx: &mut Ctx,
+    ) -> Result<()> {
+        headers::response_hop_by_hop(upstream_response)
+    }
+
     fn fail_to_connect(
         &self,
         _session: &mut Session,

@@ -1,6 +1,8 @@
 //! loadgen: an HTTPS load generator for TLS gateways (tokio + rustls with
 //! aws-lc-rs). See `loadgen --help` and bench/README.md.
 
+#![forbid(unsafe_code)]
+
 mod args;
 mod conn;
 mod cpu;

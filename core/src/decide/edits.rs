@@ -88,7 +88,8 @@ impl Edits {
         let mut add = Vec::new();
         if !i.host_header {
             if let Some(a) = i.authority {
-                add.push(("host".to_string(), a.to_string()));
+                // As Pingora names the `Host` it makes from `:authority`.
+                add.push(("Host".to_string(), a.to_string()));
             }
         }
         if is_websocket_upgrade(headers, i) {

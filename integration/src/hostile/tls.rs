@@ -84,16 +84,8 @@ pub fn connect(
 /// client-initiated renegotiation) and run it; `Ok` if the server went
 /// along with it.
 pub fn renegotiate(s: &mut SslStream<TcpStream>) -> Result<(), String> {
-    use foreign_types::ForeignTypeRef;
-    extern "C" {
-        // libssl (linked through openssl-sys); openssl-sys does not declare it.
-        fn SSL_renegotiate(s: *mut openssl_sys::SSL) -> std::os::raw::c_int;
-    }
-    // SAFETY: the pointer is the live SSL of `s`, borrowed mutably for the
-    // call; SSL_renegotiate only marks the connection for a new handshake.
-    let rc = unsafe { SSL_renegotiate(s.ssl().as_ptr()) };
-    if rc != 1 {
-        return Err(format!("SSL_renegotiate refused locally ({rc})"));
+    if !tlsgate_ossl::renegotiate(s.ssl_mut()) {
+        return Err("SSL_renegotiate refused locally".into());
     }
     s.do_handshake().map_err(|e| e.to_string())
 }

@@ -2,32 +2,103 @@
 //! direct path writes the same edits straight into the bytes it sends,
 //! `direct/forward.rs`).
 
-use pingora_error::{Error, ErrorType, Result};
-use pingora_http::RequestHeader;
+use bytes::Bytes;
+use pingora_error::Result;
+use pingora_http::{RequestHeader, ResponseHeader};
 
 use crate::decide::Edits;
 
 /// Leaves out the client headers `edits` drops, adds its headers after
-/// the client's in order, and sets its target.
+/// the client's in order, and sets its target. The header is rebuilt
+/// rather than edited in place: removing from Pingora's map moves its last
+/// entry into the hole, and the upstream would see another order than the
+/// direct path sends. A header named more than once is written as one
+/// group at its first place (the map's order), which the direct path
+/// reproduces (`direct/forward.rs`).
 pub fn apply(req: &mut RequestHeader, edits: &Edits) -> Result<()> {
-    let dropped: Vec<http::HeaderName> = req
-        .headers
-        .keys()
-        .filter(|n| edits.drops(n.as_str()))
-        .cloned()
-        .collect();
-    for name in dropped {
-        req.remove_header(&name);
+    // The decision adds `Host` only when the client sent none (HTTP/2, an
+    // absolute-form target): any there now is the one Pingora made from
+    // `:authority`, the same value.
+    let adds_host = edits
+        .add
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("host"));
+    let mut kept: Vec<(Bytes, http::HeaderValue)> = Vec::with_capacity(req.headers.len() + 8);
+    if req.has_case() {
+        for (name, value) in req.case_header_iter() {
+            let name = Bytes::copy_from_slice(name.as_slice());
+            kept.push((name, value.clone()));
+        }
+    } else {
+        for (name, value) in req.headers.iter() {
+            kept.push((
+                Bytes::copy_from_slice(name.as_str().as_bytes()),
+                value.clone(),
+            ));
+        }
+    }
+    let target = match &edits.target {
+        Some(t) => t.as_bytes().to_vec(),
+        None => req.raw_path().to_vec(),
+    };
+    let mut out = RequestHeader::build(
+        req.method.clone(),
+        &target,
+        Some(kept.len() + edits.add.len()),
+    )?;
+    out.set_version(req.version);
+    if let Some(end) = req.send_end_stream() {
+        out.set_send_end_stream(end);
+    }
+    *out.extensions_mut() = std::mem::take(req.extensions_mut());
+    for (name, value) in kept {
+        let s = std::str::from_utf8(&name).unwrap_or("");
+        if edits.drops(s) || (adds_host && s.eq_ignore_ascii_case("host")) {
+            continue;
+        }
+        out.append_header(name, value)?;
     }
     for (name, value) in &edits.add {
-        req.append_header(name.clone(), value.as_str())?;
+        out.append_header(name.clone(), value.as_str())?;
     }
-    if let Some(t) = &edits.target {
-        let uri = t
-            .parse::<http::Uri>()
-            .map_err(|e| Error::because(ErrorType::InternalError, "upstream target", e))?;
-        req.set_uri(uri);
+    *req = out;
+    Ok(())
+}
+
+/// Hop-by-hop headers of the upstream's response, about its connection to
+/// us: not passed on, as the direct path does not (`Connection` and
+/// `Upgrade` are Pingora's to handle).
+const RESPONSE_HOP: [&str; 4] = ["keep-alive", "proxy-connection", "proxy-authenticate", "te"];
+
+/// Drops the upstream response's hop-by-hop headers, keeping the others in
+/// their order (rebuilt, for the reason `apply` says).
+pub fn response_hop_by_hop(resp: &mut ResponseHeader) -> Result<()> {
+    let hop = |n: &str| RESPONSE_HOP.iter().any(|h| n.eq_ignore_ascii_case(h));
+    if !resp.headers.keys().any(|n| hop(n.as_str())) {
+        return Ok(());
     }
+    let mut kept: Vec<(Bytes, http::HeaderValue)> = Vec::with_capacity(resp.headers.len());
+    if resp.has_case() {
+        for (name, value) in resp.case_header_iter() {
+            kept.push((Bytes::copy_from_slice(name.as_slice()), value.clone()));
+        }
+    } else {
+        for (name, value) in resp.headers.iter() {
+            kept.push((
+                Bytes::copy_from_slice(name.as_str().as_bytes()),
+                value.clone(),
+            ));
+        }
+    }
+    let mut out = ResponseHeader::build(resp.status, Some(kept.len()))?;
+    out.set_version(resp.version);
+    out.set_reason_phrase(resp.get_reason_phrase())?;
+    for (name, value) in kept {
+        if !hop(std::str::from_utf8(&name).unwrap_or("")) {
+            out.append_header(name, value)?;
+        }
+    }
+    *resp = out;
     Ok(())
 }
 

@@ -129,22 +129,19 @@ pub async fn write_error(down: &mut Stream, code: u16) -> io::Result<()> {
     send(down, &error_response(code)).await
 }
 
-/// Pingora's error response (`Session::respond_error`): no body, not
-/// cached, and the connection closes.
+/// Pingora's error response (`Session::respond_error`), byte for byte, so
+/// the client cannot tell the engines apart: no body, not cached, and the
+/// connection closes.
 fn error_response(code: u16) -> Vec<u8> {
     let reason = http::StatusCode::from_u16(code)
         .ok()
         .and_then(|c| c.canonical_reason())
         .unwrap_or("");
-    let mut r = format!(
-        "HTTP/1.1 {code} {reason}\r\ncontent-length: 0\r\ncache-control: private, no-store\r\n"
-    )
-    .into_bytes();
-    super::date::with_date(|d| {
-        r.extend_from_slice(b"date: ");
-        r.extend_from_slice(d.as_bytes());
-    });
-    r.extend_from_slice(b"\r\nconnection: close\r\n\r\n");
+    let mut r = format!("HTTP/1.1 {code} {reason}\r\nServer: Pingora\r\nDate: ").into_bytes();
+    super::date::with_date(|d| r.extend_from_slice(d.as_bytes()));
+    r.extend_from_slice(
+        b"\r\nContent-Length: 0\r\nCache-Control: private, no-store\r\nConnection: close\r\n\r\n",
+    );
     r
 }
 

@@ -31,15 +31,33 @@ pub fn upstream_request<'a, I: Iterator<Item = (&'a str, &'a [u8])>>(
     out.push(b' ');
     out.extend_from_slice(edits.target.as_deref().unwrap_or(req.target).as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in req.headers {
-        if !edits.drops(name) {
-            line(out, name.as_bytes(), value);
+    let adds_host = edits
+        .add
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("host"));
+    let mut lines: Vec<(&str, &[u8])> = req
+        .headers
+        .filter(|(name, _)| !edits.drops(name) && !(adds_host && name.eq_ignore_ascii_case("host")))
+        .collect();
+    lines.extend(edits.add.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
+    grouped(&lines, |name, value| line(out, name.as_bytes(), value));
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Calls `emit` for each header in the order a header map keeps them (as
+/// Pingora's engine sends them): a name's lines together, at its first
+/// place. Quadratic, for the few headers a request has.
+pub fn grouped<'a>(lines: &[(&'a str, &'a [u8])], mut emit: impl FnMut(&'a str, &'a [u8])) {
+    for (i, (name, _)) in lines.iter().enumerate() {
+        if lines[..i].iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        for (n, v) in &lines[i..] {
+            if n.eq_ignore_ascii_case(name) {
+                emit(n, v);
+            }
         }
     }
-    for (name, value) in &edits.add {
-        line(out, name.as_bytes(), value.as_bytes());
-    }
-    out.extend_from_slice(b"\r\n");
 }
 
 fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -141,6 +159,16 @@ mod tests {
             up,
             "GET /new/p?q=1 HTTP/1.1\r\nHost: x\r\nX-Add: 1\r\nx-forwarded-proto: https\r\n\
              x-set: 1\r\nx-add: 2\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn repeated_names_go_together_as_in_a_header_map() {
+        let raw = b"GET / HTTP/1.1\r\nHost: x\r\nX-Multi: a\r\nx-other: 1\r\nX-MULTI: b\r\n\r\n";
+        let up = build(raw, None, None);
+        assert!(
+            up.contains("X-Multi: a\r\nX-MULTI: b\r\nx-other: 1\r\n"),
+            "{up}"
         );
     }
 

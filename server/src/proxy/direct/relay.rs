@@ -69,24 +69,27 @@ pub fn response_head(
         r.status,
         resp.reason.unwrap_or("")
     );
-    for h in resp.headers.iter() {
-        if DROPPED.iter().any(|d| h.name.eq_ignore_ascii_case(d)) {
-            continue;
-        }
-        out.extend_from_slice(h.name.as_bytes());
+    let lines: Vec<(&str, &[u8])> = resp
+        .headers
+        .iter()
+        .filter(|h| !DROPPED.iter().any(|d| h.name.eq_ignore_ascii_case(d)))
+        .map(|h| (h.name, h.value))
+        .collect();
+    super::forward::grouped(&lines, |name, value| {
+        out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
-        out.extend_from_slice(h.value);
+        out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
-    }
+    });
     if r.status >= 200 {
         with_date(|d| {
             out.extend_from_slice(b"date: ");
             out.extend_from_slice(d.as_bytes());
         });
         out.extend_from_slice(if r.keep_client {
-            b"\r\nconnection: keep-alive\r\n".as_slice()
+            b"\r\nConnection: keep-alive\r\n".as_slice()
         } else {
-            b"\r\nconnection: close\r\n".as_slice()
+            b"\r\nConnection: close\r\n".as_slice()
         });
     }
     out.extend_from_slice(b"\r\n");
@@ -336,7 +339,7 @@ mod tests {
         assert!(r.upstream_reusable && r.keep_client);
         assert!(out.starts_with("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\ndate: "));
         assert!(
-            out.ends_with(" GMT\r\nconnection: keep-alive\r\n\r\n"),
+            out.ends_with(" GMT\r\nConnection: keep-alive\r\n\r\n"),
             "{out}"
         );
         assert!(!out.contains("old") && !out.contains("Keep-Alive"));
