@@ -7,6 +7,9 @@
 //! - [`tlsgate_bin`], [`free_port`], the paths of `certs-example/` ([`certs`]);
 //! - [`Gateway`]: one running `tlsgate run` with its own admin port and log file;
 //! - [`Backend`]: an HTTP/1.1 + h2c echo server that records what it received;
+//! - [`RawUpstream`]: a hand-written HTTP/1.1 upstream (plain or TLS) that
+//!   records each request's exact bytes and answers from a script;
+//! - [`wire`]: raw HTTP/1.1 exchanges, responses as sent, line diffs;
 //! - [`Curl`] / [`curl`], [`openssl_s_client`], [`run_tlsgate`]: bounded commands;
 //! - [`ConfigDir`] and [`seed000_yaml`]: YAML written into a temporary folder;
 //! - [`Metrics`]: a small Prometheus text parser;
@@ -25,6 +28,8 @@ pub mod metrics;
 pub mod readme;
 pub mod scenario;
 pub mod script;
+pub mod upstream;
+pub mod wire;
 
 use std::collections::HashSet;
 use std::net::{TcpListener, TcpStream};
@@ -43,6 +48,7 @@ pub use gateway::{Gateway, GatewayOptions};
 pub use http::{http_get, HttpResponse};
 pub use metrics::Metrics;
 pub use scenario::{Seed000, FRONTEND_HOST, PARTNER_HOST};
+pub use upstream::{Answer, RawUpstream, Received};
 
 /// The workspace root (the folder holding `gateway/`, `integration/`, `conf/`).
 pub fn workspace_root() -> PathBuf {

@@ -2,11 +2,6 @@
 //! it serves, what it hands to Pingora's proxy, and how it relays responses
 //! from an upstream that frames them every way HTTP/1.1 allows.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tlsgate_integration::*;
@@ -120,107 +115,32 @@ fn no_direct_serves_everything_through_pingora() {
     );
 }
 
-/// An HTTP/1.1 upstream written by hand, answering each path with fixed
-/// bytes, counting connections; `/stale` and `/close` close the connection
-/// after answering (the first without saying so).
-struct Scripted {
-    port: u16,
-    accepted: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-fn script(path: &str) -> (&'static [u8], bool) {
+/// The hand-written upstream's answers, by path; `/stale` and `/close`
+/// close the connection after answering (the first without saying so).
+fn script(_method: &str, path: &str) -> Answer {
     match path {
-        "/chunked" => (
+        "/chunked" => Answer::keep(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n",
-            false,
         ),
-        "/close" => (b"HTTP/1.1 200 OK\r\nX-Framing: none\r\n\r\nuntil close", true),
-        "/early" => (
+        "/close" => Answer::close(b"HTTP/1.1 200 OK\r\nX-Framing: none\r\n\r\nuntil close"),
+        "/early" => Answer::keep(
             b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-            false,
         ),
-        "/smuggle" => (
+        "/smuggle" => Answer::close(
             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-            true,
         ),
         "/slow" => {
             std::thread::sleep(Duration::from_secs(3));
-            (b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow", false)
+            Answer::keep(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow")
         }
-        "/stale" => (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale", true),
-        "/head-with-body" => (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!", false),
-        _ => (b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfine", false),
+        "/stale" => Answer::close(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale"),
+        "/head-with-body" => Answer::keep(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!"),
+        _ => Answer::keep(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfine"),
     }
 }
 
-impl Scripted {
-    fn start() -> Scripted {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (a, st) = (accepted.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if st.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                a.fetch_add(1, Ordering::SeqCst);
-                std::thread::spawn(move || serve(conn));
-            }
-        });
-        Scripted {
-            port,
-            accepted,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-fn serve(conn: TcpStream) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut w = conn.try_clone().unwrap();
-    let mut r = BufReader::new(conn);
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-        loop {
-            let mut h = String::new();
-            if r.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            if h == "\r\n" {
-                break;
-            }
-        }
-        let (bytes, close) = script(&path);
-        if w.write_all(bytes).is_err() {
-            return;
-        }
-        if close {
-            let _ = w.shutdown(Shutdown::Both);
-            // Drain so the close is a FIN, not a reset.
-            let _ = r.read(&mut [0u8; 512]);
-            return;
-        }
-    }
-}
-
-impl Drop for Scripted {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+fn scripted() -> RawUpstream {
+    RawUpstream::start(script)
 }
 
 /// frontend.example.com (SIMPLE) → the scripted upstream.
@@ -249,8 +169,8 @@ fn gateway_to(upstream: u16) -> (Gateway, u16, ConfigDir) {
 
 #[test]
 fn every_response_framing_is_relayed() {
-    let up = Scripted::start();
-    let (g, port, _conf) = gateway_to(up.port);
+    let up = scripted();
+    let (g, port, _conf) = gateway_to(up.port());
     let url = |p: &str| format!("https://{FRONTEND_HOST}:{port}{p}");
     let (chunked, early, fine, close) =
         (url("/chunked"), url("/early"), url("/fine"), url("/close"));
@@ -281,15 +201,15 @@ fn every_response_framing_is_relayed() {
 
 #[test]
 fn upstream_connections_are_pooled_and_closed_ones_not_reused() {
-    let up = Scripted::start();
-    let (g, port, _conf) = gateway_to(up.port);
+    let up = scripted();
+    let (g, port, _conf) = gateway_to(up.port());
     let fine = format!("https://{FRONTEND_HOST}:{port}/fine");
     for _ in 0..5 {
         let r = transfers(port, &[&[&fine]]);
         assert_eq!(r[0].0, 200, "{r:?}");
     }
     // Five client connections, one upstream connection.
-    assert_eq!(up.accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(up.accepted(), 1);
     // `/stale` answers, then the upstream closes the pooled connection
     // without a word: the next request does not use it.
     let stale = format!("https://{FRONTEND_HOST}:{port}/stale");
@@ -298,14 +218,14 @@ fn upstream_connections_are_pooled_and_closed_ones_not_reused() {
     std::thread::sleep(Duration::from_millis(200));
     let r = transfers(port, &[&[&fine]]);
     assert_eq!((r[0].0, r[0].2.as_str()), (200, "fine"), "{}", g.describe());
-    assert_eq!(up.accepted.load(Ordering::SeqCst), 2);
+    assert_eq!(up.accepted(), 2);
     assert_eq!(direct(&g, "served"), 7.0);
 }
 
 #[test]
 fn bytes_an_upstream_sends_unasked_never_reach_the_next_request() {
-    let up = Scripted::start();
-    let (g, port, _conf) = gateway_to(up.port);
+    let up = scripted();
+    let (g, port, _conf) = gateway_to(up.port());
     let head = format!("https://{FRONTEND_HOST}:{port}/head-with-body");
     let fine = format!("https://{FRONTEND_HOST}:{port}/fine");
     // A HEAD answered with a body, on a connection kept open: those bytes
@@ -317,17 +237,13 @@ fn bytes_an_upstream_sends_unasked_never_reach_the_next_request() {
         let r = transfers(port, &[&[&fine]]);
         assert_eq!((r[0].0, r[0].2.as_str()), (200, "fine"), "{}", g.describe());
     }
-    assert_eq!(
-        up.accepted.load(Ordering::SeqCst),
-        2,
-        "the tainted connection was reused"
-    );
+    assert_eq!(up.accepted(), 2, "the tainted connection was reused");
 }
 
 #[test]
 fn a_response_with_two_framings_is_not_relayed_as_is() {
-    let up = Scripted::start();
-    let (g, port, _conf) = gateway_to(up.port);
+    let up = scripted();
+    let (g, port, _conf) = gateway_to(up.port());
     let smuggle = format!("https://{FRONTEND_HOST}:{port}/smuggle");
     let r = transfers(port, &[&[&smuggle]]);
     // Refused with Pingora's 502, not passed on.
@@ -337,8 +253,8 @@ fn a_response_with_two_framings_is_not_relayed_as_is() {
 
 #[test]
 fn http2_streams_take_the_direct_path_too() {
-    let up = Scripted::start();
-    let (g, port, _conf) = gateway_to(up.port);
+    let up = scripted();
+    let (g, port, _conf) = gateway_to(up.port());
     let url = |p: &str| format!("https://{FRONTEND_HOST}:{port}{p}");
     let (chunked, fine, close) = (url("/chunked"), url("/fine"), url("/close"));
     let results = transfers_as(
@@ -371,8 +287,8 @@ fn http2_streams_take_the_direct_path_too() {
 
 #[test]
 fn a_client_that_leaves_ends_the_wait_upstream() {
-    let up = Scripted::start();
-    let (g, port, _conf) = gateway_to(up.port);
+    let up = scripted();
+    let (g, port, _conf) = gateway_to(up.port());
     let slow = format!("https://{FRONTEND_HOST}:{port}/slow");
     let ca = ca_cert("example");
     let resolve = format!("{FRONTEND_HOST}:{port}:127.0.0.1");
