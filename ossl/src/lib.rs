@@ -193,9 +193,9 @@ unsafe extern "C" fn ticket_decrypted<K: TicketKey>(
 /// Asks for a new handshake on an established TLS 1.2 client connection
 /// (a client-initiated renegotiation; the hardening tests are that
 /// client); `false` when OpenSSL refuses locally.
-pub fn renegotiate(ssl: &mut SslRef) -> bool {
-    // SAFETY: `ssl` is live and borrowed mutably for the call;
-    // SSL_renegotiate only marks the connection for a new handshake.
+pub fn renegotiate(ssl: &SslRef) -> bool {
+    // SAFETY: `ssl` is live for the call; SSL_renegotiate only marks the
+    // connection for a new handshake, which the caller then drives.
     unsafe { ffi::SSL_renegotiate(ssl.as_ptr()) == 1 }
 }
 

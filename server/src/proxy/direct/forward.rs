@@ -37,7 +37,7 @@ pub fn upstream_request<'a, I: Iterator<Item = (&'a str, &'a [u8])>>(
         .any(|(n, _)| n.eq_ignore_ascii_case("host"));
     let mut lines: Vec<(&str, &[u8])> = req
         .headers
-        .filter(|(name, _)| !edits.drops(name) && !(adds_host && name.eq_ignore_ascii_case("host")))
+        .filter(|(name, _)| !(edits.drops(name) || adds_host && name.eq_ignore_ascii_case("host")))
         .collect();
     lines.extend(edits.add.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
     grouped(&lines, |name, value| line(out, name.as_bytes(), value));
