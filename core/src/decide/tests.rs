@@ -436,7 +436,7 @@ fn absolute_form_requests_go_upstream_in_origin_form() {
     assert_eq!(plan.edits.target.as_deref(), Some("/p?q"));
     assert_eq!(
         plan.edits.add[0],
-        ("host".to_string(), "api.remote.test".to_string())
+        ("Host".to_string(), "api.remote.test".to_string())
     );
     assert!(plan.edits.drops("proxy-authorization"));
     // The absolute target and Host must agree.
