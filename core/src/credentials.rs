@@ -208,6 +208,23 @@ impl Credential {
     /// CRLs (each length-prefixed and tagged): two credentials with the same
     /// id present and accept exactly the same certificates, so TLS sessions
     /// can be bound to it and resumption never outlives a CA or CRL change.
+    /// SHA-256 over what verifies clients: the CA bundle and the CRLs.
+    pub fn trust_id(&self) -> [u8; 32] {
+        let mut h = openssl::sha::Sha256::new();
+        let mut put = |tag: u8, der: &[u8]| {
+            h.update(&[tag]);
+            h.update(&(der.len() as u64).to_be_bytes());
+            h.update(der);
+        };
+        for c in &self.ca_certs {
+            put(b'a', &c.to_der().unwrap_or_default());
+        }
+        for c in &self.crls {
+            put(b'r', &c.to_der().unwrap_or_default());
+        }
+        h.finish()
+    }
+
     pub fn content_id(&self) -> [u8; 32] {
         let mut h = openssl::sha::Sha256::new();
         let mut put = |tag: u8, der: &[u8]| {

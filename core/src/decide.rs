@@ -167,7 +167,7 @@ pub fn decide<H: HeaderSource + ?Sized>(
             let Some(policy) = &info.policy else {
                 return respond(NONE.into(), host, 421, "misdirected request\n");
             };
-            if !tls_covers(info, &host) {
+            if !tls_covers(info, rt, &host) {
                 return respond(policy.server.clone(), host, 421, "misdirected request\n");
             }
             policy.server.clone()
@@ -239,17 +239,25 @@ pub fn decide<H: HeaderSource + ?Sized>(
 }
 
 /// The Host must be served under the TLS policy this connection satisfied
-/// (same key), else it could reach a MUTUAL host over a SIMPLE handshake,
-/// or a host whose CA never saw this client.
-pub fn tls_covers(conn: &ConnInfo, host: &str) -> bool {
+/// (same key, in the runtime of its handshake), else it could reach a
+/// MUTUAL host over a SIMPLE handshake, or a host whose CA never saw this
+/// client; and the runtime the request is routed by (`current`) must still
+/// ask of clients for that host what the connection satisfied (same
+/// `auth_key`): a host made MUTUAL, or a CA removed, since the handshake is
+/// answered 421, and the client reconnects under the new policy.
+pub fn tls_covers(conn: &ConnInfo, current: &Runtime, host: &str) -> bool {
     let Some(policy) = &conn.policy else {
         return false;
     };
-    conn.runtime
-        .tls
-        .listener(&conn.listener_addr)
-        .and_then(|l| l.sni.select(host))
-        .is_some_and(|p| p.key == policy.key)
+    let select = |rt: &Runtime| {
+        rt.tls
+            .listener(&conn.listener_addr)
+            .and_then(|l| l.sni.select(host))
+            .cloned()
+    };
+    let then = select(&conn.runtime).is_some_and(|p| p.key == policy.key);
+    let now = select(current).is_some_and(|p| p.auth_key == policy.auth_key);
+    then && now
 }
 
 fn plan<H: HeaderSource + ?Sized>(

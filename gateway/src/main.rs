@@ -268,8 +268,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         proxy::Proxy::new(shared.clone()),
         !args.no_direct,
     );
-    let data = listen::Front::new(bound, app, shared.clone());
-    let readiness = Readiness::new(listen.keys().copied().collect());
+    let readiness = Readiness::new();
+    let data = listen::Front::new(bound, app, shared.clone(), readiness.clone());
     let mut admin = Service::new(
         "admin".to_string(),
         Admin::new(shared.clone(), readiness, Some(reloader)),

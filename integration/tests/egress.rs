@@ -294,6 +294,31 @@ fn allow_any_forwards_unregistered_hosts_as_dns_resolves_them() {
 }
 
 #[test]
+fn allow_any_never_reaches_the_gateways_own_admin_port() {
+    let eg = Egress::start(
+        free_port(),
+        |y| y.replace("mode: REGISTRY_ONLY", "mode: ALLOW_ANY"),
+        "",
+    );
+    let generation = |eg: &Egress| eg.metric("tlsgate_runtime_generation", &[]);
+    let before = generation(&eg);
+    // Through the egress port, the admin port would see a loopback peer,
+    // which POST /reload trusts without a token.
+    let admin = eg.gateway.admin_addr();
+    let r = eg
+        .proxied(&format!("http://{admin}/reload"))
+        .args(["-X", "POST"])
+        .run();
+    assert_eq!(r.status, 508, "{r}");
+    let r = eg
+        .proxied(&format!("http://{admin}/reload"))
+        .args(["-p", "-X", "POST"])
+        .run();
+    assert!(r.stderr.contains("503"), "CONNECT to the admin port: {r}");
+    assert_eq!(generation(&eg), before, "no reload happened");
+}
+
+#[test]
 fn connect_tunnels_to_any_host_with_allow_any() {
     let local = Backend::start("local");
     let eg = Egress::start(

@@ -7,7 +7,8 @@
 //! - a session id context per connection (TLS 1.2 session binding);
 //! - TLS 1.3 session tickets bound to a 32-byte key ([`bind_tickets`]);
 //! - OpenSSL's info callback ([`set_info_callback`]);
-//! - read-ahead on one connection, and a peek at the error queue;
+//! - read-ahead on one connection (the upstream ones Pingora makes), and a
+//!   peek at the error queue;
 //! - a certificate store with CRLs ([`store_with_crls`]).
 //!
 //! OpenSSL calls the callbacks; a Rust panic must never unwind into its C
@@ -26,11 +27,16 @@ use openssl::x509::{X509Crl, X509};
 
 pub use ffi::{SSL_CB_ALERT, SSL_CB_EXIT, SSL_CB_WRITE, SSL_MAX_SID_CTX_LENGTH};
 
-/// Lets OpenSSL read ahead on `ssl`: whole socket buffers at once instead
-/// of a record header, then its body.
-pub fn set_read_ahead(ssl: &SslRef) {
-    // SAFETY: sets a flag on a live SSL the caller holds; no pointer kept.
-    unsafe { ffi::SSL_set_read_ahead(ssl.as_ptr(), 1) };
+/// Lets OpenSSL read ahead on the TLS connection of `stream` (if it is
+/// one): whole socket buffers at once instead of a record header, then its
+/// body.
+pub fn set_read_ahead(stream: &mut pingora::protocols::Stream) {
+    if let Some(ssl) = stream.get_ssl() {
+        // SAFETY: the SSL is live, and owned by `stream` alone, which is
+        // borrowed exclusively: no other reference to it can be in use
+        // while the flag is written. No pointer is kept.
+        unsafe { ffi::SSL_set_read_ahead(ssl.as_ptr(), 1) };
+    }
 }
 
 /// The session id context of this connection (at most 32 bytes): a TLS 1.2
@@ -193,10 +199,13 @@ unsafe extern "C" fn ticket_decrypted<K: TicketKey>(
 /// Asks for a new handshake on an established TLS 1.2 client connection
 /// (a client-initiated renegotiation; the hardening tests are that
 /// client); `false` when OpenSSL refuses locally.
-pub fn renegotiate(ssl: &SslRef) -> bool {
-    // SAFETY: `ssl` is live for the call; SSL_renegotiate only marks the
-    // connection for a new handshake, which the caller then drives.
-    unsafe { ffi::SSL_renegotiate(ssl.as_ptr()) == 1 }
+pub fn renegotiate<S: std::io::Read + std::io::Write>(
+    stream: &mut openssl::ssl::SslStream<S>,
+) -> bool {
+    // SAFETY: the SSL is live and owned by `stream` alone, which is
+    // borrowed exclusively; SSL_renegotiate only marks the connection for a
+    // new handshake, which the caller then drives.
+    unsafe { ffi::SSL_renegotiate(stream.ssl().as_ptr()) == 1 }
 }
 
 /// A store trusting `cas`, checking `crls` (for every certificate of a

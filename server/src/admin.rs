@@ -1,10 +1,9 @@
 //! The plain-HTTP admin port: readiness, metrics, configuration and
 //! certificate dumps.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use http::{Response, StatusCode};
@@ -16,52 +15,27 @@ use crate::metrics::metrics;
 use crate::runtime::SharedRuntime;
 use crate::watch::Reloader;
 
-/// Ready once every data-plane listener accepts connections. Pingora binds
-/// listeners inside its own start-up, so we look rather than guess; after
-/// the first success the answer is cached.
+/// Ready once every data-plane listener accepts connections: the
+/// listeners are bound before the server starts, and their accept loops
+/// say so when they run (`listen::Front`). Nothing connects to find out,
+/// so no probe shows up as a handshake failure.
+#[derive(Default)]
 pub struct Readiness {
     ready: AtomicBool,
-    listeners: Vec<SocketAddr>,
 }
 
 impl Readiness {
-    pub fn new(listeners: Vec<SocketAddr>) -> Arc<Self> {
-        Arc::new(Readiness {
-            ready: AtomicBool::new(false),
-            listeners,
-        })
+    pub fn new() -> Arc<Self> {
+        Arc::new(Readiness::default())
     }
 
-    async fn check(&self) -> bool {
-        if self.ready.load(Ordering::Relaxed) {
-            return true;
-        }
-        for addr in &self.listeners {
-            let target = probe_target(*addr);
-            let connected = tokio::time::timeout(
-                Duration::from_millis(500),
-                tokio::net::TcpStream::connect(target),
-            )
-            .await;
-            if !matches!(connected, Ok(Ok(_))) {
-                return false;
-            }
-        }
-        self.ready.store(true, Ordering::Relaxed);
-        true
+    /// Every listener's accept loop runs.
+    pub fn mark_ready(&self) {
+        self.ready.store(true, Ordering::Release);
     }
-}
 
-/// A wildcard bind is probed on loopback of the same family.
-fn probe_target(addr: SocketAddr) -> SocketAddr {
-    match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
-        }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port())
-        }
-        _ => addr,
+    fn check(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
     }
 }
 
@@ -94,7 +68,7 @@ impl Admin {
         const JSON: &str = "application/json";
         match (method.as_str(), path) {
             ("GET", "/healthz/ready") => {
-                if self.readiness.check().await {
+                if self.readiness.check() {
                     (StatusCode::OK, TEXT, b"ready\n".to_vec())
                 } else {
                     (
@@ -241,6 +215,7 @@ impl ServeHttp for Admin {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     #[test]
     fn reload_needs_loopback_or_the_token() {

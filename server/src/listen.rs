@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 pub use handshake::TlsFront;
 pub use slots::derived_max;
 
+use crate::admin::Readiness;
 use crate::metrics::metrics;
 use crate::runtime::SharedRuntime;
 use slots::Slot;
@@ -80,14 +81,17 @@ pub struct Front<A> {
     bound: Vec<Bound>,
     app: Arc<A>,
     rt: SharedRuntime,
+    ready: Arc<Readiness>,
 }
 
 impl<A> Front<A> {
-    pub fn new(bound: Vec<Bound>, app: A, rt: SharedRuntime) -> Self {
+    /// `ready` is marked once every accept loop runs.
+    pub fn new(bound: Vec<Bound>, app: A, rt: SharedRuntime, ready: Arc<Readiness>) -> Self {
         Front {
             bound,
             app: Arc::new(app),
             rt,
+            ready,
         }
     }
 }
@@ -117,6 +121,7 @@ impl<A: ServerApp + Send + Sync + 'static> pingora::services::Service for Front<
             };
             loops.push(tokio::spawn(acceptor.run(listener, shutdown.clone())));
         }
+        self.ready.mark_ready();
         for l in loops {
             let _ = l.await;
         }

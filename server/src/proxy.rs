@@ -173,7 +173,7 @@ impl ProxyHttp for Proxy {
             }
         };
         ctx.upstream = Some(addr.to_string());
-        if egress::loops_back(addr, local_addr(session)) {
+        if egress::loops_back(addr, local_addr(session), ctx.rt.model.runtime.admin) {
             tracing::warn!(host = %ctx.host(), upstream = %addr, "request would loop back to this listener");
             return Error::e_explain(ErrorType::HTTPStatus(508), "loop to this listener");
         }

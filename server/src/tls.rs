@@ -21,11 +21,6 @@ use openssl::ssl::{
 
 pub use accept::Acceptor;
 
-/// Lets OpenSSL read ahead on an upstream connection (see
-/// `listener_acceptor` for why).
-pub fn read_ahead(ssl: &openssl::ssl::SslRef) {
-    tlsgate_ossl::set_read_ahead(ssl);
-}
 pub(crate) use conn::record_failure;
 pub use conn::FailureReason;
 pub use tlsgate_core::tls::{policy, ConnInfo, ListenerTls, ServerPolicy, SniMap, TlsPolicy};

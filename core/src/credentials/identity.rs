@@ -46,34 +46,45 @@ pub fn client_identity(cert: &X509Ref) -> ClientIdentity {
 
 impl ClientIdentity {
     /// One element of Envoy's `x-forwarded-client-cert`, fields in Envoy's
-    /// order. Only `Subject` is quoted (it holds `,` and `=`); a `"` inside it
-    /// is the one character XFCC requires escaping.
+    /// order. Only `Subject` is quoted (it holds `,` and `=`), with `"`
+    /// escaped as Envoy does. Whatever a certificate carries, the value is one line
+    /// of visible ASCII: a CA may sign a name holding CR, LF or `;`, and
+    /// those must not end the header or forge another field (`%XX`).
     pub fn xfcc(&self) -> String {
-        let mut out = format!(
-            "Hash={};Subject=\"{}\"",
-            self.hash,
-            self.subject.replace('"', "\\\"")
-        );
-        for u in &self.uris {
-            out.push_str(";URI=");
-            out.push_str(u);
+        let mut out = format!("Hash={};Subject=\"", self.hash);
+        for c in self.subject.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                c => push_visible(&mut out, c, &[]),
+            }
         }
-        for d in &self.dns {
-            out.push_str(";DNS=");
-            out.push_str(d);
+        out.push('"');
+        for (key, values) in [(";URI=", &self.uris), (";DNS=", &self.dns)] {
+            for v in values {
+                out.push_str(key);
+                for c in v.chars() {
+                    push_visible(&mut out, c, &[';', ',', '"', '=']);
+                }
+            }
         }
         out
     }
 
     /// The short name used as `client.id`: a SPIFFE-style URI is the most
-    /// specific identity a certificate carries, then its DNS name, then CN.
+    /// specific identity a certificate carries, then its DNS name, then CN;
+    /// as visible ASCII (it goes into log lines).
     pub fn id(&self) -> String {
-        self.uris
+        let raw = self
+            .uris
             .first()
             .or_else(|| self.dns.first())
             .or(self.common_name.as_ref())
-            .cloned()
-            .unwrap_or_default()
+            .map_or("", String::as_str);
+        let mut out = String::with_capacity(raw.len());
+        for c in raw.chars() {
+            push_visible(&mut out, c, &[]);
+        }
+        out
     }
 
     /// Istio `subjectAltNames` semantics: the certificate is allowed when any
@@ -166,6 +177,19 @@ pub(crate) fn name_to_string(name: &X509NameRef) -> String {
     parts.join(",")
 }
 
+/// `c` as is when it is visible ASCII (or a space) and not in `also`,
+/// else as `%XX` for each of its UTF-8 bytes.
+fn push_visible(out: &mut String, c: char, also: &[char]) {
+    if (c == ' ' || c.is_ascii_graphic()) && c != '%' && !also.contains(&c) {
+        out.push(c);
+        return;
+    }
+    let mut buf = [0u8; 4];
+    for b in c.encode_utf8(&mut buf).bytes() {
+        out.push_str(&format!("%{b:02X}"));
+    }
+}
+
 fn escape_rdn_value(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     let last = v.chars().count().saturating_sub(1);
@@ -246,6 +270,26 @@ mod tests {
         );
         assert_eq!(id.xfcc(), want);
         assert_eq!(id.id(), "x");
+    }
+
+    #[test]
+    fn names_a_ca_signed_cannot_break_the_header() {
+        let c = client(
+            "O",
+            "partner\r\nx-injected: 1",
+            &["a.example;DNS=admin"],
+            &["spiffe://acme.com/x\r\nHost: evil"],
+        );
+        let id = client_identity(&c);
+        let x = id.xfcc();
+        assert!(!x.bytes().any(|b| b < 0x20 || b == 0x7f), "{x:?}");
+        assert!(x.contains("CN=partner%0D%0Ax-injected: 1"), "{x}");
+        assert!(
+            x.contains(";URI=spiffe://acme.com/x%0D%0AHost: evil"),
+            "{x}"
+        );
+        assert!(x.ends_with(";DNS=a.example%3BDNS%3Dadmin"), "{x}");
+        assert_eq!(id.id(), "spiffe://acme.com/x%0D%0AHost: evil");
     }
 
     #[test]

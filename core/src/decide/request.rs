@@ -104,13 +104,27 @@ fn authority_port(a: &str) -> Option<u16> {
 }
 
 /// An authority as tlsgate routes by it: lower case, without port or
-/// trailing dot. `None` when it is not a valid host.
+/// trailing dot. `None` when it is not a host name (letters, digits, `-`,
+/// `_`, dots) or a bracketed IPv6 address: anything else could route as one
+/// name here and be read as another by the backend.
 pub fn normalize_host(raw: &str) -> Option<Cow<'_, str>> {
     let host = strip_port(raw)?;
     if host.is_empty() {
         return None;
     }
     let host = host.strip_suffix('.').unwrap_or(host);
+    let valid = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        }
+    };
+    if !valid {
+        return None;
+    }
     if host.bytes().any(|b| b.is_ascii_uppercase()) {
         Some(Cow::Owned(host.to_ascii_lowercase()))
     } else {
@@ -198,6 +212,21 @@ mod tests {
         assert!(view("/", None, Some("user@evil.com")).host().is_none());
         assert!(view("/", None, None).host().is_none());
         assert!(view("/", None, Some(":8443")).host().is_none());
+        for bad in [
+            "a.test:x",
+            "a.test x",
+            "a.test/x",
+            "a\"b",
+            "[::zz]",
+            "a%2e.test",
+            "a.test:8443:1",
+        ] {
+            assert!(view("/", None, Some(bad)).host().is_none(), "{bad}");
+        }
+        assert_eq!(
+            view("/", None, Some("A_b-1.Test.")).host().as_deref(),
+            Some("a_b-1.test")
+        );
     }
 
     #[test]

@@ -112,13 +112,18 @@ fn world(outbound: &str) -> World {
     f.server("mutual", &["mutual.test"], 0);
     f.ca_bundle("mutual/ca.crt");
     f.server("wild", &["*.wild.test"], 0);
+    let rt = build(&f, outbound, "");
+    World { _f: f, rt }
+}
+
+/// The runtime of `YAML` (with `extra` documents) and `f`'s files.
+fn build(f: &Fixture, outbound: &str, extra: &str) -> Arc<Runtime> {
     let runtime = format!(
         "apiVersion: tlsgate.io/v1\nkind: GatewayRuntime\nmetadata: {{name: rt}}\n\
          spec: {{outboundTrafficPolicy: {{mode: {outbound}}}}}\n---\n"
     );
-    let model = f.model(&format!("{runtime}{YAML}")).unwrap();
-    let rt = Arc::new(Runtime::build(model, 1).unwrap());
-    World { _f: f, rt }
+    let model = f.model(&format!("{runtime}{YAML}{extra}")).unwrap();
+    Arc::new(Runtime::build(model, 1).unwrap())
 }
 
 struct Map(Vec<(&'static str, &'static str)>);
@@ -450,4 +455,48 @@ fn absolute_form_requests_go_upstream_in_origin_form() {
         Map(vec![]),
     );
     assert_eq!(status(&d), "400");
+}
+
+#[test]
+fn a_reload_that_asks_more_of_clients_cuts_open_connections_off() {
+    let w = world("ALLOW_ANY");
+    let f = &w._f;
+    let wild = tls_conn(&w.rt, "a.wild.test");
+    let t = Tls::Terminated(&wild);
+    let fwd = "forward backend:80/v2 10.0.0.2:80";
+    assert_eq!(
+        get(&w.rt, t, 8443, "/", "admin.wild.test"),
+        fwd,
+        "under *.wild.test, SIMPLE"
+    );
+    // The next generation makes admin.wild.test MUTUAL.
+    f.server("admin", &["admin.wild.test"], 0);
+    f.ca_bundle("admin/ca.crt");
+    let admin = "---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: admin}\n\
+        spec:\n  servers:\n  - port: {number: 8443, protocol: HTTPS}\n    hosts: [admin.wild.test]\n    \
+        tls: {mode: MUTUAL, credentialName: admin}\n";
+    let next = build(f, "ALLOW_ANY", admin);
+    assert_eq!(
+        get(&next, t, 8443, "/", "admin.wild.test"),
+        "421",
+        "a connection from before"
+    );
+    assert_eq!(
+        get(&next, t, 8443, "/", "b.wild.test"),
+        fwd,
+        "its own hosts go on"
+    );
+    // A rotated server certificate asks nothing more of clients.
+    f.server("wild", &["*.wild.test"], 0);
+    let rotated = build(f, "ALLOW_ANY", "");
+    assert_eq!(get(&rotated, t, 8443, "/", "b.wild.test"), fwd);
+    // A MUTUAL host's CA bundle changed: its open connections are cut off.
+    let mutual = tls_conn(&w.rt, "mutual.test");
+    let m = Tls::Terminated(&mutual);
+    assert_eq!(get(&rotated, m, 8443, "/", "mutual.test"), fwd);
+    let other =
+        crate::certgen::make_ca(&crate::certgen::CaSpec::new("Other", "other.test")).unwrap();
+    std::fs::write(f.creds().join("mutual/ca.crt"), other.cert_pem().unwrap()).unwrap();
+    let new_ca = build(f, "ALLOW_ANY", "");
+    assert_eq!(get(&new_ca, m, 8443, "/", "mutual.test"), "421");
 }

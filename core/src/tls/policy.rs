@@ -34,6 +34,13 @@ pub struct ServerPolicy {
     /// when that server's key is equal, so no request or resumed session
     /// crosses into a stricter policy.
     pub key: [u8; 32],
+    /// Digest of what a client must satisfy, and nothing about the server
+    /// side: mode, versions, ciphers and, when a client certificate is
+    /// asked for, the allowed SANs, CA bundle and CRLs. A connection made
+    /// under one runtime only reaches a host of a later one whose
+    /// `auth_key` is still its own (a rotated server certificate changes
+    /// nothing; a removed CA does).
+    pub auth_key: [u8; 32],
 }
 
 impl ServerPolicy {
@@ -118,8 +125,10 @@ impl TlsPolicy {
                     cipher_list: join(cipher_list),
                     ciphersuites: join(ciphersuites),
                     key: [0; 32],
+                    auth_key: [0; 32],
                 };
-                policy.key = policy_key(&policy);
+                policy.key = policy_key(&policy, true);
+                policy.auth_key = policy_key(&policy, false);
                 let policy = Arc::new(policy);
                 let addr = server.addr();
                 let listener = listeners.entry(addr).or_insert_with(|| ListenerTls {
@@ -143,7 +152,10 @@ impl TlsPolicy {
     }
 }
 
-fn policy_key(p: &ServerPolicy) -> [u8; 32] {
+/// `with_credential`: the whole credential's content (server certificate
+/// included); else only what verifies clients, and only when clients are
+/// asked for a certificate.
+fn policy_key(p: &ServerPolicy, with_credential: bool) -> [u8; 32] {
     let mut h = Sha256::new();
     let mode: &[u8] = match p.mode {
         ServerTlsMode::Simple => b"simple",
@@ -157,12 +169,21 @@ fn policy_key(p: &ServerPolicy) -> [u8; 32] {
         h.update(&(bytes.len() as u64).to_be_bytes());
         h.update(bytes);
     };
-    for san in &p.allowed_sans {
+    let verifies = p.requests_client_cert();
+    for san in p
+        .allowed_sans
+        .iter()
+        .filter(|_| verifies || with_credential)
+    {
         field(san.as_bytes());
     }
     field(format!("{:?}-{:?}", p.min_version, p.max_version).as_bytes());
     field(p.cipher_list.as_deref().unwrap_or("").as_bytes());
     field(p.ciphersuites.as_deref().unwrap_or("").as_bytes());
-    field(&p.credential.content_id());
+    if with_credential {
+        field(&p.credential.content_id());
+    } else if verifies {
+        field(&p.credential.trust_id());
+    }
     h.finish()
 }

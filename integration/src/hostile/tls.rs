@@ -84,7 +84,7 @@ pub fn connect(
 /// client-initiated renegotiation) and run it; `Ok` if the server went
 /// along with it.
 pub fn renegotiate(s: &mut SslStream<TcpStream>) -> Result<(), String> {
-    if !tlsgate_ossl::renegotiate(s.ssl()) {
+    if !tlsgate_ossl::renegotiate(s) {
         return Err("SSL_renegotiate refused locally".into());
     }
     s.do_handshake().map_err(|e| e.to_string())

@@ -50,7 +50,8 @@ pub async fn handle(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
     let (dest, ep) = (to.dest.clone(), to.endpoint.endpoint().clone());
     let host = ctx.host().to_string();
     let local = session.server_addr().and_then(|a| a.as_inet()).copied();
-    let upstream = match open(&ep.host, ep.port, local).await {
+    let admin = ctx.rt.model.runtime.admin;
+    let upstream = match open(&ep.host, ep.port, local, admin).await {
         Ok((addr, stream)) => {
             ctx.upstream = Some(addr.to_string());
             stream
@@ -93,13 +94,14 @@ async fn open(
     host: &str,
     port: u16,
     local: Option<SocketAddr>,
+    admin: SocketAddr,
 ) -> Result<(SocketAddr, TcpStream), Failure> {
     let addr = dns::cache()
         .resolve(host, port)
         .await
         .map_err(|e| Failure::new(Reason::Dns, e.to_string()))?;
-    if egress::loops_back(addr, local) {
-        let detail = format!("{addr} is this listener");
+    if egress::loops_back(addr, local, admin) {
+        let detail = format!("{addr} is this gateway");
         return Err(Failure::new(Reason::Connect, detail));
     }
     match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {

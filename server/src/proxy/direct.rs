@@ -405,7 +405,7 @@ impl Core {
             metrics().direct.handoff_route.inc();
             return Err(decision);
         };
-        if loops_back(addr, conn.local) {
+        if loops_back(addr, conn.local, rt.model.runtime.admin) {
             metrics().direct.handoff_route.inc();
             return Err(decision);
         }
@@ -576,10 +576,9 @@ impl Core {
     /// tries again and explains the failure).
     async fn connect(&self, plan: &Plan, addr: SocketAddr) -> Option<Upstream> {
         let peer = upstream::peer(addr, plan);
-        let stream = self.connector.new_stream(&*peer).await.ok()?;
-        if let Some(ssl) = stream.get_ssl() {
-            crate::tls::read_ahead(ssl);
-        }
+        let mut stream = self.connector.new_stream(&*peer).await.ok()?;
+        // OpenSSL reads whole socket buffers (see `tls::listener_acceptor`).
+        tlsgate_ossl::set_read_ahead(&mut stream);
         if plan.origination.as_ref().is_some_and(|o| o.verifies()) {
             let named = stream
                 .get_ssl_digest()

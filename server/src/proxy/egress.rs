@@ -6,16 +6,18 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::{Mutex, OnceLock};
 
-/// Would a connection to `addr` come back to the listener at `local`?
-/// `ALLOW_ANY` lets a client name any host, the gateway's own port included,
-/// and each hop would open another connection to itself.
-pub fn loops_back(addr: SocketAddr, local: Option<SocketAddr>) -> bool {
-    let Some(local) = local else {
-        return false;
+/// Would a connection to `addr` come back to the gateway itself: the
+/// listener at `local`, or the admin port at `admin`? `ALLOW_ANY` lets a
+/// client name any host: its own port would loop, each hop opening another
+/// connection to itself, and the admin port would see the request coming
+/// from loopback (which `POST /reload` trusts).
+pub fn loops_back(addr: SocketAddr, local: Option<SocketAddr>, admin: SocketAddr) -> bool {
+    let same = |own: SocketAddr| {
+        let (a, l) = (addr.ip(), own.ip());
+        addr.port() == own.port()
+            && (a == l || l.is_unspecified() || (a.is_loopback() && l.is_loopback()))
     };
-    let (a, l) = (addr.ip(), local.ip());
-    addr.port() == local.port()
-        && (a == l || l.is_unspecified() || (a.is_loopback() && l.is_loopback()))
+    local.is_some_and(same) || same(admin)
 }
 
 /// Most distinct host label values; later hosts count as `other`.
@@ -59,11 +61,37 @@ mod tests {
     #[test]
     fn loops_are_recognised() {
         let a = |s: &str| s.parse::<SocketAddr>().unwrap();
-        assert!(loops_back(a("127.0.0.1:8080"), Some(a("127.0.0.1:8080"))));
-        assert!(loops_back(a("127.0.0.2:8080"), Some(a("127.0.0.1:8080"))));
-        assert!(loops_back(a("10.0.0.1:8080"), Some(a("0.0.0.0:8080"))));
-        assert!(!loops_back(a("127.0.0.1:8081"), Some(a("127.0.0.1:8080"))));
-        assert!(!loops_back(a("10.0.0.1:8080"), Some(a("127.0.0.1:8080"))));
-        assert!(!loops_back(a("127.0.0.1:8080"), None));
+        let admin = a("127.0.0.1:15021");
+        assert!(loops_back(
+            a("127.0.0.1:8080"),
+            Some(a("127.0.0.1:8080")),
+            admin
+        ));
+        assert!(loops_back(
+            a("127.0.0.2:8080"),
+            Some(a("127.0.0.1:8080")),
+            admin
+        ));
+        assert!(loops_back(
+            a("10.0.0.1:8080"),
+            Some(a("0.0.0.0:8080")),
+            admin
+        ));
+        assert!(!loops_back(
+            a("127.0.0.1:8081"),
+            Some(a("127.0.0.1:8080")),
+            admin
+        ));
+        assert!(!loops_back(
+            a("10.0.0.1:8080"),
+            Some(a("127.0.0.1:8080")),
+            admin
+        ));
+        assert!(!loops_back(a("127.0.0.1:8080"), None, admin));
+        assert!(
+            loops_back(a("127.0.0.1:15021"), None, admin),
+            "the admin port"
+        );
+        assert!(loops_back(a("10.1.1.1:15021"), None, a("0.0.0.0:15021")));
     }
 }

@@ -41,8 +41,12 @@ pub fn record(o: &Outcome<'_>) {
     let dest = o.dest.map_or(LABEL_NONE, |d| &d.name);
     // Label with the host only when a route matched it: an unmatched Host
     // is client-chosen and would make label values unbounded.
+    // A `*` or `*.suffix` route matches hosts the client chooses: the
+    // first thousand are labels, the rest `other` (see `egress::host_label`).
+    let capped;
     let host = if o.route.is_some() {
-        o.host
+        capped = super::egress::host_label(o.host);
+        capped.as_str()
     } else {
         LABEL_NONE
     };

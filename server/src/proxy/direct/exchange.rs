@@ -109,7 +109,9 @@ impl Client for H1Client<'_> {
     }
 
     async fn error(&mut self, code: u16) {
-        let _ = send(self.down, &error_response(code)).await;
+        // A client that stopped reading cannot hold the connection here.
+        let _ =
+            pingora_timeout::timeout(self.send_idle, send(self.down, &error_response(code))).await;
     }
 
     async fn gone(&mut self) {

@@ -157,8 +157,9 @@ mod tests {
         let up = build(raw, Some(&route), None);
         assert_eq!(
             up,
-            "GET /new/p?q=1 HTTP/1.1\r\nHost: x\r\nX-Add: 1\r\nx-forwarded-proto: https\r\n\
-             x-set: 1\r\nx-add: 2\r\n\r\n"
+            // The route's `x-add` joins the client's, as a header map keeps them.
+            "GET /new/p?q=1 HTTP/1.1\r\nHost: x\r\nX-Add: 1\r\nx-add: 2\r\n\
+             x-forwarded-proto: https\r\nx-set: 1\r\n\r\n"
         );
     }
 

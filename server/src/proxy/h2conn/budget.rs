@@ -39,11 +39,13 @@ impl ResetBudget {
         self.note(Instant::now());
     }
 
-    /// We reset a stream because of the client (it broke the protocol on
-    /// it, or opened more than the stream limit).
-    pub fn server_reset(&self) {
+    /// We reset a stream; `provoked`: because the client broke the
+    /// protocol on it (held against its budget).
+    pub fn server_reset(&self, provoked: bool) {
         metrics().h2_resets.with_label_values(&["server"]).inc();
-        self.note(Instant::now());
+        if provoked {
+            self.note(Instant::now());
+        }
     }
 
     fn note(&self, now: Instant) {

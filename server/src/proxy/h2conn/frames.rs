@@ -156,10 +156,12 @@ impl FrameReader {
 }
 
 /// Error codes of `RST_STREAM`s we send because the client broke the
-/// protocol on that stream, or opened more than it may: the resets a
-/// client can provoke at will. `NO_ERROR` (an answer that did not need
-/// the rest of the body) and `CANCEL` / `INTERNAL_ERROR` (our side gave
-/// up) are not the client's doing.
+/// protocol on that stream: the resets a client can provoke at will.
+/// `NO_ERROR` (an answer that did not need the rest of the body) and
+/// `CANCEL` / `INTERNAL_ERROR` (our side gave up) are not the client's
+/// doing; nor is `REFUSED_STREAM` (a client that opens a stream the moment
+/// its previous one ended may meet a permit not yet given back; refusing
+/// costs us nothing, so it is counted but not held against the client).
 fn provoked(code: u32) -> bool {
     matches!(
         code,
@@ -167,7 +169,6 @@ fn provoked(code: u32) -> bool {
             | 0x3 /* FLOW_CONTROL_ERROR */
             | 0x5 /* STREAM_CLOSED */
             | 0x6 /* FRAME_SIZE_ERROR */
-            | 0x7 /* REFUSED_STREAM */
             | 0x9 /* COMPRESSION_ERROR */
             | 0xb /* ENHANCE_YOUR_CALM */
     )
@@ -195,8 +196,8 @@ impl Watched {
     fn note_sent(&mut self, bytes: &[u8]) {
         let budget = &self.budget;
         self.sent.feed(bytes, |f| {
-            if f.kind == RST_STREAM && provoked(f.code) {
-                budget.server_reset();
+            if f.kind == RST_STREAM {
+                budget.server_reset(provoked(f.code));
             }
         });
     }
