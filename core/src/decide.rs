@@ -29,7 +29,7 @@ mod request;
 mod tests;
 
 use std::borrow::Cow;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,8 +56,8 @@ pub enum Tls<'a> {
 /// What the decision knows of the connection.
 pub struct ConnView<'a> {
     pub tls: Tls<'a>,
-    /// The listener port the request came in on.
-    pub port: u16,
+    /// The connection's local address (which listener took it).
+    pub local: SocketAddr,
     pub client_ip: Option<IpAddr>,
 }
 
@@ -138,7 +138,7 @@ pub fn decide<H: HeaderSource + ?Sized>(
 ) -> Decision {
     let plain_server = || {
         rt.routes
-            .server_name(conn.port)
+            .server_name(conn.local)
             .unwrap_or_else(|| NONE.into())
     };
     let respond = |server: Arc<str>, host: String, status: u16, body: &'static str| Decision {
@@ -182,7 +182,7 @@ pub fn decide<H: HeaderSource + ?Sized>(
         route,
         action,
     };
-    match rt.routes.lookup(conn.port, &host, &path, req.headers) {
+    match rt.routes.lookup(conn.local, &host, &path, req.headers) {
         Lookup::Route(route) => {
             let action = match &route.route.action {
                 RouteAction::DirectResponse { status, body } => Action::Respond {
@@ -221,7 +221,7 @@ pub fn decide<H: HeaderSource + ?Sized>(
         ),
         // Only an egress server forwards hosts no route names; anywhere
         // else that would make an ingress port an open proxy.
-        Lookup::NoHost if !conn.is_tls() && rt.routes.is_egress(conn.port, &host) => {
+        Lookup::NoHost if !conn.is_tls() && rt.routes.is_egress(conn.local, &host) => {
             let action = match outbound(rt, &host, req.port()) {
                 Ok(to) => Action::Forward(plan(rt, conn, req, None, to)),
                 Err(body) => Action::Respond {
@@ -304,7 +304,7 @@ fn tunnel<H: HeaderSource + ?Sized>(
 ) -> Decision {
     let server = rt
         .routes
-        .server_name(conn.port)
+        .server_name(conn.local)
         .unwrap_or_else(|| NONE.into());
     let respond = |host: String, status, body: Cow<'static, str>, blocked| Decision {
         server: server.clone(),
@@ -324,7 +324,7 @@ fn tunnel<H: HeaderSource + ?Sized>(
             false,
         );
     };
-    if conn.is_tls() || req.h2 || !rt.routes.is_egress(conn.port, &host) {
+    if conn.is_tls() || req.h2 || !rt.routes.is_egress(conn.local, &host) {
         let body = "CONNECT is only served on plain-HTTP egress ports (HTTP/1.1)\n";
         return respond(host, 405, body.into(), false);
     }

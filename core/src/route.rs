@@ -30,6 +30,7 @@ mod select;
 mod testutil;
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 pub use balance::{Balancer, InFlightGuard};
@@ -45,7 +46,10 @@ use registry::Registry;
 /// by all workers; balancing counters are atomics inside [`Destination`].
 #[derive(Debug, Default)]
 pub struct RouteTable {
-    ports: HashMap<u16, PortTable>,
+    /// By the listener's bind address: servers on one port but different
+    /// addresses (an internal egress listener, a public ingress one) never
+    /// share routes.
+    ports: HashMap<SocketAddr, PortTable>,
     registry: Registry,
     /// Every destination a route or an exact ServiceEntry host resolves to.
     destinations: Vec<Arc<Destination>>,
@@ -65,16 +69,31 @@ pub enum Lookup<'a> {
 }
 
 impl RouteTable {
-    /// `host` is lower case without a port; `path` may carry a query string,
-    /// which uri matches ignore.
+    /// The table of the listener that accepted a connection on `local` (its
+    /// local address): the one bound to that address, else the one bound to
+    /// the unspecified address on that port.
+    fn table(&self, local: SocketAddr) -> Option<&PortTable> {
+        self.ports.get(&local).or_else(|| {
+            let any = match local.ip() {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            };
+            self.ports.get(&SocketAddr::new(any, local.port()))
+        })
+    }
+
+    /// `local` is the connection's local address; `host` is lower case
+    /// without a port; `path` may carry a query string, which uri matches
+    /// ignore.
     pub fn lookup<'a, H: HeaderSource + ?Sized>(
         &'a self,
-        port: u16,
+        local: SocketAddr,
         host: &str,
         path: &str,
         headers: &H,
     ) -> Lookup<'a> {
-        let Some(vhost) = self.ports.get(&port).and_then(|t| t.select(host)) else {
+        let port = local.port();
+        let Some(vhost) = self.table(local).and_then(|t| t.select(host)) else {
             return Lookup::NoHost;
         };
         if vhost.redirect {
@@ -91,9 +110,8 @@ impl RouteTable {
     /// Is `host` (lower case, no port) served by an egress server on
     /// `port`? Such a server forwards hosts no route names to their
     /// ServiceEntry, or as the outbound traffic policy says.
-    pub fn is_egress(&self, port: u16, host: &str) -> bool {
-        self.ports
-            .get(&port)
+    pub fn is_egress(&self, local: SocketAddr, host: &str) -> bool {
+        self.table(local)
             .is_some_and(|t| t.egress.iter().any(|p| p.matches(host)))
     }
 
@@ -111,23 +129,30 @@ impl RouteTable {
 
     /// Name of the first gateway server listening on `port` (for metrics
     /// labels on plain-HTTP listeners, where no TLS policy names one).
-    pub fn server_name(&self, port: u16) -> Option<Arc<str>> {
-        self.ports.get(&port).map(|t| t.server.clone())
+    pub fn server_name(&self, local: SocketAddr) -> Option<Arc<str>> {
+        self.table(local).map(|t| t.server.clone())
     }
 
-    /// Listener ports that carry HTTP routes, ascending.
-    pub fn ports(&self) -> Vec<u16> {
-        let mut ports: Vec<u16> = self.ports.keys().copied().collect();
-        ports.sort_unstable();
-        ports
+    /// Listeners (bind addresses) that carry HTTP routes, ascending.
+    pub fn listeners(&self) -> Vec<SocketAddr> {
+        let mut all: Vec<SocketAddr> = self.ports.keys().copied().collect();
+        all.sort_unstable();
+        all
     }
 
     /// One line per listener port, virtual host and route, for `tlsgate check`.
     pub fn summary(&self) -> Vec<String> {
         let mut lines = Vec::new();
-        for port in self.ports() {
-            for vhost in self.ports[&port].entries() {
-                let head = format!("{port} {}", vhost.pattern);
+        for addr in self.listeners() {
+            // The port alone for listeners on every address, as written in
+            // a Gateway without `bind`.
+            let at = if addr.ip().is_unspecified() {
+                addr.port().to_string()
+            } else {
+                addr.to_string()
+            };
+            for vhost in self.ports[&addr].entries() {
+                let head = format!("{at} {}", vhost.pattern);
                 if vhost.redirect {
                     lines.push(format!("{head} -> https redirect 301"));
                 } else if vhost.routes.is_empty() {
@@ -159,7 +184,7 @@ mod tests {
     }
 
     fn route_id(t: &RouteTable, port: u16, host: &str, path: &str) -> String {
-        match t.lookup(port, host, path, &HeaderMap::new()) {
+        match t.lookup(at(port), host, path, &HeaderMap::new()) {
             Lookup::Route(r) => r.id.to_string(),
             other => format!("{other:?}"),
         }
@@ -184,11 +209,11 @@ mod tests {
     fn unknown_port_or_host_is_no_host() {
         let t = table(vec![vs("v", &["a.com"], &["gw"], vec![fwd("r", "a", 80)])]);
         assert!(matches!(
-            t.lookup(81, "a.com", "/", &HeaderMap::new()),
+            t.lookup(at(81), "a.com", "/", &HeaderMap::new()),
             Lookup::NoHost
         ));
         assert!(matches!(
-            t.lookup(80, "b.com", "/", &HeaderMap::new()),
+            t.lookup(at(80), "b.com", "/", &HeaderMap::new()),
             Lookup::NoHost
         ));
     }
@@ -199,7 +224,7 @@ mod tests {
         r.matches = vec![uri(exact("/only"))];
         let t = table(vec![vs("v", &["a.com"], &["gw"], vec![r])]);
         assert!(matches!(
-            t.lookup(80, "a.com", "/other", &HeaderMap::new()),
+            t.lookup(at(80), "a.com", "/other", &HeaderMap::new()),
             Lookup::NoRoute
         ));
     }
@@ -271,10 +296,13 @@ mod tests {
             vec![only_egress],
         ));
         let t = RouteTable::compile(&m).unwrap();
-        assert!(t.is_egress(8080, "other.remote.com"));
-        assert!(!t.is_egress(8080, "example.org"), "the server's hosts only");
+        assert!(t.is_egress(at(8080), "other.remote.com"));
         assert!(
-            !t.is_egress(80, "other.remote.com"),
+            !t.is_egress(at(8080), "example.org"),
+            "the server's hosts only"
+        );
+        assert!(
+            !t.is_egress(at(80), "other.remote.com"),
             "not an egress gateway"
         );
         assert_eq!(route_id(&t, 8080, "greeting.remote.com", "/"), "v/out");
@@ -304,7 +332,8 @@ mod tests {
                 "443 a.com v/r -> a:8080 100%".to_string(),
             ]
         );
-        assert_eq!(t.server_name(80).as_deref(), Some("http-80"));
-        assert_eq!(t.ports(), vec![80, 443]);
+        assert_eq!(t.server_name(at(80)).as_deref(), Some("http-80"));
+        let ports: Vec<u16> = t.listeners().iter().map(|a| a.port()).collect();
+        assert_eq!(ports, vec![80, 443]);
     }
 }

@@ -170,7 +170,7 @@ fn run(
 ) -> Decision {
     let conn = ConnView {
         tls,
-        port,
+        local: ([127, 0, 0, 1], port).into(),
         client_ip: Some("192.0.2.7".parse().unwrap()),
     };
     let req = RequestView {
@@ -256,7 +256,7 @@ fn routes_answer_redirect_split_and_rewrite() {
     for seed in 0..1000 {
         let conn = ConnView {
             tls: p,
-            port: 8080,
+            local: ([127, 0, 0, 1], 8080).into(),
             client_ip: None,
         };
         let req = RequestView {
@@ -499,4 +499,39 @@ fn a_reload_that_asks_more_of_clients_cuts_open_connections_off() {
     std::fs::write(f.creds().join("mutual/ca.crt"), other.cert_pem().unwrap()).unwrap();
     let new_ca = build(f, "ALLOW_ANY", "");
     assert_eq!(get(&new_ca, m, 8443, "/", "mutual.test"), "421");
+}
+
+#[test]
+fn listeners_on_one_port_but_other_addresses_share_nothing() {
+    let w = world("ALLOW_ANY");
+    let extra = "---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: internal}\n\
+        spec:\n  selector: {istio: egressgateway}\n  servers:\n  - port: {number: 8090, protocol: HTTP}\n    \
+        bind: 127.0.0.1\n    hosts: [\"*\"]\n---\napiVersion: networking.istio.io/v1\nkind: Gateway\n\
+        metadata: {name: public}\nspec:\n  servers:\n  - port: {number: 8090, protocol: HTTP}\n    \
+        bind: 192.0.2.1\n    hosts: [plain.test]\n";
+    let rt = build(&w._f, "ALLOW_ANY", extra);
+    let at = |ip: [u8; 4], host: &str| {
+        let conn = ConnView {
+            tls: Tls::Plain,
+            local: (ip, 8090).into(),
+            client_ip: None,
+        };
+        let req = RequestView {
+            method: "GET",
+            target: "/",
+            authority: None,
+            host_header: Some(host),
+            h2: false,
+            http11: true,
+            headers: &Map(vec![]),
+        };
+        status(&decide(&rt, &conn, &req, &mut StdRng::seed_from_u64(1)))
+    };
+    // The internal egress listener forwards any host (ALLOW_ANY)...
+    assert_eq!(
+        at([127, 0, 0, 1], "other.test"),
+        "forward PassthroughCluster other.test:80"
+    );
+    // ...the public one on the same port is no open proxy.
+    assert_eq!(at([192, 0, 2, 1], "other.test"), "404");
 }

@@ -20,12 +20,12 @@ impl RouteTable {
     pub fn compile(model: &Model) -> Result<RouteTable, ConfigErrors> {
         let mut errors = Vec::new();
         let mut resolver = Resolver::new(model);
-        let mut ports: BTreeMap<u16, PortBuilder> = BTreeMap::new();
+        let mut ports: BTreeMap<std::net::SocketAddr, PortBuilder> = BTreeMap::new();
 
         for gw in &model.gateways {
             for server in http_servers(gw) {
                 let port = ports
-                    .entry(server.port)
+                    .entry(server.addr())
                     .or_insert_with(|| PortBuilder::new(&server.name));
                 // Istio redirects a redirecting server's hosts even when no
                 // VirtualService is bound to it.
@@ -48,7 +48,7 @@ impl RouteTable {
             for gw in gateways {
                 let routes = for_gateway(&all_routes, gw);
                 for server in http_servers(gw) {
-                    let Some(port) = ports.get_mut(&server.port) else {
+                    let Some(port) = ports.get_mut(&server.addr()) else {
                         continue;
                     };
                     for sh in &server.hosts {
@@ -142,7 +142,7 @@ mod tests {
     use crate::config::{ClientTlsMode, LbPolicy, Resolution};
 
     fn forwarded(t: &RouteTable, port: u16, host: &str) -> Arc<Destination> {
-        match t.lookup(port, host, "/", &HeaderMap::new()) {
+        match t.lookup(at(port), host, "/", &HeaderMap::new()) {
             Lookup::Route(r) => r.pick().unwrap().clone(),
             other => panic!("{other:?}"),
         }
@@ -175,15 +175,15 @@ mod tests {
         let t = RouteTable::compile(&m).unwrap();
         let none = HeaderMap::new();
         assert!(matches!(
-            t.lookup(443, "y.a.com", "/", &none),
+            t.lookup(at(443), "y.a.com", "/", &none),
             Lookup::NoHost
         ));
         assert!(matches!(
-            t.lookup(443, "z.a.com", "/", &none),
+            t.lookup(at(443), "z.a.com", "/", &none),
             Lookup::NoHost
         ));
         assert!(matches!(
-            t.lookup(443, "x.a.com", "/", &none),
+            t.lookup(at(443), "x.a.com", "/", &none),
             Lookup::Route(_)
         ));
     }
@@ -267,7 +267,7 @@ mod tests {
         rule.traffic_policy.load_balancer = Some(LbPolicy::LeastRequest);
         m.destination_rules.push(rule);
         let t = RouteTable::compile(&m).unwrap();
-        let Lookup::Route(r) = t.lookup(443, "x.a.com", "/", &HeaderMap::new()) else {
+        let Lookup::Route(r) = t.lookup(at(443), "x.a.com", "/", &HeaderMap::new()) else {
             panic!("no route");
         };
         let (v1, v2) = (&r.destinations[0], &r.destinations[1]);
@@ -370,7 +370,7 @@ mod tests {
         });
         m.destination_rules.push(rule);
         let t = RouteTable::compile(&m).unwrap();
-        let Lookup::Route(r) = t.lookup(443, "x.a.com", "/", &HeaderMap::new()) else {
+        let Lookup::Route(r) = t.lookup(at(443), "x.a.com", "/", &HeaderMap::new()) else {
             panic!("no route");
         };
         let sni = |i: usize| r.destinations[i].tls.as_ref().and_then(|t| t.sni.clone());
@@ -395,7 +395,7 @@ mod tests {
         let x = forwarded(&t, 443, "x.a.com");
         let y = forwarded(&t, 443, "y.a.com");
         assert!(Arc::ptr_eq(&x, &y));
-        let Lookup::Route(r) = t.lookup(443, "y.a.com", "/", &HeaderMap::new()) else {
+        let Lookup::Route(r) = t.lookup(at(443), "y.a.com", "/", &HeaderMap::new()) else {
             panic!("no route");
         };
         assert_eq!(r.id.as_ref(), "w/r");
@@ -411,13 +411,16 @@ mod tests {
         let t = RouteTable::compile(&m).unwrap();
         let none = HeaderMap::new();
         assert!(matches!(
-            t.lookup(80, "a.com", "/", &none),
+            t.lookup(at(80), "a.com", "/", &none),
             Lookup::Route(_)
         ));
         assert!(matches!(
-            t.lookup(80, "x.b.com", "/", &none),
+            t.lookup(at(80), "x.b.com", "/", &none),
             Lookup::Route(_)
         ));
-        assert!(matches!(t.lookup(80, "c.com", "/", &none), Lookup::NoHost));
+        assert!(matches!(
+            t.lookup(at(80), "c.com", "/", &none),
+            Lookup::NoHost
+        ));
     }
 }

@@ -255,3 +255,8 @@ pub fn test_destination(host: &str) -> Arc<Destination> {
         h2: false,
     }))
 }
+
+/// A connection's local address on `port` (listeners bind 0.0.0.0 here).
+pub fn at(port: u16) -> std::net::SocketAddr {
+    ([127, 0, 0, 1], port).into()
+}

@@ -88,10 +88,11 @@ fn conn_view(session: &Session) -> ConnView<'_> {
     };
     ConnView {
         tls,
-        port: session
+        local: session
             .server_addr()
             .and_then(|a| a.as_inet())
-            .map_or(0, |a| a.port()),
+            .copied()
+            .unwrap_or_else(|| ([0, 0, 0, 0], 0).into()),
         client_ip: client_ip(session),
     }
 }

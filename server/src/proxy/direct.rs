@@ -173,7 +173,7 @@ impl Conn {
         };
         ConnView {
             tls,
-            port: self.local.map_or(0, |a| a.port()),
+            local: self.local.unwrap_or_else(|| ([0, 0, 0, 0], 0).into()),
             client_ip: self.client_ip,
         }
     }
