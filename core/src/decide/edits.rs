@@ -13,6 +13,7 @@
 //! 3. the target: [`Edits::target`] when the route rewrites it or the
 //!    request came in absolute form, else as sent.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use crate::config::{HttpRoute, StringMatch};
@@ -55,8 +56,9 @@ pub struct Edits {
     /// Names the route removes or sets, and those the client's
     /// `Connection` header names (lower case).
     route_names: Vec<String>,
-    /// Added after the client's headers, in this order.
-    pub add: Vec<(String, String)>,
+    /// Added after the client's headers, in this order (the names and
+    /// values tlsgate itself writes are not copied per request).
+    pub add: Vec<(Cow<'static, str>, Cow<'static, str>)>,
 }
 
 /// What the edits depend on besides the route.
@@ -89,15 +91,15 @@ impl Edits {
         if !i.host_header {
             if let Some(a) = i.authority {
                 // As Pingora names the `Host` it makes from `:authority`.
-                add.push(("Host".to_string(), a.to_string()));
+                add.push(("Host".into(), a.to_string().into()));
             }
         }
         if is_websocket_upgrade(headers, i) {
-            add.push(("connection".to_string(), "Upgrade".to_string()));
-            add.push(("upgrade".to_string(), "websocket".to_string()));
+            add.push(("connection".into(), "Upgrade".into()));
+            add.push(("upgrade".into(), "websocket".into()));
         }
         if let Some(x) = i.xfcc {
-            add.push((IDENTITY[0].to_string(), x.to_string()));
+            add.push((IDENTITY[0].into(), x.to_string().into()));
         }
         if let Some(ip) = i.client_ip {
             // The first value, when it is text, as both engines read it.
@@ -105,10 +107,10 @@ impl Edits {
                 Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
                 _ => ip.to_string(),
             };
-            add.push((IDENTITY[1].to_string(), xff));
+            add.push((IDENTITY[1].into(), xff.into()));
         }
         let proto = if i.tls { "https" } else { "http" };
-        add.push((IDENTITY[2].to_string(), proto.to_string()));
+        add.push((IDENTITY[2].into(), proto.into()));
         let mut target = i.absolute_form.then(|| i.path.to_string());
         if let Some(r) = route {
             let e = &r.request_headers;
@@ -122,7 +124,12 @@ impl Edits {
             // same name (as `set` replaces it).
             add.retain(|(n, _)| !named.iter().any(|r| r == n));
             route_names.extend(named);
-            add.extend(e.set.iter().chain(&e.add).cloned());
+            add.extend(
+                e.set
+                    .iter()
+                    .chain(&e.add)
+                    .map(|(n, v)| (n.clone().into(), v.clone().into())),
+            );
             if let Some(new) = &r.rewrite_uri {
                 let (path, query) = match i.path.split_once('?') {
                     Some((p, q)) => (p, Some(q)),

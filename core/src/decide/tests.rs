@@ -334,7 +334,7 @@ fn header_edits_carry_identity_only_from_the_connection() {
     let add: Vec<(&str, &str)> = e
         .add
         .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .map(|(n, v)| (n.as_ref(), v.as_ref()))
         .collect();
     assert_eq!(
         add,
@@ -357,7 +357,7 @@ fn header_edits_carry_identity_only_from_the_connection() {
     let Action::Forward(plan) = &d.action else {
         panic!("{}", status(&d))
     };
-    let names: Vec<&str> = plan.edits.add.iter().map(|(n, _)| n.as_str()).collect();
+    let names: Vec<&str> = plan.edits.add.iter().map(|(n, _)| n.as_ref()).collect();
     assert_eq!(names, ["x-forwarded-for", "x-forwarded-proto"]);
 }
 
@@ -439,10 +439,7 @@ fn absolute_form_requests_go_upstream_in_origin_form() {
         panic!("{}", status(&d))
     };
     assert_eq!(plan.edits.target.as_deref(), Some("/p?q"));
-    assert_eq!(
-        plan.edits.add[0],
-        ("Host".to_string(), "api.remote.test".to_string())
-    );
+    assert_eq!(plan.edits.add[0], ("Host".into(), "api.remote.test".into()));
     assert!(plan.edits.drops("proxy-authorization"));
     // The absolute target and Host must agree.
     let d = run(

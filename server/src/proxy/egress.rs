@@ -2,9 +2,10 @@
 //! bounded host labels for what `outboundTrafficPolicy` decided (the
 //! decision itself is `decide.rs`'s).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{OnceLock, RwLock};
 
 /// Would a connection to `addr` come back to the gateway itself: the
 /// listener at `local`, or the admin port at `admin`? `ALLOW_ANY` lets a
@@ -25,23 +26,31 @@ const HOST_LABELS: usize = 1000;
 
 /// `host` as a metric label. Hosts here are chosen by clients, so each new
 /// one would be a new time series: the first [`HOST_LABELS`] are kept, the
-/// rest share the label `other`.
-pub fn host_label(host: &str) -> String {
-    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
-    let seen = SEEN.get_or_init(|| Mutex::new(HashSet::new()));
-    let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+/// rest share the label `other`. Known hosts (nearly every request) take a
+/// shared read lock and allocate nothing.
+pub fn host_label(host: &str) -> Cow<'_, str> {
+    static SEEN: OnceLock<RwLock<HashSet<Box<str>>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(|| RwLock::new(HashSet::new()));
+    if seen
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(host)
+    {
+        return Cow::Borrowed(host);
+    }
+    let mut seen = seen.write().unwrap_or_else(|p| p.into_inner());
     capped(&mut seen, host, HOST_LABELS)
 }
 
-fn capped(seen: &mut HashSet<String>, host: &str, cap: usize) -> String {
+fn capped<'h>(seen: &mut HashSet<Box<str>>, host: &'h str, cap: usize) -> Cow<'h, str> {
     if seen.contains(host) {
-        return host.to_string();
+        return Cow::Borrowed(host);
     }
     if seen.len() < cap {
-        seen.insert(host.to_string());
-        return host.to_string();
+        seen.insert(host.into());
+        return Cow::Borrowed(host);
     }
-    "other".to_string()
+    Cow::Borrowed("other")
 }
 
 #[cfg(test)]

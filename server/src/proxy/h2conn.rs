@@ -9,9 +9,9 @@
 mod budget;
 mod frames;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pingora::protocols::http::v2::server::{self as h2server, H2Accept, HttpSession};
 use pingora::protocols::http::ServerSession;
@@ -84,25 +84,31 @@ pub async fn serve(
         }
     };
     let permits = Arc::new(Semaphore::new(limits.http2_max_concurrent_streams as usize));
-    let active = Arc::new(Active::default());
+    let active = Arc::new(Active::new());
     let mut shutdown = shutdown.clone();
     let mut draining = false;
     let mut malformed = 0;
+    // Made once, not per stream: each would register a waiter (and the
+    // idle one a timer) for every request on a busy connection.
+    let spent = budget.spent();
+    let stopping = shutdown.changed();
+    let idle = active.idle_for(timeouts.http2_idle);
+    tokio::pin!(spent, stopping, idle);
     loop {
         let accepted = tokio::select! {
             biased;
-            () = budget.spent() => {
+            () = &mut spent => {
                 end(&mut conn, "rapid_reset").await;
                 return;
             }
-            changed = shutdown.changed(), if !draining => {
+            changed = &mut stopping, if !draining => {
                 // Streams in flight finish; Pingora's grace period bounds it.
                 let _ = changed;
                 conn.graceful_shutdown();
                 draining = true;
                 continue;
             }
-            () = active.idle_for(timeouts.http2_idle), if !draining => {
+            () = &mut idle, if !draining => {
                 // Nothing in flight: GOAWAY with the last stream we took,
                 // and close once it is sent (no second round trip to wait
                 // for, which a dead peer would never answer).
@@ -213,25 +219,36 @@ fn log_end(reason: &str, detail: &str) {
 
 /// Streams in flight on one connection, so that an idle one can be told
 /// from a busy one.
-#[derive(Default)]
 struct Active {
     count: AtomicUsize,
-    /// Bumped by every stream start: an idle period is one no stream
-    /// started in.
-    starts: AtomicUsize,
+    /// When the last stream ended (or the connection began), in
+    /// nanoseconds since `base`: the idle period runs from there.
+    last_end: AtomicU64,
+    base: Instant,
+    /// Told when the last stream in flight ends.
     idle: Notify,
 }
 
 pub struct ActiveGuard(Arc<Active>);
 
 impl Active {
+    fn new() -> Self {
+        Active {
+            count: AtomicUsize::new(0),
+            last_end: AtomicU64::new(0),
+            base: Instant::now(),
+            idle: Notify::new(),
+        }
+    }
+
     fn start(self: &Arc<Self>) -> ActiveGuard {
-        self.starts.fetch_add(1, Ordering::AcqRel);
         self.count.fetch_add(1, Ordering::AcqRel);
         ActiveGuard(self.clone())
     }
 
-    /// Resolves once no stream has been in flight for `idle`.
+    /// Resolves once no stream has been in flight for `idle`. One future
+    /// lives as long as the connection: a busy connection costs it a
+    /// wake-up when its last stream ends, and a timer only once it idles.
     async fn idle_for(&self, idle: Duration) {
         loop {
             loop {
@@ -243,21 +260,26 @@ impl Active {
                 }
                 notified.await;
             }
-            let starts = self.starts.load(Ordering::Acquire);
-            pingora_timeout::sleep(idle).await;
-            if self.count.load(Ordering::Acquire) == 0
-                && self.starts.load(Ordering::Acquire) == starts
-            {
-                return;
+            let since = Duration::from_nanos(self.last_end.load(Ordering::Acquire));
+            let left = (since + idle).saturating_sub(self.base.elapsed());
+            if left.is_zero() {
+                if self.count.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                continue;
             }
+            pingora_timeout::sleep(left).await;
         }
     }
 }
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.idle.notify_waiters();
+        let a = &self.0;
+        let now = u64::try_from(a.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        a.last_end.fetch_max(now, Ordering::AcqRel);
+        if a.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            a.idle.notify_waiters();
         }
     }
 }

@@ -59,7 +59,10 @@ pub fn apply(req: &mut RequestHeader, edits: &Edits) -> Result<()> {
         out.append_header(name, value)?;
     }
     for (name, value) in &edits.add {
-        out.append_header(name.clone(), value.as_str())?;
+        match name {
+            std::borrow::Cow::Borrowed(n) => out.append_header(*n, value.as_ref())?,
+            std::borrow::Cow::Owned(n) => out.append_header(n.clone(), value.as_ref())?,
+        };
     }
     *req = out;
     Ok(())

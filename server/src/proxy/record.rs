@@ -46,7 +46,7 @@ pub fn record(o: &Outcome<'_>) {
     let capped;
     let host = if o.route.is_some() {
         capped = super::egress::host_label(o.host);
-        capped.as_str()
+        &*capped
     } else {
         LABEL_NONE
     };

@@ -39,7 +39,7 @@ pub fn upstream_request<'a, I: Iterator<Item = (&'a str, &'a [u8])>>(
         .headers
         .filter(|(name, _)| !(edits.drops(name) || adds_host && name.eq_ignore_ascii_case("host")))
         .collect();
-    lines.extend(edits.add.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
+    lines.extend(edits.add.iter().map(|(n, v)| (n.as_ref(), v.as_bytes())));
     grouped(&lines, |name, value| line(out, name.as_bytes(), value));
     out.extend_from_slice(b"\r\n");
 }
