@@ -8,27 +8,28 @@ use std::path::PathBuf;
 use serde_yaml::Value;
 
 use super::convert_routes::Refs;
-use super::load::{Document, Kind};
+use super::kinds::Kind;
+use super::load::Document;
 use super::parse::{dest_host, host_pattern};
 use super::{convert_gateway, convert_routes, convert_rules, convert_runtime, convert_services};
-use super::{ConfigError, HostPattern, Loaded, Model, Overrides};
+use super::{ConfigError, Findings, HostPattern, Loaded, Model, Overrides};
 
 pub(crate) fn build(
     docs: Vec<Document>,
     sources: Vec<PathBuf>,
     overrides: &Overrides,
-    mut errors: Vec<ConfigError>,
+    mut out: Findings,
 ) -> Loaded {
-    let docs = drop_duplicates(docs, &mut errors);
+    let docs = drop_duplicates(docs, &mut out);
     let of_kind = |k: Kind| docs.iter().filter(move |d| d.kind == k);
 
     let runtime_docs: Vec<&Document> = of_kind(Kind::GatewayRuntime).collect();
-    let runtime = convert_runtime::convert(&runtime_docs, overrides, &mut errors);
+    let runtime = convert_runtime::convert(&runtime_docs, overrides, &mut out);
 
     let mut rules = Vec::new();
     let mut rule_refs = Vec::new();
     for doc in of_kind(Kind::DestinationRule) {
-        match convert_rules::convert(doc, &mut errors) {
+        match convert_rules::convert(doc, &mut out) {
             Some(dr) => {
                 let subsets: BTreeSet<String> = dr.subsets.iter().map(|s| s.name.clone()).collect();
                 rule_refs.push((rule_host(&dr.host), Some(subsets)));
@@ -39,9 +40,9 @@ pub(crate) fn build(
     }
 
     let gateways: Vec<_> = of_kind(Kind::Gateway)
-        .filter_map(|doc| convert_gateway::convert(doc, &mut errors))
+        .filter_map(|doc| convert_gateway::convert(doc, &mut out))
         .collect();
-    convert_gateway::check_listeners(&gateways, &mut errors);
+    convert_gateway::check_listeners(&gateways, &mut out);
 
     let refs = Refs {
         gateways: of_kind(Kind::Gateway)
@@ -50,10 +51,14 @@ pub(crate) fn build(
         rules: rule_refs,
     };
     let virtual_services = of_kind(Kind::VirtualService)
-        .filter_map(|doc| convert_routes::convert(doc, &refs, &mut errors))
+        .filter_map(|doc| convert_routes::convert(doc, &refs, &mut out))
         .collect();
     let service_entries = of_kind(Kind::ServiceEntry)
-        .filter_map(|doc| convert_services::convert(doc, &mut errors))
+        .filter_map(|doc| convert_services::convert(doc, &mut out))
+        .collect();
+
+    let kubernetes_services = of_kind(Kind::KubernetesService)
+        .filter_map(|doc| convert_services::kubernetes(doc, &mut out))
         .collect();
 
     let model = Model {
@@ -62,20 +67,25 @@ pub(crate) fn build(
         virtual_services,
         destination_rules: rules,
         service_entries,
+        kubernetes_services,
         sources,
+        warnings: out.warnings,
     };
-    Loaded { model, errors }
+    Loaded {
+        model,
+        errors: out.errors,
+    }
 }
 
 /// Two documents of one kind with one name (and namespace) would make every
 /// reference to that name ambiguous; the first one is kept.
-fn drop_duplicates(docs: Vec<Document>, errors: &mut Vec<ConfigError>) -> Vec<Document> {
+fn drop_duplicates(docs: Vec<Document>, out: &mut Findings) -> Vec<Document> {
     let mut seen: HashMap<(Kind, Option<String>, String), PathBuf> = HashMap::new();
     let mut kept = Vec::with_capacity(docs.len());
     for doc in docs {
         let key = (doc.kind, doc.namespace.clone(), doc.id.name.clone());
         if let Some(first) = seen.get(&key) {
-            errors.push(ConfigError::field(
+            out.push(ConfigError::field(
                 &doc.id,
                 "metadata.name",
                 format!(

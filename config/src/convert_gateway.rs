@@ -10,12 +10,12 @@ use super::load::Document;
 use super::parse::{host_pattern, resolve, spec, upper, Report};
 use super::raw;
 use super::{
-    ConfigError, CredentialSource, Gateway, HostPattern, Protocol, Server, ServerTls,
-    ServerTlsMode, TlsVersion,
+    CredentialSource, Findings, Gateway, HostPattern, Protocol, Server, ServerTls, ServerTlsMode,
+    TlsVersion,
 };
 
-pub(crate) fn convert(doc: &Document, errors: &mut Vec<ConfigError>) -> Option<Gateway> {
-    let mut report = Report::new(&doc.id, errors);
+pub(crate) fn convert(doc: &Document, out: &mut Findings) -> Option<Gateway> {
+    let mut report = Report::new(&doc.id, out);
     let raw: raw::GatewaySpec = spec(doc, &mut report)?;
     if raw.servers.is_empty() {
         report.error("spec.servers", "a Gateway needs at least one server");
@@ -34,6 +34,7 @@ pub(crate) fn convert(doc: &Document, errors: &mut Vec<ConfigError>) -> Option<G
         namespace: doc.namespace.clone(),
         servers,
         egress: is_egress_selector(&raw.selector),
+        selector: raw.selector,
     })
 }
 
@@ -272,12 +273,13 @@ fn tls_version(
 /// Checks across every Gateway: servers sharing a bind address and port
 /// share one listener, so they need one protocol, and on a TLS port each
 /// host must pick exactly one server (its certificate and client policy).
-pub(crate) fn check_listeners(gateways: &[Gateway], errors: &mut Vec<ConfigError>) {
+pub(crate) fn check_listeners(gateways: &[Gateway], out: &mut Findings) {
     let mut protocols: HashMap<SocketAddr, (&Gateway, &Server)> = HashMap::new();
     let mut hosts: HashMap<(SocketAddr, &HostPattern), (&Gateway, &Server)> = HashMap::new();
+    let mut warned = std::collections::HashSet::new();
     for gw in gateways {
         for s in &gw.servers {
-            let mut report = Report::new(&gw.id, errors);
+            let mut report = Report::new(&gw.id, out);
             let addr = s.addr();
             match protocols.entry(addr) {
                 Entry::Vacant(e) => {
@@ -285,6 +287,18 @@ pub(crate) fn check_listeners(gateways: &[Gateway], errors: &mut Vec<ConfigError
                 }
                 Entry::Occupied(e) => {
                     let (first_gw, first) = *e.get();
+                    if first_gw.selector != gw.selector && warned.insert((addr, &gw.id.name)) {
+                        // Istio would give these to two deployments; one
+                        // process serves both, so they share the listener.
+                        report.warn(
+                            "spec.selector",
+                            format!(
+                                "{addr} is also served for {} whose selector differs; \
+                                 tlsgate is one gateway: both Gateways' servers share this listener",
+                                first_gw.id
+                            ),
+                        );
+                    }
                     if first.protocol != s.protocol {
                         report.error(
                             format!("spec.servers[{}].port.protocol", s.index),

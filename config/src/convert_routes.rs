@@ -5,10 +5,10 @@
 use std::collections::BTreeSet;
 
 use super::load::Document;
-use super::parse::{anchored_regex, dest_host, duration, host_pattern, spec, Report};
+use super::parse::{anchored_regex, dest_host, duration, host_pattern, spec, Report, EXPORT_TO};
 use super::{
-    raw, ConfigError, HeaderEdits, HostPattern, HttpRoute, Redirect, Retries, RouteAction,
-    RouteMatch, StringMatch, VirtualService, WeightedDestination,
+    raw, Findings, HeaderEdits, HostPattern, HttpRoute, Redirect, Retries, RouteAction, RouteMatch,
+    StringMatch, VirtualService, WeightedDestination,
 };
 
 /// What a VirtualService may refer to, including documents that failed to
@@ -46,16 +46,36 @@ impl Refs {
     }
 }
 
-pub(crate) fn convert(
-    doc: &Document,
-    refs: &Refs,
-    errors: &mut Vec<ConfigError>,
-) -> Option<VirtualService> {
-    let mut report = Report::new(&doc.id, errors);
+pub(crate) fn convert(doc: &Document, refs: &Refs, out: &mut Findings) -> Option<VirtualService> {
+    let mut report = Report::new(&doc.id, out);
+    if names_only_mesh(doc.spec.get("gateways")) {
+        // Nothing in it can reach a gateway, so nothing in it is checked.
+        report.warn(
+            "spec.gateways",
+            "applies to sidecars (no gateways, or only `mesh`), never to a gateway",
+        );
+        return None;
+    }
     let raw: raw::VirtualServiceSpec = spec(doc, &mut report)?;
+    report.ignored(&raw.export_to, "spec.exportTo", EXPORT_TO);
     let passthrough = "TLS passthrough is not supported; tlsgate terminates TLS and routes HTTP";
-    report.unsupported(&raw.tls, "spec.tls", passthrough);
-    report.unsupported(&raw.tcp, "spec.tcp", "tlsgate routes HTTP only");
+    for (section, value, why) in [
+        ("tls", &raw.tls, passthrough),
+        ("tcp", &raw.tcp, "tlsgate routes HTTP only"),
+    ] {
+        let Some(value) = value else { continue };
+        if sidecar_only_section(value) {
+            report.warn(
+                format!("spec.{section}"),
+                "every route in it matches only `gateways: [mesh]`: applies to sidecars",
+            );
+        } else {
+            report.error(
+                format!("spec.{section}"),
+                format!("not supported by tlsgate: {why}"),
+            );
+        }
+    }
     if raw.hosts.is_empty() {
         report.error("spec.hosts", "a VirtualService needs at least one host");
     }
@@ -94,6 +114,33 @@ pub(crate) fn convert(
     })
 }
 
+/// Is `gateways` (of a VirtualService or a match) absent, empty or only
+/// `mesh`? Anything that is not a list of names is left to the parser.
+fn names_only_mesh(gateways: Option<&serde_yaml::Value>) -> bool {
+    match gateways {
+        None | Some(serde_yaml::Value::Null) => true,
+        Some(serde_yaml::Value::Sequence(names)) => {
+            names.iter().all(|n| n.as_str() == Some("mesh"))
+        }
+        _ => false,
+    }
+}
+
+/// A `tls:` or `tcp:` section whose every route matches only in sidecars.
+fn sidecar_only_section(section: &serde_yaml::Value) -> bool {
+    let Some(routes) = section.as_sequence() else {
+        return false;
+    };
+    routes
+        .iter()
+        .all(|r| match r.get("match").and_then(|m| m.as_sequence()) {
+            Some(matches) if !matches.is_empty() => matches
+                .iter()
+                .all(|m| m.get("gateways").is_some() && names_only_mesh(m.get("gateways"))),
+            _ => false,
+        })
+}
+
 fn http_route(
     vs: &str,
     i: usize,
@@ -102,6 +149,19 @@ fn http_route(
     report: &mut Report<'_>,
 ) -> Option<HttpRoute> {
     let p = format!("spec.http[{i}]");
+    // A match limited to `gateways: [mesh]` only ever applies in sidecars:
+    // it is dropped, and a route left with no match at all is dropped with
+    // it (it would otherwise match everything), as the egress tutorials'
+    // "mesh -> egress gateway" hop needs. Nothing in such a route is checked.
+    let mesh_only =
+        |m: &&raw::HttpMatch| !m.gateways.is_empty() && m.gateways.iter().all(|g| g == "mesh");
+    if !r.matches.is_empty() && r.matches.iter().all(|m| mesh_only(&m)) {
+        report.warn(
+            &p,
+            "every match names only `gateways: [mesh]`: applies to sidecars",
+        );
+        return None;
+    }
     for (value, field, what) in [
         (&r.fault, "fault", "fault injection is not implemented"),
         (&r.mirror, "mirror", "traffic mirroring is not implemented"),
@@ -127,15 +187,6 @@ fn http_route(
         ),
     ] {
         report.unsupported(value, &format!("{p}.{field}"), what);
-    }
-    // A match limited to `gateways: [mesh]` only ever applies in sidecars:
-    // it is dropped, and a route left with no match at all is dropped with
-    // it (it would otherwise match everything), as the egress tutorials'
-    // "mesh -> egress gateway" hop needs.
-    let mesh_only =
-        |m: &&raw::HttpMatch| !m.gateways.is_empty() && m.gateways.iter().all(|g| g == "mesh");
-    if !r.matches.is_empty() && r.matches.iter().all(|m| mesh_only(&m)) {
-        return None;
     }
     let matches: Vec<RouteMatch> = r
         .matches
@@ -214,6 +265,7 @@ fn http_route(
     }
     Some(HttpRoute {
         name: r.name.clone().unwrap_or_else(|| format!("{vs}.{i}")),
+        index: i,
         matches,
         action: action?,
         rewrite_uri: r.rewrite.as_ref().and_then(|rw| rw.uri.clone()),
@@ -638,9 +690,11 @@ spec:
     #[test]
     fn unsupported_and_malformed_routes() {
         let yaml = format!(
-            r#"{VIRTUAL_SERVICE}metadata: {{name: vs}}
+            r#"{GATEWAY}---
+{VIRTUAL_SERVICE}metadata: {{name: vs}}
 spec:
   hosts: [a.example.com]
+  gateways: [frontend-gateway]
   tls:
   - match: [{{sniHosts: [a.example.com]}}]
     route: [{{destination: {{host: a}}}}]

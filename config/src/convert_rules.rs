@@ -4,15 +4,19 @@
 use std::collections::BTreeSet;
 
 use super::load::Document;
-use super::parse::{dest_host, resolve, spec, upper, Report};
+use super::parse::{dest_host, resolve, spec, upper, Report, EXPORT_TO};
 use super::{
-    raw, ClientTls, ClientTlsMode, ConfigError, CredentialSource, DestinationRule, LbPolicy,
-    Subset, TrafficPolicy,
+    raw, ClientTls, ClientTlsMode, CredentialSource, DestinationRule, Findings, LbPolicy, Subset,
+    TrafficPolicy,
 };
 
-pub(crate) fn convert(doc: &Document, errors: &mut Vec<ConfigError>) -> Option<DestinationRule> {
-    let mut report = Report::new(&doc.id, errors);
+pub(crate) fn convert(doc: &Document, out: &mut Findings) -> Option<DestinationRule> {
+    let mut report = Report::new(&doc.id, out);
     let raw: raw::DestinationRuleSpec = spec(doc, &mut report)?;
+    report.ignored(&raw.export_to, "spec.exportTo", EXPORT_TO);
+    if raw.workload_selector.is_some() {
+        return selected_workloads_only(&raw, &mut report);
+    }
     let host = report.check("spec.host", dest_host(&raw.host));
     let ctx = Ctx { doc };
     let traffic_policy = match &raw.traffic_policy {
@@ -51,6 +55,34 @@ pub(crate) fn convert(doc: &Document, errors: &mut Vec<ConfigError>) -> Option<D
     })
 }
 
+/// A rule with a `workloadSelector` applies only to the workloads whose
+/// labels it selects, and tlsgate has no labels to be selected by: it is
+/// skipped. Unless it asks for TLS: skipping that could send in plaintext
+/// what the user meant to encrypt, so it is an error.
+fn selected_workloads_only(
+    raw: &raw::DestinationRuleSpec,
+    report: &mut Report<'_>,
+) -> Option<DestinationRule> {
+    let asks_tls = |tp: &Option<raw::TrafficPolicy>| {
+        tp.as_ref().is_some_and(|tp| {
+            tp.tls.is_some() || tp.port_level_settings.iter().any(|p| p.tls.is_some())
+        })
+    };
+    if asks_tls(&raw.traffic_policy) || raw.subsets.iter().any(|s| asks_tls(&s.traffic_policy)) {
+        report.error(
+            "spec.workloadSelector",
+            "a rule limited to selected workloads carries TLS settings: tlsgate cannot tell \
+             whether it selects this gateway; remove workloadSelector to apply it here",
+        );
+    } else {
+        report.warn(
+            "spec.workloadSelector",
+            "applies only to the workloads (sidecars) it selects by label, never to this gateway",
+        );
+    }
+    None
+}
+
 struct Ctx<'a> {
     doc: &'a Document,
 }
@@ -72,6 +104,11 @@ impl Ctx<'_> {
         let mut port_tls = Vec::new();
         for (i, pl) in tp.port_level_settings.iter().enumerate() {
             let q = format!("{p}.portLevelSettings[{i}]");
+            report.ignored(
+                &pl.load_balancer,
+                &format!("{q}.loadBalancer"),
+                "tlsgate balances per destination; the rule's own loadBalancer applies on every port",
+            );
             report.unsupported(&pl.connection_pool, &format!("{q}.connectionPool"), why);
             report.unsupported(&pl.outlier_detection, &format!("{q}.outlierDetection"), why);
             let Some(port) = pl.port.as_ref().map(|p| p.number).filter(|n| *n != 0) else {
@@ -142,11 +179,12 @@ impl Ctx<'_> {
             // checked when it is loaded, see runtime/refs.rs.
             (Some(name), false) => Some(CredentialSource::Named(name.clone())),
             (None, true) if mode != ClientTlsMode::Mutual => {
-                report.error(
+                // Istio's SIMPLE ignores them too: no certificate is sent.
+                report.warn(
                     format!("{p}.clientCertificate"),
                     "a client certificate is only sent with mode MUTUAL",
                 );
-                return None;
+                None
             }
             (None, true) => {
                 let (Some(cert), Some(key)) = (&t.client_certificate, &t.private_key) else {

@@ -10,8 +10,8 @@ use super::load::{absolute, Document};
 use super::parse::{duration, resolve, spec, upper, Report};
 use super::raw::GatewayRuntimeSpec;
 use super::{
-    AccessLogFormat, ConfigError, Limits, OutboundPolicy, Overrides, ReloadSettings,
-    RuntimeSettings, Timeouts,
+    AccessLogFormat, Findings, Limits, OutboundPolicy, Overrides, ReloadSettings, RuntimeSettings,
+    Timeouts,
 };
 
 pub(crate) const DEFAULT_ADMIN: &str = "127.0.0.1:15021";
@@ -39,12 +39,12 @@ pub(crate) fn defaults() -> RuntimeSettings {
 pub(crate) fn convert(
     docs: &[&Document],
     overrides: &Overrides,
-    errors: &mut Vec<ConfigError>,
+    out: &mut Findings,
 ) -> RuntimeSettings {
     let mut settings = defaults();
     if let Some((first, rest)) = docs.split_first() {
         for doc in rest {
-            Report::new(&doc.id, errors).error(
+            Report::new(&doc.id, out).error(
                 "kind",
                 format!(
                     "only one GatewayRuntime is allowed; {} is already one",
@@ -52,7 +52,7 @@ pub(crate) fn convert(
                 ),
             );
         }
-        apply(first, &mut settings, &mut Report::new(&first.id, errors));
+        apply(first, &mut settings, &mut Report::new(&first.id, out));
     }
     if let Some(admin) = overrides.admin {
         settings.admin = admin;
@@ -158,11 +158,11 @@ mod tests {
     use crate::load::documents;
 
     fn run(yaml: &str, overrides: &Overrides) -> (RuntimeSettings, Vec<String>) {
-        let mut errors = Vec::new();
-        let docs = documents(Path::new("rt.yaml"), yaml, Path::new("/conf"), &mut errors);
+        let mut out = Findings::default();
+        let docs = documents(Path::new("rt.yaml"), yaml, Path::new("/conf"), &mut out);
         let refs: Vec<&Document> = docs.iter().collect();
-        let s = convert(&refs, overrides, &mut errors);
-        (s, errors.iter().map(ToString::to_string).collect())
+        let s = convert(&refs, overrides, &mut out);
+        (s, out.errors.iter().map(ToString::to_string).collect())
     }
 
     const FULL: &str = r"

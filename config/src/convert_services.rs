@@ -5,12 +5,49 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use super::load::Document;
-use super::parse::{dest_host, spec, upper, Report};
-use super::{raw, ConfigError, Endpoint, Location, Resolution, ServiceEntry, ServicePort};
+use super::parse::{dest_host, spec, upper, Report, EXPORT_TO};
+use super::{
+    raw, Endpoint, Findings, KubernetesService, Location, Resolution, ServiceEntry, ServicePort,
+};
 
-pub(crate) fn convert(doc: &Document, errors: &mut Vec<ConfigError>) -> Option<ServiceEntry> {
-    let mut report = Report::new(&doc.id, errors);
+/// A Kubernetes Service's ports; the rest of it describes pods and cluster
+/// networking, which a gateway outside the cluster's data plane never uses.
+pub(crate) fn kubernetes(doc: &Document, out: &mut Findings) -> Option<KubernetesService> {
+    let mut report = Report::new(&doc.id, out);
+    report.warn(
+        "spec",
+        "a Kubernetes Service is not served by tlsgate; only its ports are read, for \
+         destinations that name it without a port",
+    );
+    let mut ports = Vec::new();
+    let listed = doc.spec.get("ports").and_then(|p| p.as_sequence());
+    for (i, p) in listed.into_iter().flatten().enumerate() {
+        match p.get("port").and_then(|n| n.as_u64()) {
+            Some(n @ 1..=65535) => ports.push(n as u16),
+            _ => report.error(
+                format!("spec.ports[{i}].port"),
+                "missing, or not a port number from 1 to 65535",
+            ),
+        }
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    (!report.failed()).then(|| KubernetesService {
+        id: doc.id.clone(),
+        namespace: doc.namespace.clone(),
+        ports,
+    })
+}
+
+pub(crate) fn convert(doc: &Document, out: &mut Findings) -> Option<ServiceEntry> {
+    let mut report = Report::new(&doc.id, out);
     let raw: raw::ServiceEntrySpec = spec(doc, &mut report)?;
+    report.ignored(&raw.export_to, "spec.exportTo", EXPORT_TO);
+    report.ignored(
+        &raw.addresses,
+        "spec.addresses",
+        "virtual IPs are for sidecars' traffic capture; tlsgate routes by host name",
+    );
     report.unsupported(
         &raw.workload_selector,
         "spec.workloadSelector",

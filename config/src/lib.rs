@@ -33,12 +33,15 @@ mod convert_routes;
 mod convert_rules;
 mod convert_runtime;
 mod convert_services;
+mod kinds;
 mod limits;
 mod load;
 pub mod model;
 pub mod names;
 mod parse;
 mod raw;
+#[cfg(test)]
+mod tests_istio;
 #[cfg(test)]
 mod testutil;
 
@@ -66,6 +69,29 @@ pub struct Loaded {
     pub errors: Vec<ConfigError>,
 }
 
+/// What a load found besides the model: errors refuse the configuration,
+/// warnings only say what is not applied.
+#[derive(Debug, Default)]
+pub(crate) struct Findings {
+    pub errors: Vec<ConfigError>,
+    pub warnings: Vec<ConfigWarning>,
+}
+
+impl Findings {
+    pub fn push(&mut self, e: ConfigError) {
+        self.errors.push(e);
+    }
+
+    pub fn warn(&mut self, doc: &DocId, field: impl Into<String>, reason: impl Into<String>) {
+        self.warnings.push(ConfigWarning {
+            file: doc.file.clone(),
+            doc: format!("{}/{}", doc.kind, doc.name),
+            field: field.into(),
+            reason: reason.into(),
+        });
+    }
+}
+
 impl Loaded {
     pub fn into_result(self) -> Result<Model, ConfigErrors> {
         if self.errors.is_empty() {
@@ -84,8 +110,8 @@ pub fn load(paths: &[PathBuf], overrides: &Overrides) -> Result<Model, ConfigErr
 
 /// [`load`], keeping the partial model when there are errors.
 pub fn load_all(paths: &[PathBuf], overrides: &Overrides) -> Loaded {
-    let mut errors = Vec::new();
-    let files = load::collect_files(paths, &mut errors);
+    let mut out = Findings::default();
+    let files = load::collect_files(paths, &mut out);
     let mut docs = Vec::new();
     for file in &files {
         match std::fs::read_to_string(file) {
@@ -93,12 +119,12 @@ pub fn load_all(paths: &[PathBuf], overrides: &Overrides) -> Loaded {
                 file,
                 &text,
                 &load::folder_of(file),
-                &mut errors,
+                &mut out,
             )),
-            Err(e) => errors.push(load::file_error(file, format!("cannot read: {e}"))),
+            Err(e) => out.push(load::file_error(file, format!("cannot read: {e}"))),
         }
     }
-    build::build(docs, files, overrides, errors)
+    build::build(docs, files, overrides, out)
 }
 
 /// Loads one YAML text as if it were the file `file_name`, resolving its
@@ -119,9 +145,9 @@ pub fn load_str_all(
     base_dir: &Path,
     overrides: &Overrides,
 ) -> Loaded {
-    let mut errors = Vec::new();
-    let docs = load::documents(file_name, yaml, &load::absolute(base_dir), &mut errors);
-    build::build(docs, vec![file_name.to_path_buf()], overrides, errors)
+    let mut out = Findings::default();
+    let docs = load::documents(file_name, yaml, &load::absolute(base_dir), &mut out);
+    build::build(docs, vec![file_name.to_path_buf()], overrides, out)
 }
 
 /// Does a VirtualService's `gateways` entry (`name` or `namespace/name`)
@@ -163,6 +189,44 @@ impl ConfigError {
             doc: format!("{}/{}", doc.kind, doc.name),
             field: field.into(),
             message: message.into(),
+        }
+    }
+}
+
+/// Something a document says that tlsgate does not apply, as Istio's own
+/// gateway would not either (a sidecar-only field, a Kubernetes kind beside
+/// the Istio ones), and why. A load with only warnings succeeds; `tlsgate
+/// check --strict` refuses it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConfigWarning {
+    pub file: PathBuf,
+    /// `Kind/name`
+    pub doc: String,
+    pub field: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}: {}: ignored: {}",
+            self.file.display(),
+            self.doc,
+            self.field,
+            self.reason
+        )
+    }
+}
+
+impl From<ConfigWarning> for ConfigError {
+    /// `--strict`: what would be ignored is refused instead.
+    fn from(w: ConfigWarning) -> Self {
+        ConfigError::Field {
+            file: w.file,
+            doc: w.doc,
+            field: w.field,
+            message: format!("ignored by tlsgate (refused by --strict): {}", w.reason),
         }
     }
 }
@@ -281,18 +345,17 @@ mod tests {
             e.0.iter()
                 .map(|e| e.to_string().replace(&format!("{}/", p.display()), ""))
                 .collect();
-        assert_eq!(e.len(), 5, "{e:#?}");
+        assert_eq!(e.len(), 4, "{e:#?}");
         assert!(
             e[0].starts_with("30-broken.yaml: invalid YAML: ") && e[0].contains("line 2 column 1")
         );
-        assert!(e[1].starts_with("40-more.yaml: Sidecar/s: kind: unknown kind 'Sidecar'"));
-        assert!(e[2].starts_with("nope.yaml: cannot read: "));
+        assert!(e[1].starts_with("nope.yaml: cannot read: "));
         assert_eq!(
-            e[3],
+            e[2],
             "40-more.yaml: VirtualService/vs: metadata.name: duplicate VirtualService 'vs' \
              (first defined in 20-routes.yaml)"
         );
-        assert!(e[4].starts_with(
+        assert!(e[3].starts_with(
             "40-more.yaml: Gateway/gw2: spec.servers[0].port.nmae: unknown field `nmae`"
         ));
     }

@@ -219,16 +219,17 @@ mod tests {
             .nth(1)
             .and_then(|b| b.split("```").next())
             .expect("a yaml block in that section");
-        let mut errors = Vec::new();
+        let mut out = crate::Findings::default();
         let docs = documents(
             std::path::Path::new("README.md"),
             yaml,
             std::path::Path::new("/"),
-            &mut errors,
+            &mut out,
         );
         let refs: Vec<_> = docs.iter().collect();
-        let s = super::super::convert_runtime::convert(&refs, &Default::default(), &mut errors);
-        assert!(errors.is_empty(), "{errors:?}");
+        let s = super::super::convert_runtime::convert(&refs, &Default::default(), &mut out);
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        assert!(out.warnings.is_empty(), "{:?}", out.warnings);
         assert_eq!(s.limits, Limits::default());
         assert_eq!(s.timeouts, Timeouts::default());
     }

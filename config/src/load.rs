@@ -7,45 +7,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_yaml::Value;
 
+use super::kinds::{classify, Kind, Use};
 use super::raw::Metadata;
-use super::{ConfigError, DocId};
-
-/// The kinds tlsgate reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Kind {
-    Gateway,
-    VirtualService,
-    DestinationRule,
-    ServiceEntry,
-    GatewayRuntime,
-}
-
-const ISTIO_VERSIONS: &[&str] = &[
-    "networking.istio.io/v1",
-    "networking.istio.io/v1beta1",
-    "networking.istio.io/v1alpha3",
-];
-const TLSGATE_VERSION: &str = "tlsgate.io/v1";
-
-impl Kind {
-    fn parse(kind: &str) -> Option<Kind> {
-        Some(match kind {
-            "Gateway" => Kind::Gateway,
-            "VirtualService" => Kind::VirtualService,
-            "DestinationRule" => Kind::DestinationRule,
-            "ServiceEntry" => Kind::ServiceEntry,
-            "GatewayRuntime" => Kind::GatewayRuntime,
-            _ => return None,
-        })
-    }
-
-    fn api_versions(self) -> &'static [&'static str] {
-        match self {
-            Kind::GatewayRuntime => &[TLSGATE_VERSION],
-            _ => ISTIO_VERSIONS,
-        }
-    }
-}
+use super::{ConfigError, DocId, Findings};
 
 /// One document whose kind and name are known. Its envelope may still have
 /// had errors (already reported): converting it anyway finds the rest, and
@@ -64,7 +28,7 @@ pub(crate) struct Document {
 /// The YAML files named by `paths`: files as given, directories' `*.yaml` /
 /// `*.yml` sorted by name (not recursive, so a `..data` symlink farm of a
 /// mounted Secret is not read twice).
-pub(crate) fn collect_files(paths: &[PathBuf], errors: &mut Vec<ConfigError>) -> Vec<PathBuf> {
+pub(crate) fn collect_files(paths: &[PathBuf], out: &mut Findings) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for path in paths {
         if !path.is_dir() {
@@ -74,7 +38,7 @@ pub(crate) fn collect_files(paths: &[PathBuf], errors: &mut Vec<ConfigError>) ->
         let entries = match std::fs::read_dir(path) {
             Ok(entries) => entries,
             Err(e) => {
-                errors.push(file_error(path, format!("cannot read directory: {e}")));
+                out.push(file_error(path, format!("cannot read directory: {e}")));
                 continue;
             }
         };
@@ -83,7 +47,7 @@ pub(crate) fn collect_files(paths: &[PathBuf], errors: &mut Vec<ConfigError>) ->
             .filter(|p| is_yaml(p) && p.is_file())
             .collect();
         if found.is_empty() {
-            errors.push(file_error(
+            out.push(file_error(
                 path,
                 "no *.yaml or *.yml file in this directory",
             ));
@@ -131,14 +95,14 @@ pub(crate) fn documents(
     file: &Path,
     yaml: &str,
     base_dir: &Path,
-    errors: &mut Vec<ConfigError>,
+    out: &mut Findings,
 ) -> Vec<Document> {
     let mut docs = Vec::new();
     for (i, de) in serde_yaml::Deserializer::from_str(yaml).enumerate() {
         let mut value = match Value::deserialize(de) {
             Ok(v) => v,
             Err(e) => {
-                errors.push(file_error(file, format!("invalid YAML: {e}")));
+                out.push(file_error(file, format!("invalid YAML: {e}")));
                 break;
             }
         };
@@ -146,7 +110,7 @@ pub(crate) fn documents(
             continue;
         }
         if let Err(e) = value.apply_merge() {
-            errors.push(file_error(file, format!("document {}: {e}", i + 1)));
+            out.push(file_error(file, format!("document {}: {e}", i + 1)));
             continue;
         }
         let label = format!("document {}", i + 1);
@@ -155,12 +119,12 @@ pub(crate) fn documents(
             if let Some(Value::Sequence(items)) = value.get_mut("items").map(std::mem::take) {
                 for (j, item) in items.into_iter().enumerate() {
                     let label = format!("{label} items[{j}]");
-                    docs.extend(envelope(file, &label, item, base_dir, errors));
+                    docs.extend(envelope(file, &label, item, base_dir, out));
                 }
                 continue;
             }
         }
-        docs.extend(envelope(file, &label, value, base_dir, errors));
+        docs.extend(envelope(file, &label, value, base_dir, out));
     }
     docs
 }
@@ -170,10 +134,10 @@ fn envelope(
     label: &str,
     value: Value,
     base_dir: &Path,
-    errors: &mut Vec<ConfigError>,
+    out: &mut Findings,
 ) -> Option<Document> {
     let Value::Mapping(mut map) = value else {
-        errors.push(unnamed(
+        out.push(unnamed(
             file,
             label,
             ".",
@@ -195,7 +159,7 @@ fn envelope(
         } else {
             ("metadata.name", "missing or empty")
         };
-        errors.push(unnamed(file, label, field, msg));
+        out.push(unnamed(file, label, field, msg));
         return None;
     };
     let id = DocId {
@@ -203,22 +167,22 @@ fn envelope(
         kind: kind_str.clone(),
         name,
     };
-    let Some(kind) = Kind::parse(&kind_str) else {
-        errors.push(ConfigError::field(
-            &id,
-            "kind",
-            format!(
-                "unknown kind '{kind_str}' (tlsgate reads Gateway, VirtualService, \
-                 DestinationRule, ServiceEntry and GatewayRuntime)"
-            ),
-        ));
-        return None;
+    let kind = match classify(map.get("apiVersion").and_then(Value::as_str), &kind_str) {
+        Use::Read(kind) => kind,
+        Use::Ignored(why) => {
+            out.warn(&id, "kind", why);
+            return None;
+        }
+        Use::Refused(why) => {
+            out.push(ConfigError::field(&id, "kind", why));
+            return None;
+        }
     };
 
     match map.get("apiVersion").and_then(Value::as_str) {
-        None => errors.push(ConfigError::field(&id, "apiVersion", "missing")),
+        None => out.push(ConfigError::field(&id, "apiVersion", "missing")),
         Some(v) if kind.api_versions().contains(&v) => {}
-        Some(v) => errors.push(ConfigError::field(
+        Some(v) => out.push(ConfigError::field(
             &id,
             "apiVersion",
             format!(
@@ -235,7 +199,7 @@ fn envelope(
             let shown = key
                 .as_str()
                 .map_or_else(|| format!("{key:?}"), str::to_owned);
-            errors.push(ConfigError::field(&id, shown, "unknown field"));
+            out.push(ConfigError::field(&id, shown, "unknown field"));
         }
     }
 
@@ -243,7 +207,7 @@ fn envelope(
     let metadata: Metadata = match serde_path_to_error::deserialize(metadata) {
         Ok(m) => m,
         Err(e) => {
-            errors.push(ConfigError::field(
+            out.push(ConfigError::field(
                 &id,
                 format!("metadata.{}", e.path()),
                 e.into_inner().to_string(),
@@ -274,10 +238,13 @@ fn unnamed(file: &Path, label: &str, field: &str, message: &str) -> ConfigError 
 mod tests {
     use super::*;
 
+    /// The documents, then every error and warning, warnings last.
     fn docs(yaml: &str) -> (Vec<Document>, Vec<String>) {
-        let mut errors = Vec::new();
-        let d = documents(Path::new("f.yaml"), yaml, Path::new("/base"), &mut errors);
-        (d, errors.iter().map(|e| e.to_string()).collect())
+        let mut out = Findings::default();
+        let d = documents(Path::new("f.yaml"), yaml, Path::new("/base"), &mut out);
+        let errors = out.errors.iter().map(|e| e.to_string());
+        let warnings = out.warnings.iter().map(|w| format!("warning: {w}"));
+        (d, errors.chain(warnings).collect())
     }
 
     #[test]
@@ -344,11 +311,15 @@ items:
             "a Gateway with a bad apiVersion is still converted"
         );
         assert_eq!(errors.len(), 3, "{errors:?}");
-        assert!(errors[0].starts_with("f.yaml: Secret/s: kind: unknown kind 'Secret'"));
-        assert!(errors[1].starts_with(
+        assert!(errors[0].starts_with(
             "f.yaml: Gateway/g: apiVersion: apiVersion 'gateway.networking.k8s.io/v1' is not supported"
         ));
-        assert_eq!(errors[2], "f.yaml: Gateway/g: extra: unknown field");
+        assert_eq!(errors[1], "f.yaml: Gateway/g: extra: unknown field");
+        assert_eq!(
+            errors[2],
+            "warning: f.yaml: Secret/s: kind: ignored: a Secret is not read from configuration \
+             files; credentials come from credentialsDir (mount the Secret there)"
+        );
     }
 
     #[test]
@@ -371,14 +342,14 @@ items:
             std::fs::write(dir.path().join(name), "").unwrap();
         }
         std::fs::create_dir(dir.path().join("sub.yaml")).unwrap();
-        let mut errors = Vec::new();
-        let files = collect_files(&[dir.path().to_path_buf()], &mut errors);
-        assert!(errors.is_empty());
+        let mut out = Findings::default();
+        let files = collect_files(&[dir.path().to_path_buf()], &mut out);
+        assert!(out.errors.is_empty());
         let names: Vec<_> = files.iter().map(|f| f.file_name().unwrap()).collect();
         assert_eq!(names, ["a.yaml", "b.yml"]);
 
         let empty = tempfile::tempdir().unwrap();
-        collect_files(&[empty.path().to_path_buf()], &mut errors);
-        assert_eq!(errors.len(), 1);
+        collect_files(&[empty.path().to_path_buf()], &mut out);
+        assert_eq!(out.errors.len(), 1);
     }
 }

@@ -23,8 +23,12 @@ pub struct Model {
     pub virtual_services: Vec<VirtualService>,
     pub destination_rules: Vec<DestinationRule>,
     pub service_entries: Vec<ServiceEntry>,
+    /// Kubernetes Services found beside the Istio kinds: only their ports.
+    pub kubernetes_services: Vec<KubernetesService>,
     /// Files the model was read from, in load order (for `check` and reload).
     pub sources: Vec<PathBuf>,
+    /// What the files say that is not applied, and why.
+    pub warnings: Vec<super::ConfigWarning>,
 }
 
 /// Where a value came from: used to name file, document and field in errors
@@ -113,6 +117,9 @@ pub struct Gateway {
     /// `egressgateway`, as Istio's `istio: egressgateway`): its plain-HTTP
     /// servers apply the outbound traffic policy to hosts no route names.
     pub egress: bool,
+    /// `spec.selector`: which gateway deployment Istio would give it to.
+    /// Here every Gateway is served by this one process.
+    pub selector: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -243,6 +250,9 @@ pub struct VirtualService {
 pub struct HttpRoute {
     /// `http[].name`, or `<virtualservice>.<index>` when absent.
     pub name: String,
+    /// Position in the file's `spec.http` (mesh-only routes are skipped, so
+    /// it can differ from the position here), for errors found later.
+    pub index: usize,
     /// Empty means "match everything".
     pub matches: Vec<RouteMatch>,
     pub action: RouteAction,
@@ -387,6 +397,35 @@ pub struct ServiceEntry {
     pub location: Location,
     pub resolution: Resolution,
     pub endpoints: Vec<Endpoint>,
+}
+
+/// A Kubernetes `Service`: never served, but like Istio, a destination that
+/// names it without a port uses its only port.
+#[derive(Debug, Clone, Serialize)]
+pub struct KubernetesService {
+    pub id: DocId,
+    pub namespace: Option<String>,
+    pub ports: Vec<u16>,
+}
+
+impl KubernetesService {
+    /// Does `host` name this Service as cluster DNS does: `name`,
+    /// `name.ns`, `name.ns.svc` or `name.ns.svc.cluster.local`? Without a
+    /// namespace in its metadata, any namespace matches.
+    pub fn is_named_by(&self, host: &str) -> bool {
+        let host = host.strip_suffix('.').unwrap_or(host);
+        let mut labels = host.split('.');
+        if labels.next() != Some(self.id.name.as_str()) {
+            return false;
+        }
+        let rest: Vec<&str> = labels.collect();
+        let ns_ok = |ns: &str| self.namespace.as_deref().is_none_or(|n| n == ns);
+        match rest.as_slice() {
+            [] => true,
+            [ns] | [ns, "svc"] | [ns, "svc", "cluster", "local"] => ns_ok(ns),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

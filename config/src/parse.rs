@@ -8,29 +8,36 @@ use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 
 use super::load::Document;
-use super::{ConfigError, DocId, HostPattern};
+use super::{ConfigError, DocId, Findings, HostPattern};
 
 /// Collects the errors of one document, so converters can keep going after
 /// a bad field and report every problem in one pass.
 pub(crate) struct Report<'a> {
     pub doc: &'a DocId,
-    errors: &'a mut Vec<ConfigError>,
+    out: &'a mut Findings,
     count: usize,
 }
 
 impl<'a> Report<'a> {
-    pub fn new(doc: &'a DocId, errors: &'a mut Vec<ConfigError>) -> Self {
-        Report {
-            doc,
-            errors,
-            count: 0,
-        }
+    pub fn new(doc: &'a DocId, out: &'a mut Findings) -> Self {
+        Report { doc, out, count: 0 }
     }
 
     pub fn error(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.count += 1;
-        self.errors
-            .push(ConfigError::field(self.doc, field, message));
+        self.out.push(ConfigError::field(self.doc, field, message));
+    }
+
+    /// `field` is not applied, for `reason`; the document still loads.
+    pub fn warn(&mut self, field: impl Into<String>, reason: impl Into<String>) {
+        self.out.warn(self.doc, field, reason);
+    }
+
+    /// Warns about `field` when the document sets it.
+    pub fn ignored<T>(&mut self, value: &Option<T>, field: &str, reason: &str) {
+        if value.is_some() {
+            self.warn(field, reason);
+        }
     }
 
     /// Did this document have any error so far?
@@ -50,6 +57,10 @@ impl<'a> Report<'a> {
         value.map_err(|e| self.error(field, e)).ok()
     }
 }
+
+/// Why `exportTo` is ignored wherever it appears.
+pub(crate) const EXPORT_TO: &str =
+    "namespace visibility: tlsgate reads one set of files, and every document sees every other";
 
 /// Deserializes a document's `spec`; an error names its path under `spec.`.
 pub(crate) fn spec<T: DeserializeOwned>(doc: &Document, report: &mut Report<'_>) -> Option<T> {

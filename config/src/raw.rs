@@ -95,9 +95,8 @@ pub struct VirtualServiceSpec {
     pub hosts: Vec<String>,
     #[serde(default, deserialize_with = "null_default")]
     pub gateways: Vec<String>,
-    /// Namespace visibility: there is one namespace here.
-    #[serde(default, rename = "exportTo")]
-    _export_to: Option<IgnoredAny>,
+    #[serde(default)]
+    pub export_to: Option<Value>,
     #[serde(default, deserialize_with = "null_default")]
     pub http: Vec<HttpRoute>,
     #[serde(default)]
@@ -249,8 +248,10 @@ pub struct DestinationRuleSpec {
     pub traffic_policy: Option<TrafficPolicy>,
     #[serde(default, deserialize_with = "null_default")]
     pub subsets: Vec<Subset>,
-    #[serde(default, rename = "exportTo")]
-    _export_to: Option<IgnoredAny>,
+    #[serde(default)]
+    pub export_to: Option<Value>,
+    #[serde(default)]
+    pub workload_selector: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -271,9 +272,8 @@ pub struct TrafficPolicy {
 pub struct PortTrafficPolicy {
     pub port: Option<PortSelector>,
     pub tls: Option<ClientTls>,
-    /// Accepted for compatibility; balancing is per destination, not per port.
-    #[serde(default, rename = "loadBalancer")]
-    _load_balancer: Option<IgnoredAny>,
+    #[serde(default)]
+    pub load_balancer: Option<Value>,
     #[serde(default)]
     pub connection_pool: Option<Value>,
     #[serde(default)]
@@ -317,17 +317,16 @@ pub struct Subset {
 pub struct ServiceEntrySpec {
     #[serde(default, deserialize_with = "null_default")]
     pub hosts: Vec<String>,
-    /// Virtual IPs: there is no traffic capture here to use them.
-    #[serde(default, rename = "addresses")]
-    _addresses: Option<IgnoredAny>,
+    #[serde(default)]
+    pub addresses: Option<Value>,
     #[serde(default, deserialize_with = "null_default")]
     pub ports: Vec<ServicePort>,
     pub location: Option<String>,
     pub resolution: Option<String>,
     #[serde(default, deserialize_with = "null_default")]
     pub endpoints: Vec<WorkloadEntry>,
-    #[serde(default, rename = "exportTo")]
-    _export_to: Option<IgnoredAny>,
+    #[serde(default)]
+    pub export_to: Option<Value>,
     #[serde(default)]
     pub workload_selector: Option<Value>,
     #[serde(default)]

@@ -36,3 +36,28 @@ pub(crate) const VIRTUAL_SERVICE: &str =
 pub(crate) const DESTINATION_RULE: &str =
     "apiVersion: networking.istio.io/v1alpha3\nkind: DestinationRule\n";
 pub(crate) const SERVICE_ENTRY: &str = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n";
+
+/// The errors and the warnings of a YAML text, each as displayed, without
+/// the `test.yaml: ` prefix.
+pub(crate) fn findings(yaml: &str) -> (Vec<String>, Vec<String>) {
+    let loaded = super::load_str_all(
+        Path::new("test.yaml"),
+        yaml,
+        Path::new("/conf"),
+        &Overrides::default(),
+    );
+    let strip = |s: String| {
+        s.strip_prefix("test.yaml: ")
+            .map(str::to_owned)
+            .unwrap_or(s)
+    };
+    (
+        loaded.errors.iter().map(|e| strip(e.to_string())).collect(),
+        loaded
+            .model
+            .warnings
+            .iter()
+            .map(|w| strip(w.to_string()))
+            .collect(),
+    )
+}

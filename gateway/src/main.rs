@@ -36,8 +36,9 @@ struct Cli {
 enum Command {
     /// Serve the configuration (the embedded default when no --config is given).
     Run(RunArgs),
-    /// Load and validate everything a run would, then exit (0 = valid).
-    Check(ConfigArgs),
+    /// Load and validate everything a run would, then exit (0 = valid; what
+    /// is ignored is printed as warnings).
+    Check(CheckArgs),
     /// Create CAs, server credentials and client certificates.
     #[command(subcommand)]
     Certs(certgen::CertsCommand),
@@ -51,6 +52,15 @@ struct RunArgs {
     /// HTTP/1.1 path (for comparison, or should the direct path misbehave).
     #[arg(long)]
     no_direct: bool,
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Refuse the configuration when anything in it would be ignored.
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(Args, Debug)]
@@ -130,8 +140,8 @@ fn print_errors(errors: &ConfigErrors) {
     eprintln!("{} error(s)", errors.0.len());
 }
 
-fn check(args: ConfigArgs) -> anyhow::Result<()> {
-    let (source, overrides) = source(&args)?;
+fn check(args: CheckArgs) -> anyhow::Result<()> {
+    let (source, overrides) = source(&args.config)?;
     let rt = match load(&source, &overrides) {
         Ok(rt) => rt,
         Err(errors) => {
@@ -140,6 +150,18 @@ fn check(args: ConfigArgs) -> anyhow::Result<()> {
         }
     };
     let m = &rt.model;
+    if args.strict && !m.warnings.is_empty() {
+        print_errors(&ConfigErrors(
+            m.warnings.iter().cloned().map(Into::into).collect(),
+        ));
+        anyhow::bail!("configuration is not valid under --strict");
+    }
+    for w in &m.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !m.warnings.is_empty() {
+        eprintln!("{} warning(s)", m.warnings.len());
+    }
     println!(
         "configuration OK: {} file(s), {} Gateway(s), {} VirtualService(s), {} DestinationRule(s), {} ServiceEntry(s)",
         m.sources.len(),
@@ -214,6 +236,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logging(settings.access_log);
     let listen = listeners(&rt.model);
     watch::publish_gauges(&rt);
+    watch::log_warnings(&rt.model, "start");
     let shared = rt.shared();
     let reloader = Reloader::new(shared.clone(), source, overrides);
     reloader

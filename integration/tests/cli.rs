@@ -161,16 +161,26 @@ fn check_reports_a_missing_file_and_bad_yaml() {
 
     let unknown = conf.write(
         "unknown-kind.yaml",
-        "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: s}\nspec: {}\n",
+        "apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: f}\nspec: {}\n\
+         ---\napiVersion: networking.istio.io/v1\nkind: Gatway\nmetadata: {name: typo}\nspec: {}\n",
     );
     let unknown_s = unknown.to_string_lossy().into_owned();
     let out = run_tlsgate(&["check", "--config", &unknown_s], CHECK_TIMEOUT);
     assert_eq!(
         out.code,
         Some(1),
-        "an unsupported kind must be an error: {out}"
+        "a kind that would change behaviour, or a misspelt one, must be an error: {out}"
     );
-    assert!(out.combined().contains("Sidecar"), "{out}");
+    assert!(
+        out.stderr.contains("EnvoyFilter/f: kind: an EnvoyFilter"),
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .contains("Gatway/typo: kind: unknown kind 'Gatway'"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("2 error(s)"), "{out}");
 }
 
 #[test]

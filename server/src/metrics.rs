@@ -27,6 +27,8 @@ pub struct Metrics {
     /// Reloads with a change that only a restart applies.
     pub needs_restart: IntCounter,
     pub generation: IntGauge,
+    /// What the configuration now serving says that is not applied.
+    pub config_warnings: IntGauge,
     /// credential
     pub credential_expiry: prometheus::IntGaugeVec,
     /// host (capped, see proxy/egress.rs): refused by REGISTRY_ONLY
@@ -144,6 +146,14 @@ impl Metrics {
         registry
             .register(Box::new(generation.clone()))
             .expect("metric registered once");
+        let config_warnings = IntGauge::new(
+            "tlsgate_config_warnings",
+            "Fields and documents of the configuration now serving that are ignored (see /config_dump)",
+        )
+        .expect("valid gauge");
+        registry
+            .register(Box::new(config_warnings.clone()))
+            .expect("metric registered once");
         let credential_expiry = prometheus::IntGaugeVec::new(
             Opts::new(
                 "tlsgate_credential_expiry_timestamp_seconds",
@@ -251,6 +261,7 @@ impl Metrics {
             credential_reloads,
             needs_restart,
             generation,
+            config_warnings,
             credential_expiry,
             outbound_blocked,
             outbound_passthrough,

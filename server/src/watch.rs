@@ -152,6 +152,7 @@ impl Reloader {
             }
         }
         publish_gauges(&next);
+        log_warnings(&next.model, trigger);
         outcome.generation = next.generation;
         outcome.result = "applied";
         *last = print;
@@ -353,9 +354,24 @@ fn needs_restart(old: &Model, new: &Model) -> Vec<String> {
 }
 
 /// Gauges that describe the runtime being published.
+/// Once per load that is applied: what the configuration does not apply.
+pub fn log_warnings(model: &crate::config::Model, trigger: &str) {
+    for w in &model.warnings {
+        tracing::warn!(
+            trigger,
+            file = %w.file.display(),
+            doc = %w.doc,
+            field = %w.field,
+            reason = %w.reason,
+            "configuration ignored"
+        );
+    }
+}
+
 pub fn publish_gauges(rt: &Runtime) {
     let m = metrics();
     m.generation.set(rt.generation as i64);
+    m.config_warnings.set(rt.model.warnings.len() as i64);
     for c in rt.credentials.values() {
         m.credential_expiry
             .with_label_values(&[&c.info.name])

@@ -112,11 +112,11 @@ fn compile_routes(
     errors: &mut Vec<ConfigError>,
 ) -> Vec<Arc<CompiledRoute>> {
     let mut compiled = Vec::with_capacity(vs.http.len());
-    for (i, route) in vs.http.iter().enumerate() {
+    for route in &vs.http {
         let mut destinations = Vec::new();
         if let RouteAction::Forward(targets) = &route.action {
             for (j, target) in targets.iter().enumerate() {
-                let field = format!("spec.http[{i}].route[{j}].destination");
+                let field = format!("spec.http[{}].route[{j}].destination", route.index);
                 match resolver.resolve(target, &vs.id, &field) {
                     Ok(d) => destinations.push((d, target.weight)),
                     Err(e) => errors.push(e),
@@ -201,6 +201,45 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("port 80 is not assumed"), "{text}");
+    }
+
+    /// Like Istio, a destination without a port takes the only port of the
+    /// Kubernetes Service its host names; several ports are an error that
+    /// lists them. Errors name the route's index in the file.
+    #[test]
+    fn a_kubernetes_service_gives_a_portless_destination_its_port() {
+        let service = |ns: Option<&str>, ports: &[u16]| crate::config::KubernetesService {
+            id: doc("Service", "backend"),
+            namespace: ns.map(str::to_owned),
+            ports: ports.to_vec(),
+        };
+        let mut m = one_route(vec![wdest(
+            "backend.shop.svc.cluster.local",
+            None,
+            None,
+            100,
+        )]);
+        m.kubernetes_services.push(service(Some("shop"), &[8000]));
+        let d = forwarded(&RouteTable::compile(&m).unwrap(), 443, "x.a.com");
+        assert_eq!(
+            d.endpoints,
+            vec![addr("backend.shop.svc.cluster.local", 8000)]
+        );
+
+        m.kubernetes_services[0].namespace = Some("other".into());
+        assert!(error_text(&m).contains("no ServiceEntry or Kubernetes Service declares"));
+
+        m.kubernetes_services = vec![service(None, &[8000, 9000])];
+        m.virtual_services[0].http[0].index = 3;
+        let text = error_text(&m);
+        assert!(
+            text.contains(
+                "VirtualService/v: spec.http[3].route[0].destination.port: destination \
+                 'backend.shop.svc.cluster.local' needs a port (destination.port.number): \
+                 Service/backend declares ports [8000, 9000]"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -42,7 +42,14 @@ impl<'m> Resolver<'m> {
     ) -> Result<Arc<Destination>, ConfigError> {
         let err = |sub: &str, msg: String| ConfigError::field(vs, format!("{field}.{sub}"), msg);
         let entries = service_entries(self.model, &d.host);
-        let (port, service_port) = select_port(d, &entries).map_err(|m| err("port", m))?;
+        let (port, service_port) = match select_port(d, &entries) {
+            Ok(found) => found,
+            Err(_) if d.port.is_none() && entries.is_empty() => (
+                kubernetes_port(self.model, &d.host).map_err(|m| err("port", m))?,
+                None,
+            ),
+            Err(m) => return Err(err("port", m)),
+        };
         let key = (d.host.clone(), port, d.subset.clone());
         if let Some(shared) = self.shared.get(&key) {
             return Ok(shared.clone());
@@ -159,6 +166,41 @@ fn select_port<'m>(
             )),
         },
     }
+}
+
+/// The only port of the Kubernetes Services in the configuration that
+/// `host` names (`name`, `name.ns`, ..., `name.ns.svc.cluster.local`).
+fn kubernetes_port(model: &Model, host: &str) -> Result<u16, String> {
+    let services: Vec<_> = model
+        .kubernetes_services
+        .iter()
+        .filter(|s| s.is_named_by(host))
+        .collect();
+    let mut ports: Vec<u16> = services
+        .iter()
+        .flat_map(|s| s.ports.iter().copied())
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    if let [only] = ports.as_slice() {
+        return Ok(*only);
+    }
+    if services.is_empty() {
+        return Err(format!(
+            "destination '{host}' needs a port (destination.port.number): no ServiceEntry or \
+             Kubernetes Service declares this host and port 80 is not assumed"
+        ));
+    }
+    let names: Vec<String> = services
+        .iter()
+        .map(|s| format!("{}/{}", s.id.kind, s.id.name))
+        .collect();
+    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+    Err(format!(
+        "destination '{host}' needs a port (destination.port.number): {} declares ports [{}]",
+        names.join(", "),
+        ports.join(", ")
+    ))
 }
 
 fn find_subset<'m>(

@@ -39,7 +39,9 @@ pub fn model() -> Model {
         virtual_services: vec![],
         destination_rules: vec![],
         service_entries: vec![],
+        kubernetes_services: vec![],
         sources: vec![],
+        warnings: vec![],
     }
 }
 
@@ -63,6 +65,7 @@ pub fn gateway(name: &str, servers: Vec<Server>) -> Gateway {
         namespace: None,
         servers,
         egress: false,
+        selector: Default::default(),
     }
 }
 
@@ -122,6 +125,7 @@ pub fn wdest(
 /// A match-all route forwarding to `host:port`.
 pub fn fwd(name: &str, host: &str, port: u16) -> HttpRoute {
     HttpRoute {
+        index: 0,
         name: name.into(),
         matches: vec![],
         action: RouteAction::Forward(vec![wdest(host, Some(port), None, 100)]),

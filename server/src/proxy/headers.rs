@@ -113,6 +113,7 @@ mod tests {
 
     fn route(prefix: Option<&str>, rewrite: &str) -> HttpRoute {
         HttpRoute {
+            index: 0,
             name: "r".into(),
             matches: prefix
                 .map(|p| RouteMatch {

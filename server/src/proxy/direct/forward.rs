@@ -134,6 +134,7 @@ mod tests {
     #[test]
     fn route_rewrite_and_edits() {
         let route = HttpRoute {
+            index: 0,
             name: "r".into(),
             matches: vec![RouteMatch {
                 uri: Some(StringMatch::Prefix("/old".into())),

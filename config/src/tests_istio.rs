@@ -1,0 +1,356 @@
+//! Files as Istio's samples and istio.io's tasks write them, Kubernetes
+//! kinds and mesh-only documents included: what loads, what is ignored with
+//! which warning, what is still refused.
+
+use crate::testutil::{findings, load};
+
+/// `samples/httpbin/httpbin.yaml` from Istio, as it is.
+const HTTPBIN: &str = r"
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: httpbin
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: httpbin
+  labels:
+    app: httpbin
+spec:
+  ports:
+  - name: http
+    port: 8000
+    targetPort: 80
+  selector:
+    app: httpbin
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: httpbin
+  labels:
+    app: httpbin
+    version: v1
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: httpbin
+      version: v1
+  template:
+    metadata:
+      labels:
+        app: httpbin
+        version: v1
+    spec:
+      serviceAccountName: httpbin
+      containers:
+      - image: docker.io/kennethreitz/httpbin
+        imagePullPolicy: IfNotPresent
+        name: httpbin
+        ports:
+        - containerPort: 80
+";
+
+/// istio.io "Ingress Gateways", with the route's port left out as the
+/// Service has one port.
+const INGRESS: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: httpbin-gateway
+spec:
+  selector:
+    istio: ingressgateway
+  servers:
+  - port:
+      number: 80
+      name: http
+      protocol: HTTP
+    hosts:
+    - "httpbin.example.com"
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: httpbin
+spec:
+  hosts:
+  - "httpbin.example.com"
+  gateways:
+  - httpbin-gateway
+  http:
+  - match:
+    - uri:
+        prefix: /status
+    - uri:
+        prefix: /delay
+    route:
+    - destination:
+        host: httpbin
+"#;
+
+/// Bookinfo's `virtual-service-reviews-v3.yaml`: no `gateways`, so only
+/// sidecars use it; a field no gateway route may carry is added to show
+/// that nothing in it is checked.
+const MESH_ONLY: &str = r"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts:
+    - reviews
+  http:
+  - fault:
+      abort: {httpStatus: 500, percentage: {value: 100}}
+    route:
+    - destination:
+        host: reviews
+        subset: v3
+";
+
+#[test]
+fn kubernetes_kinds_and_mesh_only_routes_load_with_warnings() {
+    let yaml = format!("{HTTPBIN}---{INGRESS}---{MESH_ONLY}");
+    let (errors, warnings) = findings(&yaml);
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(
+        warnings,
+        [
+            "ServiceAccount/httpbin: kind: ignored: v1 ServiceAccount is not a kind tlsgate reads \
+             (Gateway, VirtualService, DestinationRule, ServiceEntry and GatewayRuntime); \
+             Istio's gateway does not read it either",
+            "Deployment/httpbin: kind: ignored: apps/v1 Deployment is not a kind tlsgate reads \
+             (Gateway, VirtualService, DestinationRule, ServiceEntry and GatewayRuntime); \
+             Istio's gateway does not read it either",
+            "VirtualService/reviews: spec.gateways: ignored: applies to sidecars (no gateways, \
+             or only `mesh`), never to a gateway",
+            "Service/httpbin: spec: ignored: a Kubernetes Service is not served by tlsgate; only \
+             its ports are read, for destinations that name it without a port",
+        ]
+    );
+    let m = load(&yaml).unwrap();
+    assert_eq!(m.virtual_services.len(), 1, "the mesh-only one is skipped");
+    assert_eq!(m.kubernetes_services[0].ports, [8000]);
+    assert!(m.kubernetes_services[0].is_named_by("httpbin"));
+    assert!(m.kubernetes_services[0].is_named_by("httpbin.default.svc.cluster.local"));
+    assert!(!m.kubernetes_services[0].is_named_by("httpbin.example.com"));
+}
+
+#[test]
+fn what_would_change_behaviour_or_protect_something_is_still_refused() {
+    for (doc, why) in [
+        (
+            "apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: f}\nspec: {}\n",
+            "EnvoyFilter/f: kind: an EnvoyFilter patches Envoy's own configuration",
+        ),
+        (
+            "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: deny}\nspec: {}\n",
+            "AuthorizationPolicy/deny: kind: security policy that tlsgate does not enforce yet",
+        ),
+        (
+            "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: strict}\nspec: {mtls: {mode: STRICT}}\n",
+            "PeerAuthentication/strict: kind: security policy",
+        ),
+        (
+            "apiVersion: networking.istio.io/v1\nkind: VirtualServce\nmetadata: {name: typo}\nspec: {}\n",
+            "VirtualServce/typo: kind: unknown kind 'VirtualServce'",
+        ),
+    ] {
+        let (errors, _) = findings(&format!("{INGRESS}---\n{doc}"));
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(errors[0].starts_with(why), "{}", errors[0]);
+    }
+}
+
+/// istio.io "Egress gateways": one VirtualService for both hops. Only the
+/// gateway's routes are checked, and errors name the file's indexes.
+#[test]
+fn a_virtual_service_for_mesh_and_gateway_checks_only_the_gateway_part() {
+    let yaml = r#"
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: istio-egressgateway
+spec:
+  selector:
+    istio: egressgateway
+  servers:
+  - port:
+      number: 80
+      name: http
+      protocol: HTTP
+    hosts:
+    - edition.cnn.com
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: direct-cnn-through-egress-gateway
+spec:
+  hosts:
+  - edition.cnn.com
+  gateways:
+  - istio-egressgateway
+  - mesh
+  tls:
+  - match:
+    - gateways:
+      - mesh
+      port: 443
+      sniHosts:
+      - edition.cnn.com
+    route:
+    - destination:
+        host: istio-egressgateway.istio-system.svc.cluster.local
+        port:
+          number: 443
+  http:
+  - match:
+    - gateways:
+      - mesh
+      port: 80
+    retries: {attempts: 3, perTryTimeout: banana}
+    route:
+    - destination:
+        host: istio-egressgateway.istio-system.svc.cluster.local
+        subset: cnn
+        port:
+          number: 80
+  - match:
+    - gateways:
+      - istio-egressgateway
+      port: 80
+    route:
+    - destination:
+        host: edition.cnn.com
+        port:
+          number: 8080
+      weight: 100
+"#;
+    let (errors, warnings) = findings(yaml);
+    let vs = "VirtualService/direct-cnn-through-egress-gateway";
+    assert_eq!(
+        warnings,
+        [
+            format!(
+                "{vs}: spec.tls: ignored: every route in it matches only `gateways: [mesh]`: \
+                 applies to sidecars"
+            ),
+            format!(
+                "{vs}: spec.http[0]: ignored: every match names only `gateways: [mesh]`: \
+                 applies to sidecars"
+            ),
+        ]
+    );
+    assert!(errors.is_empty(), "{errors:#?}");
+    let m = load(yaml).unwrap();
+    let http = &m.virtual_services[0].http;
+    assert_eq!(http.len(), 1);
+    assert_eq!(http[0].index, 1, "the file's index, for errors found later");
+}
+
+#[test]
+fn destination_rule_fields_for_sidecars_are_ignored_unless_they_ask_for_tls() {
+    let dr = |extra: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: r}}\n\
+             spec:\n  host: api.example.com\n  exportTo: ['.']\n{extra}"
+        )
+    };
+    let (errors, warnings) = findings(&dr(
+        "  workloadSelector:\n    matchLabels: {app: ratings}\n",
+    ));
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(
+        warnings,
+        [
+            "DestinationRule/r: spec.exportTo: ignored: namespace visibility: tlsgate reads one set \
+             of files, and every document sees every other",
+            "DestinationRule/r: spec.workloadSelector: ignored: applies only to the workloads \
+             (sidecars) it selects by label, never to this gateway",
+        ]
+    );
+    let (errors, _) = findings(&dr(
+        "  workloadSelector:\n    matchLabels: {app: ratings}\n  trafficPolicy:\n    tls: {mode: SIMPLE}\n",
+    ));
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].starts_with(
+            "DestinationRule/r: spec.workloadSelector: a rule limited to selected workloads carries TLS"
+        ),
+        "{}",
+        errors[0]
+    );
+    // Istio's SIMPLE origination sends no client certificate, whatever the
+    // rule names; the rule still applies.
+    let (errors, warnings) = findings(&dr(
+        "  trafficPolicy:\n    tls:\n      mode: SIMPLE\n      clientCertificate: /etc/certs/c.pem\n      privateKey: /etc/certs/k.pem\n",
+    ));
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(
+        warnings[1],
+        "DestinationRule/r: spec.trafficPolicy.tls.clientCertificate: ignored: a client \
+         certificate is only sent with mode MUTUAL"
+    );
+    let m = load(&dr(
+        "  trafficPolicy:\n    tls:\n      mode: SIMPLE\n      clientCertificate: /c.pem\n      privateKey: /k.pem\n",
+    ))
+    .unwrap();
+    let tls = m.destination_rules[0].traffic_policy.tls.as_ref().unwrap();
+    assert!(tls.credential.is_none());
+}
+
+#[test]
+fn gateways_for_two_deployments_share_a_listener_with_a_warning() {
+    let gw = |name: &str, selector: &str, host: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: {name}}}\n\
+             spec:\n  selector: {{istio: {selector}}}\n  servers:\n  - port: {{number: 8080, name: http, protocol: HTTP}}\n    hosts: [{host}]\n"
+        )
+    };
+    let yaml = format!(
+        "{}---\n{}---\n{}",
+        gw("in", "ingressgateway", "a.example.com"),
+        gw("out", "egressgateway", "b.example.com"),
+        gw("in2", "ingressgateway", "c.example.com"),
+    );
+    let (errors, warnings) = findings(&yaml);
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(
+        warnings,
+        [
+            "Gateway/out: spec.selector: ignored: 0.0.0.0:8080 is also served for test.yaml: \
+          Gateway/in whose selector differs; tlsgate is one gateway: both Gateways' servers \
+          share this listener"
+        ]
+    );
+}
+
+#[test]
+fn service_entry_virtual_ips_are_ignored() {
+    let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: db}\n\
+                spec:\n  hosts: [db.example.com]\n  addresses: [240.0.0.1]\n  ports: [{number: 5432, name: tcp, protocol: TCP}]\n  location: MESH_EXTERNAL\n  resolution: DNS\n";
+    let (errors, warnings) = findings(yaml);
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(
+        warnings,
+        [
+            "ServiceEntry/db: spec.addresses: ignored: virtual IPs are for sidecars' traffic \
+          capture; tlsgate routes by host name"
+        ]
+    );
+}
+
+#[test]
+fn a_kubernetes_service_port_that_is_not_a_number_is_an_error() {
+    let (errors, _) = findings(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  ports:\n  - {port: http}\n",
+    );
+    assert_eq!(
+        errors,
+        ["Service/s: spec.ports[0].port: missing, or not a port number from 1 to 65535"]
+    );
+}
