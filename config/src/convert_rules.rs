@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use super::load::Document;
 use super::parse::{dest_host, resolve, spec, upper, Report, EXPORT_TO};
 use super::{
-    raw, ClientTls, ClientTlsMode, CredentialSource, DestinationRule, Findings, LbPolicy, Subset,
-    TrafficPolicy,
+    raw, ClientTls, ClientTlsMode, CredentialSource, DestinationRule, Findings, HashKey, LbPolicy,
+    Subset, TrafficPolicy,
 };
 
 pub(crate) fn convert(doc: &Document, out: &mut Findings) -> Option<DestinationRule> {
@@ -93,10 +93,10 @@ impl Ctx<'_> {
         let why = "tlsgate has no connection pool limits or outlier detection";
         report.unsupported(&tp.connection_pool, &format!("{p}.connectionPool"), why);
         report.unsupported(&tp.outlier_detection, &format!("{p}.outlierDetection"), why);
-        let load_balancer = tp
-            .load_balancer
-            .as_ref()
-            .and_then(|lb| load_balancer(&format!("{p}.loadBalancer.simple"), lb, report));
+        let (load_balancer, hash_key) = match &tp.load_balancer {
+            Some(lb) => load_balancer(&format!("{p}.loadBalancer"), lb, report),
+            None => (None, None),
+        };
         let tls = tp
             .tls
             .as_ref()
@@ -124,6 +124,7 @@ impl Ctx<'_> {
         TrafficPolicy {
             tls,
             load_balancer,
+            hash_key,
             port_tls,
         }
     }
@@ -217,8 +218,25 @@ impl Ctx<'_> {
     }
 }
 
-fn load_balancer(field: &str, lb: &raw::LoadBalancer, report: &mut Report<'_>) -> Option<LbPolicy> {
-    match upper(&lb.simple).as_deref() {
+fn load_balancer(
+    p: &str,
+    lb: &raw::LoadBalancer,
+    report: &mut Report<'_>,
+) -> (Option<LbPolicy>, Option<HashKey>) {
+    report.ignored(
+        &lb.locality_lb_setting,
+        &format!("{p}.localityLbSetting"),
+        "there is one locality here: every endpoint is local",
+    );
+    let not_yet = "slow start is not implemented";
+    report.unsupported(
+        &lb.warmup_duration_secs,
+        &format!("{p}.warmupDurationSecs"),
+        not_yet,
+    );
+    report.unsupported(&lb.warmup, &format!("{p}.warmup"), not_yet);
+    let field = format!("{p}.simple");
+    let simple = match upper(&lb.simple).as_deref() {
         None | Some("UNSPECIFIED") => None,
         Some("ROUND_ROBIN") => Some(LbPolicy::RoundRobin),
         Some("RANDOM") => Some(LbPolicy::Random),
@@ -236,6 +254,50 @@ fn load_balancer(field: &str, lb: &raw::LoadBalancer, report: &mut Report<'_>) -
                 format!("unknown policy '{other}': expected ROUND_ROBIN, RANDOM or LEAST_REQUEST"),
             );
             None
+        }
+    };
+    let Some(ch) = &lb.consistent_hash else {
+        return (simple, None);
+    };
+    let q = format!("{p}.consistentHash");
+    if lb.simple.is_some() {
+        report.error(&q, "a loadBalancer has either simple or consistentHash");
+    }
+    report.unsupported(
+        &ch.http_cookie,
+        &format!("{q}.httpCookie"),
+        "consistentHash by cookie is not implemented (tlsgate does not set cookies); \
+         use httpHeaderName, httpQueryParameterName or useSourceIp",
+    );
+    let ring = "tlsgate keeps one ring of 160 points per endpoint";
+    report.ignored(&ch.ring_hash, &format!("{q}.ringHash"), ring);
+    report.ignored(&ch.maglev, &format!("{q}.maglev"), ring);
+    report.ignored(&ch.minimum_ring_size, &format!("{q}.minimumRingSize"), ring);
+    let mut keys = Vec::new();
+    if let Some(h) = &ch.http_header_name {
+        if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+            report.error(format!("{q}.httpHeaderName"), "not a valid header name");
+        }
+        keys.push(HashKey::Header(h.to_ascii_lowercase()));
+    }
+    if let Some(name) = &ch.http_query_parameter_name {
+        if name.is_empty() {
+            report.error(format!("{q}.httpQueryParameterName"), "must not be empty");
+        }
+        keys.push(HashKey::QueryParameter(name.clone()));
+    }
+    if ch.use_source_ip == Some(true) {
+        keys.push(HashKey::SourceIp);
+    }
+    match keys.len() {
+        1 => (Some(LbPolicy::ConsistentHash), keys.pop()),
+        0 if ch.http_cookie.is_some() => (None, None),
+        _ => {
+            report.error(
+                &q,
+                "needs exactly one of httpHeaderName, httpQueryParameterName and useSourceIp",
+            );
+            (None, None)
         }
     }
 }

@@ -349,6 +349,8 @@ pub struct DestinationRule {
 pub struct TrafficPolicy {
     pub tls: Option<ClientTls>,
     pub load_balancer: Option<LbPolicy>,
+    /// Set exactly when `load_balancer` is `ConsistentHash`.
+    pub hash_key: Option<HashKey>,
     /// `portLevelSettings[]`: TLS per destination port.
     pub port_tls: Vec<(u16, ClientTls)>,
 }
@@ -366,6 +368,21 @@ pub enum LbPolicy {
     RoundRobin,
     Random,
     LeastRequest,
+    /// `consistentHash`: the key is [`TrafficPolicy::hash_key`]; a request
+    /// without one is balanced round robin.
+    ConsistentHash,
+}
+
+/// What a `consistentHash` policy hashes to pick the endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum HashKey {
+    /// `httpHeaderName`, lower case.
+    Header(String),
+    /// `httpQueryParameterName`.
+    QueryParameter(String),
+    /// `useSourceIp`: the client's address as the gateway sees it.
+    SourceIp,
 }
 
 /// Upstream TLS origination (DestinationRule `tls`).

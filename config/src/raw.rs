@@ -281,9 +281,33 @@ pub struct PortTrafficPolicy {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LoadBalancer {
     pub simple: Option<String>,
+    pub consistent_hash: Option<ConsistentHash>,
+    #[serde(default)]
+    pub locality_lb_setting: Option<Value>,
+    #[serde(default)]
+    pub warmup_duration_secs: Option<Value>,
+    #[serde(default)]
+    pub warmup: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConsistentHash {
+    pub http_header_name: Option<String>,
+    #[serde(default)]
+    pub http_cookie: Option<Value>,
+    pub use_source_ip: Option<bool>,
+    pub http_query_parameter_name: Option<String>,
+    /// Ring sizes tune Envoy's ring; one ring size is used here.
+    #[serde(default)]
+    pub ring_hash: Option<Value>,
+    #[serde(default)]
+    pub maglev: Option<Value>,
+    #[serde(default)]
+    pub minimum_ring_size: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]

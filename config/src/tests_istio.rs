@@ -354,3 +354,62 @@ fn a_kubernetes_service_port_that_is_not_a_number_is_an_error() {
         ["Service/s: spec.ports[0].port: missing, or not a port number from 1 to 65535"]
     );
 }
+
+/// istio.io's DestinationRule reference: `consistentHash` by header, query
+/// parameter or source IP is applied; by cookie it is refused with a reason
+/// (not as an unknown field); `localityLbSetting` is ignored.
+#[test]
+fn consistent_hash_is_applied_or_refused_by_name() {
+    let dr = |lb: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: bookinfo-ratings}}\n\
+             spec:\n  host: ratings.prod.svc.cluster.local\n  trafficPolicy:\n    loadBalancer:\n{lb}"
+        )
+    };
+    let m = load(&dr(
+        "      consistentHash:\n        httpHeaderName: X-User\n",
+    ))
+    .unwrap();
+    let tp = &m.destination_rules[0].traffic_policy;
+    assert_eq!(tp.load_balancer, Some(crate::LbPolicy::ConsistentHash));
+    assert_eq!(tp.hash_key, Some(crate::HashKey::Header("x-user".into())));
+    let m = load(&dr("      consistentHash: {useSourceIp: true}\n")).unwrap();
+    assert_eq!(
+        m.destination_rules[0].traffic_policy.hash_key,
+        Some(crate::HashKey::SourceIp)
+    );
+
+    let p = "DestinationRule/bookinfo-ratings: spec.trafficPolicy.loadBalancer";
+    for (lb, want) in [
+        (
+            "      consistentHash:\n        httpCookie:\n          name: user\n          ttl: 0s\n",
+            format!("{p}.consistentHash.httpCookie: not supported by tlsgate: consistentHash by cookie is not implemented"),
+        ),
+        (
+            "      consistentHash: {httpHeaderName: x-user, useSourceIp: true}\n",
+            format!("{p}.consistentHash: needs exactly one of httpHeaderName"),
+        ),
+        (
+            "      simple: ROUND_ROBIN\n      consistentHash: {useSourceIp: true}\n",
+            format!("{p}.consistentHash: a loadBalancer has either simple or consistentHash"),
+        ),
+        (
+            "      warmupDurationSecs: 60s\n",
+            format!("{p}.warmupDurationSecs: not supported by tlsgate: slow start"),
+        ),
+    ] {
+        let (errors, _) = findings(&dr(lb));
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(errors[0].starts_with(&want), "{}", errors[0]);
+    }
+    let (errors, warnings) = findings(&dr(
+        "      simple: ROUND_ROBIN\n      localityLbSetting:\n        enabled: true\n",
+    ));
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(
+        warnings,
+        [format!(
+            "{p}.localityLbSetting: ignored: there is one locality here: every endpoint is local"
+        )]
+    );
+}

@@ -38,7 +38,7 @@ use rand::RngCore;
 pub use edits::{rewrite_path, same_name, EditInputs, Edits};
 pub use request::{normalize_host, RequestView};
 
-use crate::config::{HttpRoute, OutboundPolicy, Redirect, Retries, RouteAction};
+use crate::config::{HashKey, HttpRoute, OutboundPolicy, Redirect, Retries, RouteAction};
 use crate::origin::Origination;
 use crate::route::{CompiledRoute, Destination, HeaderSource, InFlightGuard, Lookup, Registered};
 use crate::runtime::Runtime;
@@ -196,8 +196,9 @@ pub fn decide<H: HeaderSource + ?Sized>(
                 },
                 RouteAction::Forward(_) => match route.pick_with(rng) {
                     Some(dest) => {
+                        let key = hash_input(dest, conn, req);
                         let to = Target {
-                            endpoint: dest.acquire(),
+                            endpoint: dest.acquire_for(key.as_deref()),
                             dest: dest.clone(),
                             passthrough: false,
                         };
@@ -336,6 +337,30 @@ fn tunnel<H: HeaderSource + ?Sized>(
             action: Action::Tunnel(to),
         },
         Err(body) => respond(host, 502, body.into(), true),
+    }
+}
+
+/// What a `consistentHash` destination hashes for this request; `None`
+/// (balanced round robin) when the request does not carry it.
+fn hash_input<'r, H: HeaderSource + ?Sized>(
+    dest: &Destination,
+    conn: &ConnView<'_>,
+    req: &'r RequestView<'_, H>,
+) -> Option<Cow<'r, [u8]>> {
+    match dest.hash_key.as_ref()? {
+        HashKey::Header(name) => req.headers.first(name).map(|v| Cow::Borrowed(v.as_bytes())),
+        HashKey::SourceIp => conn
+            .client_ip
+            .map(|ip| Cow::Owned(ip.to_string().into_bytes())),
+        HashKey::QueryParameter(name) => {
+            let path = req.path();
+            let (_, query) = path.split_once('?')?;
+            let value = query.split('&').find_map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (k == name).then_some(v)
+            })?;
+            Some(Cow::Owned(value.as_bytes().to_vec()))
+        }
     }
 }
 

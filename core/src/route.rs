@@ -25,6 +25,7 @@ mod destination;
 mod host;
 mod registry;
 mod resolve;
+mod ring;
 mod select;
 #[cfg(test)]
 mod testutil;

@@ -195,6 +195,16 @@ impl Backend {
             .clone()
     }
 
+    /// Forget what was received so far: `count` and `requests` start again.
+    pub fn clear(&self) {
+        self.shared
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.shared.count.store(0, Ordering::SeqCst);
+    }
+
     /// The last request received, if any.
     pub fn last_request(&self) -> Option<RecordedRequest> {
         self.requests().pop()

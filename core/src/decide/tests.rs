@@ -532,3 +532,74 @@ fn listeners_on_one_port_but_other_addresses_share_nothing() {
     // ...the public one on the same port is no open proxy.
     assert_eq!(at([192, 0, 2, 1], "other.test"), "404");
 }
+
+/// `consistentHash`: the endpoint is drawn from the request's key, so one
+/// key always reaches one endpoint; a request without the key is balanced
+/// round robin.
+#[test]
+fn consistent_hash_sends_one_key_to_one_endpoint() {
+    let f = Fixture::new();
+    f.server("simple", &["simple.test"], 0);
+    f.server("mutual", &["mutual.test"], 0);
+    f.ca_bundle("mutual/ca.crt");
+    f.server("wild", &["*.wild.test"], 0);
+    let sticky = |name: &str, key: &str| {
+        format!(
+            "---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {name}}}\n\
+             spec:\n  hosts: [{name}]\n  ports: [{{number: 80, name: http, protocol: HTTP}}]\n  \
+             resolution: STATIC\n  endpoints:\n  - {{address: 10.1.0.1}}\n  - {{address: 10.1.0.2}}\n  \
+             - {{address: 10.1.0.3}}\n  - {{address: 10.1.0.4}}\n\
+             ---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {name}}}\n\
+             spec:\n  host: {name}\n  trafficPolicy:\n    loadBalancer:\n      consistentHash: {{{key}}}\n"
+        )
+    };
+    let extra = format!(
+        "---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: gw2}}\n\
+         spec:\n  servers:\n  - port: {{number: 8082, protocol: HTTP}}\n    hosts: [by-header.test, by-query.test, by-ip.test]\n\
+         ---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: sticky}}\n\
+         spec:\n  hosts: [by-header.test, by-query.test, by-ip.test]\n  gateways: [gw2]\n  http:\n  \
+         - match: [{{headers: {{x-route: {{exact: header}}}}}}]\n    route: [{{destination: {{host: h}}}}]\n  \
+         - match: [{{headers: {{x-route: {{exact: query}}}}}}]\n    route: [{{destination: {{host: q}}}}]\n  \
+         - route: [{{destination: {{host: ip}}}}]\n\
+         {}{}{}",
+        sticky("h", "httpHeaderName: X-User"),
+        sticky("q", "httpQueryParameterName: user"),
+        sticky("ip", "useSourceIp: true"),
+    );
+    let rt = build(&f, "ALLOW_ANY", &extra);
+    let ask = |route: &'static str, user: Option<&'static str>, target: &str| {
+        let mut headers = vec![("x-route", route)];
+        if let Some(u) = user {
+            headers.push(("x-user", u));
+        }
+        status(&run(
+            &rt,
+            Tls::Plain,
+            8082,
+            "GET",
+            target,
+            Some("by-header.test"),
+            Map(headers),
+        ))
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for k in 0..50 {
+        let user: &'static str = Box::leak(format!("user-{k}").into_boxed_str());
+        let first = ask("header", Some(user), "/");
+        for _ in 0..20 {
+            assert_eq!(ask("header", Some(user), "/"), first, "{user}");
+        }
+        let query = ask("query", None, &format!("/p?a=1&user={user}"));
+        for _ in 0..5 {
+            assert_eq!(ask("query", None, &format!("/p?user={user}&b")), query);
+        }
+        seen.insert(first);
+    }
+    assert!(seen.len() >= 3, "keys spread over the endpoints: {seen:?}");
+    // Without the key: round robin, all four in four requests.
+    let keyless: std::collections::BTreeSet<_> = (0..4).map(|_| ask("header", None, "/")).collect();
+    assert_eq!(keyless.len(), 4, "{keyless:?}");
+    // The client's address is the key: one client, one endpoint.
+    let ip: std::collections::BTreeSet<_> = (0..10).map(|_| ask("ip", None, "/")).collect();
+    assert_eq!(ip.len(), 1, "{ip:?}");
+}

@@ -39,7 +39,10 @@ impl Balancer {
             return 0;
         }
         match self.policy {
-            LbPolicy::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % n,
+            // A consistent-hash request without its key is spread evenly.
+            LbPolicy::RoundRobin | LbPolicy::ConsistentHash => {
+                self.next.fetch_add(1, Ordering::Relaxed) % n
+            }
             LbPolicy::Random => rand::thread_rng().gen_range(0..n),
             LbPolicy::LeastRequest => {
                 // Envoy's power of two choices: two distinct random

@@ -406,6 +406,7 @@ mod tests {
             tls: Some(client_tls(ClientTlsMode::Simple, "subset")),
             port_tls: vec![(443, client_tls(ClientTlsMode::Mutual, "subset443"))],
             load_balancer: Some(LbPolicy::Random),
+            hash_key: None,
         });
         m.destination_rules.push(rule);
         let t = RouteTable::compile(&m).unwrap();

@@ -4,8 +4,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::config::{ClientTls, LbPolicy};
+use crate::config::{ClientTls, HashKey, LbPolicy};
 
+use super::ring::Ring;
 use super::{Balancer, InFlightGuard};
 
 /// One `route[].destination` after ServiceEntry and DestinationRule
@@ -22,6 +23,10 @@ pub struct Destination {
     /// Never empty.
     pub endpoints: Vec<UpstreamAddr>,
     pub lb: LbPolicy,
+    /// What `consistentHash` hashes; `Some` exactly when `lb` is
+    /// `ConsistentHash`.
+    pub hash_key: Option<HashKey>,
+    ring: Option<Ring>,
     /// Upstream TLS origination; `None` means plain text (including an
     /// explicit `DISABLE`).
     pub tls: Option<ClientTls>,
@@ -58,6 +63,7 @@ pub(super) struct DestinationSpec {
     pub subset: Option<String>,
     pub endpoints: Vec<UpstreamAddr>,
     pub lb: LbPolicy,
+    pub hash_key: Option<HashKey>,
     pub tls: Option<ClientTls>,
     pub h2: bool,
 }
@@ -71,6 +77,8 @@ impl Destination {
         Destination {
             name: name.into(),
             balancer: Balancer::new(spec.lb, spec.endpoints.len()),
+            ring: spec.hash_key.is_some().then(|| Ring::new(&spec.endpoints)),
+            hash_key: spec.hash_key,
             host: spec.host,
             port: spec.port,
             subset: spec.subset,
@@ -97,6 +105,8 @@ impl Destination {
             subset: None,
             endpoints,
             lb: LbPolicy::RoundRobin,
+            hash_key: None,
+            ring: None,
             tls: None,
             h2: false,
         }
@@ -123,6 +133,15 @@ impl Destination {
     /// Chooses an endpoint and counts the request against it.
     pub fn acquire(self: &Arc<Self>) -> InFlightGuard {
         self.begin(self.balancer.next_index())
+    }
+
+    /// [`Destination::acquire`], by `key` on the consistent-hash ring when
+    /// the policy is `consistentHash` and the request carries its key.
+    pub fn acquire_for(self: &Arc<Self>, key: Option<&[u8]>) -> InFlightGuard {
+        match (&self.ring, key) {
+            (Some(ring), Some(key)) => self.begin(ring.pick(key)),
+            _ => self.acquire(),
+        }
     }
 }
 

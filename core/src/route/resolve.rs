@@ -67,16 +67,22 @@ impl<'m> Resolver<'m> {
             }],
         };
         let subset_policy = subset.and_then(|s| s.traffic_policy.as_ref());
-        let lb = subset_policy
+        // The subset's balancing replaces the rule's whole, key included.
+        let balancing = subset_policy
+            .filter(|p| p.load_balancer.is_some())
+            .or(rule.map(|r| &r.traffic_policy))
+            .filter(|p| p.load_balancer.is_some());
+        let lb = balancing
             .and_then(|p| p.load_balancer)
-            .or(rule.and_then(|r| r.traffic_policy.load_balancer))
             .unwrap_or(LbPolicy::RoundRobin);
+        let hash_key = balancing.and_then(|p| p.hash_key.clone());
         let dest = Arc::new(Destination::new(DestinationSpec {
             host: d.host.clone(),
             port,
             subset: d.subset.clone(),
             endpoints,
             lb,
+            hash_key,
             tls: client_tls(rule.map(|r| &r.traffic_policy), subset_policy, port),
             h2: service_port.is_some_and(|(_, sp)| speaks_h2(sp)),
         }));

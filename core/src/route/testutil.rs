@@ -242,6 +242,7 @@ pub fn destination_with(lb: LbPolicy, n: u16) -> Arc<Destination> {
         subset: None,
         endpoints: (1..=n).map(|p| addr("svc", p)).collect(),
         lb,
+        hash_key: None,
         tls: None,
         h2: false,
     }))
@@ -255,6 +256,7 @@ pub fn test_destination(host: &str) -> Arc<Destination> {
         subset: None,
         endpoints: vec![addr(host, 80)],
         lb: LbPolicy::RoundRobin,
+        hash_key: None,
         tls: None,
         h2: false,
     }))
