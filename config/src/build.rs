@@ -2,7 +2,7 @@
 //! its references (DestinationRules and Gateways before the
 //! VirtualServices that name them).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
 use serde_yaml::Value;
@@ -28,8 +28,11 @@ pub(crate) fn build(
 
     let mut rules = Vec::new();
     let mut rule_refs = Vec::new();
+    let gateway_selectors: Vec<BTreeMap<String, String>> = of_kind(Kind::Gateway)
+        .filter_map(|d| serde_yaml::from_value(d.spec.get("selector")?.clone()).ok())
+        .collect();
     for doc in of_kind(Kind::DestinationRule) {
-        match convert_rules::convert(doc, &mut out) {
+        match convert_rules::convert(doc, &gateway_selectors, &mut out) {
             Some(dr) => {
                 let subsets: BTreeSet<String> = dr.subsets.iter().map(|s| s.name.clone()).collect();
                 rule_refs.push((rule_host(&dr.host), Some(subsets)));

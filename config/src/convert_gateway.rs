@@ -276,7 +276,7 @@ fn tls_version(
 pub(crate) fn check_listeners(gateways: &[Gateway], out: &mut Findings) {
     let mut protocols: HashMap<SocketAddr, (&Gateway, &Server)> = HashMap::new();
     let mut hosts: HashMap<(SocketAddr, &HostPattern), (&Gateway, &Server)> = HashMap::new();
-    let mut warned = std::collections::HashSet::new();
+    let mut reported = std::collections::HashSet::new();
     for gw in gateways {
         for s in &gw.servers {
             let mut report = Report::new(&gw.id, out);
@@ -287,14 +287,17 @@ pub(crate) fn check_listeners(gateways: &[Gateway], out: &mut Findings) {
                 }
                 Entry::Occupied(e) => {
                     let (first_gw, first) = *e.get();
-                    if first_gw.selector != gw.selector && warned.insert((addr, &gw.id.name)) {
-                        // Istio would give these to two deployments; one
-                        // process serves both, so they share the listener.
-                        report.warn(
+                    if first_gw.selector != gw.selector && reported.insert((addr, &gw.id)) {
+                        // Istio gives these to two deployments, each with
+                        // its own listener. Merged, an egress Gateway's
+                        // `*` would make a public ingress port an open
+                        // proxy: refused, not merged.
+                        report.error(
                             "spec.selector",
                             format!(
-                                "{addr} is also served for {} whose selector differs; \
-                                 tlsgate is one gateway: both Gateways' servers share this listener",
+                                "{addr} is also a port of {}, whose selector differs: Istio \
+                                 would serve them from two deployments; run one tlsgate for \
+                                 each, or put them on different ports",
                                 first_gw.id
                             ),
                         );

@@ -5,7 +5,10 @@
 use std::collections::BTreeSet;
 
 use super::load::Document;
-use super::parse::{anchored_regex, dest_host, duration, host_pattern, spec, Report, EXPORT_TO};
+use super::parse::{
+    anchored_regex, dest_host, duration, exported_everywhere, exported_nowhere, host_pattern, spec,
+    Report, EXPORTED_NOWHERE, EXPORT_TO,
+};
 use super::{
     raw, Findings, HeaderEdits, HostPattern, HttpRoute, Redirect, Retries, RouteAction, RouteMatch,
     StringMatch, VirtualService, WeightedDestination,
@@ -48,6 +51,34 @@ impl Refs {
 
 pub(crate) fn convert(doc: &Document, refs: &Refs, out: &mut Findings) -> Option<VirtualService> {
     let mut report = Report::new(&doc.id, out);
+    if doc.spec.is_null() {
+        report.error("spec", "a VirtualService needs a spec");
+        return None;
+    }
+    // A misspelt key (`gateway:`) must not turn a gateway's routes into
+    // skipped sidecar routes: the top level is checked before skipping.
+    const FIELDS: &[&str] = &["hosts", "gateways", "exportTo", "http", "tls", "tcp"];
+    let unknown: Vec<String> = doc
+        .spec
+        .as_mapping()
+        .into_iter()
+        .flat_map(|m| m.keys())
+        .filter(|k| !k.as_str().is_some_and(|k| FIELDS.contains(&k)))
+        .map(|k| k.as_str().map_or_else(|| format!("{k:?}"), str::to_owned))
+        .collect();
+    if !unknown.is_empty() {
+        for k in unknown {
+            report.error(
+                format!("spec.{k}"),
+                format!("unknown field `{k}`, expected one of {}", FIELDS.join(", ")),
+            );
+        }
+        return None;
+    }
+    if exported_nowhere(doc.spec.get("exportTo")) {
+        report.warn("spec.exportTo", EXPORTED_NOWHERE);
+        return None;
+    }
     if names_only_mesh(doc.spec.get("gateways")) {
         // Nothing in it can reach a gateway, so nothing in it is checked.
         report.warn(
@@ -57,7 +88,9 @@ pub(crate) fn convert(doc: &Document, refs: &Refs, out: &mut Findings) -> Option
         return None;
     }
     let raw: raw::VirtualServiceSpec = spec(doc, &mut report)?;
-    report.ignored(&raw.export_to, "spec.exportTo", EXPORT_TO);
+    if !exported_everywhere(raw.export_to.as_ref()) {
+        report.warn("spec.exportTo", EXPORT_TO);
+    }
     let passthrough = "TLS passthrough is not supported; tlsgate terminates TLS and routes HTTP";
     for (section, value, why) in [
         ("tls", &raw.tls, passthrough),
@@ -131,12 +164,16 @@ fn sidecar_only_section(section: &serde_yaml::Value) -> bool {
     let Some(routes) = section.as_sequence() else {
         return false;
     };
+    // An empty or absent `gateways` in a match means every gateway.
+    let only_mesh = |m: &serde_yaml::Value| {
+        m.get("gateways")
+            .and_then(|g| g.as_sequence())
+            .is_some_and(|g| !g.is_empty() && g.iter().all(|n| n.as_str() == Some("mesh")))
+    };
     routes
         .iter()
         .all(|r| match r.get("match").and_then(|m| m.as_sequence()) {
-            Some(matches) if !matches.is_empty() => matches
-                .iter()
-                .all(|m| m.get("gateways").is_some() && names_only_mesh(m.get("gateways"))),
+            Some(matches) if !matches.is_empty() => matches.iter().all(only_mesh),
             _ => false,
         })
 }

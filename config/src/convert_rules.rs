@@ -1,21 +1,31 @@
 //! `DestinationRule` -> [`DestinationRule`]: upstream TLS origination,
 //! load balancing and subsets.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::load::Document;
-use super::parse::{dest_host, resolve, spec, upper, Report, EXPORT_TO};
+use super::parse::{dest_host, exported_everywhere, resolve, spec, upper, Report, EXPORT_TO};
 use super::{
     raw, ClientTls, ClientTlsMode, CredentialSource, DestinationRule, Findings, HashKey, LbPolicy,
     Subset, TrafficPolicy,
 };
 
-pub(crate) fn convert(doc: &Document, out: &mut Findings) -> Option<DestinationRule> {
+/// `gateway_selectors`: the `selector` of every Gateway, which says which
+/// pods a `workloadSelector` would have to select to reach this gateway.
+pub(crate) fn convert(
+    doc: &Document,
+    gateway_selectors: &[BTreeMap<String, String>],
+    out: &mut Findings,
+) -> Option<DestinationRule> {
     let mut report = Report::new(&doc.id, out);
     let raw: raw::DestinationRuleSpec = spec(doc, &mut report)?;
-    report.ignored(&raw.export_to, "spec.exportTo", EXPORT_TO);
-    if raw.workload_selector.is_some() {
-        return selected_workloads_only(&raw, &mut report);
+    if !exported_everywhere(raw.export_to.as_ref()) {
+        report.warn("spec.exportTo", EXPORT_TO);
+    }
+    if let Some(selector) = &raw.workload_selector {
+        if !selects_a_gateway(selector, gateway_selectors) {
+            return selected_workloads_only(&raw, &mut report);
+        }
     }
     let host = report.check("spec.host", dest_host(&raw.host));
     let ctx = Ctx { doc };
@@ -55,6 +65,28 @@ pub(crate) fn convert(doc: &Document, out: &mut Findings) -> Option<DestinationR
     })
 }
 
+/// Does `workloadSelector` select the pods of some Gateway's selector (its
+/// `matchLabels` empty, or all among that selector's labels)? Then Istio
+/// applies the rule at that gateway, and so does tlsgate.
+fn selects_a_gateway(
+    selector: &serde_yaml::Value,
+    gateway_selectors: &[BTreeMap<String, String>],
+) -> bool {
+    let labels: Vec<(&str, &str)> = selector
+        .get("matchLabels")
+        .and_then(|m| m.as_mapping())
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.as_str()?, v.as_str()?)))
+        .collect();
+    labels.is_empty()
+        || gateway_selectors.iter().any(|sel| {
+            labels
+                .iter()
+                .all(|(k, v)| sel.get(*k).is_some_and(|s| s == v))
+        })
+}
+
 /// A rule with a `workloadSelector` applies only to the workloads whose
 /// labels it selects, and tlsgate has no labels to be selected by: it is
 /// skipped. Unless it asks for TLS: skipping that could send in plaintext
@@ -77,7 +109,8 @@ fn selected_workloads_only(
     } else {
         report.warn(
             "spec.workloadSelector",
-            "applies only to the workloads (sidecars) it selects by label, never to this gateway",
+            "selects only workloads whose labels no Gateway's selector has: it never applies \
+             to this gateway",
         );
     }
     None

@@ -5,7 +5,10 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use super::load::Document;
-use super::parse::{dest_host, spec, upper, Report, EXPORT_TO};
+use super::parse::{
+    dest_host, exported_everywhere, exported_nowhere, spec, upper, Report, EXPORTED_NOWHERE,
+    EXPORT_TO,
+};
 use super::{
     raw, Endpoint, Findings, KubernetesService, Location, Resolution, ServiceEntry, ServicePort,
 };
@@ -42,7 +45,14 @@ pub(crate) fn kubernetes(doc: &Document, out: &mut Findings) -> Option<Kubernete
 pub(crate) fn convert(doc: &Document, out: &mut Findings) -> Option<ServiceEntry> {
     let mut report = Report::new(&doc.id, out);
     let raw: raw::ServiceEntrySpec = spec(doc, &mut report)?;
-    report.ignored(&raw.export_to, "spec.exportTo", EXPORT_TO);
+    if exported_nowhere(raw.export_to.as_ref()) {
+        // Registering it would open REGISTRY_ONLY egress Istio keeps shut.
+        report.warn("spec.exportTo", EXPORTED_NOWHERE);
+        return None;
+    }
+    if !exported_everywhere(raw.export_to.as_ref()) {
+        report.warn("spec.exportTo", EXPORT_TO);
+    }
     report.ignored(
         &raw.addresses,
         "spec.addresses",

@@ -59,7 +59,10 @@ pub(crate) enum Use {
 
 /// Decides by `kind` and the API group of `api_version`.
 pub(crate) fn classify(api_version: Option<&str>, kind: &str) -> Use {
-    let group = api_version.and_then(|v| v.rsplit_once('/').map(|(g, _)| g));
+    let lower = api_version.map(str::to_ascii_lowercase);
+    let group = lower
+        .as_deref()
+        .and_then(|v| v.rsplit_once('/').map(|(g, _)| g));
     // A Gateway API `Gateway` is still read as a Gateway, so that its
     // apiVersion error says what to write instead.
     if let Some(k) = Kind::parse(kind) {
@@ -90,20 +93,20 @@ pub(crate) fn classify(api_version: Option<&str>, kind: &str) -> Use {
     }
 }
 
-fn refused(group: Option<&str>, kind: &str) -> Option<&'static str> {
-    let istio = group.is_some_and(|g| g.ends_with("istio.io"));
-    let networking_k8s = group == Some("networking.k8s.io");
+/// By kind name, whatever the group says: a policy under an odd
+/// `apiVersion` must not pass as "another API group's kind".
+fn refused(_group: Option<&str>, kind: &str) -> Option<&'static str> {
     Some(match kind {
-        "EnvoyFilter" if istio => {
+        "EnvoyFilter" => {
             "an EnvoyFilter patches Envoy's own configuration, which tlsgate cannot reproduce; \
              express the change with a VirtualService or DestinationRule, or leave this file out"
         }
-        "WasmPlugin" if istio => "a WasmPlugin runs code inside Envoy; tlsgate cannot run it",
-        "AuthorizationPolicy" | "RequestAuthentication" | "PeerAuthentication" if istio => {
+        "WasmPlugin" => "a WasmPlugin runs code inside Envoy; tlsgate cannot run it",
+        "AuthorizationPolicy" | "RequestAuthentication" | "PeerAuthentication" => {
             "security policy that tlsgate does not enforce yet: it is refused, not ignored, \
              so that nothing is served without the protection it asks for"
         }
-        "Ingress" if networking_k8s => {
+        "Ingress" | "IngressClass" => {
             "a Kubernetes Ingress is not read; write an Istio Gateway and VirtualService"
         }
         _ => return None,
@@ -189,5 +192,14 @@ mod tests {
             assert!(matches!(read(v, k), Use::Refused(_)), "{v} {k}");
         }
         assert!(matches!(classify(None, "Sidecar"), Use::Refused(_)));
+        for (v, k) in [
+            ("v1", "AuthorizationPolicy"),
+            ("security.istio.io.v1", "AuthorizationPolicy"),
+            ("Security.Istio.io/v1", "RequestAuthentication"),
+            ("extensions/v1beta1", "Ingress"),
+            ("example.com/v1", "EnvoyFilter"),
+        ] {
+            assert!(matches!(read(v, k), Use::Refused(_)), "{v} {k}");
+        }
     }
 }

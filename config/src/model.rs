@@ -426,22 +426,18 @@ pub struct KubernetesService {
 }
 
 impl KubernetesService {
-    /// Does `host` name this Service as cluster DNS does: `name`,
-    /// `name.ns`, `name.ns.svc` or `name.ns.svc.cluster.local`? Without a
-    /// namespace in its metadata, any namespace matches.
+    /// Does `host` name this Service as Istio does: its short `name`, or
+    /// `name.ns.svc.cluster.local`? (Istio treats `name.ns` as an external
+    /// host.) Without a namespace in its metadata, the Service is taken to
+    /// be in `default`, where `kubectl apply` puts it.
     pub fn is_named_by(&self, host: &str) -> bool {
-        let host = host.strip_suffix('.').unwrap_or(host);
-        let mut labels = host.split('.');
-        if labels.next() != Some(self.id.name.as_str()) {
-            return false;
-        }
-        let rest: Vec<&str> = labels.collect();
-        let ns_ok = |ns: &str| self.namespace.as_deref().is_none_or(|n| n == ns);
-        match rest.as_slice() {
-            [] => true,
-            [ns] | [ns, "svc"] | [ns, "svc", "cluster", "local"] => ns_ok(ns),
-            _ => false,
-        }
+        host == self.id.name || host == self.fqdn()
+    }
+
+    /// `name.ns.svc.cluster.local`
+    pub fn fqdn(&self) -> String {
+        let ns = self.namespace.as_deref().unwrap_or("default");
+        format!("{}.{ns}.svc.cluster.local", self.id.name)
     }
 }
 

@@ -58,9 +58,32 @@ impl<'a> Report<'a> {
     }
 }
 
-/// Why `exportTo` is ignored wherever it appears.
-pub(crate) const EXPORT_TO: &str =
-    "namespace visibility: tlsgate reads one set of files, and every document sees every other";
+/// Why `exportTo` naming namespaces is not applied: tlsgate cannot tell
+/// which namespace its own deployment runs in, so it does as if the
+/// document were exported to it.
+pub(crate) const EXPORT_TO: &str = "namespace visibility is not applied: tlsgate does not know \
+     the namespace it runs in, so the document is used as if exported to it (`~` skips it)";
+
+/// `exportTo: ["~"]`: Istio exports the document to no namespace at all.
+pub(crate) const EXPORTED_NOWHERE: &str =
+    "exported to no namespace (`~`): Istio never uses it, so neither does tlsgate";
+
+/// Is `exportTo` exactly `["~"]`?
+pub(crate) fn exported_nowhere(export_to: Option<&Value>) -> bool {
+    export_to
+        .and_then(Value::as_sequence)
+        .is_some_and(|v| !v.is_empty() && v.iter().all(|n| n.as_str() == Some("~")))
+}
+
+/// `exportTo` that Istio applies everywhere: absent, or `*`.
+pub(crate) fn exported_everywhere(export_to: Option<&Value>) -> bool {
+    match export_to {
+        None | Some(Value::Null) => true,
+        Some(v) => v
+            .as_sequence()
+            .is_some_and(|v| v.iter().any(|n| n.as_str() == Some("*"))),
+    }
+}
 
 /// Deserializes a document's `spec`; an error names its path under `spec.`.
 pub(crate) fn spec<T: DeserializeOwned>(doc: &Document, report: &mut Report<'_>) -> Option<T> {

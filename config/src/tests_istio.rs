@@ -136,7 +136,13 @@ fn kubernetes_kinds_and_mesh_only_routes_load_with_warnings() {
     assert_eq!(m.kubernetes_services[0].ports, [8000]);
     assert!(m.kubernetes_services[0].is_named_by("httpbin"));
     assert!(m.kubernetes_services[0].is_named_by("httpbin.default.svc.cluster.local"));
-    assert!(!m.kubernetes_services[0].is_named_by("httpbin.example.com"));
+    for other in [
+        "httpbin.example.com",
+        "httpbin.default",
+        "httpbin.other.svc.cluster.local",
+    ] {
+        assert!(!m.kubernetes_services[0].is_named_by(other), "{other}");
+    }
 }
 
 #[test]
@@ -260,19 +266,20 @@ fn destination_rule_fields_for_sidecars_are_ignored_unless_they_ask_for_tls() {
              spec:\n  host: api.example.com\n  exportTo: ['.']\n{extra}"
         )
     };
-    let (errors, warnings) = findings(&dr(
-        "  workloadSelector:\n    matchLabels: {app: ratings}\n",
-    ));
+    let selected = "  workloadSelector:\n    matchLabels: {app: ratings}\n";
+    let (errors, warnings) = findings(&dr(selected));
     assert!(errors.is_empty(), "{errors:#?}");
     assert_eq!(
         warnings,
         [
-            "DestinationRule/r: spec.exportTo: ignored: namespace visibility: tlsgate reads one set \
-             of files, and every document sees every other",
-            "DestinationRule/r: spec.workloadSelector: ignored: applies only to the workloads \
-             (sidecars) it selects by label, never to this gateway",
+            "DestinationRule/r: spec.exportTo: ignored: namespace visibility is not applied: \
+             tlsgate does not know the namespace it runs in, so the document is used as if \
+             exported to it (`~` skips it)",
+            "DestinationRule/r: spec.workloadSelector: ignored: selects only workloads whose \
+             labels no Gateway's selector has: it never applies to this gateway",
         ]
     );
+    assert!(load(&dr(selected)).unwrap().destination_rules.is_empty());
     let (errors, _) = findings(&dr(
         "  workloadSelector:\n    matchLabels: {app: ratings}\n  trafficPolicy:\n    tls: {mode: SIMPLE}\n",
     ));
@@ -284,6 +291,19 @@ fn destination_rule_fields_for_sidecars_are_ignored_unless_they_ask_for_tls() {
         "{}",
         errors[0]
     );
+    // A selector the gateway's own pods match (or an empty one) selects
+    // this gateway: the rule applies, as Istio applies it there.
+    let gateway = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: egress}\n\
+                   spec:\n  selector: {istio: egressgateway}\n  servers:\n  \
+                   - port: {number: 80, name: http, protocol: HTTP}\n    hosts: ['*']\n---\n";
+    for labels in ["{istio: egressgateway}", "{}"] {
+        let rule = dr(&format!(
+            "  workloadSelector:\n    matchLabels: {labels}\n  trafficPolicy:\n    tls: {{mode: SIMPLE}}\n"
+        ));
+        let m = load(&format!("{gateway}{rule}")).unwrap();
+        assert_eq!(m.destination_rules.len(), 1, "{labels}");
+        assert!(m.destination_rules[0].traffic_policy.tls.is_some());
+    }
     // Istio's SIMPLE origination sends no client certificate, whatever the
     // rule names; the rule still applies.
     let (errors, warnings) = findings(&dr(
@@ -303,28 +323,33 @@ fn destination_rule_fields_for_sidecars_are_ignored_unless_they_ask_for_tls() {
     assert!(tls.credential.is_none());
 }
 
+/// Two Gateways for two deployments (ingress, egress) on one port would be
+/// two listeners in Istio; merged here, the egress Gateway's hosts would
+/// be served on the ingress port. Refused.
 #[test]
-fn gateways_for_two_deployments_share_a_listener_with_a_warning() {
-    let gw = |name: &str, selector: &str, host: &str| {
+fn gateways_for_two_deployments_cannot_share_a_port() {
+    let gw = |name: &str, selector: &str, port: u16, host: &str| {
         format!(
             "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: {name}}}\n\
-             spec:\n  selector: {{istio: {selector}}}\n  servers:\n  - port: {{number: 8080, name: http, protocol: HTTP}}\n    hosts: [{host}]\n"
+             spec:\n  selector: {{istio: {selector}}}\n  servers:\n  \
+             - port: {{number: {port}, name: http, protocol: HTTP}}\n    hosts: [\"{host}\"]\n"
         )
     };
     let yaml = format!(
-        "{}---\n{}---\n{}",
-        gw("in", "ingressgateway", "a.example.com"),
-        gw("out", "egressgateway", "b.example.com"),
-        gw("in2", "ingressgateway", "c.example.com"),
+        "{}---\n{}---\n{}---\n{}",
+        gw("in", "ingressgateway", 8080, "a.example.com"),
+        gw("out", "egressgateway", 8080, "*"),
+        gw("in2", "ingressgateway", 8080, "c.example.com"),
+        gw("out2", "egressgateway", 8081, "*"),
     );
     let (errors, warnings) = findings(&yaml);
-    assert!(errors.is_empty(), "{errors:#?}");
+    assert!(warnings.is_empty(), "{warnings:#?}");
     assert_eq!(
-        warnings,
+        errors,
         [
-            "Gateway/out: spec.selector: ignored: 0.0.0.0:8080 is also served for test.yaml: \
-          Gateway/in whose selector differs; tlsgate is one gateway: both Gateways' servers \
-          share this listener"
+            "Gateway/out: spec.selector: 0.0.0.0:8080 is also a port of test.yaml: Gateway/in, \
+          whose selector differs: Istio would serve them from two deployments; run one tlsgate \
+          for each, or put them on different ports"
         ]
     );
 }
@@ -412,4 +437,74 @@ fn consistent_hash_is_applied_or_refused_by_name() {
             "{p}.localityLbSetting: ignored: there is one locality here: every endpoint is local"
         )]
     );
+}
+
+/// Skipping a VirtualService as "for sidecars" must not hide a typo that
+/// made it one: its top level is checked first.
+#[test]
+fn a_misspelt_gateways_key_is_an_error_not_a_skipped_route() {
+    let vs = |spec: &str| {
+        format!("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: admin}}\n{spec}")
+    };
+    let (errors, warnings) = findings(&vs(
+        "spec:\n  hosts: [a.example.com]\n  gateway: [gw]\n  http:\n  - directResponse: {status: 403}\n",
+    ));
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    assert_eq!(
+        errors,
+        [
+            "VirtualService/admin: spec.gateway: unknown field `gateway`, expected one of hosts, \
+          gateways, exportTo, http, tls, tcp"
+        ]
+    );
+    let (errors, _) = findings(&vs(""));
+    assert_eq!(
+        errors,
+        ["VirtualService/admin: spec: a VirtualService needs a spec"]
+    );
+}
+
+/// `exportTo: ["~"]` turns a document off in Istio: a VirtualService or a
+/// ServiceEntry so marked is skipped (a ServiceEntry registered anyway
+/// would open REGISTRY_ONLY egress); `*` is applied without a word.
+#[test]
+fn exported_to_no_namespace_is_not_used() {
+    let yaml = format!(
+        "{INGRESS}---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: off}}\n\
+         spec:\n  hosts: [httpbin.example.com]\n  gateways: [httpbin-gateway]\n  exportTo: ['~']\n  http:\n  \
+         - directResponse: {{status: 204}}\n\
+         ---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: off}}\n\
+         spec:\n  hosts: [api.example.com]\n  exportTo: ['~']\n  ports: [{{number: 443, name: tls, protocol: TLS}}]\n  resolution: DNS\n\
+         ---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: on}}\n\
+         spec:\n  hosts: [api2.example.com]\n  exportTo: ['*']\n  ports: [{{number: 443, name: tls, protocol: TLS}}]\n  resolution: DNS\n"
+    );
+    let (errors, warnings) = findings(&yaml);
+    assert!(errors.is_empty(), "{errors:#?}");
+    let why = "exported to no namespace (`~`): Istio never uses it, so neither does tlsgate";
+    assert_eq!(
+        warnings,
+        [
+            format!("VirtualService/off: spec.exportTo: ignored: {why}"),
+            format!("ServiceEntry/off: spec.exportTo: ignored: {why}"),
+        ]
+    );
+    let m = load(&yaml).unwrap();
+    assert_eq!(m.virtual_services.len(), 1);
+    assert_eq!(m.service_entries.len(), 1);
+    assert_eq!(m.service_entries[0].hosts, ["api2.example.com"]);
+}
+
+/// In a `tls:` or `tcp:` match, no `gateways` means every gateway: such a
+/// section reaches the gateway, so it is refused like any other.
+#[test]
+fn a_tls_section_without_match_gateways_reaches_the_gateway() {
+    let yaml = format!(
+        "{INGRESS}---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: sni}}\n\
+         spec:\n  hosts: [httpbin.example.com]\n  gateways: [httpbin-gateway, mesh]\n  tls:\n  \
+         - match: [{{sniHosts: [httpbin.example.com], gateways: []}}]\n    route: [{{destination: {{host: httpbin, port: {{number: 443}}}}}}]\n"
+    );
+    let (errors, warnings) = findings(&yaml);
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].starts_with("VirtualService/sni: spec.tls: not supported by tlsgate"));
 }

@@ -128,6 +128,10 @@ fn load(source: &ConfigSource, overrides: &Overrides) -> Result<Runtime, ConfigE
     // Credentials are only looked at when the runtime is built; those of
     // the documents that did load are checked anyway, so that one run
     // reports a missing Secret beside a YAML typo.
+    // What would have been ignored helps read the errors.
+    for w in &loaded.model.warnings {
+        eprintln!("warning: {w}");
+    }
     let mut errors = loaded.errors;
     errors.extend(runtime::credential_errors(&loaded.model));
     Err(ConfigErrors(errors))

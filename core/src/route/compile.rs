@@ -229,17 +229,42 @@ mod tests {
         m.kubernetes_services[0].namespace = Some("other".into());
         assert!(error_text(&m).contains("no ServiceEntry or Kubernetes Service declares"));
 
+        let mut m = one_route(vec![wdest("backend", None, None, 100)]);
         m.kubernetes_services = vec![service(None, &[8000, 9000])];
         m.virtual_services[0].http[0].index = 3;
         let text = error_text(&m);
         assert!(
             text.contains(
                 "VirtualService/v: spec.http[3].route[0].destination.port: destination \
-                 'backend.shop.svc.cluster.local' needs a port (destination.port.number): \
+                 'backend' needs a port (destination.port.number): \
                  Service/backend declares ports [8000, 9000]"
             ),
             "{text}"
         );
+    }
+
+    /// Istio expands a short name to the Service's cluster name before it
+    /// looks for a DestinationRule: a rule written for the full name must
+    /// apply (its TLS most of all) to a route that uses the short one.
+    #[test]
+    fn a_rule_for_the_cluster_name_applies_to_the_short_name() {
+        let mut m = one_route(vec![wdest("httpbin", Some(8443), None, 100)]);
+        let mut rule = dr("httpbin.default.svc.cluster.local", &[]);
+        rule.traffic_policy.tls = Some(client_tls(ClientTlsMode::Simple, "ca"));
+        m.destination_rules.push(rule);
+        let d = forwarded(&RouteTable::compile(&m).unwrap(), 443, "x.a.com");
+        assert!(d.tls.is_some(), "plaintext where the rule asks for TLS");
+
+        // In the namespace of the Service of that name, when there is one.
+        m.kubernetes_services
+            .push(crate::config::KubernetesService {
+                id: doc("Service", "httpbin"),
+                namespace: Some("shop".into()),
+                ports: vec![8443],
+            });
+        m.destination_rules[0].host = "httpbin.shop.svc.cluster.local".into();
+        let d = forwarded(&RouteTable::compile(&m).unwrap(), 443, "x.a.com");
+        assert!(d.tls.is_some());
     }
 
     #[test]

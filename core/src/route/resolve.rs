@@ -41,7 +41,17 @@ impl<'m> Resolver<'m> {
         field: &str,
     ) -> Result<Arc<Destination>, ConfigError> {
         let err = |sub: &str, msg: String| ConfigError::field(vs, format!("{field}.{sub}"), msg);
-        let entries = service_entries(self.model, &d.host);
+        // A short name is also its Service's cluster name, as Istio
+        // expands it: a rule or entry written for either applies.
+        let cluster_name = cluster_name(self.model, &d.host);
+        let names: Vec<&str> = std::iter::once(d.host.as_str())
+            .chain(cluster_name.as_deref())
+            .collect();
+        let entries = names
+            .iter()
+            .map(|n| service_entries(self.model, n))
+            .find(|e| !e.is_empty())
+            .unwrap_or_default();
         let (port, service_port) = match select_port(d, &entries) {
             Ok(found) => found,
             Err(_) if d.port.is_none() && entries.is_empty() => (
@@ -54,7 +64,7 @@ impl<'m> Resolver<'m> {
         if let Some(shared) = self.shared.get(&key) {
             return Ok(shared.clone());
         }
-        let rule = destination_rule(self.model, &d.host);
+        let rule = destination_rule(self.model, &names);
         let subset = match &d.subset {
             Some(name) => Some(find_subset(rule, &d.host, name).map_err(|m| err("subset", m))?),
             None => None,
@@ -117,13 +127,30 @@ fn service_entries<'m>(model: &'m Model, host: &str) -> Vec<&'m ServiceEntry> {
         .collect()
 }
 
-fn destination_rule<'m>(model: &'m Model, host: &str) -> Option<&'m DestinationRule> {
-    let rank = |dr: &DestinationRule| specificity(&dr.host, host);
+fn destination_rule<'m>(model: &'m Model, names: &[&str]) -> Option<&'m DestinationRule> {
+    let rank = |dr: &DestinationRule| names.iter().filter_map(|n| specificity(&dr.host, n)).max();
     let best = model.destination_rules.iter().filter_map(rank).max()?;
     model
         .destination_rules
         .iter()
         .find(|dr| rank(dr) == Some(best))
+}
+
+/// `name.ns.svc.cluster.local` for a short (dot-less) `host`: the
+/// namespace of the one Kubernetes Service of that name in the
+/// configuration, else `default`.
+fn cluster_name(model: &Model, host: &str) -> Option<String> {
+    if host.contains('.') || host.parse::<std::net::IpAddr>().is_ok() {
+        return None;
+    }
+    let mut services = model
+        .kubernetes_services
+        .iter()
+        .filter(|s| s.id.name == host);
+    match (services.next(), services.next()) {
+        (Some(only), None) => Some(only.fqdn()),
+        _ => Some(format!("{host}.default.svc.cluster.local")),
+    }
 }
 
 type PortChoice<'m> = (u16, Option<(&'m ServiceEntry, &'m ServicePort)>);
@@ -343,7 +370,7 @@ mod tests {
     fn most_specific_rule_and_entries_apply() {
         let mut m = model();
         m.destination_rules = vec![dr("*.b.com", &[]), dr("a.b.com", &[]), dr("*", &[])];
-        let host_of = |h: &str| destination_rule(&m, h).map(|r| r.host.clone());
+        let host_of = |h: &str| destination_rule(&m, &[h]).map(|r| r.host.clone());
         assert_eq!(host_of("a.b.com").as_deref(), Some("a.b.com"));
         assert_eq!(host_of("x.b.com").as_deref(), Some("*.b.com"));
         assert_eq!(host_of("other").as_deref(), Some("*"));
