@@ -5,53 +5,7 @@
 use crate::testutil::{findings, load};
 
 /// `samples/httpbin/httpbin.yaml` from Istio, as it is.
-const HTTPBIN: &str = r"
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: httpbin
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: httpbin
-  labels:
-    app: httpbin
-spec:
-  ports:
-  - name: http
-    port: 8000
-    targetPort: 80
-  selector:
-    app: httpbin
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: httpbin
-  labels:
-    app: httpbin
-    version: v1
-spec:
-  replicas: 1
-  selector:
-    matchLabels:
-      app: httpbin
-      version: v1
-  template:
-    metadata:
-      labels:
-        app: httpbin
-        version: v1
-    spec:
-      serviceAccountName: httpbin
-      containers:
-      - image: docker.io/kennethreitz/httpbin
-        imagePullPolicy: IfNotPresent
-        name: httpbin
-        ports:
-        - containerPort: 80
-";
+const HTTPBIN: &str = include_str!("../../integration/istio-samples/httpbin.yaml");
 
 /// istio.io "Ingress Gateways", with the route's port left out as the
 /// Service has one port.

@@ -10,53 +10,7 @@ use tlsgate_integration::*;
 const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Istio's `samples/httpbin/httpbin.yaml`, as it is.
-const HTTPBIN: &str = r"# Copyright Istio Authors
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: httpbin
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: httpbin
-  labels:
-    app: httpbin
-spec:
-  ports:
-  - name: http
-    port: 8000
-    targetPort: 80
-  selector:
-    app: httpbin
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: httpbin
-  labels:
-    app: httpbin
-    version: v1
-spec:
-  replicas: 1
-  selector:
-    matchLabels:
-      app: httpbin
-      version: v1
-  template:
-    metadata:
-      labels:
-        app: httpbin
-        version: v1
-    spec:
-      serviceAccountName: httpbin
-      containers:
-      - image: docker.io/kennethreitz/httpbin
-        imagePullPolicy: IfNotPresent
-        name: httpbin
-        ports:
-        - containerPort: 80
-";
+const HTTPBIN: &str = include_str!("../istio-samples/httpbin.yaml");
 
 /// Bookinfo's `virtual-service-all-v1.yaml` (two of its documents): no
 /// `gateways`, so only sidecars use them.
