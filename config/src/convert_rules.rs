@@ -2,12 +2,15 @@
 //! load balancing and subsets.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use super::load::Document;
-use super::parse::{dest_host, exported_everywhere, resolve, spec, upper, Report, EXPORT_TO};
+use super::parse::{
+    dest_host, duration, exported_everywhere, resolve, spec, upper, Report, EXPORT_TO,
+};
 use super::{
-    raw, ClientTls, ClientTlsMode, CredentialSource, DestinationRule, Findings, HashKey, LbPolicy,
-    Subset, TrafficPolicy,
+    raw, ClientTls, ClientTlsMode, ConnectionPool, CredentialSource, DestinationRule, Findings,
+    HashKey, LbPolicy, Subset, TrafficPolicy,
 };
 
 /// `gateway_selectors`: the `selector` of every Gateway, which says which
@@ -123,9 +126,12 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     /// Errors go to `report`; the returned policy is only used when there were none.
     fn policy(&self, p: &str, tp: &raw::TrafficPolicy, report: &mut Report<'_>) -> TrafficPolicy {
-        let why = "tlsgate has no connection pool limits or outlier detection";
-        report.unsupported(&tp.connection_pool, &format!("{p}.connectionPool"), why);
+        let why = "tlsgate has no outlier detection yet";
         report.unsupported(&tp.outlier_detection, &format!("{p}.outlierDetection"), why);
+        let connection_pool = tp
+            .connection_pool
+            .as_ref()
+            .map(|cp| connection_pool(&format!("{p}.connectionPool"), cp, report));
         let (load_balancer, hash_key) = match &tp.load_balancer {
             Some(lb) => load_balancer(&format!("{p}.loadBalancer"), lb, report),
             None => (None, None),
@@ -142,7 +148,11 @@ impl Ctx<'_> {
                 &format!("{q}.loadBalancer"),
                 "tlsgate balances per destination; the rule's own loadBalancer applies on every port",
             );
-            report.unsupported(&pl.connection_pool, &format!("{q}.connectionPool"), why);
+            report.unsupported(
+                &pl.connection_pool,
+                &format!("{q}.connectionPool"),
+                "per-port connection pools are not implemented; set the rule's own connectionPool",
+            );
             report.unsupported(&pl.outlier_detection, &format!("{q}.outlierDetection"), why);
             let Some(port) = pl.port.as_ref().map(|p| p.number).filter(|n| *n != 0) else {
                 report.error(format!("{q}.port.number"), "missing or 0");
@@ -158,6 +168,7 @@ impl Ctx<'_> {
             tls,
             load_balancer,
             hash_key,
+            connection_pool,
             port_tls,
         }
     }
@@ -249,6 +260,84 @@ impl Ctx<'_> {
             insecure_skip_verify: t.insecure_skip_verify,
         })
     }
+}
+
+fn connection_pool(p: &str, cp: &raw::ConnectionPool, report: &mut Report<'_>) -> ConnectionPool {
+    let mut pool = ConnectionPool {
+        max_requests: None,
+        max_pending: None,
+        connect_timeout: None,
+    };
+    let positive = |field: String, n: Option<u32>, report: &mut Report<'_>| match n {
+        Some(0) => {
+            report.error(field, "must be at least 1");
+            None
+        }
+        n => n,
+    };
+    if let Some(tcp) = &cp.tcp {
+        let q = format!("{p}.tcp");
+        pool.max_requests = positive(format!("{q}.maxConnections"), tcp.max_connections, report);
+        pool.connect_timeout = tcp
+            .connect_timeout
+            .as_ref()
+            .and_then(|t| report.check(&format!("{q}.connectTimeout"), duration(t)));
+        if pool.connect_timeout == Some(Duration::ZERO) {
+            report.error(format!("{q}.connectTimeout"), "must be more than 0");
+        }
+        let kept = "upstream connections are kept by tlsgate's own pool and idle time";
+        report.ignored(&tcp.tcp_keepalive, &format!("{q}.tcpKeepalive"), kept);
+        report.ignored(&tcp.idle_timeout, &format!("{q}.idleTimeout"), kept);
+        report.unsupported(
+            &tcp.max_connection_duration,
+            &format!("{q}.maxConnectionDuration"),
+            "connections are not closed by age",
+        );
+    }
+    if let Some(http) = &cp.http {
+        let q = format!("{p}.http");
+        pool.max_pending = positive(
+            format!("{q}.http1MaxPendingRequests"),
+            http.http1_max_pending_requests,
+            report,
+        );
+        if let Some(n) = positive(
+            format!("{q}.http2MaxRequests"),
+            http.http2_max_requests,
+            report,
+        ) {
+            pool.max_requests = Some(pool.max_requests.map_or(n, |m| m.min(n)));
+        }
+        let kept = "upstream connections are kept by tlsgate's own pool and idle time";
+        report.ignored(
+            &http.max_requests_per_connection,
+            &format!("{q}.maxRequestsPerConnection"),
+            "upstream connections are reused while they stay open; the limits on requests in flight apply",
+        );
+        report.ignored(&http.idle_timeout, &format!("{q}.idleTimeout"), kept);
+        report.ignored(
+            &http.max_retries,
+            &format!("{q}.maxRetries"),
+            "retries are bounded per request by the route's retries.attempts",
+        );
+        let proto = "the upstream protocol is the ServiceEntry port's (HTTP2/GRPC: h2)";
+        report.ignored(
+            &http.h2_upgrade_policy,
+            &format!("{q}.h2UpgradePolicy"),
+            proto,
+        );
+        report.ignored(
+            &http.use_client_protocol,
+            &format!("{q}.useClientProtocol"),
+            proto,
+        );
+        report.ignored(
+            &http.max_concurrent_streams,
+            &format!("{q}.maxConcurrentStreams"),
+            "requests in flight are bounded by maxConnections and http2MaxRequests",
+        );
+    }
+    pool
 }
 
 fn load_balancer(
@@ -427,7 +516,7 @@ spec:
   host: api.example.com
   trafficPolicy:
     tls: {{mode: ISTIO_MUTUAL}}
-    connectionPool: {{tcp: {{maxConnections: 1}}}}
+    outlierDetection: {{consecutive5xxErrors: 1}}
     loadBalancer: {{simple: PASSTHROUGH}}
   subsets:
   - name: a
@@ -446,7 +535,7 @@ spec:
         assert_eq!(
             e,
             [
-                "spec.trafficPolicy.connectionPool: not supported by tlsgate: tlsgate has no connection pool limits or outlier detection",
+                "spec.trafficPolicy.outlierDetection: not supported by tlsgate: tlsgate has no outlier detection yet",
                 "spec.trafficPolicy.loadBalancer.simple: PASSTHROUGH is not supported: tlsgate picks the endpoint itself",
                 "spec.trafficPolicy.tls.mode: mode ISTIO_MUTUAL is not supported: no mesh CA here; use MUTUAL with a credentialName",
                 "spec.subsets[0].trafficPolicy.tls: mode MUTUAL needs credentialName, or clientCertificate and privateKey",

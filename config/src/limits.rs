@@ -65,6 +65,9 @@ pub struct Timeouts {
     /// Longest wait for the client to take more of a response (a client
     /// that reads nothing would hold its upstream connection forever).
     pub response_send_idle: Duration,
+    /// Longest a request waits for a place under its destination's
+    /// `connectionPool` limits (`http1MaxPendingRequests`), then 503.
+    pub upstream_pending: Duration,
 }
 
 impl Default for Timeouts {
@@ -77,6 +80,7 @@ impl Default for Timeouts {
             keep_alive_idle: Duration::from_secs(60),
             http2_idle: Duration::from_secs(60),
             response_send_idle: Duration::from_secs(60),
+            upstream_pending: Duration::from_secs(10),
         }
     }
 }
@@ -135,7 +139,7 @@ pub(crate) fn limits(raw: &RawLimits, report: &mut Report<'_>) -> Limits {
 /// `spec.timeouts`: every phase has a deadline, so none may be zero.
 pub(crate) fn timeouts(raw: &RawTimeouts, report: &mut Report<'_>) -> Timeouts {
     let mut t = Timeouts::default();
-    let fields: [(&str, &Option<String>, &mut Duration); 7] = [
+    let fields: [(&str, &Option<String>, &mut Duration); 8] = [
         ("tlsHandshake", &raw.tls_handshake, &mut t.tls_handshake),
         ("firstRequest", &raw.first_request, &mut t.first_request),
         ("requestHead", &raw.request_head, &mut t.request_head),
@@ -154,6 +158,11 @@ pub(crate) fn timeouts(raw: &RawTimeouts, report: &mut Report<'_>) -> Timeouts {
             "responseSendIdle",
             &raw.response_send_idle,
             &mut t.response_send_idle,
+        ),
+        (
+            "upstreamPending",
+            &raw.upstream_pending,
+            &mut t.upstream_pending,
         ),
     ];
     for (field, raw, slot) in fields {

@@ -351,6 +351,7 @@ pub struct TrafficPolicy {
     pub load_balancer: Option<LbPolicy>,
     /// Set exactly when `load_balancer` is `ConsistentHash`.
     pub hash_key: Option<HashKey>,
+    pub connection_pool: Option<ConnectionPool>,
     /// `portLevelSettings[]`: TLS per destination port.
     pub port_tls: Vec<(u16, ClientTls)>,
 }
@@ -371,6 +372,19 @@ pub enum LbPolicy {
     /// `consistentHash`: the key is [`TrafficPolicy::hash_key`]; a request
     /// without one is balanced round robin.
     ConsistentHash,
+}
+
+/// `connectionPool` limits of a destination (Envoy's circuit breakers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ConnectionPool {
+    /// Requests in flight at once: the smaller of `tcp.maxConnections`
+    /// and `http.http2MaxRequests` (unlimited when neither is set).
+    pub max_requests: Option<u32>,
+    /// `http.http1MaxPendingRequests`: requests waiting for one in flight
+    /// to end (unlimited when absent, as Istio's default).
+    pub max_pending: Option<u32>,
+    /// `tcp.connectTimeout` (default 10 s).
+    pub connect_timeout: Option<Duration>,
 }
 
 /// What a `consistentHash` policy hashes to pick the endpoint.

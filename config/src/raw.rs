@@ -261,10 +261,48 @@ pub struct TrafficPolicy {
     pub load_balancer: Option<LoadBalancer>,
     #[serde(default, deserialize_with = "null_default")]
     pub port_level_settings: Vec<PortTrafficPolicy>,
-    #[serde(default)]
-    pub connection_pool: Option<Value>,
+    pub connection_pool: Option<ConnectionPool>,
     #[serde(default)]
     pub outlier_detection: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConnectionPool {
+    pub tcp: Option<TcpPool>,
+    pub http: Option<HttpPool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TcpPool {
+    pub max_connections: Option<u32>,
+    pub connect_timeout: Option<String>,
+    #[serde(default)]
+    pub tcp_keepalive: Option<Value>,
+    #[serde(default)]
+    pub max_connection_duration: Option<Value>,
+    #[serde(default)]
+    pub idle_timeout: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpPool {
+    pub http1_max_pending_requests: Option<u32>,
+    pub http2_max_requests: Option<u32>,
+    #[serde(default)]
+    pub max_requests_per_connection: Option<Value>,
+    #[serde(default)]
+    pub max_retries: Option<Value>,
+    #[serde(default)]
+    pub idle_timeout: Option<Value>,
+    #[serde(default)]
+    pub h2_upgrade_policy: Option<Value>,
+    #[serde(default)]
+    pub use_client_protocol: Option<Value>,
+    #[serde(default)]
+    pub max_concurrent_streams: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -429,6 +467,7 @@ pub struct RawTimeouts {
     pub keep_alive_idle: Option<String>,
     pub http2_idle: Option<String>,
     pub response_send_idle: Option<String>,
+    pub upstream_pending: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -462,3 +462,50 @@ fn a_tls_section_without_match_gateways_reaches_the_gateway() {
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert!(errors[0].starts_with("VirtualService/sni: spec.tls: not supported by tlsgate"));
 }
+
+/// istio.io "Circuit Breaking": its connectionPool is applied; what a
+/// gateway cannot apply per connection is ignored with a reason.
+#[test]
+fn the_circuit_breaking_task_connection_pool_is_applied() {
+    let dr = |pool: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: httpbin}}\n\
+             spec:\n  host: httpbin\n  trafficPolicy:\n    connectionPool:\n{pool}"
+        )
+    };
+    let yaml = dr(
+        "      tcp:\n        maxConnections: 1\n      http:\n        \
+                   http1MaxPendingRequests: 1\n        maxRequestsPerConnection: 1\n",
+    );
+    let (errors, warnings) = findings(&yaml);
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(
+        warnings,
+        ["DestinationRule/httpbin: spec.trafficPolicy.connectionPool.http.maxRequestsPerConnection: \
+          ignored: upstream connections are reused while they stay open; the limits on requests \
+          in flight apply"]
+    );
+    let pool = load(&yaml).unwrap().destination_rules[0]
+        .traffic_policy
+        .connection_pool
+        .unwrap();
+    assert_eq!((pool.max_requests, pool.max_pending), (Some(1), Some(1)));
+
+    // The smaller of maxConnections and http2MaxRequests bounds requests.
+    let yaml = dr("      tcp: {maxConnections: 100, connectTimeout: 30ms}\n      http: {http2MaxRequests: 10}\n");
+    let pool = load(&yaml).unwrap().destination_rules[0]
+        .traffic_policy
+        .connection_pool
+        .unwrap();
+    assert_eq!(pool.max_requests, Some(10));
+    assert_eq!(
+        pool.connect_timeout,
+        Some(std::time::Duration::from_millis(30))
+    );
+
+    let (errors, _) = findings(&dr("      tcp: {maxConnections: 0}\n"));
+    assert_eq!(
+        errors,
+        ["DestinationRule/httpbin: spec.trafficPolicy.connectionPool.tcp.maxConnections: must be at least 1"]
+    );
+}

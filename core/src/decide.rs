@@ -40,7 +40,10 @@ pub use request::{normalize_host, RequestView};
 
 use crate::config::{HashKey, HttpRoute, OutboundPolicy, Redirect, Retries, RouteAction};
 use crate::origin::Origination;
-use crate::route::{CompiledRoute, Destination, HeaderSource, InFlightGuard, Lookup, Registered};
+use crate::route::{
+    Admission, CompiledRoute, Destination, HeaderSource, InFlightGuard, Lookup, Overflow,
+    Registered,
+};
 use crate::runtime::Runtime;
 use crate::tls::ConnInfo;
 
@@ -94,6 +97,11 @@ pub enum Action {
     /// `CONNECT host:port`: a TCP tunnel to the endpoint.
     Tunnel(Target),
     Forward(Plan),
+    /// 503: the destination's `connectionPool` limits are full.
+    Overflow {
+        dest: Arc<Destination>,
+        why: Overflow,
+    },
 }
 
 /// Where a tunnel goes.
@@ -116,11 +124,43 @@ pub struct Plan {
     pub timeout: Option<Duration>,
     pub retries: Option<Retries>,
     pub edits: Edits,
+    /// The request's place under the destination's `connectionPool`
+    /// limits, held until the request ends; `None` when it has none.
+    pub admission: Option<Admission>,
 }
 
 impl Plan {
     pub fn dest(&self) -> &Arc<Destination> {
         &self.to.dest
+    }
+
+    /// Must the engine wait ([`Plan::ready`]) before it connects?
+    pub fn queued(&self) -> bool {
+        self.admission.as_ref().is_some_and(Admission::is_queued)
+    }
+
+    /// Waits, at most `wait`, until a queued request may go.
+    pub async fn ready(&mut self, wait: Duration) -> Result<(), Overflow> {
+        self.admission = match self.admission.take() {
+            Some(Admission::Queued(ticket)) => Some(Admission::Granted(ticket.wait(wait).await?)),
+            other => other,
+        };
+        Ok(())
+    }
+}
+
+/// A forward, with its place under the destination's `connectionPool`
+/// limits, or the 503 that refuses it.
+fn admitted(mut plan: Plan) -> Action {
+    match plan.to.dest.admit() {
+        Ok(admission) => {
+            plan.admission = admission;
+            Action::Forward(plan)
+        }
+        Err(why) => Action::Overflow {
+            dest: plan.to.dest.clone(),
+            why,
+        },
     }
 }
 
@@ -202,7 +242,7 @@ pub fn decide<H: HeaderSource + ?Sized>(
                             dest: dest.clone(),
                             passthrough: false,
                         };
-                        Action::Forward(plan(rt, conn, req, Some(&route.route), to))
+                        admitted(plan(rt, conn, req, Some(&route.route), to))
                     }
                     None => Action::Respond {
                         status: 503,
@@ -224,7 +264,7 @@ pub fn decide<H: HeaderSource + ?Sized>(
         // else that would make an ingress port an open proxy.
         Lookup::NoHost if !conn.is_tls() && rt.routes.is_egress(conn.local, &host) => {
             let action = match outbound(rt, &host, req.port()) {
-                Ok(to) => Action::Forward(plan(rt, conn, req, None, to)),
+                Ok(to) => admitted(plan(rt, conn, req, None, to)),
                 Err(body) => Action::Respond {
                     status: 502,
                     body: Cow::Owned(body),
@@ -294,6 +334,7 @@ fn plan<H: HeaderSource + ?Sized>(
         retries: route.and_then(|r| r.retries),
         edits,
         to,
+        admission: None,
     }
 }
 

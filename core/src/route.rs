@@ -20,6 +20,7 @@
 //! a host never falls back to a less specific virtual host.
 
 mod balance;
+mod circuit;
 mod compile;
 mod destination;
 mod host;
@@ -35,6 +36,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 pub use balance::{Balancer, InFlightGuard};
+pub use circuit::{Admission, Circuit, Overflow, Ticket};
 pub use destination::{Destination, UpstreamAddr};
 pub use registry::Registered;
 pub use select::{CompiledRoute, HeaderSource};

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub outbound_passthrough: IntCounterVec,
     /// destination, reason: upstream connect/TLS failures (proxy/failure.rs)
     pub upstream_tls_failures: IntCounterVec,
+    /// Requests refused by a destination's `connectionPool` limits.
+    pub upstream_overflow: IntCounterVec,
     /// What the direct HTTP/1.1 path did (proxy/direct.rs).
     pub direct: DirectCounters,
     /// phase: a deadline of `spec.timeouts` that fired (config/limits.rs)
@@ -183,6 +185,14 @@ impl Metrics {
             "Requests failed by an upstream TLS or connect error, by destination and reason",
             &["destination", "reason"],
         );
+        let upstream_overflow = counter(
+            &registry,
+            "tlsgate_upstream_overflow_total",
+            "Requests answered 503 because their destination's connectionPool limits were full, \
+             by destination and reason (pending: the queue was full; pending_timeout: waited \
+             timeouts.upstreamPending)",
+            &["destination", "reason"],
+        );
         let path = counter(
             &registry,
             "tlsgate_direct_path_total",
@@ -266,6 +276,7 @@ impl Metrics {
             outbound_blocked,
             outbound_passthrough,
             upstream_tls_failures,
+            upstream_overflow,
         }
     }
 

@@ -91,6 +91,7 @@ impl Ctx {
         match &self.decision.as_ref()?.action {
             Action::Forward(p) => Some(&p.to.dest),
             Action::Tunnel(t) => Some(&t.dest),
+            Action::Overflow { dest, .. } => Some(dest),
             _ => None,
         }
     }
@@ -373,7 +374,10 @@ impl ProxyHttp for Proxy {
             start: ctx.start,
             blocked,
             passthrough,
-            reason: ctx.failure.as_ref().map(|f| f.reason.as_str()),
+            reason: match ctx.decision.as_ref().map(|d| &d.action) {
+                Some(Action::Overflow { .. }) => Some("upstream_overflow"),
+                _ => ctx.failure.as_ref().map(|f| f.reason.as_str()),
+            },
             error: e.map(|e| e as &dyn std::fmt::Display),
         });
     }

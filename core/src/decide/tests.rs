@@ -193,6 +193,7 @@ fn status(d: &Decision) -> String {
         Action::Redirect { status, location } => format!("{status} {location}"),
         Action::Tunnel(t) => format!("tunnel {}", t.endpoint.endpoint()),
         Action::Forward(p) => format!("forward {} {}", p.dest().name, p.to.endpoint.endpoint()),
+        Action::Overflow { dest, why } => format!("overflow {} {}", dest.name, why.as_str()),
     }
 }
 
@@ -602,4 +603,53 @@ fn consistent_hash_sends_one_key_to_one_endpoint() {
     // The client's address is the key: one client, one endpoint.
     let ip: std::collections::BTreeSet<_> = (0..10).map(|_| ask("ip", None, "/")).collect();
     assert_eq!(ip.len(), 1, "{ip:?}");
+}
+
+/// `connectionPool`: the decision takes the request's place under the
+/// destination's limits: in flight, queued, or refused with 503; a place
+/// given back (the decision dropped) is free again.
+#[test]
+fn connection_pool_limits_are_taken_by_the_decision() {
+    let f = Fixture::new();
+    f.server("simple", &["simple.test"], 0);
+    f.server("mutual", &["mutual.test"], 0);
+    f.ca_bundle("mutual/ca.crt");
+    f.server("wild", &["*.wild.test"], 0);
+    let extra =
+        "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: api}\n\
+                 spec:\n  host: api.remote.test\n  trafficPolicy:\n    connectionPool:\n      \
+                 tcp: {maxConnections: 1}\n      http: {http1MaxPendingRequests: 1}\n";
+    let rt = build(&f, "REGISTRY_ONLY", extra);
+    let ask = || {
+        run(
+            &rt,
+            Tls::Plain,
+            8081,
+            "GET",
+            "/",
+            Some("api.remote.test"),
+            Map(vec![]),
+        )
+    };
+    let first = ask();
+    let Action::Forward(p) = &first.action else {
+        panic!("{}", status(&first))
+    };
+    assert!(!p.queued());
+    let second = ask();
+    let Action::Forward(p) = &second.action else {
+        panic!("{}", status(&second))
+    };
+    assert!(p.queued(), "over maxConnections: queued");
+    assert_eq!(status(&ask()), "overflow api.remote.test:80 pending");
+    drop(second);
+    let Action::Forward(p) = &ask().action else {
+        panic!("the queue place is free again")
+    };
+    assert!(p.queued());
+    drop(first);
+    let Action::Forward(p) = &ask().action else {
+        panic!("forward")
+    };
+    assert!(!p.queued(), "the place in flight is free again");
 }

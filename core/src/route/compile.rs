@@ -432,6 +432,7 @@ mod tests {
             port_tls: vec![(443, client_tls(ClientTlsMode::Mutual, "subset443"))],
             load_balancer: Some(LbPolicy::Random),
             hash_key: None,
+            connection_pool: None,
         });
         m.destination_rules.push(rule);
         let t = RouteTable::compile(&m).unwrap();

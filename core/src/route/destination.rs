@@ -4,8 +4,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::config::{ClientTls, HashKey, LbPolicy};
+use std::time::Duration;
 
+use crate::config::{ClientTls, ConnectionPool, HashKey, LbPolicy};
+
+use super::circuit::{Admission, Circuit, Overflow};
 use super::ring::Ring;
 use super::{Balancer, InFlightGuard};
 
@@ -33,6 +36,10 @@ pub struct Destination {
     /// The port speaks HTTP/2 (ServiceEntry protocol `HTTP2`/`GRPC`).
     pub h2: bool,
     pub balancer: Balancer,
+    /// `connectionPool` limits; `None` when the rule sets none.
+    pub circuit: Option<Arc<Circuit>>,
+    /// `connectionPool.tcp.connectTimeout`.
+    pub connect_timeout: Option<Duration>,
 }
 
 /// [`Destination::passthrough`]'s name.
@@ -64,6 +71,7 @@ pub(super) struct DestinationSpec {
     pub endpoints: Vec<UpstreamAddr>,
     pub lb: LbPolicy,
     pub hash_key: Option<HashKey>,
+    pub pool: Option<ConnectionPool>,
     pub tls: Option<ClientTls>,
     pub h2: bool,
 }
@@ -79,6 +87,14 @@ impl Destination {
             balancer: Balancer::new(spec.lb, spec.endpoints.len()),
             ring: spec.hash_key.is_some().then(|| Ring::new(&spec.endpoints)),
             hash_key: spec.hash_key,
+            circuit: spec
+                .pool
+                .filter(|p| p.max_requests.is_some() || p.max_pending.is_some())
+                .map(|p| {
+                    let n = |v: Option<u32>| v.map_or(usize::MAX, |v| v as usize);
+                    Arc::new(Circuit::new(n(p.max_requests), n(p.max_pending)))
+                }),
+            connect_timeout: spec.pool.and_then(|p| p.connect_timeout),
             host: spec.host,
             port: spec.port,
             subset: spec.subset,
@@ -109,6 +125,8 @@ impl Destination {
             ring: None,
             tls: None,
             h2: false,
+            circuit: None,
+            connect_timeout: None,
         }
     }
 
@@ -133,6 +151,12 @@ impl Destination {
     /// Chooses an endpoint and counts the request against it.
     pub fn acquire(self: &Arc<Self>) -> InFlightGuard {
         self.begin(self.balancer.next_index())
+    }
+
+    /// A place under the destination's `connectionPool` limits (`None`:
+    /// it has none), or why there is none.
+    pub fn admit(&self) -> Result<Option<Admission>, Overflow> {
+        self.circuit.as_ref().map(|c| c.admit()).transpose()
     }
 
     /// [`Destination::acquire`], by `key` on the consistent-hash ring when

@@ -86,6 +86,9 @@ impl<'m> Resolver<'m> {
             .and_then(|p| p.load_balancer)
             .unwrap_or(LbPolicy::RoundRobin);
         let hash_key = balancing.and_then(|p| p.hash_key.clone());
+        let pool = subset_policy
+            .and_then(|p| p.connection_pool)
+            .or(rule.and_then(|r| r.traffic_policy.connection_pool));
         let dest = Arc::new(Destination::new(DestinationSpec {
             host: d.host.clone(),
             port,
@@ -93,6 +96,7 @@ impl<'m> Resolver<'m> {
             endpoints,
             lb,
             hash_key,
+            pool,
             tls: client_tls(rule.map(|r| &r.traffic_policy), subset_policy, port),
             h2: service_port.is_some_and(|(_, sp)| speaks_h2(sp)),
         }));

@@ -243,6 +243,7 @@ pub fn destination_with(lb: LbPolicy, n: u16) -> Arc<Destination> {
         endpoints: (1..=n).map(|p| addr("svc", p)).collect(),
         lb,
         hash_key: None,
+        pool: None,
         tls: None,
         h2: false,
     }))
@@ -257,6 +258,7 @@ pub fn test_destination(host: &str) -> Arc<Destination> {
         endpoints: vec![addr(host, 80)],
         lb: LbPolicy::RoundRobin,
         hash_key: None,
+        pool: None,
         tls: None,
         h2: false,
     }))

@@ -10,6 +10,7 @@ use pingora_proxy::Session;
 
 use super::{conn_info, connect, handoff, respond, Ctx};
 use crate::decide::{self, Action, ConnView, Decision, RequestView, Tls};
+use crate::route::{Destination, Overflow};
 use crate::runtime::Runtime;
 
 /// Executes the request's decision; `Ok(true)` when a response was
@@ -23,11 +24,25 @@ pub async fn admit(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
     let (status, body, redirect) = match &decision.action {
         Action::Respond { status, body, .. } => (*status, Some(body.clone()), None),
         Action::Redirect { status, location } => (*status, None, Some(location.clone())),
+        Action::Overflow { dest, why } => (503, Some(overflow(dest, *why).into()), None),
         Action::Tunnel(_) => {
             ctx.decision = Some(decision);
             return connect::handle(session, ctx).await;
         }
         Action::Forward(_) => {
+            let mut decision = decision;
+            let wait = ctx.rt.model.runtime.timeouts.upstream_pending;
+            if let Action::Forward(plan) = &mut decision.action {
+                if let Err(why) = plan.ready(wait).await {
+                    // Its place in the queue (and its endpoint) is let go.
+                    let dest = plan.dest().clone();
+                    let body = overflow(&dest, why);
+                    decision.action = Action::Overflow { dest, why };
+                    ctx.decision = Some(decision);
+                    respond::text(session, 503, &body).await?;
+                    return Ok(true);
+                }
+            }
             ctx.decision = Some(decision);
             return Ok(false);
         }
@@ -39,6 +54,19 @@ pub async fn admit(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         (None, None) => {}
     }
     Ok(true)
+}
+
+/// Counts a request refused by `dest`'s `connectionPool` limits; its body.
+fn overflow(dest: &Destination, why: Overflow) -> String {
+    crate::metrics::metrics()
+        .upstream_overflow
+        .with_label_values(&[&dest.name, why.as_str()])
+        .inc();
+    format!(
+        "upstream overflow: {} has too many requests in flight and waiting ({})\n",
+        dest.name,
+        why.as_str()
+    )
 }
 
 /// The decision for a request Pingora parsed itself.

@@ -391,7 +391,9 @@ impl Core {
         decision: Decision,
     ) -> Result<Forwarding, Decision> {
         let plan = match &decision.action {
-            Action::Forward(p) if !p.dest().h2 && p.retries.is_none() => p,
+            // A request waiting for a place under its destination's
+            // limits waits in Pingora's engine.
+            Action::Forward(p) if !p.dest().h2 && p.retries.is_none() && !p.queued() => p,
             _ => {
                 metrics().direct.handoff_route.inc();
                 return Err(decision);

@@ -37,8 +37,12 @@ pub fn peer(addr: SocketAddr, plan: &Plan) -> Box<HttpPeer> {
     // request again, or its engine would send other bytes than the direct
     // path does.
     o.http_upstream_request_policy = HttpUpstreamRequestPolicy::preserve();
-    o.connection_timeout =
-        Some(per_try.map_or(DEFAULT_CONNECT_TIMEOUT, |t| t.min(DEFAULT_CONNECT_TIMEOUT)));
+    // `connectionPool.tcp.connectTimeout`, never longer than one try.
+    let connect = plan
+        .dest()
+        .connect_timeout
+        .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    o.connection_timeout = Some(per_try.map_or(connect, |t| t.min(connect)));
     o.read_timeout = per_try;
     o.write_timeout = per_try;
     if plan.dest().h2 {
