@@ -10,7 +10,7 @@ use super::parse::{
 };
 use super::{
     raw, ClientTls, ClientTlsMode, ConnectionPool, CredentialSource, DestinationRule, Findings,
-    HashKey, LbPolicy, Subset, TrafficPolicy,
+    HashKey, LbPolicy, OutlierDetection, Subset, TrafficPolicy,
 };
 
 /// `gateway_selectors`: the `selector` of every Gateway, which says which
@@ -126,8 +126,10 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     /// Errors go to `report`; the returned policy is only used when there were none.
     fn policy(&self, p: &str, tp: &raw::TrafficPolicy, report: &mut Report<'_>) -> TrafficPolicy {
-        let why = "tlsgate has no outlier detection yet";
-        report.unsupported(&tp.outlier_detection, &format!("{p}.outlierDetection"), why);
+        let outlier_detection = tp
+            .outlier_detection
+            .as_ref()
+            .map(|o| outlier(&format!("{p}.outlierDetection"), o, report));
         let connection_pool = tp
             .connection_pool
             .as_ref()
@@ -153,7 +155,11 @@ impl Ctx<'_> {
                 &format!("{q}.connectionPool"),
                 "per-port connection pools are not implemented; set the rule's own connectionPool",
             );
-            report.unsupported(&pl.outlier_detection, &format!("{q}.outlierDetection"), why);
+            report.unsupported(
+                &pl.outlier_detection,
+                &format!("{q}.outlierDetection"),
+                "per-port outlier detection is not implemented; set the rule's own outlierDetection",
+            );
             let Some(port) = pl.port.as_ref().map(|p| p.number).filter(|n| *n != 0) else {
                 report.error(format!("{q}.port.number"), "missing or 0");
                 continue;
@@ -169,6 +175,7 @@ impl Ctx<'_> {
             load_balancer,
             hash_key,
             connection_pool,
+            outlier_detection,
             port_tls,
         }
     }
@@ -260,6 +267,61 @@ impl Ctx<'_> {
             insecure_skip_verify: t.insecure_skip_verify,
         })
     }
+}
+
+fn outlier(p: &str, o: &raw::RawOutlier, report: &mut Report<'_>) -> OutlierDetection {
+    let mut d = OutlierDetection {
+        consecutive_5xx: o.consecutive_5xx_errors.unwrap_or(5),
+        consecutive_gateway: o.consecutive_gateway_errors.unwrap_or(0),
+        interval: Duration::from_secs(10),
+        base_ejection_time: Duration::from_secs(30),
+        max_ejection_percent: o.max_ejection_percent.unwrap_or(10),
+        min_health_percent: o.min_health_percent.unwrap_or(0),
+    };
+    if let Some(n) = o.consecutive_errors {
+        report.warn(
+            format!("{p}.consecutiveErrors"),
+            "deprecated by Istio; applied as consecutiveGatewayErrors (502, 503, 504)",
+        );
+        if o.consecutive_gateway_errors.is_none() {
+            d.consecutive_gateway = n;
+        }
+    }
+    for (field, raw, slot) in [
+        ("interval", &o.interval, &mut d.interval),
+        (
+            "baseEjectionTime",
+            &o.base_ejection_time,
+            &mut d.base_ejection_time,
+        ),
+    ] {
+        let Some(raw) = raw else { continue };
+        match report.check(&format!("{p}.{field}"), duration(raw)) {
+            Some(t) if t.is_zero() => report.error(format!("{p}.{field}"), "must be more than 0"),
+            Some(t) => *slot = t,
+            None => {}
+        }
+    }
+    for (field, v) in [
+        ("maxEjectionPercent", d.max_ejection_percent),
+        ("minHealthPercent", d.min_health_percent),
+    ] {
+        if v > 100 {
+            report.error(format!("{p}.{field}"), "a percentage: 0 to 100");
+        }
+    }
+    let local = "local-origin errors are counted with the upstream's 5xx";
+    report.unsupported(
+        &o.split_external_local_origin_errors,
+        &format!("{p}.splitExternalLocalOriginErrors"),
+        local,
+    );
+    report.unsupported(
+        &o.consecutive_local_origin_failures,
+        &format!("{p}.consecutiveLocalOriginFailures"),
+        local,
+    );
+    d
 }
 
 fn connection_pool(p: &str, cp: &raw::ConnectionPool, report: &mut Report<'_>) -> ConnectionPool {
@@ -516,7 +578,7 @@ spec:
   host: api.example.com
   trafficPolicy:
     tls: {{mode: ISTIO_MUTUAL}}
-    outlierDetection: {{consecutive5xxErrors: 1}}
+    outlierDetection: {{splitExternalLocalOriginErrors: true}}
     loadBalancer: {{simple: PASSTHROUGH}}
   subsets:
   - name: a
@@ -535,7 +597,7 @@ spec:
         assert_eq!(
             e,
             [
-                "spec.trafficPolicy.outlierDetection: not supported by tlsgate: tlsgate has no outlier detection yet",
+                "spec.trafficPolicy.outlierDetection.splitExternalLocalOriginErrors: not supported by tlsgate: local-origin errors are counted with the upstream's 5xx",
                 "spec.trafficPolicy.loadBalancer.simple: PASSTHROUGH is not supported: tlsgate picks the endpoint itself",
                 "spec.trafficPolicy.tls.mode: mode ISTIO_MUTUAL is not supported: no mesh CA here; use MUTUAL with a credentialName",
                 "spec.subsets[0].trafficPolicy.tls: mode MUTUAL needs credentialName, or clientCertificate and privateKey",

@@ -352,6 +352,7 @@ pub struct TrafficPolicy {
     /// Set exactly when `load_balancer` is `ConsistentHash`.
     pub hash_key: Option<HashKey>,
     pub connection_pool: Option<ConnectionPool>,
+    pub outlier_detection: Option<OutlierDetection>,
     /// `portLevelSettings[]`: TLS per destination port.
     pub port_tls: Vec<(u16, ClientTls)>,
 }
@@ -385,6 +386,24 @@ pub struct ConnectionPool {
     pub max_pending: Option<u32>,
     /// `tcp.connectTimeout` (default 10 s).
     pub connect_timeout: Option<Duration>,
+}
+
+/// `outlierDetection`: when an endpoint is taken out of balancing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OutlierDetection {
+    /// `consecutive5xxErrors` (default 5; 0 turns it off).
+    pub consecutive_5xx: u32,
+    /// `consecutiveGatewayErrors` (502, 503, 504; default 0: off).
+    pub consecutive_gateway: u32,
+    /// `interval` (default 10 s): Envoy's sweep; ejections here end when
+    /// their time is up.
+    pub interval: Duration,
+    /// `baseEjectionTime` (default 30 s), times the ejections in a row.
+    pub base_ejection_time: Duration,
+    /// `maxEjectionPercent` (default 10; at least one endpoint).
+    pub max_ejection_percent: u32,
+    /// `minHealthPercent` (default 0).
+    pub min_health_percent: u32,
 }
 
 /// What a `consistentHash` policy hashes to pick the endpoint.

@@ -262,8 +262,24 @@ pub struct TrafficPolicy {
     #[serde(default, deserialize_with = "null_default")]
     pub port_level_settings: Vec<PortTrafficPolicy>,
     pub connection_pool: Option<ConnectionPool>,
+    pub outlier_detection: Option<RawOutlier>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawOutlier {
+    pub consecutive_5xx_errors: Option<u32>,
+    pub consecutive_gateway_errors: Option<u32>,
+    /// Deprecated by Istio: 502/503/504 in a row.
+    pub consecutive_errors: Option<u32>,
+    pub interval: Option<String>,
+    pub base_ejection_time: Option<String>,
+    pub max_ejection_percent: Option<u32>,
+    pub min_health_percent: Option<u32>,
     #[serde(default)]
-    pub outlier_detection: Option<Value>,
+    pub split_external_local_origin_errors: Option<Value>,
+    #[serde(default)]
+    pub consecutive_local_origin_failures: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]

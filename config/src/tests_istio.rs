@@ -463,8 +463,9 @@ fn a_tls_section_without_match_gateways_reaches_the_gateway() {
     assert!(errors[0].starts_with("VirtualService/sni: spec.tls: not supported by tlsgate"));
 }
 
-/// istio.io "Circuit Breaking": its connectionPool is applied; what a
-/// gateway cannot apply per connection is ignored with a reason.
+/// istio.io "Circuit Breaking", its DestinationRule as written: the
+/// connectionPool and outlierDetection are applied; what a gateway cannot
+/// apply per connection is ignored with a reason.
 #[test]
 fn the_circuit_breaking_task_connection_pool_is_applied() {
     let dr = |pool: &str| {
@@ -475,7 +476,9 @@ fn the_circuit_breaking_task_connection_pool_is_applied() {
     };
     let yaml = dr(
         "      tcp:\n        maxConnections: 1\n      http:\n        \
-                   http1MaxPendingRequests: 1\n        maxRequestsPerConnection: 1\n",
+                   http1MaxPendingRequests: 1\n        maxRequestsPerConnection: 1\n    \
+                   outlierDetection:\n      consecutive5xxErrors: 1\n      interval: 1s\n      \
+                   baseEjectionTime: 3m\n      maxEjectionPercent: 100\n",
     );
     let (errors, warnings) = findings(&yaml);
     assert!(errors.is_empty(), "{errors:#?}");
@@ -490,6 +493,21 @@ fn the_circuit_breaking_task_connection_pool_is_applied() {
         .connection_pool
         .unwrap();
     assert_eq!((pool.max_requests, pool.max_pending), (Some(1), Some(1)));
+    let outlier = load(&yaml).unwrap().destination_rules[0]
+        .traffic_policy
+        .outlier_detection
+        .unwrap();
+    assert_eq!(
+        outlier,
+        crate::OutlierDetection {
+            consecutive_5xx: 1,
+            consecutive_gateway: 0,
+            interval: std::time::Duration::from_secs(1),
+            base_ejection_time: std::time::Duration::from_secs(180),
+            max_ejection_percent: 100,
+            min_health_percent: 0,
+        }
+    );
 
     // The smaller of maxConnections and http2MaxRequests bounds requests.
     let yaml = dr("      tcp: {maxConnections: 100, connectTimeout: 30ms}\n      http: {http2MaxRequests: 10}\n");

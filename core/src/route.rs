@@ -24,6 +24,7 @@ mod circuit;
 mod compile;
 mod destination;
 mod host;
+mod outlier;
 mod registry;
 mod resolve;
 mod ring;
@@ -38,6 +39,7 @@ use std::sync::Arc;
 pub use balance::{Balancer, InFlightGuard};
 pub use circuit::{Admission, Circuit, Overflow, Ticket};
 pub use destination::{Destination, UpstreamAddr};
+pub use outlier::Attempt;
 pub use registry::Registered;
 pub use select::{CompiledRoute, HeaderSource};
 

@@ -90,10 +90,21 @@ impl Admin {
                 struct Dump<'a> {
                     generation: u64,
                     model: &'a crate::config::Model,
+                    /// Destination -> endpoints outlier detection has out now.
+                    ejected: std::collections::BTreeMap<&'a str, Vec<String>>,
                 }
+                let ejected = rt
+                    .routes
+                    .destinations()
+                    .iter()
+                    .map(|d| (&*d.name, d.ejected()))
+                    .filter(|(_, out)| !out.is_empty())
+                    .map(|(name, out)| (name, out.iter().map(ToString::to_string).collect()))
+                    .collect();
                 let dump = Dump {
                     generation: rt.generation,
                     model: &rt.model,
+                    ejected,
                 };
                 (StatusCode::OK, JSON, to_json(&dump))
             }

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub upstream_tls_failures: IntCounterVec,
     /// Requests refused by a destination's `connectionPool` limits.
     pub upstream_overflow: IntCounterVec,
+    /// Endpoints taken out by `outlierDetection`.
+    pub outlier_ejections: IntCounterVec,
     /// What the direct HTTP/1.1 path did (proxy/direct.rs).
     pub direct: DirectCounters,
     /// phase: a deadline of `spec.timeouts` that fired (config/limits.rs)
@@ -193,6 +195,12 @@ impl Metrics {
              timeouts.upstreamPending)",
             &["destination", "reason"],
         );
+        let outlier_ejections = counter(
+            &registry,
+            "tlsgate_outlier_ejections_total",
+            "Endpoints taken out of balancing by outlierDetection, by destination",
+            &["destination"],
+        );
         let path = counter(
             &registry,
             "tlsgate_direct_path_total",
@@ -277,6 +285,7 @@ impl Metrics {
             outbound_passthrough,
             upstream_tls_failures,
             upstream_overflow,
+            outlier_ejections,
         }
     }
 

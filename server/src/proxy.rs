@@ -30,7 +30,7 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::decide::{Action, Decision, Plan};
 use crate::origin::PeerCheck;
-use crate::route::{CompiledRoute, Destination, InFlightGuard};
+use crate::route::{Attempt, CompiledRoute, Destination, InFlightGuard};
 use crate::runtime::{Runtime, SharedRuntime};
 
 pub use connect::server_options;
@@ -60,6 +60,8 @@ pub struct Ctx {
     /// A retry's endpoint, counted for LEAST_REQUEST (the first attempt
     /// uses the one the decision drew).
     in_flight: Option<InFlightGuard>,
+    /// The endpoint (index in its destination) of the attempt under way.
+    attempt: Option<usize>,
     tries: u32,
     /// Why the upstream failed, when we found out ourselves (DNS, names).
     failure: Option<Failure>,
@@ -72,6 +74,13 @@ impl Ctx {
         match &self.decision.as_ref()?.action {
             Action::Forward(p) => Some(p),
             _ => None,
+        }
+    }
+
+    /// Outlier detection hears what the attempt under way came to.
+    fn report(&mut self, attempt: Attempt) {
+        if let (Some(idx), Some(plan)) = (self.attempt.take(), self.plan()) {
+            record::attempt(plan.dest(), idx, attempt);
         }
     }
 
@@ -111,6 +120,7 @@ impl ProxyHttp for Proxy {
             decision: None,
             upstream: None,
             in_flight: None,
+            attempt: None,
             tries: 0,
             failure: None,
             status_override: None,
@@ -156,15 +166,19 @@ impl ProxyHttp for Proxy {
         let Some(plan) = ctx.plan() else {
             return Error::e_explain(ErrorType::InternalError, "no destination chosen");
         };
-        let endpoint = if ctx.tries == 1 {
+        let (endpoint, idx) = if ctx.tries == 1 {
             // The first attempt goes where the decision drew.
-            plan.to.endpoint.endpoint().clone()
+            (
+                plan.to.endpoint.endpoint().clone(),
+                plan.to.endpoint.index(),
+            )
         } else {
             let guard = plan.dest().acquire();
-            let ep = guard.endpoint().clone();
+            let ep = (guard.endpoint().clone(), guard.index());
             ctx.in_flight = Some(guard);
             ep
         };
+        ctx.attempt = Some(idx);
         ctx.upstream = Some(endpoint.to_string());
         let addr = match upstream::resolve(&endpoint).await {
             Ok(a) => a,
@@ -242,8 +256,9 @@ impl ProxyHttp for Proxy {
         &self,
         _session: &mut Session,
         upstream_response: &mut pingora_http::ResponseHeader,
-        _ctx: &mut Ctx,
+        ctx: &mut Ctx,
     ) -> Result<()> {
+        ctx.report(Attempt::Status(upstream_response.status.as_u16()));
         headers::response_hop_by_hop(upstream_response)
     }
 
@@ -254,6 +269,7 @@ impl ProxyHttp for Proxy {
         ctx: &mut Ctx,
         mut e: Box<Error>,
     ) -> Box<Error> {
+        ctx.report(Attempt::Failed);
         let retryable = classify(&e).is_none_or(Reason::retryable);
         if retryable && ctx.tries <= self.retry_budget(ctx) {
             e.set_retry(true);
@@ -269,6 +285,9 @@ impl ProxyHttp for Proxy {
         ctx: &mut Ctx,
         client_reused: bool,
     ) -> Box<Error> {
+        if e.esource() == &ErrorSource::Upstream {
+            ctx.report(Attempt::Failed);
+        }
         let mut e = e.more_context(format!("Peer: {peer}"));
         let idempotent = session.req_header().method.is_idempotent();
         // A certificate or a name does not get better on a second try.

@@ -433,6 +433,7 @@ mod tests {
             load_balancer: Some(LbPolicy::Random),
             hash_key: None,
             connection_pool: None,
+            outlier_detection: None,
         });
         m.destination_rules.push(rule);
         let t = RouteTable::compile(&m).unwrap();

@@ -4,11 +4,12 @@
 use std::fmt;
 use std::sync::Arc;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::config::{ClientTls, ConnectionPool, HashKey, LbPolicy};
+use crate::config::{ClientTls, ConnectionPool, HashKey, LbPolicy, OutlierDetection};
 
 use super::circuit::{Admission, Circuit, Overflow};
+use super::outlier::{Attempt, Outlier};
 use super::ring::Ring;
 use super::{Balancer, InFlightGuard};
 
@@ -40,6 +41,8 @@ pub struct Destination {
     pub circuit: Option<Arc<Circuit>>,
     /// `connectionPool.tcp.connectTimeout`.
     pub connect_timeout: Option<Duration>,
+    /// `outlierDetection`; `None` when the rule sets none.
+    pub outlier: Option<Outlier>,
 }
 
 /// [`Destination::passthrough`]'s name.
@@ -72,6 +75,7 @@ pub(super) struct DestinationSpec {
     pub lb: LbPolicy,
     pub hash_key: Option<HashKey>,
     pub pool: Option<ConnectionPool>,
+    pub outlier: Option<OutlierDetection>,
     pub tls: Option<ClientTls>,
     pub h2: bool,
 }
@@ -95,6 +99,7 @@ impl Destination {
                     Arc::new(Circuit::new(n(p.max_requests), n(p.max_pending)))
                 }),
             connect_timeout: spec.pool.and_then(|p| p.connect_timeout),
+            outlier: spec.outlier.map(|o| Outlier::new(o, spec.endpoints.len())),
             host: spec.host,
             port: spec.port,
             subset: spec.subset,
@@ -127,6 +132,7 @@ impl Destination {
             h2: false,
             circuit: None,
             connect_timeout: None,
+            outlier: None,
         }
     }
 
@@ -150,7 +156,53 @@ impl Destination {
 
     /// Chooses an endpoint and counts the request against it.
     pub fn acquire(self: &Arc<Self>) -> InFlightGuard {
-        self.begin(self.balancer.next_index())
+        self.acquire_for(None)
+    }
+
+    /// Counts what an attempt on endpoint `idx` came to, for outlier
+    /// detection; `true` when that ejected the endpoint.
+    pub fn report(&self, idx: usize, attempt: Attempt) -> bool {
+        self.outlier
+            .as_ref()
+            .is_some_and(|o| o.report(idx, attempt, Instant::now()))
+    }
+
+    /// Endpoints outlier detection has taken out now.
+    pub fn ejected(&self) -> Vec<&UpstreamAddr> {
+        let now = Instant::now();
+        self.outlier.as_ref().map_or_else(Vec::new, |o| {
+            o.ejected_now(now)
+                .into_iter()
+                .map(|i| self.endpoint(i))
+                .collect()
+        })
+    }
+
+    /// The endpoint for the next request: by `key` on the ring, else by the
+    /// balancer, skipping endpoints outlier detection has taken out.
+    fn pick(&self, key: Option<&[u8]>) -> usize {
+        let hashed = self.ring.as_ref().zip(key);
+        let first = match hashed {
+            Some((ring, key)) => ring.pick(key),
+            None => self.balancer.next_index(),
+        };
+        let Some(o) = &self.outlier else {
+            return first;
+        };
+        let now = Instant::now();
+        if !o.is_ejected(first, now) || !o.applies(now) {
+            return first;
+        }
+        let usable = |i: usize| !o.is_ejected(i, now);
+        if let Some((ring, key)) = hashed {
+            return ring.pick_where(key, usable);
+        }
+        let n = self.endpoints.len();
+        (0..n)
+            .map(|_| self.balancer.next_index())
+            .find(|i| usable(*i))
+            .or_else(|| (0..n).find(|i| usable(*i)))
+            .unwrap_or(first)
     }
 
     /// A place under the destination's `connectionPool` limits (`None`:
@@ -162,10 +214,7 @@ impl Destination {
     /// [`Destination::acquire`], by `key` on the consistent-hash ring when
     /// the policy is `consistentHash` and the request carries its key.
     pub fn acquire_for(self: &Arc<Self>, key: Option<&[u8]>) -> InFlightGuard {
-        match (&self.ring, key) {
-            (Some(ring), Some(key)) => self.begin(ring.pick(key)),
-            _ => self.acquire(),
-        }
+        self.begin(self.pick(key))
     }
 }
 
@@ -195,5 +244,53 @@ mod tests {
         drop(g1);
         assert_eq!(d.balancer.in_flight(2), 1);
         assert_eq!(g2.endpoint().port, 3);
+    }
+
+    /// Balancing skips an ejected endpoint, by round robin and on the
+    /// consistent-hash ring alike (its keys go to the next endpoint on the
+    /// ring, and come back when it does).
+    #[test]
+    fn ejected_endpoints_get_no_requests() {
+        let outlier = OutlierDetection {
+            consecutive_5xx: 5,
+            consecutive_gateway: 0,
+            interval: Duration::from_secs(10),
+            base_ejection_time: Duration::from_secs(30),
+            max_ejection_percent: 100,
+            min_health_percent: 0,
+        };
+        for hash_key in [None, Some(HashKey::SourceIp)] {
+            let d = Arc::new(Destination::new(DestinationSpec {
+                host: "svc".into(),
+                port: 80,
+                subset: None,
+                endpoints: (1..=3)
+                    .map(|p| UpstreamAddr {
+                        host: "svc".into(),
+                        port: p,
+                    })
+                    .collect(),
+                lb: LbPolicy::RoundRobin,
+                hash_key: hash_key.clone(),
+                pool: None,
+                outlier: Some(outlier),
+                tls: None,
+                h2: false,
+            }));
+            let keys: Vec<String> = (0..60).map(|k| format!("10.0.0.{k}")).collect();
+            let pick = |k: &str| d.acquire_for(Some(k.as_bytes())).index();
+            let before: Vec<usize> = keys.iter().map(|k| pick(k)).collect();
+            for _ in 0..5 {
+                d.report(1, Attempt::Failed);
+            }
+            assert_eq!(d.ejected().len(), 1);
+            let during: Vec<usize> = keys.iter().map(|k| pick(k)).collect();
+            assert!(!during.contains(&1), "{hash_key:?}: {during:?}");
+            if hash_key.is_some() {
+                for (b, a) in before.iter().zip(&during) {
+                    assert!(b == a || *b == 1, "only the ejected endpoint's keys move");
+                }
+            }
+        }
     }
 }

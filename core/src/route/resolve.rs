@@ -89,6 +89,9 @@ impl<'m> Resolver<'m> {
         let pool = subset_policy
             .and_then(|p| p.connection_pool)
             .or(rule.and_then(|r| r.traffic_policy.connection_pool));
+        let outlier = subset_policy
+            .and_then(|p| p.outlier_detection)
+            .or(rule.and_then(|r| r.traffic_policy.outlier_detection));
         let dest = Arc::new(Destination::new(DestinationSpec {
             host: d.host.clone(),
             port,
@@ -97,6 +100,7 @@ impl<'m> Resolver<'m> {
             lb,
             hash_key,
             pool,
+            outlier,
             tls: client_tls(rule.map(|r| &r.traffic_policy), subset_policy, port),
             h2: service_port.is_some_and(|(_, sp)| speaks_h2(sp)),
         }));

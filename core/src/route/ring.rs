@@ -33,12 +33,23 @@ impl Ring {
 
     /// The endpoint index for `key`.
     pub fn pick(&self, key: &[u8]) -> usize {
+        self.pick_where(key, |_| true)
+    }
+
+    /// The endpoint for `key` among those `usable` accepts: the next
+    /// point on from the key's own that belongs to one (so a key whose
+    /// endpoint is out moves, and comes back when it is in again).
+    pub fn pick_where(&self, key: &[u8], usable: impl Fn(usize) -> bool) -> usize {
         let h = hash(key);
         let at = self.points.partition_point(|(p, _)| *p < h);
-        self.points
-            .get(at)
-            .or(self.points.first())
-            .map_or(0, |(_, idx)| *idx)
+        let (after, before) = self.points.split_at(at);
+        before
+            .iter()
+            .chain(after)
+            .map(|(_, idx)| *idx)
+            .find(|idx| usable(*idx))
+            .or(self.points.get(at).or(self.points.first()).map(|(_, i)| *i))
+            .unwrap_or(0)
     }
 }
 

@@ -244,6 +244,7 @@ pub fn destination_with(lb: LbPolicy, n: u16) -> Arc<Destination> {
         lb,
         hash_key: None,
         pool: None,
+        outlier: None,
         tls: None,
         h2: false,
     }))
@@ -259,6 +260,7 @@ pub fn test_destination(host: &str) -> Arc<Destination> {
         lb: LbPolicy::RoundRobin,
         hash_key: None,
         pool: None,
+        outlier: None,
         tls: None,
         h2: false,
     }))

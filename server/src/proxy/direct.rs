@@ -208,6 +208,13 @@ impl Forwarding {
     ) {
         metrics().direct.served.inc();
         let plan = self.plan();
+        if status > 0 {
+            super::record::attempt(
+                plan.dest(),
+                plan.to.endpoint.index(),
+                crate::route::Attempt::Status(status),
+            );
+        }
         record(&Outcome {
             rt: &self.rt,
             conn: conn.info(),

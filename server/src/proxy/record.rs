@@ -36,6 +36,22 @@ pub struct Outcome<'a> {
     pub error: Option<&'a dyn Display>,
 }
 
+/// What an attempt on endpoint `idx` of `dest` came to, for outlier
+/// detection; an ejection is counted and logged.
+pub fn attempt(dest: &Destination, idx: usize, attempt: crate::route::Attempt) {
+    if dest.report(idx, attempt) {
+        metrics()
+            .outlier_ejections
+            .with_label_values(&[&dest.name])
+            .inc();
+        tracing::warn!(
+            destination = %dest.name,
+            endpoint = %dest.endpoint(idx),
+            "endpoint ejected by outlier detection"
+        );
+    }
+}
+
 pub fn record(o: &Outcome<'_>) {
     let route = o.route.map_or(LABEL_NONE, |r| &r.id);
     let dest = o.dest.map_or(LABEL_NONE, |d| &d.name);
