@@ -52,7 +52,7 @@ pub struct ServerArgs {
     /// CA folder holding ca.crt and ca.key.
     #[arg(long)]
     pub ca: PathBuf,
-    /// Host name or IP the certificate is for (repeatable).
+    /// Host name, IP or `spiffe://` identity the certificate is for (repeatable).
     #[arg(long = "host", visible_alias = "san")]
     pub hosts: Vec<String>,
     /// Subject CN (default: the first host).
@@ -215,6 +215,11 @@ fn server(a: &ServerArgs) -> Result<String, CertgenError> {
     let mut spec = LeafSpec::new(Usage::Server, a.cn.as_deref().unwrap_or(&first));
     spec.org = a.org.clone();
     for h in &hosts {
+        if h.contains("://") {
+            // A workload identity (`spiffe://...`), as a mesh's certificates carry.
+            push_unique(&mut spec.uris, h.clone());
+            continue;
+        }
         match h.parse::<IpAddr>() {
             Ok(ip) => push_unique(&mut spec.ips, ip),
             Err(_) => push_unique(&mut spec.dns, dns_name(h)?),

@@ -32,7 +32,7 @@ pub(crate) fn build(
         .filter_map(|d| serde_yaml::from_value(d.spec.get("selector")?.clone()).ok())
         .collect();
     for doc in of_kind(Kind::DestinationRule) {
-        match convert_rules::convert(doc, &gateway_selectors, &mut out) {
+        match convert_rules::convert(doc, &gateway_selectors, runtime.mesh.as_ref(), &mut out) {
             Some(dr) => {
                 let subsets: BTreeSet<String> = dr.subsets.iter().map(|s| s.name.clone()).collect();
                 rule_refs.push((rule_host(&dr.host), Some(subsets)));
@@ -43,7 +43,7 @@ pub(crate) fn build(
     }
 
     let gateways: Vec<_> = of_kind(Kind::Gateway)
-        .filter_map(|doc| convert_gateway::convert(doc, &mut out))
+        .filter_map(|doc| convert_gateway::convert(doc, runtime.mesh.as_ref(), &mut out))
         .collect();
     convert_gateway::check_listeners(&gateways, &mut out);
 

@@ -10,11 +10,13 @@ use super::load::Document;
 use super::parse::{host_pattern, resolve, spec, upper, Report};
 use super::raw;
 use super::{
-    CredentialSource, Findings, Gateway, HostPattern, Protocol, Server, ServerTls, ServerTlsMode,
-    TlsVersion,
+    CredentialSource, Findings, Gateway, HostPattern, Mesh, Protocol, Server, ServerTls,
+    ServerTlsMode, TlsVersion,
 };
 
-pub(crate) fn convert(doc: &Document, out: &mut Findings) -> Option<Gateway> {
+/// `mesh`: the gateway's mesh identity (`GatewayRuntime.spec.mesh`), which
+/// `ISTIO_MUTUAL` servers use.
+pub(crate) fn convert(doc: &Document, mesh: Option<&Mesh>, out: &mut Findings) -> Option<Gateway> {
     let mut report = Report::new(&doc.id, out);
     let raw: raw::GatewaySpec = spec(doc, &mut report)?;
     if raw.servers.is_empty() {
@@ -24,7 +26,7 @@ pub(crate) fn convert(doc: &Document, out: &mut Findings) -> Option<Gateway> {
         .servers
         .iter()
         .enumerate()
-        .filter_map(|(i, s)| server(doc, i, s, &mut report))
+        .filter_map(|(i, s)| server(doc, i, s, mesh, &mut report))
         .collect();
     if report.failed() {
         return None;
@@ -51,6 +53,7 @@ fn server(
     doc: &Document,
     index: usize,
     raw: &raw::Server,
+    mesh: Option<&Mesh>,
     report: &mut Report<'_>,
 ) -> Option<Server> {
     let p = format!("spec.servers[{index}]");
@@ -117,7 +120,7 @@ fn server(
             );
             None
         }
-        (_, Some(t)) => server_tls(&p, t, doc, report),
+        (_, Some(t)) => server_tls(&p, t, doc, mesh, report),
     };
     Some(Server {
         index,
@@ -135,8 +138,12 @@ fn server_tls(
     p: &str,
     t: &raw::ServerTls,
     doc: &Document,
+    mesh: Option<&Mesh>,
     report: &mut Report<'_>,
 ) -> Option<ServerTls> {
+    if upper(&t.mode).as_deref() == Some("ISTIO_MUTUAL") {
+        return istio_mutual(p, t, mesh, report);
+    }
     let mode = match upper(&t.mode).as_deref() {
         Some("SIMPLE") => Some(ServerTlsMode::Simple),
         Some("MUTUAL") => Some(ServerTlsMode::Mutual),
@@ -148,18 +155,11 @@ fn server_tls(
             );
             None
         }
-        Some("ISTIO_MUTUAL") => {
-            report.error(
-                format!("{p}.tls.mode"),
-                "mode ISTIO_MUTUAL is not supported: no mesh CA here; use MUTUAL with a credentialName",
-            );
-            None
-        }
         other => {
             report.error(
                 format!("{p}.tls.mode"),
                 format!(
-                    "{}: expected SIMPLE, MUTUAL or OPTIONAL_MUTUAL",
+                    "{}: expected SIMPLE, MUTUAL, OPTIONAL_MUTUAL or ISTIO_MUTUAL",
                     other.map_or("missing".to_string(), |m| format!("unknown mode '{m}'"))
                 ),
             );
@@ -194,8 +194,57 @@ fn server_tls(
         mode: mode?,
         credential: credential?,
         subject_alt_names: t.subject_alt_names.clone(),
+        trust_domain: None,
         min_version: min_version?,
         max_version: max_version?,
+        cipher_suites: t.cipher_suites.clone(),
+    })
+}
+
+/// `ISTIO_MUTUAL`: MUTUAL with the gateway's mesh credential; clients
+/// present a SPIFFE identity of the trust domain (or one of
+/// `subjectAltNames`), signed by the mesh CA.
+fn istio_mutual(
+    p: &str,
+    t: &raw::ServerTls,
+    mesh: Option<&Mesh>,
+    report: &mut Report<'_>,
+) -> Option<ServerTls> {
+    let Some(mesh) = mesh else {
+        report.error(
+            format!("{p}.tls.mode"),
+            "ISTIO_MUTUAL needs the gateway's mesh identity: add GatewayRuntime spec.mesh \
+             {credentialName: <folder with the workload certificate, key and mesh CA>, trustDomain}",
+        );
+        return None;
+    };
+    if t.credential_name.is_some()
+        || t.server_certificate.is_some()
+        || t.private_key.is_some()
+        || t.ca_certificates.is_some()
+    {
+        report.error(
+            format!("{p}.tls"),
+            "ISTIO_MUTUAL uses the mesh credential (GatewayRuntime spec.mesh); remove \
+             credentialName, serverCertificate, privateKey and caCertificates",
+        );
+        return None;
+    }
+    let version = |field: &str, raw: &Option<String>, report: &mut Report<'_>| {
+        tls_version(&format!("{p}.tls.{field}"), raw, report)
+    };
+    let min_version = version("minProtocolVersion", &t.min_protocol_version, report)?;
+    let max_version = version("maxProtocolVersion", &t.max_protocol_version, report)?;
+    Some(ServerTls {
+        mode: ServerTlsMode::Mutual,
+        credential: CredentialSource::Named(mesh.credential_name.clone()),
+        subject_alt_names: t.subject_alt_names.clone(),
+        trust_domain: t
+            .subject_alt_names
+            .is_empty()
+            .then(|| mesh.trust_domain.clone()),
+        min_version,
+        max_version,
         cipher_suites: t.cipher_suites.clone(),
     })
 }
@@ -529,11 +578,11 @@ spec:
             e,
             [
                 "spec.servers[0].tls.mode: mode PASSTHROUGH is not supported by tlsgate: it terminates TLS (use SIMPLE or MUTUAL)",
-                "spec.servers[1].tls.mode: mode ISTIO_MUTUAL is not supported: no mesh CA here; use MUTUAL with a credentialName",
+                "spec.servers[1].tls.mode: ISTIO_MUTUAL needs the gateway's mesh identity: add GatewayRuntime spec.mesh {credentialName: <folder with the workload certificate, key and mesh CA>, trustDomain}",
                 "spec.servers[2].tls.minProtocolVersion: TLSV1_1 is refused: TLS 1.0 and 1.1 are insecure; use TLSV1_2 or TLSV1_3",
                 "spec.servers[3].tls: an HTTPS or TLS server needs tls (mode and credentialName)",
                 "spec.servers[4].port.protocol: protocol 'TCP' is not supported: tlsgate serves HTTP, HTTPS and TLS",
-                "spec.servers[5].tls.mode: missing: expected SIMPLE, MUTUAL or OPTIONAL_MUTUAL",
+                "spec.servers[5].tls.mode: missing: expected SIMPLE, MUTUAL, OPTIONAL_MUTUAL or ISTIO_MUTUAL",
             ]
         );
     }

@@ -10,7 +10,7 @@ use super::parse::{
 };
 use super::{
     raw, ClientTls, ClientTlsMode, ConnectionPool, CredentialSource, DestinationRule, Findings,
-    HashKey, LbPolicy, OutlierDetection, Subset, TrafficPolicy,
+    HashKey, LbPolicy, Mesh, OutlierDetection, Subset, TrafficPolicy,
 };
 
 /// `gateway_selectors`: the `selector` of every Gateway, which says which
@@ -18,6 +18,7 @@ use super::{
 pub(crate) fn convert(
     doc: &Document,
     gateway_selectors: &[BTreeMap<String, String>],
+    mesh: Option<&Mesh>,
     out: &mut Findings,
 ) -> Option<DestinationRule> {
     let mut report = Report::new(&doc.id, out);
@@ -31,7 +32,7 @@ pub(crate) fn convert(
         }
     }
     let host = report.check("spec.host", dest_host(&raw.host));
-    let ctx = Ctx { doc };
+    let ctx = Ctx { doc, mesh };
     let traffic_policy = match &raw.traffic_policy {
         Some(tp) => ctx.policy("spec.trafficPolicy", tp, &mut report),
         None => TrafficPolicy::default(),
@@ -121,6 +122,7 @@ fn selected_workloads_only(
 
 struct Ctx<'a> {
     doc: &'a Document,
+    mesh: Option<&'a Mesh>,
 }
 
 impl Ctx<'_> {
@@ -190,17 +192,11 @@ impl Ctx<'_> {
             None | Some("DISABLE") => ClientTlsMode::Disable,
             Some("SIMPLE") => ClientTlsMode::Simple,
             Some("MUTUAL") => ClientTlsMode::Mutual,
-            Some("ISTIO_MUTUAL") => {
-                report.error(
-                    format!("{p}.mode"),
-                    "mode ISTIO_MUTUAL is not supported: no mesh CA here; use MUTUAL with a credentialName",
-                );
-                return None;
-            }
+            Some("ISTIO_MUTUAL") => return self.istio_mutual(p, t, report),
             Some(m) => {
                 report.error(
                     format!("{p}.mode"),
-                    format!("unknown mode '{m}': expected DISABLE, SIMPLE or MUTUAL"),
+                    format!("unknown mode '{m}': expected DISABLE, SIMPLE, MUTUAL or ISTIO_MUTUAL"),
                 );
                 return None;
             }
@@ -213,6 +209,7 @@ impl Ctx<'_> {
                 ca_certificates: None,
                 sni: None,
                 subject_alt_names: Vec::new(),
+                trust_domain: None,
                 insecure_skip_verify: false,
             });
         }
@@ -264,7 +261,57 @@ impl Ctx<'_> {
             ca_certificates,
             sni: t.sni.clone(),
             subject_alt_names: t.subject_alt_names.clone(),
+            trust_domain: None,
             insecure_skip_verify: t.insecure_skip_verify,
+        })
+    }
+
+    /// `ISTIO_MUTUAL`: mTLS with the gateway's mesh identity; the upstream
+    /// must present a SPIFFE identity of the trust domain (or one of
+    /// `subjectAltNames`), signed by the mesh CA.
+    fn istio_mutual(
+        &self,
+        p: &str,
+        t: &raw::ClientTls,
+        report: &mut Report<'_>,
+    ) -> Option<ClientTls> {
+        let Some(mesh) = self.mesh else {
+            report.error(
+                format!("{p}.mode"),
+                "ISTIO_MUTUAL needs the gateway's mesh identity: add GatewayRuntime spec.mesh \
+                 {credentialName: <folder with the workload certificate, key and mesh CA>, trustDomain}",
+            );
+            return None;
+        };
+        let own = [
+            ("credentialName", t.credential_name.is_some()),
+            ("clientCertificate", t.client_certificate.is_some()),
+            ("privateKey", t.private_key.is_some()),
+            ("caCertificates", t.ca_certificates.is_some()),
+            ("insecureSkipVerify", t.insecure_skip_verify),
+        ];
+        for (field, set) in own {
+            if set {
+                report.error(
+                    format!("{p}.{field}"),
+                    "ISTIO_MUTUAL uses the mesh credential and CA (GatewayRuntime spec.mesh)",
+                );
+            }
+        }
+        if own.iter().any(|(_, set)| *set) {
+            return None;
+        }
+        Some(ClientTls {
+            mode: ClientTlsMode::Mutual,
+            credential: Some(CredentialSource::Named(mesh.credential_name.clone())),
+            ca_certificates: None,
+            sni: t.sni.clone(),
+            subject_alt_names: t.subject_alt_names.clone(),
+            trust_domain: t
+                .subject_alt_names
+                .is_empty()
+                .then(|| mesh.trust_domain.clone()),
+            insecure_skip_verify: false,
         })
     }
 }
@@ -599,7 +646,7 @@ spec:
             [
                 "spec.trafficPolicy.outlierDetection.splitExternalLocalOriginErrors: not supported by tlsgate: local-origin errors are counted with the upstream's 5xx",
                 "spec.trafficPolicy.loadBalancer.simple: PASSTHROUGH is not supported: tlsgate picks the endpoint itself",
-                "spec.trafficPolicy.tls.mode: mode ISTIO_MUTUAL is not supported: no mesh CA here; use MUTUAL with a credentialName",
+                "spec.trafficPolicy.tls.mode: ISTIO_MUTUAL needs the gateway's mesh identity: add GatewayRuntime spec.mesh {credentialName: <folder with the workload certificate, key and mesh CA>, trustDomain}",
                 "spec.subsets[0].trafficPolicy.tls: mode MUTUAL needs credentialName, or clientCertificate and privateKey",
                 "spec.subsets[1].name: duplicate subset 'a'",
             ]

@@ -10,8 +10,8 @@ use super::load::{absolute, Document};
 use super::parse::{duration, resolve, spec, upper, Report};
 use super::raw::GatewayRuntimeSpec;
 use super::{
-    AccessLogFormat, Findings, Limits, OutboundPolicy, Overrides, ReloadSettings, RuntimeSettings,
-    Timeouts,
+    AccessLogFormat, Findings, Limits, Mesh, OutboundPolicy, Overrides, ReloadSettings,
+    RuntimeSettings, Timeouts,
 };
 
 pub(crate) const DEFAULT_ADMIN: &str = "127.0.0.1:15021";
@@ -30,6 +30,7 @@ pub(crate) fn defaults() -> RuntimeSettings {
         limits: Limits::default(),
         timeouts: Timeouts::default(),
         admin_token_file: None,
+        mesh: None,
     }
 }
 
@@ -147,6 +148,25 @@ fn apply(doc: &Document, s: &mut RuntimeSettings, report: &mut Report<'_>) {
     }
     if let Some(f) = &raw.admin_token_file {
         s.admin_token_file = Some(resolve(&doc.base_dir, f));
+    }
+    if let Some(m) = &raw.mesh {
+        let trust_domain = m
+            .trust_domain
+            .clone()
+            .unwrap_or_else(|| "cluster.local".into());
+        if m.credential_name.is_empty() || m.credential_name.contains('/') {
+            report.error("spec.mesh.credentialName", "a credential folder name");
+        }
+        if trust_domain.is_empty() || trust_domain.contains(['/', ':']) {
+            report.error(
+                "spec.mesh.trustDomain",
+                "a trust domain such as cluster.local (no scheme, no path)",
+            );
+        }
+        s.mesh = Some(Mesh {
+            credential_name: m.credential_name.clone(),
+            trust_domain,
+        });
     }
 }
 

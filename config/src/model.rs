@@ -66,6 +66,20 @@ pub struct RuntimeSettings {
     /// File holding the bearer token that `POST /reload` needs from a
     /// peer outside loopback (read at each such request, never dumped).
     pub admin_token_file: Option<PathBuf>,
+    /// `mesh`: the gateway's own mesh identity, for `ISTIO_MUTUAL`.
+    pub mesh: Option<Mesh>,
+}
+
+/// The gateway's workload identity in the mesh, as `istio-proxy` mounts
+/// it: a credential folder with its certificate, key and the mesh CA.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mesh {
+    /// Folder in `credentialsDir` (`tls.crt`/`cert-chain.pem`,
+    /// `tls.key`/`key.pem`, `ca.crt`/`root-cert.pem`).
+    pub credential_name: String,
+    /// SPIFFE trust domain (`cluster.local`): the identities a peer in the
+    /// mesh may present, `spiffe://<trustDomain>/...`.
+    pub trust_domain: String,
 }
 
 /// How configuration and credential changes are picked up.
@@ -190,6 +204,9 @@ pub struct ServerTls {
     /// Allowed client certificate SANs (DNS, URI, IP, email as strings);
     /// empty means any certificate that chains to the CA bundle.
     pub subject_alt_names: Vec<String>,
+    /// `ISTIO_MUTUAL` without `subjectAltNames`: the client must present
+    /// a SPIFFE identity of this trust domain.
+    pub trust_domain: Option<String>,
     pub min_version: Option<TlsVersion>,
     pub max_version: Option<TlsVersion>,
     /// OpenSSL cipher names (TLS 1.2) or TLS 1.3 suite names; empty = defaults.
@@ -428,6 +445,9 @@ pub struct ClientTls {
     pub ca_certificates: Option<PathBuf>,
     pub sni: Option<String>,
     pub subject_alt_names: Vec<String>,
+    /// `ISTIO_MUTUAL` without `subjectAltNames`: the upstream must present
+    /// a SPIFFE identity of this trust domain (instead of the SNI name).
+    pub trust_domain: Option<String>,
     pub insecure_skip_verify: bool,
 }
 

@@ -452,6 +452,14 @@ pub struct GatewayRuntimeSpec {
     pub limits: Option<RawLimits>,
     pub timeouts: Option<RawTimeouts>,
     pub admin_token_file: Option<String>,
+    pub mesh: Option<RawMesh>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawMesh {
+    pub credential_name: String,
+    pub trust_domain: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -527,3 +527,44 @@ fn the_circuit_breaking_task_connection_pool_is_applied() {
         ["DestinationRule/httpbin: spec.trafficPolicy.connectionPool.tcp.maxConnections: must be at least 1"]
     );
 }
+
+/// With the gateway's mesh identity, ISTIO_MUTUAL is MUTUAL with the mesh
+/// credential and a SPIFFE trust-domain check, on both sides; what it
+/// would replace (a credential of its own) is an error.
+#[test]
+fn istio_mutual_uses_the_mesh_identity() {
+    let yaml = "apiVersion: tlsgate.io/v1\nkind: GatewayRuntime\nmetadata: {name: rt}\n\
+                spec:\n  mesh: {credentialName: istio-certs, trustDomain: example.org}\n---\n\
+                apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\n\
+                spec:\n  servers:\n  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: [a.example.com]\n    tls: {mode: ISTIO_MUTUAL}\n\
+                ---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\n\
+                spec:\n  host: reviews\n  trafficPolicy:\n    tls: {mode: ISTIO_MUTUAL, subjectAltNames: [spiffe://example.org/ns/x/sa/reviews]}\n";
+    let m = load(yaml).unwrap();
+    let server = m.gateways[0].servers[0].tls.as_ref().unwrap();
+    assert_eq!(server.mode, crate::ServerTlsMode::Mutual);
+    assert_eq!(
+        server.credential,
+        crate::CredentialSource::Named("istio-certs".into())
+    );
+    assert_eq!(server.trust_domain.as_deref(), Some("example.org"));
+    let client = m.destination_rules[0].traffic_policy.tls.as_ref().unwrap();
+    assert_eq!(client.mode, crate::ClientTlsMode::Mutual);
+    assert_eq!(
+        client.credential,
+        Some(crate::CredentialSource::Named("istio-certs".into()))
+    );
+    assert_eq!(
+        client.trust_domain, None,
+        "subjectAltNames given: they decide"
+    );
+
+    let (errors, _) = findings(&yaml.replace(
+        "tls: {mode: ISTIO_MUTUAL}",
+        "tls: {mode: ISTIO_MUTUAL, credentialName: mine}",
+    ));
+    assert_eq!(
+        errors,
+        ["Gateway/gw: spec.servers[0].tls: ISTIO_MUTUAL uses the mesh credential (GatewayRuntime \
+          spec.mesh); remove credentialName, serverCertificate, privateKey and caCertificates"]
+    );
+}

@@ -603,7 +603,7 @@ mod tests {
     fn errors_name_the_file_and_the_reason() {
         let e = load_err(|f, _| fs::remove_file(f.join("tls.key")).unwrap());
         assert!(
-            e.starts_with("missing file") && e.ends_with("c/tls.key or key"),
+            e.starts_with("missing file") && e.ends_with("c/tls.key or key or key.pem"),
             "{e}"
         );
 

@@ -32,7 +32,7 @@ use pingora::protocols::tls::HandshakeCompleteHook;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::utils::tls::CertKey;
 
-pub use peer_names::{check_names, PeerCheck};
+pub use peer_names::{check_names, check_trust_domain, trust_domain_prefix, PeerCheck};
 
 use crate::config::{ClientTls, ClientTlsMode, CredentialSource};
 use crate::credentials::Credential;
@@ -103,11 +103,13 @@ impl Origination {
             .filter(|_| tls.mode == ClientTlsMode::Mutual)
             .map(|c| Arc::new(CertKey::new(c.chain.clone(), c.key.clone())));
         let sni = tls.sni.clone().unwrap_or_else(|| host.to_string());
-        let expected: Arc<[String]> = if tls.subject_alt_names.is_empty() {
-            Arc::from(vec![sni.clone()])
-        } else {
-            tls.subject_alt_names.clone().into()
+        let expected: Arc<[String]> = match (&tls.trust_domain, tls.subject_alt_names.is_empty()) {
+            (_, false) => tls.subject_alt_names.clone().into(),
+            // A mesh peer is named by its SPIFFE identity, not its host.
+            (Some(td), true) => Arc::from(vec![trust_domain_prefix(td)]),
+            (None, true) => Arc::from(vec![sni.clone()]),
         };
+        let in_trust_domain = tls.subject_alt_names.is_empty() && tls.trust_domain.is_some();
         let verify = !tls.insecure_skip_verify;
         let group_key = group_key(
             tls,
@@ -121,6 +123,7 @@ impl Origination {
             let expected = expected.clone();
             let hook: HandshakeCompleteHook = Arc::new(move |ssl: &SslRef| {
                 let check = match ssl.peer_certificate() {
+                    Some(cert) if in_trust_domain => check_trust_domain(&cert, &expected[0]),
                     Some(cert) => check_names(&cert, &expected),
                     None => PeerCheck {
                         ok: false,
@@ -195,6 +198,9 @@ fn group_key(
     for s in &sans {
         put(b'n', s.as_bytes());
     }
+    if let Some(td) = &tls.trust_domain {
+        put(b't', td.as_bytes());
+    }
     put(b'v', &[u8::from(tls.insecure_skip_verify), u8::from(h2)]);
     let digest = h.finish();
     let mut first = [0u8; 8];
@@ -236,6 +242,7 @@ mod tests {
             ca_certificates: None,
             sni: None,
             subject_alt_names: vec![],
+            trust_domain: None,
             insecure_skip_verify: false,
         }
     }

@@ -21,9 +21,11 @@ use openssl::x509::{X509Crl, X509};
 use super::{ossl_reason, CredentialError};
 use crate::config::model::CredentialSource;
 
-const CERT_NAMES: [&str; 2] = ["tls.crt", "cert"];
-const KEY_NAMES: [&str; 2] = ["tls.key", "key"];
-const CA_NAMES: [&str; 2] = ["ca.crt", "cacert"];
+// Kubernetes TLS Secrets, Istio's generic Secrets, and the files
+// `istio-proxy` writes for its workload identity (`cert-chain.pem`, ...).
+const CERT_NAMES: [&str; 3] = ["tls.crt", "cert", "cert-chain.pem"];
+const KEY_NAMES: [&str; 3] = ["tls.key", "key", "key.pem"];
+const CA_NAMES: [&str; 3] = ["ca.crt", "cacert", "root-cert.pem"];
 const CRL_NAME: &str = "ca.crl";
 /// Istio's separate CA Secret: `<name>-cacert/`.
 const CA_FOLDER_SUFFIX: &str = "-cacert";

@@ -49,6 +49,31 @@ pub fn check_names(cert: &X509Ref, expected: &[String]) -> PeerCheck {
     PeerCheck { ok, presented }
 }
 
+/// `spiffe://<trust domain>/`: what every identity of the domain starts with.
+pub fn trust_domain_prefix(trust_domain: &str) -> String {
+    format!("spiffe://{}/", trust_domain.to_ascii_lowercase())
+}
+
+/// Does `cert` carry a SPIFFE identity under `prefix`
+/// ([`trust_domain_prefix`])? As Istio names workloads, only URI SANs
+/// count, and the trust domain compares without case.
+pub fn check_trust_domain(cert: &X509Ref, prefix: &str) -> PeerCheck {
+    let sans = SubjectAltNames::of(cert);
+    let ok = sans.uris.iter().any(|u| in_trust_domain(u, prefix));
+    let mut presented: Vec<String> = sans.dns.iter().map(|d| format!("DNS:{d}")).collect();
+    presented.extend(sans.uris.iter().map(|u| format!("URI:{u}")));
+    PeerCheck { ok, presented }
+}
+
+/// Is URI SAN `uri` an identity under `prefix` (`spiffe://td/`), with a
+/// path after it?
+pub fn in_trust_domain(uri: &str, prefix: &str) -> bool {
+    uri.len() > prefix.len()
+        && uri
+            .get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +98,24 @@ mod tests {
         assert!(!check(&["spiffe://acme.com/other", "10.0.0.1"]));
         let presented = check_names(&cert, &[]).presented;
         assert!(presented.contains(&"URI:spiffe://acme.com/greeting".to_string()));
+    }
+
+    #[test]
+    fn trust_domain_takes_only_spiffe_identities_of_that_domain() {
+        let p = trust_domain_prefix("Cluster.Local");
+        assert!(in_trust_domain(
+            "spiffe://cluster.local/ns/default/sa/sleep",
+            &p
+        ));
+        assert!(in_trust_domain("SPIFFE://cluster.local/ns/x/sa/y", &p));
+        for other in [
+            "spiffe://cluster.local/",
+            "spiffe://cluster.local",
+            "spiffe://cluster.local.evil/ns/x",
+            "spiffe://evil/cluster.local/ns/x",
+            "https://cluster.local/ns/x",
+        ] {
+            assert!(!in_trust_domain(other, &p), "{other}");
+        }
     }
 }

@@ -34,6 +34,7 @@ pub fn model() -> Model {
             limits: Default::default(),
             timeouts: Default::default(),
             admin_token_file: None,
+            mesh: None,
         },
         gateways: vec![],
         virtual_services: vec![],
@@ -90,6 +91,7 @@ pub fn https_server(port: u16, list: &[&str]) -> Server {
             mode: ServerTlsMode::Simple,
             credential: CredentialSource::Named("cred".into()),
             subject_alt_names: vec![],
+            trust_domain: None,
             min_version: None,
             max_version: None,
             cipher_suites: vec![],
@@ -223,6 +225,7 @@ pub fn client_tls(mode: ClientTlsMode, sni: &str) -> ClientTls {
         ca_certificates: None,
         sni: Some(sni.into()),
         subject_alt_names: vec![],
+        trust_domain: None,
         insecure_skip_verify: false,
     }
 }

@@ -120,9 +120,15 @@ pub(super) fn credential_references(model: &Model) -> BTreeMap<CredentialSource,
     for gw in &model.gateways {
         for s in &gw.servers {
             let Some(tls) = &s.tls else { continue };
+            // The mesh identity names a workload (`spiffe://...`), not the
+            // hosts an ISTIO_MUTUAL server serves, as in Istio.
+            let mesh_identity = model.runtime.mesh.as_ref().is_some_and(|m| {
+                tls.credential == CredentialSource::Named(m.credential_name.clone())
+            });
             let hosts = s
                 .hosts
                 .iter()
+                .filter(|_| !mesh_identity)
                 .enumerate()
                 .filter_map(|(j, h)| match h {
                     HostPattern::Exact(h) => {
@@ -151,8 +157,9 @@ pub(super) fn credential_references(model: &Model) -> BTreeMap<CredentialSource,
                 tls: field,
                 cert_field: "clientCertificate",
                 // SIMPLE origination names a credential for its CA bundle
-                // (MUTUAL also for its certificate and key).
-                needs_ca: t.mode == ClientTlsMode::Simple,
+                // (MUTUAL also for its certificate and key); ISTIO_MUTUAL
+                // trusts the mesh CA only, never the system roots.
+                needs_ca: t.mode == ClientTlsMode::Simple || t.trust_domain.is_some(),
                 hosts: Vec::new(),
             });
         }

@@ -22,6 +22,9 @@ pub struct ServerPolicy {
     pub credential: Arc<Credential>,
     /// Allowed client SANs (`DNS`/`URI`/`IP` values); empty = any.
     pub allowed_sans: Vec<String>,
+    /// `ISTIO_MUTUAL`: a client identity must be a SPIFFE URI under this
+    /// prefix (`spiffe://<trust domain>/`).
+    pub spiffe_prefix: Option<String>,
     pub min_version: Option<TlsVersion>,
     pub max_version: Option<TlsVersion>,
     /// TLS 1.2 cipher list (OpenSSL names), if configured.
@@ -120,6 +123,10 @@ impl TlsPolicy {
                     mode: tls.mode,
                     credential,
                     allowed_sans: tls.subject_alt_names.clone(),
+                    spiffe_prefix: tls
+                        .trust_domain
+                        .as_deref()
+                        .map(crate::origin::trust_domain_prefix),
                     min_version: tls.min_version,
                     max_version: tls.max_version,
                     cipher_list: join(cipher_list),
@@ -176,6 +183,9 @@ fn policy_key(p: &ServerPolicy, with_credential: bool) -> [u8; 32] {
         .filter(|_| verifies || with_credential)
     {
         field(san.as_bytes());
+    }
+    if verifies || with_credential {
+        field(p.spiffe_prefix.as_deref().unwrap_or("").as_bytes());
     }
     field(format!("{:?}-{:?}", p.min_version, p.max_version).as_bytes());
     field(p.cipher_list.as_deref().unwrap_or("").as_bytes());

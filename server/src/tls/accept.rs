@@ -149,20 +149,29 @@ fn set_client_verification(ssl: &mut SslRef, policy: &ServerPolicy) {
         }
         ssl.set_client_ca_list(names);
     }
-    let policy_for_cb = policy.allowed_sans.clone();
-    ssl.set_verify_callback(mode, move |ok, ctx| verify_client(ok, ctx, &policy_for_cb));
+    let allowed = policy.allowed_sans.clone();
+    let spiffe = policy.spiffe_prefix.clone();
+    ssl.set_verify_callback(mode, move |ok, ctx| {
+        verify_client(ok, ctx, &allowed, spiffe.as_deref())
+    });
 }
 
 /// OpenSSL's chain verdict, plus the server's `subjectAltNames` allow list
-/// on the leaf. The failure class is left on the SSL for the alert callback.
-fn verify_client(preverify_ok: bool, ctx: &mut X509StoreContextRef, allowed: &[String]) -> bool {
+/// (or, for `ISTIO_MUTUAL`, its SPIFFE trust domain) on the leaf. The
+/// failure class is left on the SSL for the alert callback.
+fn verify_client(
+    preverify_ok: bool,
+    ctx: &mut X509StoreContextRef,
+    allowed: &[String],
+    spiffe: Option<&str>,
+) -> bool {
     let reason = if !preverify_ok {
         Some(super::conn::classify_verify_error(ctx.error()))
-    } else if ctx.error_depth() == 0 && !allowed.is_empty() {
-        let ok = ctx
-            .current_cert()
-            .map(|c| client_identity(c).matches_any(allowed))
-            .unwrap_or(false);
+    } else if ctx.error_depth() == 0 && (!allowed.is_empty() || spiffe.is_some()) {
+        let ok = ctx.current_cert().is_some_and(|c| match spiffe {
+            Some(prefix) if allowed.is_empty() => crate::origin::check_trust_domain(c, prefix).ok,
+            _ => client_identity(c).matches_any(allowed),
+        });
         if ok {
             None
         } else {
