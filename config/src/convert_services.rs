@@ -129,7 +129,18 @@ pub(crate) fn convert(doc: &Document, out: &mut Findings) -> Option<ServiceEntry
     let mut endpoints = Vec::new();
     for (i, e) in raw.endpoints.iter().enumerate() {
         let p = format!("spec.endpoints[{i}]");
-        if resolution == Some(Resolution::Static) && e.address.parse::<IpAddr>().is_err() {
+        if e.address.starts_with("unix://") {
+            // Istio's sidecars reach a local process this way; a gateway's
+            // upstreams are network endpoints.
+            report.error(
+                format!("{p}.address"),
+                format!(
+                    "'{}': Unix domain socket endpoints are not supported by tlsgate; \
+                     give the service a TCP address",
+                    e.address
+                ),
+            );
+        } else if resolution == Some(Resolution::Static) && e.address.parse::<IpAddr>().is_err() {
             report.error(
                 format!("{p}.address"),
                 format!(

@@ -568,3 +568,22 @@ fn istio_mutual_uses_the_mesh_identity() {
           spec.mesh); remove credentialName, serverCertificate, privateKey and caCertificates"]
     );
 }
+
+/// istio.io's ServiceEntry reference: a Unix domain socket endpoint is
+/// refused with the reason, not as a malformed address.
+#[test]
+fn unix_socket_endpoints_are_refused_with_a_reason() {
+    let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: unix-domain-socket-example}\n\
+                spec:\n  hosts:\n  - \"example.unix.local\"\n  location: MESH_EXTERNAL\n  ports:\n  \
+                - number: 80\n    name: http\n    protocol: HTTP\n  resolution: STATIC\n  endpoints:\n  \
+                - address: unix:///var/run/example/socket\n";
+    let (errors, _) = findings(yaml);
+    assert_eq!(
+        errors,
+        [
+            "ServiceEntry/unix-domain-socket-example: spec.endpoints[0].address: \
+          'unix:///var/run/example/socket': Unix domain socket endpoints are not supported by \
+          tlsgate; give the service a TCP address"
+        ]
+    );
+}
