@@ -494,12 +494,7 @@ fn load_balancer(
     if lb.simple.is_some() {
         report.error(&q, "a loadBalancer has either simple or consistentHash");
     }
-    report.unsupported(
-        &ch.http_cookie,
-        &format!("{q}.httpCookie"),
-        "consistentHash by cookie is not implemented (tlsgate does not set cookies); \
-         use httpHeaderName, httpQueryParameterName or useSourceIp",
-    );
+
     let ring = "tlsgate keeps one ring of 160 points per endpoint";
     report.ignored(&ch.ring_hash, &format!("{q}.ringHash"), ring);
     report.ignored(&ch.maglev, &format!("{q}.maglev"), ring);
@@ -520,13 +515,46 @@ fn load_balancer(
     if ch.use_source_ip == Some(true) {
         keys.push(HashKey::SourceIp);
     }
+    if let Some(c) = &ch.http_cookie {
+        let r = format!("{q}.httpCookie");
+        // Written into a Set-Cookie header as is.
+        let token = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+        };
+        if !token(&c.name) {
+            report.error(format!("{r}.name"), "not a cookie name (a token)");
+        }
+        if let Some(path) = &c.path {
+            if !path.starts_with('/') || !path.bytes().all(|b| b.is_ascii_graphic() && b != b';') {
+                report.error(
+                    format!("{r}.path"),
+                    "a path: '/' then visible characters, no ';'",
+                );
+            }
+        }
+        report.unsupported(
+            &c.attributes,
+            &format!("{r}.attributes"),
+            "cookie attributes are not implemented",
+        );
+        let ttl = c
+            .ttl
+            .as_ref()
+            .and_then(|t| report.check(&format!("{r}.ttl"), duration(t)));
+        keys.push(HashKey::Cookie {
+            name: c.name.clone(),
+            path: c.path.clone(),
+            ttl,
+        });
+    }
     match keys.len() {
         1 => (Some(LbPolicy::ConsistentHash), keys.pop()),
-        0 if ch.http_cookie.is_some() => (None, None),
         _ => {
             report.error(
                 &q,
-                "needs exactly one of httpHeaderName, httpQueryParameterName and useSourceIp",
+                "needs exactly one of httpHeaderName, httpCookie, httpQueryParameterName and useSourceIp",
             );
             (None, None)
         }

@@ -433,6 +433,13 @@ pub enum HashKey {
     QueryParameter(String),
     /// `useSourceIp`: the client's address as the gateway sees it.
     SourceIp,
+    /// `httpCookie`: the cookie's value; with `ttl`, a client without the
+    /// cookie is given one (`Max-Age` = ttl, a session cookie for 0 s).
+    Cookie {
+        name: String,
+        path: Option<String>,
+        ttl: Option<Duration>,
+    },
 }
 
 /// Upstream TLS origination (DestinationRule `tls`).

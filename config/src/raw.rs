@@ -349,10 +349,19 @@ pub struct LoadBalancer {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpCookie {
+    pub name: String,
+    pub path: Option<String>,
+    pub ttl: Option<String>,
+    #[serde(default)]
+    pub attributes: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ConsistentHash {
     pub http_header_name: Option<String>,
-    #[serde(default)]
-    pub http_cookie: Option<Value>,
+    pub http_cookie: Option<HttpCookie>,
     pub use_source_ip: Option<bool>,
     pub http_query_parameter_name: Option<String>,
     /// Ring sizes tune Envoy's ring; one ring size is used here.

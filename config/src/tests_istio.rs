@@ -334,9 +334,9 @@ fn a_kubernetes_service_port_that_is_not_a_number_is_an_error() {
     );
 }
 
-/// istio.io's DestinationRule reference: `consistentHash` by header, query
-/// parameter or source IP is applied; by cookie it is refused with a reason
-/// (not as an unknown field); `localityLbSetting` is ignored.
+/// istio.io's DestinationRule reference: `consistentHash` by header,
+/// cookie, query parameter or source IP is applied; `warmup` is refused
+/// with a reason (not as an unknown field); `localityLbSetting` is ignored.
 #[test]
 fn consistent_hash_is_applied_or_refused_by_name() {
     let dr = |lb: &str| {
@@ -352,6 +352,18 @@ fn consistent_hash_is_applied_or_refused_by_name() {
     let tp = &m.destination_rules[0].traffic_policy;
     assert_eq!(tp.load_balancer, Some(crate::LbPolicy::ConsistentHash));
     assert_eq!(tp.hash_key, Some(crate::HashKey::Header("x-user".into())));
+    let m = load(&dr(
+        "      consistentHash:\n        httpCookie:\n          name: user\n          path: /\n          ttl: 0s\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        m.destination_rules[0].traffic_policy.hash_key,
+        Some(crate::HashKey::Cookie {
+            name: "user".into(),
+            path: Some("/".into()),
+            ttl: Some(std::time::Duration::ZERO)
+        })
+    );
     let m = load(&dr("      consistentHash: {useSourceIp: true}\n")).unwrap();
     assert_eq!(
         m.destination_rules[0].traffic_policy.hash_key,
@@ -361,8 +373,8 @@ fn consistent_hash_is_applied_or_refused_by_name() {
     let p = "DestinationRule/bookinfo-ratings: spec.trafficPolicy.loadBalancer";
     for (lb, want) in [
         (
-            "      consistentHash:\n        httpCookie:\n          name: user\n          ttl: 0s\n",
-            format!("{p}.consistentHash.httpCookie: not supported by tlsgate: consistentHash by cookie is not implemented"),
+            "      consistentHash:\n        httpCookie:\n          name: \"user;x\"\n          ttl: 0s\n",
+            format!("{p}.consistentHash.httpCookie.name: not a cookie name (a token)"),
         ),
         (
             "      consistentHash: {httpHeaderName: x-user, useSourceIp: true}\n",

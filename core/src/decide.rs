@@ -127,6 +127,9 @@ pub struct Plan {
     /// The request's place under the destination's `connectionPool`
     /// limits, held until the request ends; `None` when it has none.
     pub admission: Option<Admission>,
+    /// A `Set-Cookie` value for the response (`consistentHash.httpCookie`
+    /// giving a client its key).
+    pub set_cookie: Option<String>,
 }
 
 impl Plan {
@@ -236,13 +239,21 @@ pub fn decide<H: HeaderSource + ?Sized>(
                 },
                 RouteAction::Forward(_) => match route.pick_with(rng) {
                     Some(dest) => {
-                        let key = hash_input(dest, conn, req);
+                        let (key, set_cookie) = match hash_input(dest, conn, req, rng) {
+                            HashInput::Found(key) => (Some(key), None),
+                            HashInput::Missing => (None, None),
+                            HashInput::NewCookie { value, header } => {
+                                (Some(Cow::Owned(value.into_bytes())), Some(header))
+                            }
+                        };
                         let to = Target {
                             endpoint: dest.acquire_for(key.as_deref()),
                             dest: dest.clone(),
                             passthrough: false,
                         };
-                        admitted(plan(rt, conn, req, Some(&route.route), to))
+                        let mut plan = plan(rt, conn, req, Some(&route.route), to);
+                        plan.set_cookie = set_cookie;
+                        admitted(plan)
                     }
                     None => Action::Respond {
                         status: 503,
@@ -335,6 +346,7 @@ fn plan<H: HeaderSource + ?Sized>(
         edits,
         to,
         admission: None,
+        set_cookie: None,
     }
 }
 
@@ -381,26 +393,72 @@ fn tunnel<H: HeaderSource + ?Sized>(
     }
 }
 
-/// What a `consistentHash` destination hashes for this request; `None`
-/// (balanced round robin) when the request does not carry it.
+/// What a `consistentHash` destination hashes for this request.
+enum HashInput<'r> {
+    Found(Cow<'r, [u8]>),
+    /// Not carried: balanced round robin.
+    Missing,
+    /// `httpCookie` with a `ttl` and no such cookie: a new value, hashed
+    /// now and given to the client (`header`, a `Set-Cookie` value) so
+    /// that its next requests hash alike.
+    NewCookie {
+        value: String,
+        header: String,
+    },
+}
+
 fn hash_input<'r, H: HeaderSource + ?Sized>(
     dest: &Destination,
     conn: &ConnView<'_>,
     req: &'r RequestView<'_, H>,
-) -> Option<Cow<'r, [u8]>> {
-    match dest.hash_key.as_ref()? {
-        HashKey::Header(name) => req.headers.first(name).map(|v| Cow::Borrowed(v.as_bytes())),
-        HashKey::SourceIp => conn
-            .client_ip
-            .map(|ip| Cow::Owned(ip.to_string().into_bytes())),
+    rng: &mut dyn RngCore,
+) -> HashInput<'r> {
+    let found = |v: Option<Cow<'r, [u8]>>| v.map_or(HashInput::Missing, HashInput::Found);
+    let Some(key) = dest.hash_key.as_ref() else {
+        return HashInput::Missing;
+    };
+    match key {
+        HashKey::Header(name) => {
+            found(req.headers.first(name).map(|v| Cow::Borrowed(v.as_bytes())))
+        }
+        HashKey::SourceIp => found(
+            conn.client_ip
+                .map(|ip| Cow::Owned(ip.to_string().into_bytes())),
+        ),
         HashKey::QueryParameter(name) => {
             let path = req.path();
-            let (_, query) = path.split_once('?')?;
-            let value = query.split('&').find_map(|pair| {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                (k == name).then_some(v)
-            })?;
-            Some(Cow::Owned(value.as_bytes().to_vec()))
+            let value = path.split_once('?').and_then(|(_, query)| {
+                query.split('&').find_map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    (k == name).then_some(v)
+                })
+            });
+            found(value.map(|v| Cow::Owned(v.as_bytes().to_vec())))
+        }
+        HashKey::Cookie { name, path, ttl } => {
+            let sent = req.headers.all("cookie").into_iter().find_map(|line| {
+                line.split(';').find_map(|c| {
+                    let (k, v) = c.trim().split_once('=')?;
+                    (k == name).then_some(v.trim_matches('"'))
+                })
+            });
+            match (sent, ttl) {
+                (Some(v), _) => HashInput::Found(Cow::Borrowed(v.as_bytes())),
+                (None, None) => HashInput::Missing,
+                (None, Some(ttl)) => {
+                    let value = format!("{:016x}", rng.next_u64());
+                    let mut header = format!("{name}=\"{value}\"");
+                    if let Some(p) = path {
+                        header.push_str("; Path=");
+                        header.push_str(p);
+                    }
+                    if !ttl.is_zero() {
+                        header.push_str(&format!("; Max-Age={}", ttl.as_secs()));
+                    }
+                    header.push_str("; HttpOnly");
+                    HashInput::NewCookie { value, header }
+                }
+            }
         }
     }
 }

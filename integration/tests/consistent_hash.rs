@@ -9,6 +9,11 @@ use tlsgate_integration::*;
 const HOST: &str = "sticky.example.com";
 
 fn config(port: u16, backends: &[&Backend]) -> String {
+    config_with(port, backends, "        httpHeaderName: x-user\n")
+}
+
+/// The same, hashing on `consistent_hash` (its fields, indented).
+fn config_with(port: u16, backends: &[&Backend], consistent_hash: &str) -> String {
     let endpoints: String = backends
         .iter()
         .map(|b| {
@@ -62,8 +67,7 @@ spec:
   trafficPolicy:
     loadBalancer:
       consistentHash:
-        httpHeaderName: x-user
-"#
+{consistent_hash}"#
     )
 }
 
@@ -167,4 +171,82 @@ fn one_key_one_backend_and_a_removed_backend_moves_only_its_keys() {
     let held = before.values().filter(|b| *b == "c").count();
     assert_eq!(moved, held);
     assert!((20..=80).contains(&moved), "moved {moved} of 200");
+}
+
+/// `httpCookie` with a `ttl`: a client without the cookie is given one
+/// (by Pingora's engine, on either request path), and every request that
+/// carries it reaches the same backend.
+#[test]
+fn a_cookie_is_given_once_and_then_keeps_a_client_on_one_backend() {
+    let backends: Vec<Backend> = ["a", "b", "c", "d"].map(Backend::start).into();
+    let all: Vec<&Backend> = backends.iter().collect();
+    let port = free_port();
+    let conf = ConfigDir::new();
+    let cookie =
+        "        httpCookie:\n          name: user\n          path: /\n          ttl: 0s\n";
+    let path = conf.write("sticky.yaml", &config_with(port, &all, cookie));
+    let _gateway = Gateway::start(&[&path], &[]);
+    let url = format!("http://{HOST}:{port}/");
+    let resolve = format!("{HOST}:{port}:127.0.0.1");
+    let jar_dir = tempfile::tempdir().unwrap();
+    let mut owners = std::collections::BTreeSet::new();
+    for client in 0..12 {
+        for b in &backends {
+            b.clear();
+        }
+        let jar = jar_dir.path().join(format!("jar-{client}"));
+        let jar = jar.to_string_lossy();
+        // The first request gets the cookie: a session cookie (ttl 0s).
+        let out = curl(&[
+            "-s",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-c",
+            &jar,
+            "--resolve",
+            &resolve,
+            &url,
+        ]);
+        let set: Vec<&str> = out
+            .stdout
+            .lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+            .collect();
+        assert_eq!(set.len(), 1, "{out}");
+        assert!(
+            set[0].contains("user=\"") && set[0].contains("Path=/"),
+            "{}",
+            set[0]
+        );
+        assert!(!set[0].contains("Max-Age"), "ttl 0s: a session cookie");
+        // Then 10 requests with it, GETs (direct path) and POSTs (Pingora).
+        for i in 0..10 {
+            let mut args = vec!["-s", "-o", "/dev/null", "-b", &*jar, "--resolve", &resolve];
+            if i % 2 == 1 {
+                args.extend(["--data", "x"]);
+            }
+            args.push(&url);
+            assert!(curl(&args).success());
+        }
+        let reached: Vec<&str> = backends
+            .iter()
+            .filter(|b| b.count() > 0)
+            .map(|b| b.name())
+            .collect();
+        assert_eq!(reached.len(), 1, "client {client}: {reached:?}");
+        let carried = backends
+            .iter()
+            .flat_map(|b| b.requests())
+            .filter(|r| {
+                r.headers
+                    .iter()
+                    .any(|(n, v)| n == "cookie" && v.contains("user="))
+            })
+            .count();
+        assert_eq!(carried, 10, "the cookie reaches the backend too");
+        owners.insert(reached[0].to_string());
+    }
+    assert!(owners.len() >= 2, "cookies spread clients: {owners:?}");
 }

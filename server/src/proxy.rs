@@ -259,6 +259,9 @@ impl ProxyHttp for Proxy {
         ctx: &mut Ctx,
     ) -> Result<()> {
         ctx.report(Attempt::Status(upstream_response.status.as_u16()));
+        if let Some(cookie) = ctx.plan().and_then(|p| p.set_cookie.as_deref()) {
+            upstream_response.append_header(http::header::SET_COOKIE, cookie)?;
+        }
         headers::response_hop_by_hop(upstream_response)
     }
 

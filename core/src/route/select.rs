@@ -142,11 +142,24 @@ fn match_one<H: HeaderSource + ?Sized>(m: &RouteMatch, port: u16, uri: &str, hea
 pub trait HeaderSource {
     /// The first value of header `name` (lower case), if it is text.
     fn first(&self, name: &str) -> Option<&str>;
+
+    /// Every text value of header `name` (HTTP/2 sends each cookie as a
+    /// header of its own).
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.first(name).into_iter().collect()
+    }
 }
 
 impl HeaderSource for HeaderMap {
     fn first(&self, name: &str) -> Option<&str> {
         self.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect()
     }
 }
 

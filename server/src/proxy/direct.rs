@@ -399,8 +399,12 @@ impl Core {
     ) -> Result<Forwarding, Decision> {
         let plan = match &decision.action {
             // A request waiting for a place under its destination's
-            // limits waits in Pingora's engine.
-            Action::Forward(p) if !p.dest().h2 && p.retries.is_none() && !p.queued() => p,
+            // limits waits in Pingora's engine, which also sets cookies.
+            Action::Forward(p)
+                if !p.dest().h2 && p.retries.is_none() && !p.queued() && p.set_cookie.is_none() =>
+            {
+                p
+            }
             _ => {
                 metrics().direct.handoff_route.inc();
                 return Err(decision);

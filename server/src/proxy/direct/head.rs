@@ -174,6 +174,14 @@ impl HeaderSource for Headers<'_, '_> {
         let h = self.0.iter().find(|h| h.name.eq_ignore_ascii_case(name))?;
         text(h.value)
     }
+
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .filter_map(|h| text(h.value))
+            .collect()
+    }
 }
 
 #[cfg(test)]
