@@ -10,7 +10,7 @@ use super::parse::{
 };
 use super::{
     raw, ClientTls, ClientTlsMode, ConnectionPool, CredentialSource, DestinationRule, Findings,
-    HashKey, LbPolicy, Mesh, OutlierDetection, Subset, TrafficPolicy,
+    HashKey, LbPolicy, Mesh, OutlierDetection, PortLevel, Subset, TrafficPolicy,
 };
 
 /// `gateway_selectors`: the `selector` of every Gateway, which says which
@@ -145,27 +145,30 @@ impl Ctx<'_> {
             .as_ref()
             .and_then(|t| self.client_tls(&format!("{p}.tls"), t, report));
         let mut port_tls = Vec::new();
+        let mut port_level = Vec::new();
         for (i, pl) in tp.port_level_settings.iter().enumerate() {
             let q = format!("{p}.portLevelSettings[{i}]");
-            report.ignored(
-                &pl.load_balancer,
-                &format!("{q}.loadBalancer"),
-                "tlsgate balances per destination; the rule's own loadBalancer applies on every port",
-            );
-            report.unsupported(
-                &pl.connection_pool,
-                &format!("{q}.connectionPool"),
-                "per-port connection pools are not implemented; set the rule's own connectionPool",
-            );
-            report.unsupported(
-                &pl.outlier_detection,
-                &format!("{q}.outlierDetection"),
-                "per-port outlier detection is not implemented; set the rule's own outlierDetection",
-            );
             let Some(port) = pl.port.as_ref().map(|p| p.number).filter(|n| *n != 0) else {
                 report.error(format!("{q}.port.number"), "missing or 0");
                 continue;
             };
+            let (load_balancer, hash_key) = match &pl.load_balancer {
+                Some(lb) => self::load_balancer(&format!("{q}.loadBalancer"), lb, report),
+                None => (None, None),
+            };
+            port_level.push(PortLevel {
+                port,
+                load_balancer,
+                hash_key,
+                connection_pool: pl
+                    .connection_pool
+                    .as_ref()
+                    .map(|cp| self::connection_pool(&format!("{q}.connectionPool"), cp, report)),
+                outlier_detection: pl
+                    .outlier_detection
+                    .as_ref()
+                    .map(|o| outlier(&format!("{q}.outlierDetection"), o, report)),
+            });
             if let Some(t) = &pl.tls {
                 if let Some(t) = self.client_tls(&format!("{q}.tls"), t, report) {
                     port_tls.push((port, t));
@@ -179,6 +182,7 @@ impl Ctx<'_> {
             connection_pool,
             outlier_detection,
             port_tls,
+            port_level,
         }
     }
 

@@ -372,6 +372,19 @@ pub struct TrafficPolicy {
     pub outlier_detection: Option<OutlierDetection>,
     /// `portLevelSettings[]`: TLS per destination port.
     pub port_tls: Vec<(u16, ClientTls)>,
+    /// `portLevelSettings[]`: the rest, per destination port.
+    pub port_level: Vec<PortLevel>,
+}
+
+/// What `portLevelSettings[]` sets for one port, besides TLS; each set
+/// field wins over the policy's own for that port.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PortLevel {
+    pub port: u16,
+    pub load_balancer: Option<LbPolicy>,
+    pub hash_key: Option<HashKey>,
+    pub connection_pool: Option<ConnectionPool>,
+    pub outlier_detection: Option<OutlierDetection>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -326,12 +326,9 @@ pub struct HttpPool {
 pub struct PortTrafficPolicy {
     pub port: Option<PortSelector>,
     pub tls: Option<ClientTls>,
-    #[serde(default)]
-    pub load_balancer: Option<Value>,
-    #[serde(default)]
-    pub connection_pool: Option<Value>,
-    #[serde(default)]
-    pub outlier_detection: Option<Value>,
+    pub load_balancer: Option<LoadBalancer>,
+    pub connection_pool: Option<ConnectionPool>,
+    pub outlier_detection: Option<RawOutlier>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -267,6 +267,38 @@ mod tests {
         assert!(d.tls.is_some());
     }
 
+    /// `portLevelSettings` win over the rule's own settings on their port
+    /// (balancing, connection pool, outlier detection), and only there.
+    #[test]
+    fn port_level_settings_win_on_their_port() {
+        let mut m = one_route(vec![
+            wdest("backend", Some(8080), None, 50),
+            wdest("backend", Some(9090), None, 50),
+        ]);
+        let mut rule = dr("backend", &[]);
+        rule.traffic_policy.load_balancer = Some(LbPolicy::Random);
+        rule.traffic_policy.port_level = vec![crate::config::PortLevel {
+            port: 8080,
+            load_balancer: Some(LbPolicy::LeastRequest),
+            connection_pool: Some(crate::config::ConnectionPool {
+                max_requests: Some(3),
+                max_pending: None,
+                connect_timeout: None,
+            }),
+            ..Default::default()
+        }];
+        m.destination_rules.push(rule);
+        let t = RouteTable::compile(&m).unwrap();
+        let Lookup::Route(r) = t.lookup(at(443), "x.a.com", "/", &HeaderMap::new()) else {
+            panic!("route")
+        };
+        let by_port = |p: u16| r.destinations.iter().find(|d| d.port == p).unwrap().clone();
+        assert_eq!(by_port(8080).lb, LbPolicy::LeastRequest);
+        assert_eq!(by_port(8080).circuit.as_ref().map(|c| c.limit()), Some(3));
+        assert_eq!(by_port(9090).lb, LbPolicy::Random);
+        assert!(by_port(9090).circuit.is_none());
+    }
+
     #[test]
     fn plain_dns_destination_is_the_host_itself() {
         let t = RouteTable::compile(&one_route(vec![wdest("backend", Some(8080), None, 100)]));
@@ -434,6 +466,7 @@ mod tests {
             hash_key: None,
             connection_pool: None,
             outlier_detection: None,
+            port_level: vec![],
         });
         m.destination_rules.push(rule);
         let t = RouteTable::compile(&m).unwrap();

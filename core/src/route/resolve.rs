@@ -77,21 +77,32 @@ impl<'m> Resolver<'m> {
             }],
         };
         let subset_policy = subset.and_then(|s| s.traffic_policy.as_ref());
-        // The subset's balancing replaces the rule's whole, key included.
-        let balancing = subset_policy
-            .filter(|p| p.load_balancer.is_some())
-            .or(rule.map(|r| &r.traffic_policy))
-            .filter(|p| p.load_balancer.is_some());
-        let lb = balancing
-            .and_then(|p| p.load_balancer)
-            .unwrap_or(LbPolicy::RoundRobin);
-        let hash_key = balancing.and_then(|p| p.hash_key.clone());
-        let pool = subset_policy
-            .and_then(|p| p.connection_pool)
-            .or(rule.and_then(|r| r.traffic_policy.connection_pool));
-        let outlier = subset_policy
-            .and_then(|p| p.outlier_detection)
-            .or(rule.and_then(|r| r.traffic_policy.outlier_detection));
+        let rule_policy = rule.map(|r| &r.traffic_policy);
+        // Each setting from the most specific place that sets it: the
+        // subset's for this port, the subset's, the rule's for this port,
+        // the rule's. The balancing policy and its hash key go together.
+        let balancing = most_specific(
+            rule_policy,
+            subset_policy,
+            port,
+            |p| p.load_balancer.map(|lb| (lb, p.hash_key.clone())),
+            |l| l.load_balancer.map(|lb| (lb, l.hash_key.clone())),
+        );
+        let (lb, hash_key) = balancing.unwrap_or((LbPolicy::RoundRobin, None));
+        let pool = most_specific(
+            rule_policy,
+            subset_policy,
+            port,
+            |p| p.connection_pool,
+            |l| l.connection_pool,
+        );
+        let outlier = most_specific(
+            rule_policy,
+            subset_policy,
+            port,
+            |p| p.outlier_detection,
+            |l| l.outlier_detection,
+        );
         let dest = Arc::new(Destination::new(DestinationSpec {
             host: d.host.clone(),
             port,
@@ -318,6 +329,28 @@ fn endpoints(
         ));
     }
     Ok(selected)
+}
+
+/// A setting by Istio's precedence: the subset's for `port`, the subset's,
+/// the rule's for `port`, the rule's.
+fn most_specific<T>(
+    rule: Option<&TrafficPolicy>,
+    subset: Option<&TrafficPolicy>,
+    port: u16,
+    own: impl Fn(&TrafficPolicy) -> Option<T>,
+    per_port: impl Fn(&crate::config::PortLevel) -> Option<T>,
+) -> Option<T> {
+    let at_port = |p: &TrafficPolicy| {
+        p.port_level
+            .iter()
+            .find(|l| l.port == port)
+            .and_then(&per_port)
+    };
+    subset
+        .and_then(at_port)
+        .or_else(|| subset.and_then(&own))
+        .or_else(|| rule.and_then(at_port))
+        .or_else(|| rule.and_then(&own))
 }
 
 /// Istio's precedence: the subset's settings for this port, the subset's
