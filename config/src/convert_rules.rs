@@ -377,20 +377,16 @@ fn outlier(p: &str, o: &raw::RawOutlier, report: &mut Report<'_>) -> OutlierDete
 
 fn connection_pool(p: &str, cp: &raw::ConnectionPool, report: &mut Report<'_>) -> ConnectionPool {
     let mut pool = ConnectionPool {
+        max_connections: None,
         max_requests: None,
         max_pending: None,
         connect_timeout: None,
     };
-    let positive = |field: String, n: Option<u32>, report: &mut Report<'_>| match n {
-        Some(0) => {
-            report.error(field, "must be at least 1");
-            None
-        }
-        n => n,
-    };
+    // As in Istio, 0 means "not set".
+    let positive = |n: Option<u32>| n.filter(|n| *n > 0);
     if let Some(tcp) = &cp.tcp {
         let q = format!("{p}.tcp");
-        pool.max_requests = positive(format!("{q}.maxConnections"), tcp.max_connections, report);
+        pool.max_connections = positive(tcp.max_connections);
         pool.connect_timeout = tcp
             .connect_timeout
             .as_ref()
@@ -409,18 +405,8 @@ fn connection_pool(p: &str, cp: &raw::ConnectionPool, report: &mut Report<'_>) -
     }
     if let Some(http) = &cp.http {
         let q = format!("{p}.http");
-        pool.max_pending = positive(
-            format!("{q}.http1MaxPendingRequests"),
-            http.http1_max_pending_requests,
-            report,
-        );
-        if let Some(n) = positive(
-            format!("{q}.http2MaxRequests"),
-            http.http2_max_requests,
-            report,
-        ) {
-            pool.max_requests = Some(pool.max_requests.map_or(n, |m| m.min(n)));
-        }
+        pool.max_pending = positive(http.http1_max_pending_requests);
+        pool.max_requests = positive(http.http2_max_requests);
         let kept = "upstream connections are kept by tlsgate's own pool and idle time";
         report.ignored(
             &http.max_requests_per_connection,
@@ -499,7 +485,7 @@ fn load_balancer(
         report.error(&q, "a loadBalancer has either simple or consistentHash");
     }
 
-    let ring = "tlsgate keeps one ring of 160 points per endpoint";
+    let ring = "tlsgate keeps one ring of 256 points per endpoint";
     report.ignored(&ch.ring_hash, &format!("{q}.ringHash"), ring);
     report.ignored(&ch.maglev, &format!("{q}.maglev"), ring);
     report.ignored(&ch.minimum_ring_size, &format!("{q}.minimumRingSize"), ring);

@@ -408,8 +408,11 @@ pub enum LbPolicy {
 /// `connectionPool` limits of a destination (Envoy's circuit breakers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ConnectionPool {
-    /// Requests in flight at once: the smaller of `tcp.maxConnections`
-    /// and `http.http2MaxRequests` (unlimited when neither is set).
+    /// `tcp.maxConnections`: upstream connections busy at once (each
+    /// HTTP/1.1 request holds one); more requests wait (unlimited if unset).
+    pub max_connections: Option<u32>,
+    /// `http.http2MaxRequests`: requests in flight at once; more are
+    /// refused at once (unlimited if unset).
     pub max_requests: Option<u32>,
     /// `http.http1MaxPendingRequests`: requests waiting for one in flight
     /// to end (unlimited when absent, as Istio's default).

@@ -504,7 +504,10 @@ fn the_circuit_breaking_task_connection_pool_is_applied() {
         .traffic_policy
         .connection_pool
         .unwrap();
-    assert_eq!((pool.max_requests, pool.max_pending), (Some(1), Some(1)));
+    assert_eq!(
+        (pool.max_connections, pool.max_pending, pool.max_requests),
+        (Some(1), Some(1), None)
+    );
     let outlier = load(&yaml).unwrap().destination_rules[0]
         .traffic_policy
         .outlier_detection
@@ -521,23 +524,29 @@ fn the_circuit_breaking_task_connection_pool_is_applied() {
         }
     );
 
-    // The smaller of maxConnections and http2MaxRequests bounds requests.
+    // Each limit apart: connections queue, requests are refused.
     let yaml = dr("      tcp: {maxConnections: 100, connectTimeout: 30ms}\n      http: {http2MaxRequests: 10}\n");
     let pool = load(&yaml).unwrap().destination_rules[0]
         .traffic_policy
         .connection_pool
         .unwrap();
-    assert_eq!(pool.max_requests, Some(10));
+    assert_eq!(
+        (pool.max_connections, pool.max_requests),
+        (Some(100), Some(10))
+    );
     assert_eq!(
         pool.connect_timeout,
         Some(std::time::Duration::from_millis(30))
     );
 
-    let (errors, _) = findings(&dr("      tcp: {maxConnections: 0}\n"));
-    assert_eq!(
-        errors,
-        ["DestinationRule/httpbin: spec.trafficPolicy.connectionPool.tcp.maxConnections: must be at least 1"]
-    );
+    // As in Istio, 0 is "not set".
+    let pool = load(&dr("      tcp: {maxConnections: 0}\n"))
+        .unwrap()
+        .destination_rules[0]
+        .traffic_policy
+        .connection_pool
+        .unwrap();
+    assert_eq!(pool.max_connections, None);
 }
 
 /// With the gateway's mesh identity, ISTIO_MUTUAL is MUTUAL with the mesh

@@ -104,7 +104,7 @@ pub enum Action {
     },
 }
 
-/// Where a tunnel goes.
+/// Where a request or a tunnel goes.
 #[derive(Debug)]
 pub struct Target {
     pub dest: Arc<Destination>,
@@ -112,6 +112,24 @@ pub struct Target {
     pub endpoint: InFlightGuard,
     /// An unregistered host `ALLOW_ANY` lets through.
     pub passthrough: bool,
+    /// The place under the destination's `connectionPool` limits, held
+    /// until the request (or tunnel) ends; `None` when it has none.
+    pub admission: Option<Admission>,
+}
+
+impl Target {
+    /// Must the engine wait ([`Target::ready`]) before it connects?
+    pub fn queued(&self) -> bool {
+        self.admission.as_ref().is_some_and(Admission::is_queued)
+    }
+
+    /// Waits, at most `wait`, until a queued request may go.
+    pub async fn ready(&mut self, wait: Duration) -> Result<(), Overflow> {
+        match &mut self.admission {
+            Some(a) => a.ready(wait).await,
+            None => Ok(()),
+        }
+    }
 }
 
 /// How a request is forwarded.
@@ -124,9 +142,6 @@ pub struct Plan {
     pub timeout: Option<Duration>,
     pub retries: Option<Retries>,
     pub edits: Edits,
-    /// The request's place under the destination's `connectionPool`
-    /// limits, held until the request ends; `None` when it has none.
-    pub admission: Option<Admission>,
     /// A `Set-Cookie` value for the response (`consistentHash.httpCookie`
     /// giving a client its key).
     pub set_cookie: Option<String>,
@@ -139,31 +154,32 @@ impl Plan {
 
     /// Must the engine wait ([`Plan::ready`]) before it connects?
     pub fn queued(&self) -> bool {
-        self.admission.as_ref().is_some_and(Admission::is_queued)
+        self.to.queued()
     }
 
     /// Waits, at most `wait`, until a queued request may go.
     pub async fn ready(&mut self, wait: Duration) -> Result<(), Overflow> {
-        self.admission = match self.admission.take() {
-            Some(Admission::Queued(ticket)) => Some(Admission::Granted(ticket.wait(wait).await?)),
-            other => other,
-        };
-        Ok(())
+        self.to.ready(wait).await
     }
 }
 
 /// A forward, with its place under the destination's `connectionPool`
 /// limits, or the 503 that refuses it.
-fn admitted(mut plan: Plan) -> Action {
-    match plan.to.dest.admit() {
+fn admitted(plan: Plan) -> Action {
+    admit(plan.to).map_or_else(
+        |(dest, why)| Action::Overflow { dest, why },
+        |to| Action::Forward(Plan { to, ..plan }),
+    )
+}
+
+/// `to` with its place under its destination's `connectionPool` limits.
+fn admit(mut to: Target) -> Result<Target, (Arc<Destination>, Overflow)> {
+    match to.dest.admit() {
         Ok(admission) => {
-            plan.admission = admission;
-            Action::Forward(plan)
+            to.admission = admission;
+            Ok(to)
         }
-        Err(why) => Action::Overflow {
-            dest: plan.to.dest.clone(),
-            why,
-        },
+        Err(why) => Err((to.dest.clone(), why)),
     }
 }
 
@@ -239,18 +255,7 @@ pub fn decide<H: HeaderSource + ?Sized>(
                 },
                 RouteAction::Forward(_) => match route.pick_with(rng) {
                     Some(dest) => {
-                        let (key, set_cookie) = match hash_input(dest, conn, req, rng) {
-                            HashInput::Found(key) => (Some(key), None),
-                            HashInput::Missing => (None, None),
-                            HashInput::NewCookie { value, header } => {
-                                (Some(Cow::Owned(value.into_bytes())), Some(header))
-                            }
-                        };
-                        let to = Target {
-                            endpoint: dest.acquire_for(key.as_deref()),
-                            dest: dest.clone(),
-                            passthrough: false,
-                        };
+                        let (to, set_cookie) = draw(dest.clone(), false, conn, req, rng);
                         let mut plan = plan(rt, conn, req, Some(&route.route), to);
                         plan.set_cookie = set_cookie;
                         admitted(plan)
@@ -275,7 +280,12 @@ pub fn decide<H: HeaderSource + ?Sized>(
         // else that would make an ingress port an open proxy.
         Lookup::NoHost if !conn.is_tls() && rt.routes.is_egress(conn.local, &host) => {
             let action = match outbound(rt, &host, req.port()) {
-                Ok(to) => admitted(plan(rt, conn, req, None, to)),
+                Ok((dest, passthrough)) => {
+                    let (to, set_cookie) = draw(dest, passthrough, conn, req, rng);
+                    let mut plan = plan(rt, conn, req, None, to);
+                    plan.set_cookie = set_cookie;
+                    admitted(plan)
+                }
                 Err(body) => Action::Respond {
                     status: 502,
                     body: Cow::Owned(body),
@@ -345,7 +355,6 @@ fn plan<H: HeaderSource + ?Sized>(
         retries: route.and_then(|r| r.retries),
         edits,
         to,
-        admission: None,
         set_cookie: None,
     }
 }
@@ -382,15 +391,49 @@ fn tunnel<H: HeaderSource + ?Sized>(
         let body = "CONNECT is only served on plain-HTTP egress ports (HTTP/1.1)\n";
         return respond(host, 405, body.into(), false);
     }
-    match outbound(rt, &host, port) {
-        Ok(to) => Decision {
-            server: server.clone(),
-            host,
-            route: None,
-            action: Action::Tunnel(to),
-        },
-        Err(body) => respond(host, 502, body.into(), true),
+    let action = match outbound(rt, &host, port).map(|(dest, passthrough)| {
+        admit(Target {
+            endpoint: dest.acquire(),
+            dest,
+            passthrough,
+            admission: None,
+        })
+    }) {
+        Ok(Ok(to)) => Action::Tunnel(to),
+        Ok(Err((dest, why))) => Action::Overflow { dest, why },
+        Err(body) => return respond(host, 502, body.into(), true),
+    };
+    Decision {
+        server: server.clone(),
+        host,
+        route: None,
+        action,
     }
+}
+
+/// The request's endpoint of `dest`, drawn once (by its hash key when the
+/// destination hashes), and the cookie to give the client, if any.
+fn draw<H: HeaderSource + ?Sized>(
+    dest: Arc<Destination>,
+    passthrough: bool,
+    conn: &ConnView<'_>,
+    req: &RequestView<'_, H>,
+    rng: &mut dyn RngCore,
+) -> (Target, Option<String>) {
+    let (key, set_cookie) = match hash_input(&dest, conn, req, rng) {
+        HashInput::Found(key) => (Some(key), None),
+        HashInput::Missing => (None, None),
+        HashInput::NewCookie { value, header } => {
+            (Some(Cow::Owned(value.into_bytes())), Some(header))
+        }
+    };
+    let to = Target {
+        endpoint: dest.acquire_for(key.as_deref()),
+        dest,
+        passthrough,
+        admission: None,
+    };
+    (to, set_cookie)
 }
 
 /// What a `consistentHash` destination hashes for this request.
@@ -466,27 +509,15 @@ fn hash_input<'r, H: HeaderSource + ?Sized>(
 /// An egress host no route names: its ServiceEntry's destination, else
 /// what `outboundTrafficPolicy` says (`ALLOW_ANY`: passthrough as DNS
 /// resolves it; `REGISTRY_ONLY`: refused, with the reason as the body).
-fn outbound(rt: &Runtime, host: &str, port: u16) -> Result<Target, String> {
+/// `true` with the destination: an unregistered host `ALLOW_ANY` lets through.
+fn outbound(rt: &Runtime, host: &str, port: u16) -> Result<(Arc<Destination>, bool), String> {
     let refusal = match rt.routes.registered(&rt.model, host, port) {
-        Registered::Destination(dest) => {
-            return Ok(Target {
-                endpoint: dest.acquire(),
-                dest,
-                passthrough: false,
-            })
-        }
+        Registered::Destination(dest) => return Ok((dest, false)),
         Registered::Refused(why) => why,
         Registered::Unknown => format!("host '{host}' is not registered by any ServiceEntry"),
     };
     match rt.model.runtime.outbound_policy {
-        OutboundPolicy::AllowAny => {
-            let dest = Arc::new(Destination::passthrough(host, port));
-            Ok(Target {
-                endpoint: dest.acquire(),
-                dest,
-                passthrough: true,
-            })
-        }
+        OutboundPolicy::AllowAny => Ok((Arc::new(Destination::passthrough(host, port)), true)),
         OutboundPolicy::RegistryOnly => Err(format!(
             "{host}:{port} blocked by outboundTrafficPolicy REGISTRY_ONLY: {refusal}\n"
         )),

@@ -37,7 +37,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 pub use balance::{Balancer, InFlightGuard};
-pub use circuit::{Admission, Circuit, Overflow, Ticket};
+pub use circuit::{Admission, Circuit, Overflow};
 pub use destination::{Destination, UpstreamAddr};
 pub use outlier::Attempt;
 pub use registry::Registered;

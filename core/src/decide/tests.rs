@@ -643,13 +643,39 @@ fn connection_pool_limits_are_taken_by_the_decision() {
     assert!(p.queued(), "over maxConnections: queued");
     assert_eq!(status(&ask()), "overflow api.remote.test:80 pending");
     drop(second);
-    let Action::Forward(p) = &ask().action else {
+    let third = ask();
+    let Action::Forward(p) = &third.action else {
         panic!("the queue place is free again")
     };
     assert!(p.queued());
+    drop(third);
     drop(first);
-    let Action::Forward(p) = &ask().action else {
+    let last = ask();
+    let Action::Forward(p) = &last.action else {
         panic!("forward")
     };
     assert!(!p.queued(), "the place in flight is free again");
+    drop(last);
+
+    // A CONNECT tunnel takes a place too, for as long as it is open.
+    let tunnel = |rt: &Runtime| {
+        run(
+            rt,
+            Tls::Plain,
+            8081,
+            "CONNECT",
+            "api.remote.test:80",
+            Some("api.remote.test:80"),
+            Map(vec![]),
+        )
+    };
+    let open = tunnel(&rt);
+    assert!(
+        matches!(&open.action, Action::Tunnel(t) if !t.queued()),
+        "{}",
+        status(&open)
+    );
+    let waiting = tunnel(&rt);
+    assert!(matches!(&waiting.action, Action::Tunnel(t) if t.queued()));
+    assert_eq!(status(&tunnel(&rt)), "overflow api.remote.test:80 pending");
 }

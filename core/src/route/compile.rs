@@ -281,7 +281,8 @@ mod tests {
             port: 8080,
             load_balancer: Some(LbPolicy::LeastRequest),
             connection_pool: Some(crate::config::ConnectionPool {
-                max_requests: Some(3),
+                max_connections: Some(3),
+                max_requests: None,
                 max_pending: None,
                 connect_timeout: None,
             }),

@@ -91,13 +91,19 @@ impl Destination {
             balancer: Balancer::new(spec.lb, spec.endpoints.len()),
             ring: spec.hash_key.is_some().then(|| Ring::new(&spec.endpoints)),
             hash_key: spec.hash_key,
-            circuit: spec
-                .pool
-                .filter(|p| p.max_requests.is_some() || p.max_pending.is_some())
-                .map(|p| {
-                    let n = |v: Option<u32>| v.map_or(usize::MAX, |v| v as usize);
-                    Arc::new(Circuit::new(n(p.max_requests), n(p.max_pending)))
-                }),
+            circuit: spec.pool.and_then(|p| {
+                let n = |v: Option<u32>| v.map_or(usize::MAX, |v| v as usize);
+                // Over HTTP/2 requests share connections: maxConnections
+                // does not bound them (Pingora keeps the connections).
+                let connections = if spec.h2 { None } else { p.max_connections };
+                (connections.is_some() || p.max_requests.is_some()).then(|| {
+                    Arc::new(Circuit::new(
+                        n(connections),
+                        n(p.max_pending),
+                        n(p.max_requests),
+                    ))
+                })
+            }),
             connect_timeout: spec.pool.and_then(|p| p.connect_timeout),
             outlier: spec.outlier.map(|o| Outlier::new(o, spec.endpoints.len())),
             host: spec.host,

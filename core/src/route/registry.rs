@@ -6,10 +6,11 @@
 //! with a Host no route names, and where a `CONNECT host:port` tunnels to.
 //! Exact hosts are resolved once at compile time, sharing balancing state
 //! with the routes naming the same host and port; `*.suffix` hosts can only
-//! be resolved per request host.
+//! be resolved per request host, on first use, and are kept (bounded) so
+//! that their balancing and limits last.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::config::{ConfigError, Model, WeightedDestination};
 
@@ -35,7 +36,15 @@ pub(super) struct Registry {
     ports: HashMap<String, BTreeSet<u16>>,
     /// Some ServiceEntry host is a wildcard: resolve unknown hosts per request.
     wildcards: bool,
+    /// Hosts resolved through a wildcard entry, kept so that their
+    /// balancing, connectionPool and outlier state last beyond one request.
+    /// Bounded: hosts under a `*` are the client's choice.
+    resolved: Mutex<HashMap<(String, u16), Arc<Destination>>>,
 }
+
+/// Most wildcard-resolved `host:port` kept at once; past it the cache
+/// starts again (their limits start again with it).
+const MAX_RESOLVED: usize = 1024;
 
 impl Registry {
     pub fn compile(
@@ -89,6 +98,11 @@ impl Registry {
         let Some((se, pattern)) = pattern else {
             return Registered::Unknown;
         };
+        let key = (host.to_string(), port);
+        let mut cache = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = cache.get(&key) {
+            return Registered::Destination(d.clone());
+        }
         // A fresh destination: per-request balancing over whatever the
         // entry resolves to (for DNS entries, the host itself).
         // (The resolver, and its reference to the result, is gone after this.)
@@ -99,6 +113,10 @@ impl Registry {
                 if let Some(only) = Arc::get_mut(&mut d) {
                     only.name = format!("{pattern}:{port}").into();
                 }
+                if cache.len() >= MAX_RESOLVED {
+                    cache.clear();
+                }
+                cache.insert(key, d.clone());
                 Registered::Destination(d)
             }
             Err(ConfigError::Field { message, .. } | ConfigError::File { message, .. }) => {

@@ -31,8 +31,10 @@ pub async fn admit(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         }
         Action::Forward(_) => {
             let mut decision = decision;
-            let wait = ctx.rt.model.runtime.timeouts.upstream_pending;
+            let pending = ctx.rt.model.runtime.timeouts.upstream_pending;
             if let Action::Forward(plan) = &mut decision.action {
+                // Never longer than the route gives the whole attempt.
+                let wait = plan.timeout.map_or(pending, |t| t.min(pending));
                 if let Err(why) = plan.ready(wait).await {
                     // Its place in the queue (and its endpoint) is let go.
                     let dest = plan.dest().clone();
@@ -57,7 +59,7 @@ pub async fn admit(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
 }
 
 /// Counts a request refused by `dest`'s `connectionPool` limits; its body.
-fn overflow(dest: &Destination, why: Overflow) -> String {
+pub(super) fn overflow(dest: &Destination, why: Overflow) -> String {
     crate::metrics::metrics()
         .upstream_overflow
         .with_label_values(&[&dest.name, why.as_str()])

@@ -43,15 +43,28 @@ pub fn server_options() -> HttpServerOptions {
 /// Opens the tunnel the decision (`Action::Tunnel`, in `ctx`) says; always
 /// writes the response itself.
 pub async fn handle(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-    let Some(Action::Tunnel(to)) = ctx.decision.as_ref().map(|d| &d.action) else {
+    let wait = ctx.rt.model.runtime.timeouts.upstream_pending;
+    let Some(Action::Tunnel(to)) = ctx.decision.as_mut().map(|d| &mut d.action) else {
         respond::text(session, 500, "CONNECT could not be set up\n").await?;
         return Ok(true);
     };
+    // A tunnel holds its place under the destination's connectionPool
+    // limits (in `ctx`) for as long as it is open.
+    if let Err(why) = to.ready(wait).await {
+        let dest = to.dest.clone();
+        let body = super::admit::overflow(&dest, why);
+        if let Some(d) = ctx.decision.as_mut() {
+            d.action = Action::Overflow { dest, why };
+        }
+        respond::text(session, 503, &body).await?;
+        return Ok(true);
+    }
     let (dest, ep) = (to.dest.clone(), to.endpoint.endpoint().clone());
     let host = ctx.host().to_string();
     let local = session.server_addr().and_then(|a| a.as_inet()).copied();
     let admin = ctx.rt.model.runtime.admin;
-    let upstream = match open(&ep.host, ep.port, local, admin).await {
+    let connect_timeout = dest.connect_timeout.unwrap_or(CONNECT_TIMEOUT);
+    let upstream = match open(&ep.host, ep.port, local, admin, connect_timeout).await {
         Ok((addr, stream)) => {
             ctx.upstream = Some(addr.to_string());
             stream
@@ -95,6 +108,7 @@ async fn open(
     port: u16,
     local: Option<SocketAddr>,
     admin: SocketAddr,
+    timeout: Duration,
 ) -> Result<(SocketAddr, TcpStream), Failure> {
     let addr = dns::cache()
         .resolve(host, port)
@@ -104,7 +118,7 @@ async fn open(
         let detail = format!("{addr} is this gateway");
         return Err(Failure::new(Reason::Connect, detail));
     }
-    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => {
             let _ = s.set_nodelay(true);
             Ok((addr, s))
@@ -112,7 +126,7 @@ async fn open(
         Ok(Err(e)) => Err(Failure::new(Reason::Connect, format!("{addr}: {e}"))),
         Err(_) => Err(Failure::new(
             Reason::Connect,
-            format!("{addr}: no answer within {CONNECT_TIMEOUT:?}"),
+            format!("{addr}: no answer within {timeout:?}"),
         )),
     }
 }
