@@ -10,7 +10,7 @@ use super::parse::{
 };
 use super::{
     raw, ClientTls, ClientTlsMode, ConnectionPool, CredentialSource, DestinationRule, Findings,
-    HashKey, LbPolicy, Mesh, OutlierDetection, PortLevel, Subset, TrafficPolicy,
+    HashKey, LbPolicy, Mesh, OutlierDetection, PortLevel, Subset, TcpKeepalive, TrafficPolicy,
 };
 
 /// `gateway_selectors`: the `selector` of every Gateway, which says which
@@ -381,6 +381,19 @@ fn connection_pool(p: &str, cp: &raw::ConnectionPool, report: &mut Report<'_>) -
         max_requests: None,
         max_pending: None,
         connect_timeout: None,
+        max_requests_per_connection: None,
+        idle_timeout: None,
+        tcp_keepalive: None,
+    };
+    let time = |field: String, raw: &Option<String>, report: &mut Report<'_>| {
+        let t = raw
+            .as_ref()
+            .and_then(|t| report.check(&field, duration(t)))?;
+        if t.is_zero() {
+            report.error(field, "must be more than 0");
+            return None;
+        }
+        Some(t)
     };
     // As in Istio, 0 means "not set".
     let positive = |n: Option<u32>| n.filter(|n| *n > 0);
@@ -394,9 +407,12 @@ fn connection_pool(p: &str, cp: &raw::ConnectionPool, report: &mut Report<'_>) -
         if pool.connect_timeout == Some(Duration::ZERO) {
             report.error(format!("{q}.connectTimeout"), "must be more than 0");
         }
-        let kept = "upstream connections are kept by tlsgate's own pool and idle time";
-        report.ignored(&tcp.tcp_keepalive, &format!("{q}.tcpKeepalive"), kept);
-        report.ignored(&tcp.idle_timeout, &format!("{q}.idleTimeout"), kept);
+        pool.idle_timeout = time(format!("{q}.idleTimeout"), &tcp.idle_timeout, report);
+        pool.tcp_keepalive = tcp.tcp_keepalive.as_ref().map(|k| TcpKeepalive {
+            time: time(format!("{q}.tcpKeepalive.time"), &k.time, report),
+            interval: time(format!("{q}.tcpKeepalive.interval"), &k.interval, report),
+            probes: k.probes.filter(|p| *p > 0),
+        });
         report.unsupported(
             &tcp.max_connection_duration,
             &format!("{q}.maxConnectionDuration"),
@@ -407,13 +423,10 @@ fn connection_pool(p: &str, cp: &raw::ConnectionPool, report: &mut Report<'_>) -
         let q = format!("{p}.http");
         pool.max_pending = positive(http.http1_max_pending_requests);
         pool.max_requests = positive(http.http2_max_requests);
-        let kept = "upstream connections are kept by tlsgate's own pool and idle time";
-        report.ignored(
-            &http.max_requests_per_connection,
-            &format!("{q}.maxRequestsPerConnection"),
-            "upstream connections are reused while they stay open; the limits on requests in flight apply",
-        );
-        report.ignored(&http.idle_timeout, &format!("{q}.idleTimeout"), kept);
+        pool.max_requests_per_connection = positive(http.max_requests_per_connection);
+        if let Some(t) = time(format!("{q}.idleTimeout"), &http.idle_timeout, report) {
+            pool.idle_timeout = Some(t);
+        }
         report.ignored(
             &http.max_retries,
             &format!("{q}.maxRetries"),

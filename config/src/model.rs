@@ -419,6 +419,23 @@ pub struct ConnectionPool {
     pub max_pending: Option<u32>,
     /// `tcp.connectTimeout` (default 10 s).
     pub connect_timeout: Option<Duration>,
+    /// `http.maxRequestsPerConnection`: an upstream connection is closed
+    /// after this many requests.
+    pub max_requests_per_connection: Option<u32>,
+    /// `http.idleTimeout` (or `tcp.idleTimeout`): an idle upstream
+    /// connection is closed after it (at most 55 s, tlsgate's own).
+    pub idle_timeout: Option<Duration>,
+    /// `tcp.tcpKeepalive`: probes on upstream connections.
+    pub tcp_keepalive: Option<TcpKeepalive>,
+}
+
+/// `tcp.tcpKeepalive`: TCP keep-alive probes (the system's defaults for
+/// what is not set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TcpKeepalive {
+    pub time: Option<Duration>,
+    pub interval: Option<Duration>,
+    pub probes: Option<u32>,
 }
 
 /// `outlierDetection`: when an endpoint is taken out of balancing.

@@ -294,12 +294,18 @@ pub struct ConnectionPool {
 pub struct TcpPool {
     pub max_connections: Option<u32>,
     pub connect_timeout: Option<String>,
-    #[serde(default)]
-    pub tcp_keepalive: Option<Value>,
+    pub tcp_keepalive: Option<RawKeepalive>,
     #[serde(default)]
     pub max_connection_duration: Option<Value>,
-    #[serde(default)]
-    pub idle_timeout: Option<Value>,
+    pub idle_timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawKeepalive {
+    pub probes: Option<u32>,
+    pub time: Option<String>,
+    pub interval: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -307,12 +313,10 @@ pub struct TcpPool {
 pub struct HttpPool {
     pub http1_max_pending_requests: Option<u32>,
     pub http2_max_requests: Option<u32>,
-    #[serde(default)]
-    pub max_requests_per_connection: Option<Value>,
+    pub max_requests_per_connection: Option<u32>,
     #[serde(default)]
     pub max_retries: Option<Value>,
-    #[serde(default)]
-    pub idle_timeout: Option<Value>,
+    pub idle_timeout: Option<String>,
     #[serde(default)]
     pub h2_upgrade_policy: Option<Value>,
     #[serde(default)]

@@ -494,12 +494,7 @@ fn the_circuit_breaking_task_connection_pool_is_applied() {
     );
     let (errors, warnings) = findings(&yaml);
     assert!(errors.is_empty(), "{errors:#?}");
-    assert_eq!(
-        warnings,
-        ["DestinationRule/httpbin: spec.trafficPolicy.connectionPool.http.maxRequestsPerConnection: \
-          ignored: upstream connections are reused while they stay open; the limits on requests \
-          in flight apply"]
-    );
+    assert!(warnings.is_empty(), "all of it is applied: {warnings:#?}");
     let pool = load(&yaml).unwrap().destination_rules[0]
         .traffic_policy
         .connection_pool
@@ -508,6 +503,7 @@ fn the_circuit_breaking_task_connection_pool_is_applied() {
         (pool.max_connections, pool.max_pending, pool.max_requests),
         (Some(1), Some(1), None)
     );
+    assert_eq!(pool.max_requests_per_connection, Some(1));
     let outlier = load(&yaml).unwrap().destination_rules[0]
         .traffic_policy
         .outlier_detection
@@ -525,7 +521,8 @@ fn the_circuit_breaking_task_connection_pool_is_applied() {
     );
 
     // Each limit apart: connections queue, requests are refused.
-    let yaml = dr("      tcp: {maxConnections: 100, connectTimeout: 30ms}\n      http: {http2MaxRequests: 10}\n");
+    let yaml = dr("      tcp: {maxConnections: 100, connectTimeout: 30ms, tcpKeepalive: {time: 7200s, interval: 75s}}\n      \
+                   http: {http2MaxRequests: 10, idleTimeout: 20s}\n");
     let pool = load(&yaml).unwrap().destination_rules[0]
         .traffic_policy
         .connection_pool
@@ -533,6 +530,11 @@ fn the_circuit_breaking_task_connection_pool_is_applied() {
     assert_eq!(
         (pool.max_connections, pool.max_requests),
         (Some(100), Some(10))
+    );
+    assert_eq!(pool.idle_timeout, Some(std::time::Duration::from_secs(20)));
+    assert_eq!(
+        pool.tcp_keepalive.map(|k| (k.time, k.probes)),
+        Some((Some(std::time::Duration::from_secs(7200)), None))
     );
     assert_eq!(
         pool.connect_timeout,

@@ -175,3 +175,52 @@ fn a_queued_request_that_waits_too_long_gets_503() {
     assert_eq!((count("pending"), count("pending_timeout")), (1.0, 1.0));
     assert_eq!(concurrent(port, "/", 1), [200]);
 }
+
+fn ok_answer(_method: &str, _target: &str) -> tlsgate_integration::upstream::Answer {
+    tlsgate_integration::upstream::Answer::keep(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+}
+
+/// `maxRequestsPerConnection: 1` opens a connection per request, on both
+/// engines; `idleTimeout` closes one that idles longer, and without it one
+/// connection serves them all.
+#[test]
+fn upstream_connections_follow_max_requests_per_connection_and_idle_timeout() {
+    let run = |http: &str, gap: Duration| {
+        let upstream = tlsgate_integration::upstream::RawUpstream::start(ok_answer);
+        let port = free_port();
+        let conf = ConfigDir::new();
+        let yaml = format!(
+            "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  servers:\n  \
+             - port: {{number: {port}, name: http, protocol: HTTP}}\n    bind: 127.0.0.1\n    hosts: [{HOST}]\n\
+             ---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: v}}\nspec:\n  \
+             hosts: [{HOST}]\n  gateways: [gw]\n  http:\n  - route: [{{destination: {{host: app.internal}}}}]\n\
+             ---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: app}}\nspec:\n  \
+             hosts: [app.internal]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  \
+             ports: [{{number: 80, name: http, protocol: HTTP}}]\n  \
+             endpoints: [{{address: 127.0.0.1, ports: {{http: {up}}}}}]\n\
+             ---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: app}}\nspec:\n  \
+             host: app.internal\n  trafficPolicy:\n    connectionPool:\n      http: {{{http}}}\n",
+            up = upstream.port()
+        );
+        let path = conf.write("pool.yaml", &yaml);
+        let _gateway = Gateway::start(&[&path], &[]);
+        let url = format!("http://{HOST}:{port}/");
+        let resolve = format!("{HOST}:{port}:127.0.0.1");
+        for i in 0..6 {
+            let mut args = vec!["-s", "-o", "/dev/null", "--resolve", &resolve];
+            if i % 2 == 1 {
+                args.extend(["--data", "x"]);
+            }
+            args.push(&url);
+            assert!(curl(&args).success());
+            std::thread::sleep(gap);
+        }
+        assert_eq!(upstream.received().len(), 6);
+        upstream.accepted()
+    };
+    // Both engines keep their own pool: at most one connection each.
+    let reused = run("http1MaxPendingRequests: 100", Duration::ZERO);
+    assert!(reused <= 2, "reused: {reused} connections");
+    assert_eq!(run("maxRequestsPerConnection: 1", Duration::ZERO), 6);
+    assert_eq!(run("idleTimeout: 200ms", Duration::from_millis(400)), 6);
+}

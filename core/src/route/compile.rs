@@ -285,6 +285,9 @@ mod tests {
                 max_requests: None,
                 max_pending: None,
                 connect_timeout: None,
+                max_requests_per_connection: None,
+                idle_timeout: None,
+                tcp_keepalive: None,
             }),
             ..Default::default()
         }];

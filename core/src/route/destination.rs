@@ -41,6 +41,9 @@ pub struct Destination {
     pub circuit: Option<Arc<Circuit>>,
     /// `connectionPool.tcp.connectTimeout`.
     pub connect_timeout: Option<Duration>,
+    /// `connectionPool`'s settings for upstream connections
+    /// (`maxRequestsPerConnection`, `idleTimeout`, `tcpKeepalive`).
+    pub pool: Option<ConnectionPool>,
     /// `outlierDetection`; `None` when the rule sets none.
     pub outlier: Option<Outlier>,
 }
@@ -105,6 +108,7 @@ impl Destination {
                 })
             }),
             connect_timeout: spec.pool.and_then(|p| p.connect_timeout),
+            pool: spec.pool,
             outlier: spec.outlier.map(|o| Outlier::new(o, spec.endpoints.len())),
             host: spec.host,
             port: spec.port,
@@ -138,6 +142,7 @@ impl Destination {
             h2: false,
             circuit: None,
             connect_timeout: None,
+            pool: None,
             outlier: None,
         }
     }

@@ -462,7 +462,11 @@ impl Core {
                     error,
                 } => {
                     if upstream_reusable && error.is_none() {
-                        pool::put(key, up);
+                        let reuse = plan.dest().pool.map(|p| pool::Reuse {
+                            max_requests: p.max_requests_per_connection,
+                            idle: p.idle_timeout,
+                        });
+                        pool::put(key, up, reuse.unwrap_or_default());
                     }
                     return Some((status, keep_client, error));
                 }
@@ -605,6 +609,7 @@ impl Core {
             stream,
             buf: BytesMut::with_capacity(pool::BUF),
             reused: false,
+            served: 0,
         })
     }
 

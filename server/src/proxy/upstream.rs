@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use pingora::protocols::TcpKeepalive;
 use pingora::upstreams::peer::{HttpPeer, HttpUpstreamRequestPolicy};
 
 use crate::decide::Plan;
@@ -43,6 +44,21 @@ pub fn peer(addr: SocketAddr, plan: &Plan) -> Box<HttpPeer> {
         .connect_timeout
         .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
     o.connection_timeout = Some(per_try.map_or(connect, |t| t.min(connect)));
+    if let Some(pool) = &plan.dest().pool {
+        // Pingora's pool: a connection idle longer is closed, and one that
+        // may serve only one request is never kept.
+        o.idle_timeout = match (pool.max_requests_per_connection, pool.idle_timeout) {
+            (Some(1), _) => Some(Duration::ZERO),
+            (_, t) => t,
+        };
+        o.tcp_keepalive = pool.tcp_keepalive.map(|k| TcpKeepalive {
+            idle: k.time.unwrap_or(Duration::from_secs(7200)),
+            interval: k.interval.unwrap_or(Duration::from_secs(75)),
+            count: k.probes.map_or(9, |p| p as usize),
+            #[cfg(target_os = "linux")]
+            user_timeout: Duration::ZERO,
+        });
+    }
     o.read_timeout = per_try;
     o.write_timeout = per_try;
     if plan.dest().h2 {

@@ -34,6 +34,17 @@ pub struct Upstream {
     pub buf: BytesMut,
     /// Served a request before: a failure may be a stale connection.
     pub reused: bool,
+    /// Requests it has served.
+    pub served: u32,
+}
+
+/// What a destination's `connectionPool` asks of its idle connections.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reuse {
+    /// `maxRequestsPerConnection`
+    pub max_requests: Option<u32>,
+    /// `idleTimeout` (never more than [`IDLE_TIMEOUT`]).
+    pub idle: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,6 +61,7 @@ pub struct Key {
 /// putting one takes no lock.
 #[derive(Default)]
 struct Idle {
+    /// Each with the time it may idle until.
     conns: HashMap<Key, Vec<(Upstream, Instant)>>,
     sweeper: bool,
 }
@@ -65,8 +77,8 @@ pub fn take(key: &Key) -> Option<Upstream> {
     let (found, expired) = IDLE.with_borrow_mut(|idle| {
         let mut expired = Vec::new();
         let list = idle.conns.get_mut(key)?;
-        while let Some((mut up, since)) = list.pop() {
-            if since.elapsed() < IDLE_TIMEOUT && quiet(&mut up.stream) {
+        while let Some((mut up, until)) = list.pop() {
+            if Instant::now() < until && quiet(&mut up.stream) {
                 up.reused = true;
                 return Some((Some(up), expired));
             }
@@ -86,7 +98,12 @@ pub fn clear(key: &Key) {
     drop(gone);
 }
 
-pub fn put(key: Key, mut up: Upstream) {
+pub fn put(key: Key, mut up: Upstream, reuse: Reuse) {
+    up.served += 1;
+    if reuse.max_requests.is_some_and(|max| up.served >= max) {
+        return;
+    }
+    let until = Instant::now() + reuse.idle.map_or(IDLE_TIMEOUT, |t| t.min(IDLE_TIMEOUT));
     // A large response grew the buffer; an idle connection keeps the
     // usual size.
     if up.buf.capacity() > 2 * BUF {
@@ -96,7 +113,7 @@ pub fn put(key: Key, mut up: Upstream) {
         let start = !std::mem::replace(&mut idle.sweeper, true);
         let list = idle.conns.entry(key).or_default();
         let oldest = (list.len() >= MAX_IDLE).then(|| list.remove(0));
-        list.push((up, Instant::now()));
+        list.push((up, until));
         (start, oldest)
     });
     drop(oldest);
@@ -114,11 +131,11 @@ async fn sweep() {
         let expired: Vec<Upstream> = IDLE.with_borrow_mut(|idle| {
             let mut out = Vec::new();
             idle.conns.retain(|_, list| {
-                let keep = list
-                    .iter()
-                    .position(|(_, since)| since.elapsed() < IDLE_TIMEOUT)
-                    .unwrap_or(list.len());
-                out.extend(list.drain(..keep).map(|(u, _)| u));
+                let now = Instant::now();
+                let (live, gone): (Vec<_>, Vec<_>) =
+                    list.drain(..).partition(|(_, until)| now < *until);
+                out.extend(gone.into_iter().map(|(u, _)| u));
+                *list = live;
                 !list.is_empty()
             });
             out
