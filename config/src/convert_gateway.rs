@@ -233,16 +233,23 @@ fn istio_mutual(
     let version = |field: &str, raw: &Option<String>, report: &mut Report<'_>| {
         tls_version(&format!("{p}.tls.{field}"), raw, report)
     };
-    let min_version = version("minProtocolVersion", &t.min_protocol_version, report)?;
-    let max_version = version("maxProtocolVersion", &t.max_protocol_version, report)?;
+    let min_version = version("minProtocolVersion", &t.min_protocol_version, report);
+    let max_version = version("maxProtocolVersion", &t.max_protocol_version, report);
+    let (min_version, max_version) = (min_version?, max_version?);
+    if let (Some(min), Some(max)) = (min_version, max_version) {
+        if min > max {
+            report.error(
+                format!("{p}.tls.maxProtocolVersion"),
+                "lower than minProtocolVersion",
+            );
+            return None;
+        }
+    }
     Some(ServerTls {
         mode: ServerTlsMode::Mutual,
         credential: CredentialSource::Named(mesh.credential_name.clone()),
         subject_alt_names: t.subject_alt_names.clone(),
-        trust_domain: t
-            .subject_alt_names
-            .is_empty()
-            .then(|| mesh.trust_domain.clone()),
+        trust_domain: Some(mesh.trust_domain.clone()),
         min_version,
         max_version,
         cipher_suites: t.cipher_suites.clone(),

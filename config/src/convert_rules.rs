@@ -152,6 +152,13 @@ impl Ctx<'_> {
                 report.error(format!("{q}.port.number"), "missing or 0");
                 continue;
             };
+            if port_level.iter().any(|l: &PortLevel| l.port == port) {
+                report.error(
+                    format!("{q}.port.number"),
+                    format!("port {port} is set twice"),
+                );
+                continue;
+            }
             let (load_balancer, hash_key) = match &pl.load_balancer {
                 Some(lb) => self::load_balancer(&format!("{q}.loadBalancer"), lb, report),
                 None => (None, None),
@@ -311,10 +318,7 @@ impl Ctx<'_> {
             ca_certificates: None,
             sni: t.sni.clone(),
             subject_alt_names: t.subject_alt_names.clone(),
-            trust_domain: t
-                .subject_alt_names
-                .is_empty()
-                .then(|| mesh.trust_domain.clone()),
+            trust_domain: Some(mesh.trust_domain.clone()),
             insecure_skip_verify: false,
         })
     }

@@ -157,7 +157,9 @@ fn apply(doc: &Document, s: &mut RuntimeSettings, report: &mut Report<'_>) {
         if m.credential_name.is_empty() || m.credential_name.contains('/') {
             report.error("spec.mesh.credentialName", "a credential folder name");
         }
-        if trust_domain.is_empty() || trust_domain.contains(['/', ':']) {
+        // SPIFFE: lower-case letters, digits, '.', '-' and '_'.
+        let spiffe = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-_".contains(c);
+        if trust_domain.is_empty() || !trust_domain.chars().all(spiffe) {
             report.error(
                 "spec.mesh.trustDomain",
                 "a trust domain such as cluster.local (no scheme, no path)",

@@ -204,8 +204,9 @@ pub struct ServerTls {
     /// Allowed client certificate SANs (DNS, URI, IP, email as strings);
     /// empty means any certificate that chains to the CA bundle.
     pub subject_alt_names: Vec<String>,
-    /// `ISTIO_MUTUAL` without `subjectAltNames`: the client must present
-    /// a SPIFFE identity of this trust domain.
+    /// Set for `ISTIO_MUTUAL` (the mesh identity): without
+    /// `subjectAltNames`, the client must present a SPIFFE identity of
+    /// this trust domain.
     pub trust_domain: Option<String>,
     pub min_version: Option<TlsVersion>,
     pub max_version: Option<TlsVersion>,
@@ -485,8 +486,9 @@ pub struct ClientTls {
     pub ca_certificates: Option<PathBuf>,
     pub sni: Option<String>,
     pub subject_alt_names: Vec<String>,
-    /// `ISTIO_MUTUAL` without `subjectAltNames`: the upstream must present
-    /// a SPIFFE identity of this trust domain (instead of the SNI name).
+    /// Set for `ISTIO_MUTUAL` (the mesh identity, trusting only the mesh
+    /// CA): without `subjectAltNames`, the upstream must present a SPIFFE
+    /// identity of this trust domain (instead of the SNI name).
     pub trust_domain: Option<String>,
     pub insecure_skip_verify: bool,
 }

@@ -576,9 +576,10 @@ fn istio_mutual_uses_the_mesh_identity() {
         client.credential,
         Some(crate::CredentialSource::Named("istio-certs".into()))
     );
+    assert_eq!(client.trust_domain.as_deref(), Some("example.org"));
     assert_eq!(
-        client.trust_domain, None,
-        "subjectAltNames given: they decide"
+        client.subject_alt_names,
+        ["spiffe://example.org/ns/x/sa/reviews"]
     );
 
     let (errors, _) = findings(&yaml.replace(

@@ -496,7 +496,9 @@ fn hash_input<'r, H: HeaderSource + ?Sized>(
                         header.push_str(p);
                     }
                     if !ttl.is_zero() {
-                        header.push_str(&format!("; Max-Age={}", ttl.as_secs()));
+                        // Max-Age=0 would delete it: a part second is one.
+                        let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+                        header.push_str(&format!("; Max-Age={secs}"));
                     }
                     header.push_str("; HttpOnly");
                     HashInput::NewCookie { value, header }

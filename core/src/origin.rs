@@ -44,6 +44,9 @@ pub enum OriginationError {
     MissingCredential(String),
     #[error("CA bundle {} is not loaded", .0.display())]
     MissingCa(PathBuf),
+    /// ISTIO_MUTUAL trusts the mesh CA only, never the system roots.
+    #[error("the mesh credential '{0}' has no CA bundle (ca.crt or root-cert.pem)")]
+    NoMeshCa(String),
 }
 
 /// Everything a peer needs to originate TLS to one destination.
@@ -97,6 +100,14 @@ impl Origination {
                     .clone(),
             ),
             (None, Some(c)) if !c.ca_certs.is_empty() => Some(c.ca_certs.clone()),
+            _ if tls.trust_domain.is_some() => {
+                let name = tls
+                    .credential
+                    .as_ref()
+                    .map(|c| c.to_string())
+                    .unwrap_or_default();
+                return Err(OriginationError::NoMeshCa(name));
+            }
             _ => None,
         };
         let cert_key = cred
@@ -274,6 +285,56 @@ mod tests {
         let mut sni = tls.clone();
         sni.sni = Some("other.remote.com".into());
         assert_ne!(k1, key(&sni, &first, false));
+    }
+
+    /// ISTIO_MUTUAL: the mesh CA or nothing (never the system roots), the
+    /// trust domain in the pool key, and a SPIFFE name compared with URI
+    /// SANs only.
+    #[test]
+    fn istio_mutual_needs_the_mesh_ca_and_keys_its_pool_by_trust_domain() {
+        let mesh = ca();
+        let src = CredentialSource::Named("istio-certs".into());
+        let issued = leaf(
+            &mesh,
+            Usage::Client,
+            &[],
+            &["spiffe://cluster.local/ns/a/sa/b"],
+        );
+        let mut tls = mutual(&src);
+        tls.trust_domain = Some("cluster.local".into());
+        let no_ca = BTreeMap::from([(
+            src.clone(),
+            Arc::new(
+                Credential::from_parts(
+                    src.clone(),
+                    vec![issued.cert.clone()],
+                    issued.key.clone(),
+                    vec![],
+                    vec![],
+                )
+                .unwrap(),
+            ),
+        )]);
+        let e = Origination::build(&tls, "reviews", false, &no_ca, &BTreeMap::new()).unwrap_err();
+        assert!(matches!(e, OriginationError::NoMeshCa(_)), "{e}");
+        let with_ca = BTreeMap::from([(src.clone(), credential(&src, &mesh, &issued))]);
+        let key = |t: &ClientTls| {
+            Origination::build(t, "reviews", false, &with_ca, &BTreeMap::new())
+                .unwrap()
+                .group_key
+        };
+        let mut other = tls.clone();
+        other.trust_domain = Some("other.domain".into());
+        assert_ne!(key(&tls), key(&other));
+
+        // A CN that spells an identity is not one.
+        let mut spec =
+            crate::certgen::LeafSpec::new(Usage::Server, "spiffe://cluster.local/ns/a/sa/b");
+        spec.dns = vec![];
+        let cn_only = crate::certgen::make_leaf(&spec, &mesh).unwrap();
+        let want = ["spiffe://cluster.local/ns/a/sa/b".to_string()];
+        assert!(!check_names(&cn_only.cert, &want).ok);
+        assert!(check_names(&issued.cert, &want).ok);
     }
 
     #[test]

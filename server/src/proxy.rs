@@ -258,9 +258,13 @@ impl ProxyHttp for Proxy {
         upstream_response: &mut pingora_http::ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        ctx.report(Attempt::Status(upstream_response.status.as_u16()));
-        if let Some(cookie) = ctx.plan().and_then(|p| p.set_cookie.as_deref()) {
-            upstream_response.append_header(http::header::SET_COOKIE, cookie)?;
+        // A 1xx is not the answer: the final response is counted, and
+        // gets the cookie.
+        if !upstream_response.status.is_informational() {
+            ctx.report(Attempt::Status(upstream_response.status.as_u16()));
+            if let Some(cookie) = ctx.plan().and_then(|p| p.set_cookie.as_deref()) {
+                upstream_response.append_header(http::header::SET_COOKIE, cookie)?;
+            }
         }
         headers::response_hop_by_hop(upstream_response)
     }
@@ -288,7 +292,9 @@ impl ProxyHttp for Proxy {
         ctx: &mut Ctx,
         client_reused: bool,
     ) -> Box<Error> {
-        if e.esource() == &ErrorSource::Upstream {
+        // A pooled connection the upstream closed while it idled says
+        // nothing of the endpoint's health.
+        if e.esource() == &ErrorSource::Upstream && !client_reused {
             ctx.report(Attempt::Failed);
         }
         let mut e = e.more_context(format!("Peer: {peer}"));

@@ -37,6 +37,10 @@ pub fn check_names(cert: &X509Ref, expected: &[String]) -> PeerCheck {
         if let Ok(ip) = want.parse::<IpAddr>() {
             return sans.ips.iter().any(|have| have.parse() == Ok(ip));
         }
+        if want.contains("://") {
+            // An identity (`spiffe://...`) is a URI SAN, never a CN or DNS name.
+            return sans.uris.iter().any(|u| u == want);
+        }
         let host = want.trim_end_matches('.').to_ascii_lowercase();
         sans.uris.iter().any(|u| u == want) || dns.iter().any(|d| cert_name_matches(d, &host))
     });

@@ -30,6 +30,9 @@ pub struct Outlier {
     hosts: Box<[Host]>,
     /// Ejections counted against `maxEjectionPercent`.
     ejected: AtomicUsize,
+    /// Held while ejecting, so two workers never eject one endpoint twice
+    /// (which would count it twice against the maximum).
+    ejecting: std::sync::Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -60,6 +63,7 @@ impl Outlier {
             cfg,
             hosts: (0..endpoints).map(|_| Host::default()).collect(),
             ejected: AtomicUsize::new(0),
+            ejecting: std::sync::Mutex::new(()),
         }
     }
 
@@ -125,6 +129,7 @@ impl Outlier {
     }
 
     fn eject(&self, idx: usize, now: Instant) -> bool {
+        let _one = self.ejecting.lock().unwrap_or_else(|e| e.into_inner());
         let h = &self.hosts[idx];
         if self.is_ejected(idx, now) {
             return false;

@@ -42,8 +42,9 @@ pub(super) struct Registry {
     resolved: Mutex<HashMap<(String, u16), Arc<Destination>>>,
 }
 
-/// Most wildcard-resolved `host:port` kept at once; past it the cache
-/// starts again (their limits start again with it).
+/// Most wildcard-resolved `host:port` kept at once; past it, those no
+/// request holds are let go, and a new host is served uncached (its limits
+/// then count per request) until there is room.
 const MAX_RESOLVED: usize = 1024;
 
 impl Registry {
@@ -99,12 +100,16 @@ impl Registry {
             return Registered::Unknown;
         };
         let key = (host.to_string(), port);
-        let mut cache = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(d) = cache.get(&key) {
-            return Registered::Destination(d.clone());
+        let cached = self
+            .resolved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(d) = cached {
+            return Registered::Destination(d);
         }
-        // A fresh destination: per-request balancing over whatever the
-        // entry resolves to (for DNS entries, the host itself).
+        // Resolved outside the lock: other hosts are not held up by it.
         // (The resolver, and its reference to the result, is gone after this.)
         let resolved = Resolver::new(model).resolve(&registered(host, port), &se.id, "spec.hosts");
         match resolved {
@@ -113,10 +118,17 @@ impl Registry {
                 if let Some(only) = Arc::get_mut(&mut d) {
                     only.name = format!("{pattern}:{port}").into();
                 }
+                let mut cache = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
                 if cache.len() >= MAX_RESOLVED {
-                    cache.clear();
+                    // Only destinations no request holds go: the limits of
+                    // those in use stay counted.
+                    cache.retain(|_, d| Arc::strong_count(d) > 1);
                 }
-                cache.insert(key, d.clone());
+                if cache.len() < MAX_RESOLVED {
+                    // Another request may have resolved it meanwhile: one wins.
+                    let d = cache.entry(key).or_insert(d).clone();
+                    return Registered::Destination(d);
+                }
                 Registered::Destination(d)
             }
             Err(ConfigError::Field { message, .. } | ConfigError::File { message, .. }) => {

@@ -122,9 +122,7 @@ pub(super) fn credential_references(model: &Model) -> BTreeMap<CredentialSource,
             let Some(tls) = &s.tls else { continue };
             // The mesh identity names a workload (`spiffe://...`), not the
             // hosts an ISTIO_MUTUAL server serves, as in Istio.
-            let mesh_identity = model.runtime.mesh.as_ref().is_some_and(|m| {
-                tls.credential == CredentialSource::Named(m.credential_name.clone())
-            });
+            let mesh_identity = tls.trust_domain.is_some();
             let hosts = s
                 .hosts
                 .iter()
