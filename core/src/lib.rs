@@ -17,6 +17,7 @@ use tlsgate_certs as certgen;
 
 pub mod credentials;
 pub mod decide;
+pub mod l4;
 pub mod origin;
 pub mod route;
 pub mod runtime;
