@@ -173,6 +173,62 @@ spec:
     )
 }
 
+/// A plain-HTTP gateway on 127.0.0.1:`port` for `host`, routing every
+/// request to the service `app.internal` (port 80), whose endpoints are
+/// 127.0.0.1:`endpoints`, under a DestinationRule whose `trafficPolicy`
+/// is `traffic_policy` (YAML, indented 4 spaces). For tests of a
+/// destination's policies: balancing, limits, ejection.
+pub fn app_service_yaml(port: u16, host: &str, endpoints: &[u16], traffic_policy: &str) -> String {
+    let endpoints: String = endpoints
+        .iter()
+        .map(|p| format!("  - address: 127.0.0.1\n    ports: {{http: {p}}}\n"))
+        .collect();
+    format!(
+        r#"apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: gw
+spec:
+  servers:
+  - port: {{number: {port}, name: http, protocol: HTTP}}
+    bind: 127.0.0.1
+    hosts: [{host}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: app
+spec:
+  hosts: [{host}]
+  gateways: [gw]
+  http:
+  - route:
+    - destination:
+        host: app.internal
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: app
+spec:
+  hosts: [app.internal]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports:
+  - {{number: 80, name: http, protocol: HTTP}}
+  endpoints:
+{endpoints}---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: app
+spec:
+  host: app.internal
+  trafficPolicy:
+{traffic_policy}"#
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

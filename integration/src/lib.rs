@@ -43,7 +43,9 @@ pub use cmd::{
     curl, openssl, openssl_s_client, run_command, run_tlsgate, s_client_get, CmdOutput, Curl,
     CurlResult,
 };
-pub use config::{gateway_preamble, route_all, seed000_yaml, ConfigDir, Seed000Ports};
+pub use config::{
+    app_service_yaml, gateway_preamble, route_all, seed000_yaml, ConfigDir, Seed000Ports,
+};
 pub use gateway::{Gateway, GatewayOptions};
 pub use http::{http_get, HttpResponse};
 pub use metrics::Metrics;

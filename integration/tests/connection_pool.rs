@@ -13,67 +13,14 @@ const HOST: &str = "pool.example.com";
 /// As istio.io's "Circuit Breaking" task writes its DestinationRule (the
 /// outlier detection left out), in front of `backend`.
 fn config(port: u16, backend: &Backend, pending_timeout: &str) -> String {
-    format!(
-        r#"apiVersion: tlsgate.io/v1
-kind: GatewayRuntime
-metadata:
-  name: rt
-spec:
-  timeouts:
-    upstreamPending: {pending_timeout}
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  servers:
-  - port: {{number: {port}, name: http, protocol: HTTP}}
-    bind: 127.0.0.1
-    hosts: [{HOST}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: httpbin
-spec:
-  hosts: [{HOST}]
-  gateways: [gw]
-  http:
-  - route:
-    - destination:
-        host: httpbin
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: httpbin
-spec:
-  hosts: [httpbin]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports:
-  - {{number: 8000, name: http, protocol: HTTP}}
-  endpoints:
-  - address: 127.0.0.1
-    ports: {{http: {backend}}}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: httpbin
-spec:
-  host: httpbin
-  trafficPolicy:
-    connectionPool:
-      tcp:
-        maxConnections: 1
-      http:
-        http1MaxPendingRequests: 1
-        maxRequestsPerConnection: 1
-"#,
-        backend = backend.port()
-    )
+    let runtime = format!(
+        "apiVersion: tlsgate.io/v1\nkind: GatewayRuntime\nmetadata:\n  name: rt\nspec:\n  \
+         timeouts:\n    upstreamPending: {pending_timeout}\n---\n"
+    );
+    let policy =
+        "    connectionPool:\n      tcp:\n        maxConnections: 1\n      http:\n        \
+                  http1MaxPendingRequests: 1\n        maxRequestsPerConnection: 1\n";
+    runtime + &app_service_yaml(port, HOST, &[backend.port()], policy)
 }
 
 /// Status codes of `n` concurrent clients, each sending one request for
@@ -134,7 +81,7 @@ fn over_the_limits_requests_queue_then_overflow_with_503_and_are_counted() {
     assert_eq!(
         m.sum(
             "tlsgate_upstream_overflow_total",
-            &[("destination", "httpbin:8000"), ("reason", "pending")]
+            &[("destination", "app.internal:80"), ("reason", "pending")]
         ),
         6.0
     );
@@ -169,7 +116,7 @@ fn a_queued_request_that_waits_too_long_gets_503() {
     let count = |reason| {
         m.sum(
             "tlsgate_upstream_overflow_total",
-            &[("destination", "httpbin:8000"), ("reason", reason)],
+            &[("destination", "app.internal:80"), ("reason", reason)],
         )
     };
     assert_eq!((count("pending"), count("pending_timeout")), (1.0, 1.0));
@@ -189,19 +136,8 @@ fn upstream_connections_follow_max_requests_per_connection_and_idle_timeout() {
         let upstream = tlsgate_integration::upstream::RawUpstream::start(ok_answer);
         let port = free_port();
         let conf = ConfigDir::new();
-        let yaml = format!(
-            "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  servers:\n  \
-             - port: {{number: {port}, name: http, protocol: HTTP}}\n    bind: 127.0.0.1\n    hosts: [{HOST}]\n\
-             ---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: v}}\nspec:\n  \
-             hosts: [{HOST}]\n  gateways: [gw]\n  http:\n  - route: [{{destination: {{host: app.internal}}}}]\n\
-             ---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: app}}\nspec:\n  \
-             hosts: [app.internal]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  \
-             ports: [{{number: 80, name: http, protocol: HTTP}}]\n  \
-             endpoints: [{{address: 127.0.0.1, ports: {{http: {up}}}}}]\n\
-             ---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: app}}\nspec:\n  \
-             host: app.internal\n  trafficPolicy:\n    connectionPool:\n      http: {{{http}}}\n",
-            up = upstream.port()
-        );
+        let policy = format!("    connectionPool:\n      http: {{{http}}}\n");
+        let yaml = app_service_yaml(port, HOST, &[upstream.port()], &policy);
         let path = conf.write("pool.yaml", &yaml);
         let _gateway = Gateway::start(&[&path], &[]);
         let url = format!("http://{HOST}:{port}/");

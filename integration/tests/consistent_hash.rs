@@ -14,61 +14,9 @@ fn config(port: u16, backends: &[&Backend]) -> String {
 
 /// The same, hashing on `consistent_hash` (its fields, indented).
 fn config_with(port: u16, backends: &[&Backend], consistent_hash: &str) -> String {
-    let endpoints: String = backends
-        .iter()
-        .map(|b| {
-            format!(
-                "  - address: 127.0.0.1\n    ports: {{http: {}}}\n",
-                b.port()
-            )
-        })
-        .collect();
-    format!(
-        r#"apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  servers:
-  - port: {{number: {port}, name: http, protocol: HTTP}}
-    bind: 127.0.0.1
-    hosts: [{HOST}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: sticky
-spec:
-  hosts: [{HOST}]
-  gateways: [gw]
-  http:
-  - route:
-    - destination:
-        host: users.internal
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: users
-spec:
-  hosts: [users.internal]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports:
-  - {{number: 80, name: http, protocol: HTTP}}
-  endpoints:
-{endpoints}---
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: users
-spec:
-  host: users.internal
-  trafficPolicy:
-    loadBalancer:
-      consistentHash:
-{consistent_hash}"#
-    )
+    let ports: Vec<u16> = backends.iter().map(|b| b.port()).collect();
+    let policy = format!("    loadBalancer:\n      consistentHash:\n{consistent_hash}");
+    app_service_yaml(port, HOST, &ports, &policy)
 }
 
 /// Which backend each `x-user` value reached, from what the backends

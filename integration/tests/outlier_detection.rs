@@ -15,61 +15,10 @@ fn failing(_method: &str, _target: &str) -> Answer {
 }
 
 fn config(port: u16, endpoints: &[u16]) -> String {
-    let endpoints: String = endpoints
-        .iter()
-        .map(|p| format!("  - address: 127.0.0.1\n    ports: {{http: {p}}}\n"))
-        .collect();
-    format!(
-        r#"apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  servers:
-  - port: {{number: {port}, name: http, protocol: HTTP}}
-    bind: 127.0.0.1
-    hosts: [{HOST}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: app
-spec:
-  hosts: [{HOST}]
-  gateways: [gw]
-  http:
-  - route:
-    - destination:
-        host: app.internal
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: app
-spec:
-  hosts: [app.internal]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports:
-  - {{number: 80, name: http, protocol: HTTP}}
-  endpoints:
-{endpoints}---
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: app
-spec:
-  host: app.internal
-  trafficPolicy:
-    loadBalancer:
-      simple: ROUND_ROBIN
-    outlierDetection:
-      consecutive5xxErrors: 5
-      interval: 1s
-      baseEjectionTime: 6s
-      maxEjectionPercent: 100
-"#
-    )
+    let policy = "    loadBalancer:\n      simple: ROUND_ROBIN\n    outlierDetection:\n      \
+                  consecutive5xxErrors: 5\n      interval: 1s\n      baseEjectionTime: 6s\n      \
+                  maxEjectionPercent: 100\n";
+    app_service_yaml(port, HOST, endpoints, policy)
 }
 
 /// One request; every other one with a body, so Pingora's engine serves
