@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::load::Document;
-use super::parse::{host_pattern, resolve, spec, upper, Report};
+use super::parse::{host_pattern, resolve, spec, upper, Report, NEEDS_MESH};
 use super::raw;
 use super::{
     CredentialSource, Findings, Gateway, HostPattern, Mesh, Protocol, Server, ServerTls,
@@ -211,11 +211,7 @@ fn istio_mutual(
     report: &mut Report<'_>,
 ) -> Option<ServerTls> {
     let Some(mesh) = mesh else {
-        report.error(
-            format!("{p}.tls.mode"),
-            "ISTIO_MUTUAL needs the gateway's mesh identity: add GatewayRuntime spec.mesh \
-             {credentialName: <folder with the workload certificate, key and mesh CA>, trustDomain}",
-        );
+        report.error(format!("{p}.tls.mode"), NEEDS_MESH);
         return None;
     };
     if t.credential_name.is_some()

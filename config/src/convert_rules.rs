@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::load::Document;
 use super::parse::{
-    dest_host, duration, exported_everywhere, resolve, spec, upper, Report, EXPORT_TO,
+    dest_host, duration, exported_everywhere, resolve, spec, upper, Report, EXPORT_TO, NEEDS_MESH,
 };
 use super::{
     raw, ClientTls, ClientTlsMode, ConnectionPool, CredentialSource, DestinationRule, Findings,
@@ -287,11 +287,7 @@ impl Ctx<'_> {
         report: &mut Report<'_>,
     ) -> Option<ClientTls> {
         let Some(mesh) = self.mesh else {
-            report.error(
-                format!("{p}.mode"),
-                "ISTIO_MUTUAL needs the gateway's mesh identity: add GatewayRuntime spec.mesh \
-                 {credentialName: <folder with the workload certificate, key and mesh CA>, trustDomain}",
-            );
+            report.error(format!("{p}.mode"), NEEDS_MESH);
             return None;
         };
         let own = [
@@ -380,15 +376,7 @@ fn outlier(p: &str, o: &raw::RawOutlier, report: &mut Report<'_>) -> OutlierDete
 }
 
 fn connection_pool(p: &str, cp: &raw::ConnectionPool, report: &mut Report<'_>) -> ConnectionPool {
-    let mut pool = ConnectionPool {
-        max_connections: None,
-        max_requests: None,
-        max_pending: None,
-        connect_timeout: None,
-        max_requests_per_connection: None,
-        idle_timeout: None,
-        tcp_keepalive: None,
-    };
+    let mut pool = ConnectionPool::default();
     let time = |field: String, raw: &Option<String>, report: &mut Report<'_>| {
         let t = raw
             .as_ref()

@@ -407,7 +407,7 @@ pub enum LbPolicy {
 }
 
 /// `connectionPool` limits of a destination (Envoy's circuit breakers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ConnectionPool {
     /// `tcp.maxConnections`: upstream connections busy at once (each
     /// HTTP/1.1 request holds one); more requests wait (unlimited if unset).

@@ -58,6 +58,11 @@ impl<'a> Report<'a> {
     }
 }
 
+/// `ISTIO_MUTUAL` (server or origination) without `GatewayRuntime.spec.mesh`.
+pub(crate) const NEEDS_MESH: &str = "ISTIO_MUTUAL needs the gateway's mesh identity: add \
+     GatewayRuntime spec.mesh {credentialName: <folder with the workload certificate, key and \
+     mesh CA>, trustDomain}";
+
 /// Why `exportTo` naming namespaces is not applied: tlsgate cannot tell
 /// which namespace its own deployment runs in, so it does as if the
 /// document were exported to it.

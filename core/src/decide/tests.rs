@@ -561,11 +561,13 @@ fn consistent_hash_sends_one_key_to_one_endpoint() {
          spec:\n  hosts: [by-header.test, by-query.test, by-ip.test]\n  gateways: [gw2]\n  http:\n  \
          - match: [{{headers: {{x-route: {{exact: header}}}}}}]\n    route: [{{destination: {{host: h}}}}]\n  \
          - match: [{{headers: {{x-route: {{exact: query}}}}}}]\n    route: [{{destination: {{host: q}}}}]\n  \
+         - match: [{{headers: {{x-route: {{exact: cookie}}}}}}]\n    route: [{{destination: {{host: c}}}}]\n  \
          - route: [{{destination: {{host: ip}}}}]\n\
-         {}{}{}",
+         {}{}{}{}",
         sticky("h", "httpHeaderName: X-User"),
         sticky("q", "httpQueryParameterName: user"),
         sticky("ip", "useSourceIp: true"),
+        sticky("c", "httpCookie: {name: user, ttl: 60s}"),
     );
     let rt = build(&f, "ALLOW_ANY", &extra);
     let ask = |route: &'static str, user: Option<&'static str>, target: &str| {
@@ -603,6 +605,59 @@ fn consistent_hash_sends_one_key_to_one_endpoint() {
     // The client's address is the key: one client, one endpoint.
     let ip: std::collections::BTreeSet<_> = (0..10).map(|_| ask("ip", None, "/")).collect();
     assert_eq!(ip.len(), 1, "{ip:?}");
+
+    // httpCookie: the client's Cookie header is client input. A well-formed
+    // one places the request; anything else (garbage, no value, another
+    // cookie's name, a huge value) is a missing key: a new cookie is given,
+    // and nothing panics.
+    let by_cookie = |cookie: Option<&'static str>| {
+        let mut headers = vec![("x-route", "cookie")];
+        if let Some(c) = cookie {
+            headers.push(("cookie", c));
+        }
+        let d = run(
+            &rt,
+            Tls::Plain,
+            8082,
+            "GET",
+            "/",
+            Some("by-header.test"),
+            Map(headers),
+        );
+        let Action::Forward(p) = &d.action else {
+            panic!("{}", status(&d))
+        };
+        (status(&d), p.set_cookie.clone())
+    };
+    let (_, set) = by_cookie(None);
+    let set = set.expect("a client without the cookie is given one");
+    assert!(
+        set.starts_with("user=\"") && set.ends_with("; Max-Age=60; HttpOnly"),
+        "{set}"
+    );
+    let (plain, none) = by_cookie(Some("user=abc"));
+    assert!(none.is_none(), "a client with the cookie keeps it");
+    for same in ["a=1; user=\"abc\"; b=2", "  user=abc  ", "x=y;user=abc"] {
+        assert_eq!(by_cookie(Some(same)), (plain.clone(), None), "{same}");
+    }
+    let huge: &'static str = Box::leak(format!("user={}", "z".repeat(60_000)).into_boxed_str());
+    assert!(
+        by_cookie(Some(huge)).1.is_none(),
+        "a long value is still a value"
+    );
+    for garbage in [
+        ";;;=;",
+        "user",
+        "users=abc",
+        "=abc",
+        "\u{7f}\u{0}",
+        "USER=abc",
+    ] {
+        assert!(
+            by_cookie(Some(garbage)).1.is_some(),
+            "{garbage:?}: no key, a new cookie"
+        );
+    }
 }
 
 /// `connectionPool`: the decision takes the request's place under the

@@ -282,12 +282,7 @@ mod tests {
             load_balancer: Some(LbPolicy::LeastRequest),
             connection_pool: Some(crate::config::ConnectionPool {
                 max_connections: Some(3),
-                max_requests: None,
-                max_pending: None,
-                connect_timeout: None,
-                max_requests_per_connection: None,
-                idle_timeout: None,
-                tcp_keepalive: None,
+                ..Default::default()
             }),
             ..Default::default()
         }];

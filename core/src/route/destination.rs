@@ -39,8 +39,6 @@ pub struct Destination {
     pub balancer: Balancer,
     /// `connectionPool` limits; `None` when the rule sets none.
     pub circuit: Option<Arc<Circuit>>,
-    /// `connectionPool.tcp.connectTimeout`.
-    pub connect_timeout: Option<Duration>,
     /// `connectionPool`'s settings for upstream connections
     /// (`maxRequestsPerConnection`, `idleTimeout`, `tcpKeepalive`).
     pub pool: Option<ConnectionPool>,
@@ -107,7 +105,6 @@ impl Destination {
                     ))
                 })
             }),
-            connect_timeout: spec.pool.and_then(|p| p.connect_timeout),
             pool: spec.pool,
             outlier: spec.outlier.map(|o| Outlier::new(o, spec.endpoints.len())),
             host: spec.host,
@@ -141,7 +138,6 @@ impl Destination {
             tls: None,
             h2: false,
             circuit: None,
-            connect_timeout: None,
             pool: None,
             outlier: None,
         }
@@ -163,6 +159,11 @@ impl Destination {
     /// is dropped.
     pub fn begin(self: &Arc<Self>, idx: usize) -> InFlightGuard {
         InFlightGuard::new(self.clone(), idx % self.endpoints.len())
+    }
+
+    /// `connectionPool.tcp.connectTimeout`, when set.
+    pub fn connect_timeout(&self) -> Option<Duration> {
+        self.pool.and_then(|p| p.connect_timeout)
     }
 
     /// Chooses an endpoint and counts the request against it.

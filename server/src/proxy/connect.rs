@@ -63,7 +63,7 @@ pub async fn handle(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
     let host = ctx.host().to_string();
     let local = session.server_addr().and_then(|a| a.as_inet()).copied();
     let admin = ctx.rt.model.runtime.admin;
-    let connect_timeout = dest.connect_timeout.unwrap_or(CONNECT_TIMEOUT);
+    let connect_timeout = dest.connect_timeout().unwrap_or(CONNECT_TIMEOUT);
     let upstream = match open(&ep.host, ep.port, local, admin, connect_timeout).await {
         Ok((addr, stream)) => {
             ctx.upstream = Some(addr.to_string());

@@ -41,7 +41,7 @@ pub fn peer(addr: SocketAddr, plan: &Plan) -> Box<HttpPeer> {
     // `connectionPool.tcp.connectTimeout`, never longer than one try.
     let connect = plan
         .dest()
-        .connect_timeout
+        .connect_timeout()
         .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
     o.connection_timeout = Some(per_try.map_or(connect, |t| t.min(connect)));
     if let Some(pool) = &plan.dest().pool {
