@@ -60,6 +60,9 @@ pub(crate) fn build(
         .filter_map(|doc| convert_services::convert(doc, &mut out))
         .collect();
 
+    let peers: Vec<&Document> = of_kind(Kind::PeerAuthentication).collect();
+    let peer_authentication = super::convert_peer::convert(&peers, &mut out);
+
     let kubernetes_services = of_kind(Kind::KubernetesService)
         .filter_map(|doc| convert_services::kubernetes(doc, &mut out))
         .collect();
@@ -73,6 +76,7 @@ pub(crate) fn build(
         kubernetes_services,
         sources,
         warnings: out.warnings,
+        peer_authentication,
     };
     Loaded {
         model,

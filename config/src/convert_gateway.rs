@@ -62,10 +62,14 @@ fn server(
         "HTTP" | "HTTP2" => Some(Protocol::Http),
         "HTTPS" => Some(Protocol::Https),
         "TLS" => Some(Protocol::Tls),
+        // Istio's names for byte streams it does not parse.
+        "TCP" | "MONGO" | "MYSQL" | "REDIS" => Some(Protocol::Tcp),
         other => {
             report.error(
                 format!("{p}.port.protocol"),
-                format!("protocol '{other}' is not supported: tlsgate serves HTTP, HTTPS and TLS"),
+                format!(
+                    "protocol '{other}' is not supported: tlsgate serves HTTP, HTTPS, TLS and TCP"
+                ),
             );
             None
         }
@@ -101,7 +105,23 @@ fn server(
         .unwrap_or_else(|| format!("{}-{index}", doc.id.name));
 
     let mut https_redirect = false;
+    let passthrough = raw.tls.as_ref().is_some_and(|t| {
+        upper(&t.mode).as_deref() == Some("PASSTHROUGH")
+            && matches!(protocol, Some(Protocol::Https | Protocol::Tls))
+    });
     let tls = match (protocol?, &raw.tls) {
+        (Protocol::Https | Protocol::Tls, Some(t)) if passthrough => {
+            passthrough_tls(&p, t, report);
+            None
+        }
+        (Protocol::Tcp, None) => None,
+        (Protocol::Tcp, Some(_)) => {
+            report.error(
+                format!("{p}.tls"),
+                "a TCP server takes no tls; use protocol TLS to terminate or pass through TLS",
+            );
+            None
+        }
         (Protocol::Http, None) => None,
         (Protocol::Http, Some(t)) => {
             https_redirect = t.https_redirect;
@@ -131,7 +151,32 @@ fn server(
         hosts,
         tls,
         https_redirect,
+        passthrough,
     })
+}
+
+/// A passthrough server never sees a key: anything that would configure
+/// termination is a mistake worth naming.
+fn passthrough_tls(p: &str, t: &raw::ServerTls, report: &mut Report<'_>) {
+    let set = [
+        ("credentialName", t.credential_name.is_some()),
+        ("serverCertificate", t.server_certificate.is_some()),
+        ("privateKey", t.private_key.is_some()),
+        ("caCertificates", t.ca_certificates.is_some()),
+        ("subjectAltNames", !t.subject_alt_names.is_empty()),
+        ("minProtocolVersion", t.min_protocol_version.is_some()),
+        ("maxProtocolVersion", t.max_protocol_version.is_some()),
+        ("cipherSuites", !t.cipher_suites.is_empty()),
+    ];
+    for (field, present) in set {
+        if present {
+            report.warn(
+                format!("{p}.tls.{field}"),
+                "PASSTHROUGH does not terminate TLS: the backend's own certificate and \
+                 settings apply",
+            );
+        }
+    }
 }
 
 fn server_tls(
@@ -148,10 +193,18 @@ fn server_tls(
         Some("SIMPLE") => Some(ServerTlsMode::Simple),
         Some("MUTUAL") => Some(ServerTlsMode::Mutual),
         Some("OPTIONAL_MUTUAL") => Some(ServerTlsMode::OptionalMutual),
-        Some(m @ ("PASSTHROUGH" | "AUTO_PASSTHROUGH")) => {
+        Some("PASSTHROUGH") => {
             report.error(
                 format!("{p}.tls.mode"),
-                format!("mode {m} is not supported by tlsgate: it terminates TLS (use SIMPLE or MUTUAL)"),
+                "PASSTHROUGH needs protocol HTTPS or TLS",
+            );
+            None
+        }
+        Some("AUTO_PASSTHROUGH") => {
+            report.error(
+                format!("{p}.tls.mode"),
+                "AUTO_PASSTHROUGH routes by Istio's mesh-internal SNI names (multi-cluster \
+                 east-west gateways), which tlsgate cannot know; use PASSTHROUGH with tls[] routes",
             );
             None
         }
@@ -322,6 +375,15 @@ fn tls_version(
     }
 }
 
+/// HTTPS and TLS servers share a port (SNI tells them apart); nothing
+/// else does.
+fn family(p: Protocol) -> Protocol {
+    match p {
+        Protocol::Tls => Protocol::Https,
+        other => other,
+    }
+}
+
 /// Checks across every Gateway: servers sharing a bind address and port
 /// share one listener, so they need one protocol, and on a TLS port each
 /// host must pick exactly one server (its certificate and client policy).
@@ -354,7 +416,7 @@ pub(crate) fn check_listeners(gateways: &[Gateway], out: &mut Findings) {
                             ),
                         );
                     }
-                    if first.protocol != s.protocol {
+                    if family(first.protocol) != family(s.protocol) {
                         report.error(
                             format!("spec.servers[{}].port.protocol", s.index),
                             format!(
@@ -365,7 +427,7 @@ pub(crate) fn check_listeners(gateways: &[Gateway], out: &mut Findings) {
                     }
                 }
             }
-            if s.tls.is_none() {
+            if s.tls.is_none() && !s.passthrough {
                 continue;
             }
             for (j, h) in s.hosts.iter().enumerate() {
@@ -561,11 +623,11 @@ spec:
     fn unsupported_modes_and_versions_are_explained() {
         let tls = |t: &str| format!("    tls: {{{t}}}\n");
         let servers = [
-            server(1, "TLS", "a", &tls("mode: PASSTHROUGH")),
+            server(1, "TLS", "a", &tls("mode: AUTO_PASSTHROUGH")),
             server(2, "HTTPS", "a", &tls("mode: ISTIO_MUTUAL")),
             server(3, "HTTPS", "a", &tls("mode: SIMPLE, credentialName: frontend-credential, minProtocolVersion: TLSV1_1")),
             server(4, "HTTPS", "a", ""),
-            server(5, "TCP", "a", ""),
+            server(5, "UDP", "a", ""),
             server(6, "HTTPS", "a", &tls("credentialName: frontend-credential")),
         ];
         let yaml = format!(
@@ -580,11 +642,11 @@ spec:
         assert_eq!(
             e,
             [
-                "spec.servers[0].tls.mode: mode PASSTHROUGH is not supported by tlsgate: it terminates TLS (use SIMPLE or MUTUAL)",
+                "spec.servers[0].tls.mode: AUTO_PASSTHROUGH routes by Istio's mesh-internal SNI names (multi-cluster east-west gateways), which tlsgate cannot know; use PASSTHROUGH with tls[] routes",
                 "spec.servers[1].tls.mode: ISTIO_MUTUAL needs the gateway's mesh identity: add GatewayRuntime spec.mesh {credentialName: <folder with the workload certificate, key and mesh CA>, trustDomain}",
                 "spec.servers[2].tls.minProtocolVersion: TLSV1_1 is refused: TLS 1.0 and 1.1 are insecure; use TLSV1_2 or TLSV1_3",
                 "spec.servers[3].tls: an HTTPS or TLS server needs tls (mode and credentialName)",
-                "spec.servers[4].port.protocol: protocol 'TCP' is not supported: tlsgate serves HTTP, HTTPS and TLS",
+                "spec.servers[4].port.protocol: protocol 'UDP' is not supported: tlsgate serves HTTP, HTTPS, TLS and TCP",
                 "spec.servers[5].tls.mode: missing: expected SIMPLE, MUTUAL, OPTIONAL_MUTUAL or ISTIO_MUTUAL",
             ]
         );

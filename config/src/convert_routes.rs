@@ -26,7 +26,7 @@ pub(crate) struct Refs {
 }
 
 impl Refs {
-    fn has_gateway(&self, reference: &str) -> bool {
+    pub(crate) fn has_gateway(&self, reference: &str) -> bool {
         self.gateways
             .iter()
             .any(|(name, ns)| super::gateway_ref_matches(reference, name, ns.as_deref()))
@@ -91,28 +91,10 @@ pub(crate) fn convert(doc: &Document, refs: &Refs, out: &mut Findings) -> Option
     if !exported_everywhere(raw.export_to.as_ref()) {
         report.warn("spec.exportTo", EXPORT_TO);
     }
-    let passthrough = "TLS passthrough is not supported; tlsgate terminates TLS and routes HTTP";
-    for (section, value, why) in [
-        ("tls", &raw.tls, passthrough),
-        ("tcp", &raw.tcp, "tlsgate routes HTTP only"),
-    ] {
-        let Some(value) = value else { continue };
-        if sidecar_only_section(value) {
-            report.warn(
-                format!("spec.{section}"),
-                "every route in it matches only `gateways: [mesh]`: applies to sidecars",
-            );
-        } else {
-            report.error(
-                format!("spec.{section}"),
-                format!("not supported by tlsgate: {why}"),
-            );
-        }
-    }
     if raw.hosts.is_empty() {
         report.error("spec.hosts", "a VirtualService needs at least one host");
     }
-    let hosts = raw
+    let hosts: Vec<HostPattern> = raw
         .hosts
         .iter()
         .enumerate()
@@ -135,6 +117,11 @@ pub(crate) fn convert(doc: &Document, refs: &Refs, out: &mut Findings) -> Option
         .enumerate()
         .filter_map(|(i, r)| http_route(&doc.id.name, i, r, refs, &mut report))
         .collect();
+    let tls_raw: Vec<_> = raw.tls.into_iter().map(|r| (r.matches, r.route)).collect();
+    let tcp_raw: Vec<_> = raw.tcp.into_iter().map(|r| (r.matches, r.route)).collect();
+    let name = &doc.id.name;
+    let tls = super::convert_l4::routes(name, &hosts, "tls", &tls_raw, refs, &mut report);
+    let tcp = super::convert_l4::routes(name, &hosts, "tcp", &tcp_raw, refs, &mut report);
     if report.failed() {
         return None;
     }
@@ -144,6 +131,8 @@ pub(crate) fn convert(doc: &Document, refs: &Refs, out: &mut Findings) -> Option
         hosts,
         gateways,
         http,
+        tls,
+        tcp,
     })
 }
 
@@ -157,25 +146,6 @@ fn names_only_mesh(gateways: Option<&serde_yaml::Value>) -> bool {
         }
         _ => false,
     }
-}
-
-/// A `tls:` or `tcp:` section whose every route matches only in sidecars.
-fn sidecar_only_section(section: &serde_yaml::Value) -> bool {
-    let Some(routes) = section.as_sequence() else {
-        return false;
-    };
-    // An empty or absent `gateways` in a match means every gateway.
-    let only_mesh = |m: &serde_yaml::Value| {
-        m.get("gateways")
-            .and_then(|g| g.as_sequence())
-            .is_some_and(|g| !g.is_empty() && g.iter().all(|n| n.as_str() == Some("mesh")))
-    };
-    routes
-        .iter()
-        .all(|r| match r.get("match").and_then(|m| m.as_sequence()) {
-            Some(matches) if !matches.is_empty() => matches.iter().all(only_mesh),
-            _ => false,
-        })
 }
 
 fn http_route(
@@ -367,7 +337,7 @@ fn string_match(p: &str, m: &raw::StringMatch, report: &mut Report<'_>) -> Optio
     }
 }
 
-fn forward(
+pub(crate) fn forward(
     p: &str,
     route: &[raw::RouteDestination],
     refs: &Refs,
@@ -733,7 +703,7 @@ spec:
   hosts: [a.example.com]
   gateways: [frontend-gateway]
   tls:
-  - match: [{{sniHosts: [a.example.com]}}]
+  - match: [{{port: 443}}]
     route: [{{destination: {{host: a}}}}]
   http:
   - match: [{{uri: {{prefix: /a, exact: /a}}, ignoreUriCase: true}}]
@@ -756,7 +726,7 @@ spec:
         assert_eq!(
             e,
             [
-                "spec.tls: not supported by tlsgate: TLS passthrough is not supported; tlsgate terminates TLS and routes HTTP",
+                "spec.tls[0].match[0].sniHosts: a tls route match needs sniHosts",
                 "spec.http[0].match[0].ignoreUriCase: not supported by tlsgate: URIs match case-sensitively",
                 "spec.http[0].match[0].uri: needs exactly one of exact, prefix and regex",
                 "spec.http[0].route[0].headers: not supported by tlsgate: per-destination header edits are not implemented; use the route's headers",

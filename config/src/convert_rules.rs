@@ -10,7 +10,8 @@ use super::parse::{
 };
 use super::{
     raw, ClientTls, ClientTlsMode, ConnectionPool, CredentialSource, DestinationRule, Findings,
-    HashKey, LbPolicy, Mesh, OutlierDetection, PortLevel, Subset, TcpKeepalive, TrafficPolicy,
+    HashKey, LbPolicy, Mesh, OutlierDetection, PortLevel, ProxyVersion, Subset, TcpKeepalive,
+    TrafficPolicy,
 };
 
 /// `gateway_selectors`: the `selector` of every Gateway, which says which
@@ -182,6 +183,20 @@ impl Ctx<'_> {
                 }
             }
         }
+        let proxy_protocol = tp.proxy_protocol.as_ref().and_then(|pp| {
+            let field = format!("{p}.proxyProtocol.version");
+            match upper(&pp.version).as_deref() {
+                None | Some("V1") => Some(ProxyVersion::V1),
+                Some("V2") => Some(ProxyVersion::V2),
+                Some(other) => {
+                    report.error(
+                        field,
+                        format!("unknown version '{other}': expected V1 or V2"),
+                    );
+                    None
+                }
+            }
+        });
         TrafficPolicy {
             tls,
             load_balancer,
@@ -190,6 +205,7 @@ impl Ctx<'_> {
             outlier_detection,
             port_tls,
             port_level,
+            proxy_protocol,
         }
     }
 

@@ -31,6 +31,7 @@ pub(crate) fn defaults() -> RuntimeSettings {
         timeouts: Timeouts::default(),
         admin_token_file: None,
         mesh: None,
+        listeners: Vec::new(),
     }
 }
 
@@ -170,6 +171,7 @@ fn apply(doc: &Document, s: &mut RuntimeSettings, report: &mut Report<'_>) {
             trust_domain,
         });
     }
+    s.listeners = super::listeners::convert(&raw.listeners, report);
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ pub(crate) enum Kind {
     GatewayRuntime,
     /// Core `v1` Service: read for its ports only.
     KubernetesService,
+    /// `security.istio.io`: plaintext on TLS ports.
+    PeerAuthentication,
 }
 
 pub(crate) const ISTIO_VERSIONS: &[&str] = &[
@@ -23,8 +25,10 @@ pub(crate) const ISTIO_VERSIONS: &[&str] = &[
     "networking.istio.io/v1alpha3",
 ];
 const TLSGATE_VERSION: &str = "tlsgate.io/v1";
+const SECURITY_VERSIONS: &[&str] = &["security.istio.io/v1", "security.istio.io/v1beta1"];
 
-const READ: &str = "Gateway, VirtualService, DestinationRule, ServiceEntry and GatewayRuntime";
+const READ: &str =
+    "Gateway, VirtualService, DestinationRule, ServiceEntry, PeerAuthentication and GatewayRuntime";
 
 impl Kind {
     fn parse(kind: &str) -> Option<Kind> {
@@ -34,6 +38,7 @@ impl Kind {
             "DestinationRule" => Kind::DestinationRule,
             "ServiceEntry" => Kind::ServiceEntry,
             "GatewayRuntime" => Kind::GatewayRuntime,
+            "PeerAuthentication" => Kind::PeerAuthentication,
             _ => return None,
         })
     }
@@ -42,6 +47,7 @@ impl Kind {
         match self {
             Kind::GatewayRuntime => &[TLSGATE_VERSION],
             Kind::KubernetesService => &["v1"],
+            Kind::PeerAuthentication => SECURITY_VERSIONS,
             _ => ISTIO_VERSIONS,
         }
     }
@@ -102,7 +108,7 @@ fn refused(_group: Option<&str>, kind: &str) -> Option<&'static str> {
              express the change with a VirtualService or DestinationRule, or leave this file out"
         }
         "WasmPlugin" => "a WasmPlugin runs code inside Envoy; tlsgate cannot run it",
-        "AuthorizationPolicy" | "RequestAuthentication" | "PeerAuthentication" => {
+        "AuthorizationPolicy" | "RequestAuthentication" => {
             "security policy that tlsgate does not enforce yet: it is refused, not ignored, \
              so that nothing is served without the protection it asks for"
         }

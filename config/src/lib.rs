@@ -29,12 +29,15 @@
 
 mod build;
 mod convert_gateway;
+mod convert_l4;
+mod convert_peer;
 mod convert_routes;
 mod convert_rules;
 mod convert_runtime;
 mod convert_services;
 mod kinds;
 mod limits;
+mod listeners;
 mod load;
 pub mod model;
 pub mod names;

@@ -68,6 +68,11 @@ pub struct Timeouts {
     /// Longest a request waits for a place under its destination's
     /// `connectionPool` limits (`http1MaxPendingRequests`), then 503.
     pub upstream_pending: Duration,
+    /// From accept to the end of what a listener reads before deciding (a
+    /// PROXY protocol header, the ClientHello's SNI, plaintext or TLS).
+    pub first_bytes: Duration,
+    /// A TCP or passthrough connection with no byte either way.
+    pub tcp_idle: Duration,
 }
 
 impl Default for Timeouts {
@@ -81,6 +86,9 @@ impl Default for Timeouts {
             http2_idle: Duration::from_secs(60),
             response_send_idle: Duration::from_secs(60),
             upstream_pending: Duration::from_secs(10),
+            first_bytes: Duration::from_secs(10),
+            // Envoy's TCP proxy default: a database connection may idle long.
+            tcp_idle: Duration::from_secs(3600),
         }
     }
 }
@@ -139,7 +147,7 @@ pub(crate) fn limits(raw: &RawLimits, report: &mut Report<'_>) -> Limits {
 /// `spec.timeouts`: every phase has a deadline, so none may be zero.
 pub(crate) fn timeouts(raw: &RawTimeouts, report: &mut Report<'_>) -> Timeouts {
     let mut t = Timeouts::default();
-    let fields: [(&str, &Option<String>, &mut Duration); 8] = [
+    let fields: [(&str, &Option<String>, &mut Duration); 10] = [
         ("tlsHandshake", &raw.tls_handshake, &mut t.tls_handshake),
         ("firstRequest", &raw.first_request, &mut t.first_request),
         ("requestHead", &raw.request_head, &mut t.request_head),
@@ -164,6 +172,8 @@ pub(crate) fn timeouts(raw: &RawTimeouts, report: &mut Report<'_>) -> Timeouts {
             &raw.upstream_pending,
             &mut t.upstream_pending,
         ),
+        ("firstBytes", &raw.first_bytes, &mut t.first_bytes),
+        ("tcpIdle", &raw.tcp_idle, &mut t.tcp_idle),
     ];
     for (field, raw, slot) in fields {
         let Some(raw) = raw else { continue };

@@ -29,6 +29,154 @@ pub struct Model {
     pub sources: Vec<PathBuf>,
     /// What the files say that is not applied, and why.
     pub warnings: Vec<super::ConfigWarning>,
+    /// `PeerAuthentication`: whether TLS ports also take plaintext.
+    pub peer_authentication: Option<PeerAuthentication>,
+}
+
+impl Model {
+    /// What a TLS-terminating listener on `port` accepts: the policy's
+    /// `portLevelMtls` for the port, else its `mtls.mode`, else STRICT
+    /// (TLS only, as without any PeerAuthentication).
+    pub fn peer_mode(&self, port: u16) -> PeerMode {
+        self.peer_authentication
+            .as_ref()
+            .map_or(PeerMode::Strict, |p| {
+                p.ports.get(&port).copied().unwrap_or(p.mode)
+            })
+    }
+
+    /// The `listeners[]` entry of the listener bound to `addr`: one naming
+    /// its bind address, else one naming only its port.
+    pub fn listener(&self, addr: SocketAddr) -> Option<&ListenerSettings> {
+        let l = &self.runtime.listeners;
+        l.iter()
+            .find(|l| l.port == addr.port() && l.bind == Some(addr.ip()))
+            .or_else(|| l.iter().find(|l| l.port == addr.port() && l.bind.is_none()))
+    }
+}
+
+/// Istio's `PeerAuthentication`, as it applies to the gateway's own TLS
+/// ports (tlsgate in front of a workload).
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerAuthentication {
+    pub id: DocId,
+    /// `mtls.mode` (UNSET: STRICT).
+    pub mode: PeerMode,
+    /// `portLevelMtls`: by the gateway server's port number.
+    pub ports: BTreeMap<u16, PeerMode>,
+}
+
+/// What a TLS port accepts besides TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PeerMode {
+    /// TLS only: plaintext is refused.
+    Strict,
+    /// TLS or plaintext, told apart by the first bytes.
+    Permissive,
+    /// Plaintext only.
+    Disable,
+}
+
+/// `GatewayRuntime.spec.listeners[]`: one data-plane port's settings
+/// before TLS or HTTP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListenerSettings {
+    pub port: u16,
+    /// `None`: every listener on the port.
+    pub bind: Option<IpAddr>,
+    pub proxy_protocol: ProxyProtocolIn,
+    /// Open connections on this listener (beside `limits.maxConnections`).
+    pub max_connections: Option<usize>,
+    /// Replaces `timeouts.firstBytes` here.
+    pub first_bytes_timeout: Option<Duration>,
+    /// Replaces `timeouts.tcpIdle` here.
+    pub tcp_idle_timeout: Option<Duration>,
+}
+
+/// Whether a listener reads a PROXY protocol header, and from whom.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum ProxyProtocolIn {
+    /// Never read: a header is just bytes (and fails as TLS or HTTP).
+    #[default]
+    Off,
+    /// Every connection must start with one, from a trusted source.
+    Required { trusted: Vec<IpNet> },
+    /// A trusted source may send one; others must not.
+    Optional { trusted: Vec<IpNet> },
+}
+
+impl ProxyProtocolIn {
+    /// Is a header from `peer` believed?
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        match self {
+            ProxyProtocolIn::Off => false,
+            ProxyProtocolIn::Required { trusted } | ProxyProtocolIn::Optional { trusted } => {
+                trusted.iter().any(|n| n.contains(peer))
+            }
+        }
+    }
+}
+
+/// An address block, `10.0.0.0/8` or `2001:db8::/32`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IpNet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    /// `a.b.c.d/n`, or a bare address (all of its bits).
+    pub fn parse(text: &str) -> Result<IpNet, String> {
+        let bad = || format!("invalid address block '{text}': expected e.g. 10.0.0.0/8");
+        let (addr, prefix) = match text.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text.trim(), None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(IpNet { addr, prefix })
+    }
+
+    /// IPv4-mapped IPv6 addresses match IPv4 blocks.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl Serialize for IpNet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// Where a value came from: used to name file, document and field in errors
@@ -68,6 +216,8 @@ pub struct RuntimeSettings {
     pub admin_token_file: Option<PathBuf>,
     /// `mesh`: the gateway's own mesh identity, for `ISTIO_MUTUAL`.
     pub mesh: Option<Mesh>,
+    /// `listeners[]`: PROXY protocol and per-port limits.
+    pub listeners: Vec<ListenerSettings>,
 }
 
 /// The gateway's workload identity in the mesh, as `istio-proxy` mounts
@@ -150,6 +300,10 @@ pub struct Server {
     pub tls: Option<ServerTls>,
     /// `tls.httpsRedirect` on a plain HTTP server: every request gets a 301.
     pub https_redirect: bool,
+    /// `tls.mode: PASSTHROUGH`: connections for these hosts go to a
+    /// VirtualService `tls[]` route with the client's TLS untouched
+    /// (`tls` is `None`).
+    pub passthrough: bool,
 }
 
 impl Server {
@@ -163,7 +317,11 @@ impl Server {
 pub enum Protocol {
     Http,
     Https,
+    /// TLS carrying anything: passed through by SNI, or terminated and
+    /// forwarded as a byte stream (`tcp[]` routes).
     Tls,
+    /// A plain byte stream (`tcp[]` routes).
+    Tcp,
 }
 
 /// A Gateway/VirtualService host: `example.com`, `*.example.com` or `*`.
@@ -262,6 +420,32 @@ pub struct VirtualService {
     /// Gateway names as written (`name` or `namespace/name`); `mesh` dropped.
     pub gateways: Vec<String>,
     pub http: Vec<HttpRoute>,
+    /// `tls[]`: passthrough routes by SNI.
+    pub tls: Vec<L4Route>,
+    /// `tcp[]`: byte-stream routes.
+    pub tcp: Vec<L4Route>,
+}
+
+/// A VirtualService `tls[]` or `tcp[]` route.
+#[derive(Debug, Clone, Serialize)]
+pub struct L4Route {
+    /// `<virtualservice>.tls[i]` / `<virtualservice>.tcp[i]`.
+    pub name: String,
+    /// Position in the file's `spec.tls` / `spec.tcp`.
+    pub index: usize,
+    /// Empty: every connection (only `tcp[]`; a `tls[]` route needs
+    /// `sniHosts`).
+    pub matches: Vec<L4Match>,
+    pub destinations: Vec<WeightedDestination>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct L4Match {
+    /// `tls[]` only; never empty there.
+    pub sni_hosts: Vec<HostPattern>,
+    pub port: Option<u16>,
+    /// Gateways this match is limited to (`mesh` dropped); empty = all.
+    pub gateways: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -375,6 +559,15 @@ pub struct TrafficPolicy {
     pub port_tls: Vec<(u16, ClientTls)>,
     /// `portLevelSettings[]`: the rest, per destination port.
     pub port_level: Vec<PortLevel>,
+    /// `proxyProtocol.version`: a PROXY protocol header to the upstream
+    /// before the first byte of each TCP or passthrough connection.
+    pub proxy_protocol: Option<ProxyVersion>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum ProxyVersion {
+    V1,
+    V2,
 }
 
 /// What `portLevelSettings[]` sets for one port, besides TLS; each set

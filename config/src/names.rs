@@ -18,6 +18,28 @@ pub fn suffix_matches(suffix: &str, host: &str) -> bool {
     host.len() > suffix.len() && host.ends_with(suffix)
 }
 
+/// The hosts both patterns accept, as the narrower pattern (Istio gives a
+/// `*` VirtualService bound to an `a.com` server the domain `a.com`).
+pub fn intersect(a: &crate::HostPattern, b: &crate::HostPattern) -> Option<crate::HostPattern> {
+    use crate::HostPattern::*;
+    match (a, b) {
+        (Any, x) | (x, Any) => Some(x.clone()),
+        (Exact(x), Exact(y)) => (x == y).then(|| a.clone()),
+        (Exact(e), s @ Suffix(_)) | (s @ Suffix(_), Exact(e)) => {
+            s.matches(e).then(|| Exact(e.clone()))
+        }
+        (Suffix(x), Suffix(y)) => {
+            if x.ends_with(y.as_str()) {
+                Some(a.clone())
+            } else if y.ends_with(x.as_str()) {
+                Some(b.clone())
+            } else {
+                None
+            }
+        }
+    }
+}
+
 /// A configuration host as written (`a.com`, `*.a.com`, `*`) against a
 /// concrete host.
 pub fn pattern_matches(pattern: &str, host: &str) -> bool {

@@ -99,10 +99,48 @@ pub struct VirtualServiceSpec {
     pub export_to: Option<Value>,
     #[serde(default, deserialize_with = "null_default")]
     pub http: Vec<HttpRoute>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub tls: Vec<TlsRoute>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub tcp: Vec<TcpRoute>,
+}
+
+/// `tls[]`: routes a passthrough connection by its SNI.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsRoute {
+    #[serde(default, rename = "match", deserialize_with = "null_default")]
+    pub matches: Vec<L4Match>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub route: Vec<RouteDestination>,
+}
+
+/// `tcp[]`: routes a TCP connection (or a terminated TLS stream).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpRoute {
+    #[serde(default, rename = "match", deserialize_with = "null_default")]
+    pub matches: Vec<L4Match>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub route: Vec<RouteDestination>,
+}
+
+/// Istio's `TLSMatchAttributes` and `L4MatchAttributes` in one (a `tcp`
+/// match with `sniHosts` is refused by the converter).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct L4Match {
+    #[serde(default, deserialize_with = "null_default")]
+    pub sni_hosts: Vec<String>,
+    pub port: Option<u16>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub gateways: Vec<String>,
     #[serde(default)]
-    pub tls: Option<Value>,
+    pub destination_subnets: Option<Value>,
     #[serde(default)]
-    pub tcp: Option<Value>,
+    pub source_labels: Option<Value>,
+    #[serde(default)]
+    pub source_namespace: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -263,6 +301,14 @@ pub struct TrafficPolicy {
     pub port_level_settings: Vec<PortTrafficPolicy>,
     pub connection_pool: Option<ConnectionPool>,
     pub outlier_detection: Option<RawOutlier>,
+    pub proxy_protocol: Option<RawProxyProtocol>,
+}
+
+/// `trafficPolicy.proxyProtocol`: a PROXY protocol header to the upstream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProxyProtocol {
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -463,6 +509,50 @@ pub struct GatewayRuntimeSpec {
     pub timeouts: Option<RawTimeouts>,
     pub admin_token_file: Option<String>,
     pub mesh: Option<RawMesh>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub listeners: Vec<RawListener>,
+}
+
+/// `listeners[]`: what one data-plane port does before TLS or HTTP.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawListener {
+    pub port: u16,
+    pub bind: Option<String>,
+    pub proxy_protocol: Option<RawProxyProtocolIn>,
+    pub max_connections: Option<u64>,
+    pub first_bytes_timeout: Option<String>,
+    pub tcp_idle_timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawProxyProtocolIn {
+    pub mode: Option<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub trusted_sources: Vec<String>,
+}
+
+// ----------------------------------------------------- PeerAuthentication
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PeerAuthenticationSpec {
+    #[serde(default)]
+    pub selector: Option<Value>,
+    #[serde(default)]
+    pub target_ref: Option<Value>,
+    #[serde(default)]
+    pub target_refs: Option<Value>,
+    pub mtls: Option<PeerMtls>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub port_level_mtls: BTreeMap<u16, PeerMtls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerMtls {
+    pub mode: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -502,6 +592,8 @@ pub struct RawTimeouts {
     pub http2_idle: Option<String>,
     pub response_send_idle: Option<String>,
     pub upstream_pending: Option<String>,
+    pub first_bytes: Option<String>,
+    pub tcp_idle: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

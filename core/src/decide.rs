@@ -23,6 +23,7 @@
 //!    once, the upstream TLS built with the runtime, timeouts and retries,
 //!    and the header [`Edits`].
 
+pub mod connection;
 mod edits;
 mod request;
 #[cfg(test)]

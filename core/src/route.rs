@@ -24,6 +24,7 @@ mod circuit;
 mod compile;
 mod destination;
 mod host;
+mod l4;
 mod outlier;
 mod registry;
 mod resolve;
@@ -39,6 +40,7 @@ use std::sync::Arc;
 pub use balance::{Balancer, InFlightGuard};
 pub use circuit::{Admission, Circuit, Overflow};
 pub use destination::{Destination, UpstreamAddr};
+pub use l4::{SniDoor, StreamListener, StreamRoute, StreamServer};
 pub use outlier::Attempt;
 pub use registry::Registered;
 pub use select::{CompiledRoute, HeaderSource};
@@ -58,6 +60,8 @@ pub struct RouteTable {
     registry: Registry,
     /// Every destination a route or an exact ServiceEntry host resolves to.
     destinations: Vec<Arc<Destination>>,
+    /// Connection-level routes (passthrough, TCP), by listener address.
+    streams: HashMap<SocketAddr, StreamListener>,
 }
 
 /// What [`RouteTable::lookup`] decided.
@@ -73,18 +77,27 @@ pub enum Lookup<'a> {
     NoRoute,
 }
 
+fn by_listener<T>(map: &HashMap<SocketAddr, T>, local: SocketAddr) -> Option<&T> {
+    map.get(&local).or_else(|| {
+        let any = match local.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
+        map.get(&SocketAddr::new(any, local.port()))
+    })
+}
+
 impl RouteTable {
     /// The table of the listener that accepted a connection on `local` (its
     /// local address): the one bound to that address, else the one bound to
     /// the unspecified address on that port.
     fn table(&self, local: SocketAddr) -> Option<&PortTable> {
-        self.ports.get(&local).or_else(|| {
-            let any = match local.ip() {
-                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-            };
-            self.ports.get(&SocketAddr::new(any, local.port()))
-        })
+        by_listener(&self.ports, local)
+    }
+
+    /// The connection-level routes of the listener that took `local`.
+    pub fn streams(&self, local: SocketAddr) -> Option<&StreamListener> {
+        by_listener(&self.streams, local)
     }
 
     /// `local` is the connection's local address; `host` is lower case

@@ -280,15 +280,19 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let mut bound = Vec::new();
     for (addr, proto) in &listen {
-        let tls = match proto {
-            Protocol::Http => None,
-            Protocol::Https | Protocol::Tls => Some(listen::TlsFront {
-                acceptor: tls::listener_acceptor(shared.clone(), *addr)?,
-                callbacks: tls::Acceptor,
-                name: addr.to_string().into(),
-            }),
+        let (kind, tls) = match proto {
+            Protocol::Http => (listen::ListenerKind::Http, None),
+            Protocol::Tcp => (listen::ListenerKind::Tcp, None),
+            Protocol::Https | Protocol::Tls => (
+                listen::ListenerKind::Tls,
+                Some(listen::TlsFront {
+                    acceptor: tls::listener_acceptor(shared.clone(), *addr)?,
+                    callbacks: tls::Acceptor,
+                    name: addr.to_string().into(),
+                }),
+            ),
         };
-        bound.push(listen::bind(*addr, tls)?);
+        bound.push(listen::bind(*addr, kind, tls)?);
     }
     let app = proxy::Direct::new(
         &server.configuration,

@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod readme;
 pub mod scenario;
 pub mod script;
+pub mod stream;
 pub mod upstream;
 pub mod wire;
 
@@ -50,6 +51,7 @@ pub use gateway::{Gateway, GatewayOptions};
 pub use http::{http_get, HttpResponse};
 pub use metrics::Metrics;
 pub use scenario::{Seed000, FRONTEND_HOST, PARTNER_HOST};
+pub use stream::StreamBackend;
 pub use upstream::{Answer, RawUpstream, Received};
 
 /// The workspace root (the folder holding `gateway/`, `integration/`, `conf/`).

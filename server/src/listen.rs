@@ -15,25 +15,36 @@
 //! port in use is an error at start, not a panic in a worker.
 
 mod handshake;
+mod opening;
+mod relay;
 mod slots;
 mod sock;
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
 use pingora::protocols::Stream;
 use pingora::server::{ListenFds, ShutdownWatch};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
+pub use crate::decide::connection::ListenerKind;
 pub use handshake::TlsFront;
 pub use slots::derived_max;
 
 use crate::admin::Readiness;
+use crate::config::ProxyProtocolIn;
+use crate::decide::connection::{
+    decide_opening, decide_terminated, look_for, proxy_source, ConnAction, Look, Opening,
+    ProxySource,
+};
+use crate::l4::proxy_protocol::Header;
 use crate::metrics::metrics;
-use crate::runtime::SharedRuntime;
+use crate::runtime::{Runtime, SharedRuntime};
+use opening::First;
 use slots::Slot;
 use sock::Sock;
 
@@ -49,11 +60,17 @@ pub struct BindError {
 pub struct Bound {
     listener: std::net::TcpListener,
     addr: SocketAddr,
+    kind: ListenerKind,
     tls: Option<Arc<TlsFront>>,
 }
 
-/// Binds `addr` now (address reuse, a deep backlog, non-blocking).
-pub fn bind(addr: SocketAddr, tls: Option<TlsFront>) -> Result<Bound, BindError> {
+/// Binds `addr` now (address reuse, a deep backlog, non-blocking). A TLS
+/// listener needs its `tls`.
+pub fn bind(
+    addr: SocketAddr,
+    kind: ListenerKind,
+    tls: Option<TlsFront>,
+) -> Result<Bound, BindError> {
     use socket2::{Domain, Protocol, Socket, Type};
     let fail = |source| BindError { addr, source };
     let socket =
@@ -66,6 +83,7 @@ pub fn bind(addr: SocketAddr, tls: Option<TlsFront>) -> Result<Bound, BindError>
     Ok(Bound {
         listener,
         addr,
+        kind,
         tls: tls.map(Arc::new),
     })
 }
@@ -118,6 +136,8 @@ impl<A: ServerApp + Send + Sync + 'static> pingora::services::Service for Front<
                 rt: self.rt.clone(),
                 tls: b.tls,
                 addr: b.addr,
+                kind: b.kind,
+                open: Arc::new(AtomicUsize::new(0)),
             };
             loops.push(tokio::spawn(acceptor.run(listener, shutdown.clone())));
         }
@@ -138,6 +158,9 @@ struct Accept<A> {
     rt: SharedRuntime,
     tls: Option<Arc<TlsFront>>,
     addr: SocketAddr,
+    kind: ListenerKind,
+    /// Connections open on this listener (`listeners[].maxConnections`).
+    open: Arc<AtomicUsize>,
 }
 
 impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
@@ -169,36 +192,191 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
                     continue;
                 }
             };
-            let max = derived_max(this.rt.load().model.runtime.limits.max_connections);
-            let Some(slot) = Slot::acquire(max) else {
-                metrics()
-                    .connections_refused
-                    .with_label_values(&["max_connections"])
-                    .inc();
-                if let Some(suppressed) = REFUSED_LOG.allow() {
-                    tracing::warn!(listener = %this.addr, peer = %peer, max, suppressed, "connection refused: limits.maxConnections reached");
+            let (max, own) = {
+                let rt = this.rt.load();
+                let own = rt.model.listener(this.addr).and_then(|l| l.max_connections);
+                (derived_max(rt.model.runtime.limits.max_connections), own)
+            };
+            let slot = match Slot::acquire_on(max, own.map(|m| (&this.open, m))) {
+                Ok(slot) => slot,
+                Err(reason) => {
+                    metrics()
+                        .connections_refused
+                        .with_label_values(&[reason])
+                        .inc();
+                    if let Some(suppressed) = REFUSED_LOG.allow() {
+                        tracing::warn!(listener = %this.addr, peer = %peer, max, own, suppressed, reason, "connection refused: too many connections");
+                    }
+                    drop(tcp);
+                    continue;
                 }
-                drop(tcp);
-                continue;
             };
             let _ = tcp.set_nodelay(true);
-            let sock = Sock::new(tcp, peer, slot);
             let conn = this.clone();
             let shutdown = shutdown.clone();
             pingora_runtime::current_handle()
-                .spawn(async move { conn.serve(sock, shutdown).await });
+                .spawn(async move { conn.serve(tcp, peer, slot, shutdown).await });
         }
     }
 
     /// One connection, from accept to close.
-    async fn serve(&self, sock: Sock, shutdown: ShutdownWatch) {
-        let stream: Stream = match &self.tls {
-            None => Box::new(sock),
-            Some(front) => {
+    async fn serve(&self, tcp: TcpStream, peer: SocketAddr, slot: Slot, shutdown: ShutdownWatch) {
+        let rt = self.rt.load_full();
+        let local = tcp.local_addr().unwrap_or(self.addr);
+        let look = look_for(&rt, local, self.kind);
+        let proxy = rt.model.listener(self.addr).map(|l| &l.proxy_protocol);
+        let plain_path = look == Look::Nothing
+            && self.kind != ListenerKind::Tcp
+            && proxy.is_none_or(|p| *p == ProxyProtocolIn::Off);
+        if plain_path {
+            // Nothing to read before deciding: the TLS or HTTP path as is.
+            drop(rt);
+            let sock = Sock::new(tcp, peer, slot);
+            let action = match self.kind {
+                ListenerKind::Http => ConnAction::Http,
+                _ => ConnAction::Terminate,
+            };
+            return self
+                .execute(action, sock, peer, local, None, shutdown)
+                .await;
+        }
+        let Some((action, sock, destination, sni)) =
+            self.open(&rt, tcp, peer, slot, local, look).await
+        else {
+            return;
+        };
+        drop(rt);
+        self.execute(action, sock, destination, local, sni, shutdown)
+            .await;
+    }
+
+    /// Reads what the decision needs (PROXY header, first bytes) and
+    /// decides; `None` when the connection was refused (and counted).
+    async fn open(
+        &self,
+        rt: &Runtime,
+        mut tcp: TcpStream,
+        peer: SocketAddr,
+        slot: Slot,
+        local: SocketAddr,
+        look: Look,
+    ) -> Option<(ConnAction, Sock, SocketAddr, Option<String>)> {
+        let settings = rt.model.listener(self.addr);
+        let within = settings
+            .and_then(|l| l.first_bytes_timeout)
+            .unwrap_or(rt.model.runtime.timeouts.first_bytes);
+        let mut opening = opening::Opening::new(Instant::now() + within);
+        let mut client = peer;
+        let mut destination = local;
+        let off = ProxyProtocolIn::Off;
+        let proxy = settings.map_or(&off, |l| &l.proxy_protocol);
+        if *proxy != ProxyProtocolIn::Off {
+            let optional = matches!(proxy, ProxyProtocolIn::Optional { .. });
+            let header = match opening.proxy_header(&mut tcp, optional).await {
+                Ok(h) => h,
+                Err(reason) => return refuse(self.addr, peer, reason),
+            };
+            match proxy_source(proxy, peer.ip(), header.as_ref()) {
+                Ok(ProxySource::Client(c)) => {
+                    client = c;
+                    if let Some(Header::Proxied { destination: d, .. }) = header {
+                        destination = d;
+                    }
+                    metrics()
+                        .proxy_protocol
+                        .with_label_values(&["client"])
+                        .inc();
+                }
+                Ok(ProxySource::Socket) => {
+                    let result = if header.is_some() { "local" } else { "absent" };
+                    metrics().proxy_protocol.with_label_values(&[result]).inc();
+                }
+                Err(reason) => return refuse(self.addr, peer, reason),
+            }
+        }
+        let first = match look {
+            Look::Nothing => None,
+            Look::FirstByte => Some(opening.first_byte(&mut tcp).await),
+            Look::ClientHello => Some(opening.client_hello(&mut tcp).await),
+        };
+        let first = match first.transpose() {
+            Ok(f) => f,
+            Err(reason) => return refuse(self.addr, client, reason),
+        };
+        let sni = match &first {
+            Some(First::Tls(Some(hello))) => hello.sni.clone(),
+            _ => None,
+        };
+        let seen = match &first {
+            None => Opening::Unread,
+            Some(First::Plain) => Opening::Plain,
+            Some(First::Tls(_)) => Opening::Tls {
+                sni: sni.as_deref(),
+            },
+        };
+        let action = {
+            let mut rng = rand::thread_rng();
+            decide_opening(rt, local, self.kind, seen, client.ip(), &mut rng)
+        };
+        if let ConnAction::Refuse(reason) = action {
+            return refuse(self.addr, client, reason);
+        }
+        let sock = Sock::with_prefix(tcp, client, slot, opening.buf);
+        Some((action, sock, destination, sni))
+    }
+
+    async fn execute(
+        &self,
+        action: ConnAction,
+        sock: Sock,
+        destination: SocketAddr,
+        local: SocketAddr,
+        sni: Option<String>,
+        shutdown: ShutdownWatch,
+    ) {
+        let client = sock.peer().unwrap_or(destination);
+        let stream: Stream = match action {
+            ConnAction::Http => Box::new(sock),
+            ConnAction::Refuse(reason) => {
+                refuse::<()>(self.addr, client, reason);
+                return;
+            }
+            ConnAction::Stream(plan) => {
+                let rt = self.rt.load_full();
+                let peer = relay::Peer {
+                    client,
+                    destination,
+                    local,
+                    sni: sni.as_deref(),
+                    client_id: None,
+                };
+                return relay::relay(&rt, plan, sock, peer).await;
+            }
+            ConnAction::Terminate => {
+                let Some(front) = &self.tls else {
+                    return;
+                };
                 let within = self.rt.load().model.runtime.timeouts.tls_handshake;
-                match handshake::accept(front, sock, within).await {
-                    Some(s) => Box::new(s),
-                    None => return,
+                let Some(tls) = handshake::accept(front, sock, within).await else {
+                    return;
+                };
+                let stream: Stream = Box::new(tls);
+                match self.terminated_stream(&stream, client) {
+                    Some((rt, ConnAction::Stream(plan), peer_sni, client_id)) => {
+                        let peer = relay::Peer {
+                            client,
+                            destination,
+                            local,
+                            sni: peer_sni.as_deref(),
+                            client_id,
+                        };
+                        return relay::relay(&rt, plan, stream, peer).await;
+                    }
+                    Some((_, ConnAction::Refuse(reason), ..)) => {
+                        refuse::<()>(self.addr, client, reason);
+                        return;
+                    }
+                    _ => stream,
                 }
             }
         };
@@ -207,4 +385,46 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
             next = self.app.process_new(stream, &shutdown).await;
         }
     }
+
+    /// A `TLS` server's decrypted stream goes to its `tcp[]` route, decided
+    /// in the runtime of the handshake; `None`: HTTP.
+    #[allow(clippy::type_complexity)]
+    fn terminated_stream(
+        &self,
+        stream: &Stream,
+        client: SocketAddr,
+    ) -> Option<(Arc<Runtime>, ConnAction, Option<String>, Option<String>)> {
+        let digest = stream.get_ssl_digest()?;
+        let info = digest.extension.get::<crate::tls::ConnInfo>()?;
+        let rt = info.runtime.clone();
+        let sni = info.sni.as_deref().map(str::to_owned);
+        let action = {
+            let mut rng = rand::thread_rng();
+            decide_terminated(
+                &rt,
+                info.listener_addr,
+                sni.as_deref(),
+                client.ip(),
+                &mut rng,
+            )?
+        };
+        let id = info.client.as_ref().map(|c| c.id());
+        Some((rt, action, sni, id))
+    }
+}
+
+/// Counts (and, throttled, logs) a connection closed before it was served.
+fn refuse<T>(listener: SocketAddr, peer: SocketAddr, reason: &'static str) -> Option<T> {
+    static LOG: crate::logrl::Throttle = crate::logrl::Throttle::new();
+    metrics()
+        .connections_refused
+        .with_label_values(&[reason])
+        .inc();
+    if reason == "first_bytes_timeout" {
+        metrics().timeouts.with_label_values(&["first_bytes"]).inc();
+    }
+    if let Some(suppressed) = LOG.allow() {
+        tracing::info!(listener = %listener, peer = %peer, reason, suppressed, "connection refused before serving");
+    }
+    None
 }

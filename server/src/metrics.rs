@@ -56,6 +56,15 @@ pub struct Metrics {
     pub connections_open: IntGauge,
     /// Bytes held by unfinished HTTP/1.1 request heads.
     pub request_head_bytes: IntGauge,
+    /// server, sni, destination, result: relayed connections (passthrough,
+    /// TCP) when they end
+    pub tcp_connections: IntCounterVec,
+    /// server, destination, direction (`in` from the client, `out` to it)
+    pub tcp_bytes: IntCounterVec,
+    /// server, destination
+    pub tcp_duration: HistogramVec,
+    /// result: what PROXY protocol headers said (`client`, `local`, `absent`)
+    pub proxy_protocol: IntCounterVec,
 }
 
 /// `tlsgate_direct_path_total{outcome}`, resolved once: these count on
@@ -261,8 +270,42 @@ impl Metrics {
             "tlsgate_request_head_bytes",
             "Bytes held now by unfinished HTTP/1.1 request heads",
         );
+        let tcp_connections = counter(
+            &registry,
+            "tlsgate_tcp_connections_total",
+            "Relayed connections (TLS passthrough, TCP routes), by server, SNI, destination and result",
+            &["server", "sni", "destination", "result"],
+        );
+        let tcp_bytes = counter(
+            &registry,
+            "tlsgate_tcp_bytes_total",
+            "Bytes relayed, by server, destination and direction (in: from the client)",
+            &["server", "destination", "direction"],
+        );
+        let tcp_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "tlsgate_tcp_connection_duration_seconds",
+                "How long relayed connections lasted",
+            )
+            .buckets(vec![0.01, 0.1, 1.0, 10.0, 60.0, 600.0, 3600.0]),
+            &["server", "destination"],
+        )
+        .expect("valid histogram");
+        registry
+            .register(Box::new(tcp_duration.clone()))
+            .expect("metric registered once");
+        let proxy_protocol = counter(
+            &registry,
+            "tlsgate_proxy_protocol_total",
+            "Connections on PROXY protocol listeners, by what the header said (refusals are in tlsgate_connections_refused_total)",
+            &["result"],
+        );
         Metrics {
             registry,
+            tcp_connections,
+            tcp_bytes,
+            tcp_duration,
+            proxy_protocol,
             direct,
             timeouts,
             http_refused,

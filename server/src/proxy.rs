@@ -6,14 +6,14 @@
 
 mod admit;
 mod bodywatch;
-mod connect;
+pub(crate) mod connect;
 mod direct;
-mod egress;
+pub(crate) mod egress;
 mod failure;
 mod h2conn;
 mod handoff;
 mod headers;
-mod record;
+pub(crate) mod record;
 mod request;
 mod respond;
 mod upstream;
@@ -392,6 +392,10 @@ impl ProxyHttp for Proxy {
             rt: &ctx.rt,
             conn: conn_info(session),
             server: ctx.server(),
+            client: session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip()),
             host: ctx.host(),
             route: ctx.route(),
             dest: ctx.dest().map(|d| &**d),

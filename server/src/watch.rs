@@ -324,11 +324,17 @@ fn fingerprint(rt: &Runtime) -> String {
     s
 }
 
+/// Bound listeners by kind: HTTPS and TLS servers share one TLS listener,
+/// so one becoming the other (a passthrough host added) needs no restart.
 fn listeners(model: &Model) -> BTreeSet<(SocketAddr, Protocol)> {
+    let kind = |p| match p {
+        Protocol::Tls => Protocol::Https,
+        other => other,
+    };
     model
         .gateways
         .iter()
-        .flat_map(|g| g.servers.iter().map(|s| (s.addr(), s.protocol)))
+        .flat_map(|g| g.servers.iter().map(move |s| (s.addr(), kind(s.protocol))))
         .collect()
 }
 

@@ -42,6 +42,68 @@ pub fn parse(buf: &[u8]) -> Parsed<Header> {
     Parsed::Invalid("not_proxy_protocol")
 }
 
+/// The header that tells an upstream about `source` (the client) and
+/// `destination` (the address it connected to): v1's text line or v2's
+/// binary form. Mixed families (an IPv4 client on an IPv6 listener) are
+/// sent as IPv6, IPv4-mapped.
+pub fn encode(
+    version: crate::config::ProxyVersion,
+    source: SocketAddr,
+    destination: SocketAddr,
+) -> Vec<u8> {
+    use crate::config::ProxyVersion;
+    let (source, destination) = same_family(source, destination);
+    match version {
+        ProxyVersion::V1 => {
+            let proto = if source.is_ipv4() { "TCP4" } else { "TCP6" };
+            format!(
+                "PROXY {proto} {} {} {} {}\r\n",
+                source.ip(),
+                destination.ip(),
+                source.port(),
+                destination.port()
+            )
+            .into_bytes()
+        }
+        ProxyVersion::V2 => {
+            let mut out = V2_SIGNATURE.to_vec();
+            out.push(0x21); // version 2, PROXY
+            match (source.ip(), destination.ip()) {
+                (IpAddr::V4(s), IpAddr::V4(d)) => {
+                    out.push(0x11);
+                    out.extend_from_slice(&12u16.to_be_bytes());
+                    out.extend_from_slice(&s.octets());
+                    out.extend_from_slice(&d.octets());
+                }
+                (s, d) => {
+                    let v6 = |ip: IpAddr| match ip {
+                        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                        IpAddr::V6(v6) => v6,
+                    };
+                    out.push(0x21);
+                    out.extend_from_slice(&36u16.to_be_bytes());
+                    out.extend_from_slice(&v6(s).octets());
+                    out.extend_from_slice(&v6(d).octets());
+                }
+            }
+            out.extend_from_slice(&source.port().to_be_bytes());
+            out.extend_from_slice(&destination.port().to_be_bytes());
+            out
+        }
+    }
+}
+
+fn same_family(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
+    if a.is_ipv4() == b.is_ipv4() {
+        return (a, b);
+    }
+    let v6 = |s: SocketAddr| match s.ip() {
+        IpAddr::V4(v4) => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), s.port()),
+        IpAddr::V6(_) => s,
+    };
+    (v6(a), v6(b))
+}
+
 fn v1(buf: &[u8]) -> Parsed<Header> {
     let window = &buf[..buf.len().min(V1_MAX)];
     let Some(end) = window.windows(2).position(|w| w == b"\r\n") else {
@@ -307,5 +369,42 @@ mod tests {
                 assert!(n <= buf.len());
             }
         }
+    }
+
+    #[test]
+    fn what_is_encoded_parses_back() {
+        use crate::config::ProxyVersion;
+        let cases: [(&str, &str); 3] = [
+            ("192.0.2.7:51000", "10.0.0.1:443"),
+            ("[2001:db8::7]:51000", "[2001:db8::1]:443"),
+            ("192.0.2.7:51000", "[2001:db8::1]:443"),
+        ];
+        for (src, dst) in cases {
+            let (src, dst): (SocketAddr, SocketAddr) = (src.parse().unwrap(), dst.parse().unwrap());
+            for v in [ProxyVersion::V1, ProxyVersion::V2] {
+                let bytes = encode(v, src, dst);
+                let Parsed::Done(
+                    Header::Proxied {
+                        source,
+                        destination,
+                    },
+                    n,
+                ) = parse(&bytes)
+                else {
+                    panic!("{v:?} {src} {dst}: {:?}", parse(&bytes));
+                };
+                assert_eq!(n, bytes.len());
+                let (s, d) = same_family(src, dst);
+                assert_eq!((source, destination), (s, d), "{v:?}");
+            }
+        }
+        assert_eq!(
+            encode(
+                ProxyVersion::V1,
+                "192.0.2.7:51000".parse().unwrap(),
+                "10.0.0.1:443".parse().unwrap()
+            ),
+            b"PROXY TCP4 192.0.2.7 10.0.0.1 51000 443\r\n"
+        );
     }
 }

@@ -10,6 +10,7 @@ use crate::config::{
 };
 
 use super::host::{binds, intersect, PortBuilder};
+use super::l4::StreamCompiler;
 use super::registry::Registry;
 use super::resolve::Resolver;
 use super::{CompiledRoute, RouteTable};
@@ -63,6 +64,7 @@ impl RouteTable {
                 }
             }
         }
+        let streams = StreamCompiler::new(model, &mut resolver, &mut errors).compile();
         let registry = Registry::compile(model, &mut resolver, &mut errors);
 
         if !errors.is_empty() {
@@ -72,6 +74,7 @@ impl RouteTable {
             ports: ports.into_iter().map(|(p, b)| (p, b.build())).collect(),
             registry,
             destinations: resolver.into_destinations(),
+            streams,
         })
     }
 }
@@ -103,7 +106,7 @@ fn for_gateway(routes: &[Arc<CompiledRoute>], gw: &Gateway) -> Vec<Arc<CompiledR
 fn http_servers(gw: &Gateway) -> impl Iterator<Item = &Server> {
     gw.servers
         .iter()
-        .filter(|s| matches!(s.protocol, Protocol::Http | Protocol::Https))
+        .filter(|s| matches!(s.protocol, Protocol::Http | Protocol::Https) && !s.passthrough)
 }
 
 fn compile_routes(
@@ -466,6 +469,7 @@ mod tests {
             connection_pool: None,
             outlier_detection: None,
             port_level: vec![],
+            proxy_protocol: None,
         });
         m.destination_rules.push(rule);
         let t = RouteTable::compile(&m).unwrap();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use std::time::{Duration, Instant};
 
-use crate::config::{ClientTls, ConnectionPool, HashKey, LbPolicy, OutlierDetection};
+use crate::config::{ClientTls, ConnectionPool, HashKey, LbPolicy, OutlierDetection, ProxyVersion};
 
 use super::circuit::{Admission, Circuit, Overflow};
 use super::outlier::{Attempt, Outlier};
@@ -36,6 +36,9 @@ pub struct Destination {
     pub tls: Option<ClientTls>,
     /// The port speaks HTTP/2 (ServiceEntry protocol `HTTP2`/`GRPC`).
     pub h2: bool,
+    /// `proxyProtocol`: TCP and passthrough connections to it start with a
+    /// PROXY protocol header carrying the client's address.
+    pub proxy_protocol: Option<ProxyVersion>,
     pub balancer: Balancer,
     /// `connectionPool` limits; `None` when the rule sets none.
     pub circuit: Option<Arc<Circuit>>,
@@ -79,6 +82,7 @@ pub(super) struct DestinationSpec {
     pub outlier: Option<OutlierDetection>,
     pub tls: Option<ClientTls>,
     pub h2: bool,
+    pub proxy_protocol: Option<ProxyVersion>,
 }
 
 impl Destination {
@@ -114,6 +118,7 @@ impl Destination {
             lb: spec.lb,
             tls: spec.tls,
             h2: spec.h2,
+            proxy_protocol: spec.proxy_protocol,
         }
     }
 
@@ -137,6 +142,7 @@ impl Destination {
             ring: None,
             tls: None,
             h2: false,
+            proxy_protocol: None,
             circuit: None,
             pool: None,
             outlier: None,
@@ -288,6 +294,7 @@ mod tests {
                 outlier: Some(outlier),
                 tls: None,
                 h2: false,
+                proxy_protocol: None,
             }));
             let keys: Vec<String> = (0..60).map(|k| format!("10.0.0.{k}")).collect();
             let pick = |k: &str| d.acquire_for(Some(k.as_bytes())).index();

@@ -101,27 +101,7 @@ impl PortTable {
     }
 }
 
-/// The hosts both patterns accept, as the narrower pattern (Istio gives a
-/// `*` VirtualService bound to an `a.com` server the domain `a.com`).
-pub(super) fn intersect(a: &HostPattern, b: &HostPattern) -> Option<HostPattern> {
-    use HostPattern::*;
-    match (a, b) {
-        (Any, x) | (x, Any) => Some(x.clone()),
-        (Exact(x), Exact(y)) => (x == y).then(|| a.clone()),
-        (Exact(e), s @ Suffix(_)) | (s @ Suffix(_), Exact(e)) => {
-            s.matches(e).then(|| Exact(e.clone()))
-        }
-        (Suffix(x), Suffix(y)) => {
-            if x.ends_with(y.as_str()) {
-                Some(a.clone())
-            } else if y.ends_with(x.as_str()) {
-                Some(b.clone())
-            } else {
-                None
-            }
-        }
-    }
-}
+pub(super) use crate::config::names::intersect;
 
 /// Does `vs` name `gw` in its `gateways`? The loader's rule, so that a
 /// reference it accepted binds.

@@ -114,6 +114,13 @@ impl<'m> Resolver<'m> {
             outlier,
             tls: client_tls(rule.map(|r| &r.traffic_policy), subset_policy, port),
             h2: service_port.is_some_and(|(_, sp)| speaks_h2(sp)),
+            proxy_protocol: most_specific(
+                rule_policy,
+                subset_policy,
+                port,
+                |p| p.proxy_protocol,
+                |_| None,
+            ),
         }));
         self.shared.insert(key, dest.clone());
         Ok(dest)

@@ -35,6 +35,7 @@ pub fn model() -> Model {
             timeouts: Default::default(),
             admin_token_file: None,
             mesh: None,
+            listeners: vec![],
         },
         gateways: vec![],
         virtual_services: vec![],
@@ -43,6 +44,7 @@ pub fn model() -> Model {
         kubernetes_services: vec![],
         sources: vec![],
         warnings: vec![],
+        peer_authentication: None,
     }
 }
 
@@ -80,6 +82,7 @@ pub fn http_server(port: u16, list: &[&str]) -> Server {
         hosts: hosts(list),
         tls: None,
         https_redirect: false,
+        passthrough: false,
     }
 }
 
@@ -107,6 +110,8 @@ pub fn vs(name: &str, list: &[&str], gateways: &[&str], http: Vec<HttpRoute>) ->
         hosts: hosts(list),
         gateways: gateways.iter().map(|g| g.to_string()).collect(),
         http,
+        tls: vec![],
+        tcp: vec![],
     }
 }
 
@@ -250,6 +255,7 @@ pub fn destination_with(lb: LbPolicy, n: u16) -> Arc<Destination> {
         outlier: None,
         tls: None,
         h2: false,
+        proxy_protocol: None,
     }))
 }
 
@@ -266,6 +272,7 @@ pub fn test_destination(host: &str) -> Arc<Destination> {
         outlier: None,
         tls: None,
         h2: false,
+        proxy_protocol: None,
     }))
 }
 

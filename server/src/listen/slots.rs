@@ -4,6 +4,7 @@
 //! also starve upstream connects, reloads and the admin port).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use crate::metrics::metrics;
 
@@ -11,29 +12,56 @@ static OPEN: AtomicUsize = AtomicUsize::new(0);
 
 /// One open downstream connection.
 #[derive(Debug)]
-pub struct Slot(());
+pub struct Slot {
+    /// The listener's own count (`listeners[].maxConnections`).
+    listener: Option<Arc<AtomicUsize>>,
+}
+
+/// Why no slot was given: the metric label.
+pub const PROCESS_FULL: &str = "max_connections";
+pub const LISTENER_FULL: &str = "listener_max_connections";
+
+fn take(count: &AtomicUsize, max: usize) -> bool {
+    let mut cur = count.load(Ordering::Relaxed);
+    loop {
+        if cur >= max {
+            return false;
+        }
+        match count.compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => return true,
+            Err(actual) => cur = actual,
+        }
+    }
+}
 
 impl Slot {
-    /// A slot if fewer than `max` connections are open.
-    pub fn acquire(max: usize) -> Option<Slot> {
-        let mut cur = OPEN.load(Ordering::Relaxed);
-        loop {
-            if cur >= max {
-                return None;
-            }
-            match OPEN.compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) => {
-                    metrics().connections_open.inc();
-                    return Some(Slot(()));
-                }
-                Err(actual) => cur = actual,
-            }
+    /// A slot if fewer than `max` connections are open in the process,
+    /// and fewer than the listener's own maximum on `listener`.
+    pub fn acquire_on(
+        max: usize,
+        listener: Option<(&Arc<AtomicUsize>, usize)>,
+    ) -> Result<Slot, &'static str> {
+        if !take(&OPEN, max) {
+            return Err(PROCESS_FULL);
         }
+        // From here the slot exists: dropping it returns what it took.
+        let mut slot = Slot { listener: None };
+        metrics().connections_open.inc();
+        if let Some((count, max)) = listener {
+            if !take(count, max) {
+                return Err(LISTENER_FULL);
+            }
+            slot.listener = Some(count.clone());
+        }
+        Ok(slot)
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        if let Some(l) = &self.listener {
+            l.fetch_sub(1, Ordering::AcqRel);
+        }
         OPEN.fetch_sub(1, Ordering::AcqRel);
         metrics().connections_open.dec();
     }
@@ -58,12 +86,23 @@ mod tests {
 
     #[test]
     fn slots_are_counted_and_returned() {
-        let a = Slot::acquire(usize::MAX).unwrap();
+        let a = Slot::acquire_on(usize::MAX, None).unwrap();
         let open = OPEN.load(Ordering::Relaxed);
-        assert!(Slot::acquire(open).is_none(), "full at the limit");
+        assert_eq!(Slot::acquire_on(open, None).unwrap_err(), PROCESS_FULL);
         drop(a);
-        let b = Slot::acquire(open).expect("a freed slot is reused");
+        let b = Slot::acquire_on(open, None).expect("a freed slot is reused");
         drop(b);
+        let mine = Arc::new(AtomicUsize::new(0));
+        let c = Slot::acquire_on(usize::MAX, Some((&mine, 1))).unwrap();
+        assert_eq!(
+            Slot::acquire_on(usize::MAX, Some((&mine, 1))).unwrap_err(),
+            LISTENER_FULL,
+            "the listener's own limit"
+        );
+        drop(c);
+        assert_eq!(mine.load(Ordering::Relaxed), 0, "returned on drop");
+        let d = Slot::acquire_on(usize::MAX, Some((&mine, 1))).expect("reused");
+        drop(d);
         assert_eq!(derived_max(7), 7);
         assert!(derived_max(0) >= 16);
     }

@@ -40,6 +40,9 @@ pub struct Sock {
     /// Counts this connection against `limits.maxConnections` until the
     /// descriptor is closed, lingering included.
     slot: Option<Slot>,
+    /// Bytes read before deciding (`opening.rs`), served before the socket's.
+    prefix: Vec<u8>,
+    prefix_at: usize,
 }
 
 impl std::fmt::Debug for Sock {
@@ -52,6 +55,12 @@ impl std::fmt::Debug for Sock {
 
 impl Sock {
     pub fn new(tcp: TcpStream, peer: SocketAddr, slot: Slot) -> Sock {
+        Sock::with_prefix(tcp, peer, slot, Vec::new())
+    }
+
+    /// `peer` is the client's address (a PROXY protocol header's, if one
+    /// was believed); `prefix` the bytes already read from `tcp`.
+    pub fn with_prefix(tcp: TcpStream, peer: SocketAddr, slot: Slot, prefix: Vec<u8>) -> Sock {
         let digest = SocketDigest::from_raw_fd(tcp.as_raw_fd());
         let _ = digest.peer_addr.set(Some(peer.into()));
         let _ = digest.local_addr.set(tcp.local_addr().ok().map(Into::into));
@@ -61,7 +70,19 @@ impl Sock {
             digest: Arc::new(digest),
             established: SystemTime::now(),
             slot: Some(slot),
+            prefix,
+            prefix_at: 0,
         }
+    }
+
+    /// The client's address as this connection reports it.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.digest
+            .peer_addr
+            .get()
+            .and_then(|a| a.as_ref())
+            .and_then(|a| a.as_inet())
+            .copied()
     }
 
     fn tcp(&mut self) -> &mut TcpStream {
@@ -125,7 +146,18 @@ impl AsyncRead for Sock {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(self.tcp()).poll_read(cx, buf)
+        let this = &mut *self;
+        if this.prefix_at < this.prefix.len() {
+            let n = buf.remaining().min(this.prefix.len() - this.prefix_at);
+            buf.put_slice(&this.prefix[this.prefix_at..this.prefix_at + n]);
+            this.prefix_at += n;
+            if this.prefix_at == this.prefix.len() {
+                this.prefix = Vec::new();
+                this.prefix_at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(this.tcp()).poll_read(cx, buf)
     }
 }
 

@@ -103,7 +103,7 @@ pub async fn handle(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
 
 /// TCP connection to `host:port`, resolved through the DNS cache; never
 /// to the listener at `local` itself.
-async fn open(
+pub(crate) async fn open(
     host: &str,
     port: u16,
     local: Option<SocketAddr>,

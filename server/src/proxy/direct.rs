@@ -219,6 +219,7 @@ impl Forwarding {
             rt: &self.rt,
             conn: conn.info(),
             server: &self.decision.server,
+            client: conn.client_ip,
             host: &self.decision.host,
             route: self.decision.route.as_deref(),
             dest: Some(plan.dest()),

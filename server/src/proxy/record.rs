@@ -17,6 +17,8 @@ pub struct Outcome<'a> {
     pub rt: &'a Runtime,
     pub conn: Option<&'a ConnInfo>,
     pub server: &'a str,
+    /// The client's address (a PROXY protocol header's, if one was believed).
+    pub client: Option<std::net::IpAddr>,
     pub host: &'a str,
     pub route: Option<&'a CompiledRoute>,
     pub dest: Option<&'a Destination>,
@@ -108,6 +110,7 @@ pub fn record(o: &Outcome<'_>) {
     tracing::info!(
         target: "access",
         parent: &span,
+        client = %o.client.map_or_else(|| LABEL_NONE.to_string(), |c| c.to_string()),
         method = o.method,
         path = %String::from_utf8_lossy(o.target),
         host = o.host,

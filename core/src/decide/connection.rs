@@ -1,0 +1,233 @@
+//! The connection-level half of the one decision: what a listener does
+//! with a connection before any HTTP, from what its first bytes said.
+//! Pure, like [`decide`](super::decide): the listener reads the bytes (a
+//! PROXY protocol header, the ClientHello) and executes the answer.
+//!
+//! - Whom a PROXY protocol header is believed from ([`proxy_source`]).
+//! - What kind of opening to wait for ([`look_for`]): nothing (today's
+//!   TLS or HTTP path, at no cost), the first byte (a port that also takes
+//!   plaintext), or the whole ClientHello (a port with passthrough hosts).
+//! - What becomes of the connection ([`decide_opening`]): the TLS
+//!   handshake, plaintext HTTP, a byte stream to a destination, or a
+//!   refusal with its reason (a metric label).
+//! - After a handshake on a `TLS` (not HTTPS) server, the stream's route
+//!   ([`decide_terminated`]).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngCore;
+
+use crate::config::{HashKey, PeerMode, ProxyProtocolIn, ProxyVersion};
+use crate::l4::proxy_protocol::Header;
+use crate::route::{SniDoor, StreamRoute, StreamServer};
+use crate::runtime::Runtime;
+
+use super::{admit, Target};
+
+/// What kind of port took the connection (fixed when it was bound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    Http,
+    Tls,
+    Tcp,
+}
+
+/// How much of the connection the listener must read before deciding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// Nothing: decide at once.
+    Nothing,
+    /// The first byte: TLS (a handshake record) or plaintext.
+    FirstByte,
+    /// The whole ClientHello (its SNI), when the first byte says TLS.
+    ClientHello,
+}
+
+/// What the first bytes were.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening<'a> {
+    /// Not looked at ([`Look::Nothing`]).
+    Unread,
+    /// A TLS handshake record; the SNI (lower case) when the ClientHello
+    /// was read and carries one.
+    Tls { sni: Option<&'a str> },
+    /// Anything else: plaintext.
+    Plain,
+}
+
+/// What becomes of a connection.
+#[derive(Debug)]
+pub enum ConnAction {
+    /// The TLS handshake, then HTTP (or [`decide_terminated`]).
+    Terminate,
+    /// Plaintext HTTP.
+    Http,
+    /// Bytes relayed to a destination, untouched.
+    Stream(StreamPlan),
+    /// Closed at once; the reason is the metric label.
+    Refuse(&'static str),
+}
+
+/// A relayed connection: where it goes and what it carries.
+#[derive(Debug)]
+pub struct StreamPlan {
+    /// The Gateway server that took it.
+    pub server: Arc<str>,
+    pub route: Arc<StreamRoute>,
+    pub to: Target,
+    /// A PROXY protocol header to send first (the destination's
+    /// `proxyProtocol`).
+    pub proxy_protocol: Option<ProxyVersion>,
+    /// No byte either way for this long closes both sides.
+    pub idle: Duration,
+}
+
+/// Where a PROXY protocol header may come from, and what it says.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ProxySource {
+    /// Not configured, or optional and not sent: the socket's address.
+    Socket,
+    /// The header's client address.
+    Client(SocketAddr),
+}
+
+/// Is the header (or its absence) acceptable from `peer`? `header` is
+/// `None` when the connection did not start with one. Err: the refusal
+/// reason.
+pub fn proxy_source(
+    setting: &ProxyProtocolIn,
+    peer: IpAddr,
+    header: Option<&Header>,
+) -> Result<ProxySource, &'static str> {
+    let trusted = setting.trusts(peer);
+    match (setting, header) {
+        (ProxyProtocolIn::Off, _) => Ok(ProxySource::Socket),
+        // Whoever is not trusted must not even try: a client of an
+        // optional port that sends a header is spoofing its address.
+        (_, Some(_)) if !trusted => Err("proxy_protocol_untrusted"),
+        (ProxyProtocolIn::Required { .. }, None) if !trusted => Err("proxy_protocol_untrusted"),
+        (ProxyProtocolIn::Required { .. }, None) => Err("proxy_protocol_missing"),
+        (ProxyProtocolIn::Optional { .. }, None) => Ok(ProxySource::Socket),
+        (_, Some(Header::Local)) => Ok(ProxySource::Socket),
+        (_, Some(Header::Proxied { source, .. })) => Ok(ProxySource::Client(*source)),
+    }
+}
+
+/// What the listener at `local` must read before [`decide_opening`].
+pub fn look_for(rt: &Runtime, local: SocketAddr, kind: ListenerKind) -> Look {
+    if kind != ListenerKind::Tls {
+        return Look::Nothing;
+    }
+    if rt.routes.streams(local).is_some_and(|l| l.passthrough) {
+        return Look::ClientHello;
+    }
+    match rt.model.peer_mode(local.port()) {
+        PeerMode::Strict => Look::Nothing,
+        PeerMode::Permissive | PeerMode::Disable => Look::FirstByte,
+    }
+}
+
+/// Decides a new connection on the listener at `local`.
+pub fn decide_opening(
+    rt: &Runtime,
+    local: SocketAddr,
+    kind: ListenerKind,
+    opening: Opening<'_>,
+    client_ip: IpAddr,
+    rng: &mut dyn RngCore,
+) -> ConnAction {
+    let streams = rt.routes.streams(local);
+    match kind {
+        ListenerKind::Http => ConnAction::Http,
+        ListenerKind::Tcp => match streams.and_then(|l| l.tcp.as_ref()) {
+            Some(server) => stream(rt, local, server, server.first.as_ref(), client_ip, rng),
+            None => ConnAction::Refuse("no_route"),
+        },
+        ListenerKind::Tls => {
+            let mode = rt.model.peer_mode(local.port());
+            match opening {
+                // STRICT: plaintext meets the TLS handshake, which refuses
+                // it exactly as a TLS-only port always has.
+                Opening::Unread | Opening::Plain if mode == PeerMode::Strict => {
+                    ConnAction::Terminate
+                }
+                Opening::Unread | Opening::Plain => ConnAction::Http,
+                Opening::Tls { .. } if mode == PeerMode::Disable => {
+                    ConnAction::Refuse("tls_on_plaintext_port")
+                }
+                Opening::Tls { sni } => match streams.map(|l| l.door(sni)) {
+                    Some(SniDoor::Passthrough(server)) => {
+                        let route = match sni {
+                            Some(name) => server.routes.select(name),
+                            None => server.routes.any(),
+                        };
+                        stream(rt, local, &server, route, client_ip, rng)
+                    }
+                    Some(SniDoor::Terminate) | None => ConnAction::Terminate,
+                },
+            }
+        }
+    }
+}
+
+/// After the handshake: the route of a `TLS` server's decrypted stream,
+/// or `None` for HTTP. `rt` is the runtime of the handshake (the one whose
+/// TLS policy the connection satisfied), `local` the listener's address.
+pub fn decide_terminated(
+    rt: &Runtime,
+    local: SocketAddr,
+    sni: Option<&str>,
+    client_ip: IpAddr,
+    rng: &mut dyn RngCore,
+) -> Option<ConnAction> {
+    let listener = rt.routes.streams(local)?;
+    let server = match sni {
+        Some(name) => listener.terminated.select(name),
+        None => listener.terminated.any(),
+    }?
+    .as_ref()?;
+    let route = match sni {
+        Some(name) => server.routes.select(name),
+        None => server.routes.any(),
+    };
+    Some(stream(rt, local, server, route, client_ip, rng))
+}
+
+fn stream(
+    rt: &Runtime,
+    local: SocketAddr,
+    server: &StreamServer,
+    route: Option<&Arc<StreamRoute>>,
+    client_ip: IpAddr,
+    rng: &mut dyn RngCore,
+) -> ConnAction {
+    let Some(route) = route else {
+        return ConnAction::Refuse("no_route");
+    };
+    let Some(dest) = route.pick_with(rng) else {
+        return ConnAction::Refuse("no_route");
+    };
+    // `useSourceIp` is the one hash key a byte stream carries.
+    let key = matches!(dest.hash_key, Some(HashKey::SourceIp)).then(|| client_ip.to_string());
+    let to = Target {
+        endpoint: dest.acquire_for(key.as_deref().map(str::as_bytes)),
+        dest: dest.clone(),
+        passthrough: false,
+        admission: None,
+    };
+    let Ok(to) = admit(to) else {
+        return ConnAction::Refuse("overflow");
+    };
+    let settings = rt.model.listener(local);
+    ConnAction::Stream(StreamPlan {
+        server: server.name.clone(),
+        route: route.clone(),
+        proxy_protocol: dest.proxy_protocol,
+        idle: settings
+            .and_then(|s| s.tcp_idle_timeout)
+            .unwrap_or(rt.model.runtime.timeouts.tcp_idle),
+        to,
+    })
+}

@@ -1,0 +1,209 @@
+//! Executes a [`StreamPlan`]: a connection relayed byte for byte to its
+//! destination (TLS passthrough, a TCP route, or a terminated TLS stream).
+//!
+//! - Connect within the destination's `connectTimeout`, after a place
+//!   under its `connectionPool` limits; a PROXY protocol header first when
+//!   the destination asks for one.
+//! - Each direction is copied on its own: one side's FIN is passed on as a
+//!   FIN (a write shutdown) while the other direction keeps flowing;
+//!   a reset or error on either side ends both.
+//! - No byte either way for the plan's idle timeout closes both sides.
+//! - One access-log line and one count per connection when it ends.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::config::AccessLogFormat;
+use crate::decide::connection::StreamPlan;
+use crate::metrics::metrics;
+use crate::proxy::{connect, egress, record};
+use crate::route::Attempt;
+use crate::runtime::Runtime;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Per direction, as nginx's stream `proxy_buffer_size`.
+const BUFFER: usize = 16 * 1024;
+
+/// Who the relayed connection is for, as logs and headers say.
+pub struct Peer<'a> {
+    /// The client (a PROXY protocol header's, if one was believed).
+    pub client: SocketAddr,
+    /// What the client connected to (the header's destination, else the
+    /// listener's local address).
+    pub destination: SocketAddr,
+    /// The listener's local address (never a loop target).
+    pub local: SocketAddr,
+    pub sni: Option<&'a str>,
+    /// A verified client certificate's identity (terminated TLS).
+    pub client_id: Option<String>,
+}
+
+/// Relays `client` under `plan` until either side ends it.
+pub async fn relay<S>(rt: &Runtime, mut plan: StreamPlan, client: S, peer: Peer<'_>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let start = Instant::now();
+    let dest = plan.to.dest.clone();
+    let wait = rt.model.runtime.timeouts.upstream_pending;
+    let mut upstream_addr = None;
+    let mut bytes = (0, 0);
+    let result = match plan.to.ready(wait).await {
+        Err(_) => "overflow",
+        Ok(()) => {
+            let ep = plan.to.endpoint.endpoint().clone();
+            let idx = plan.to.endpoint.index();
+            let timeout = dest.connect_timeout().unwrap_or(CONNECT_TIMEOUT);
+            let admin = rt.model.runtime.admin;
+            match connect::open(&ep.host, ep.port, Some(peer.local), admin, timeout).await {
+                Err(f) => {
+                    record::attempt(&dest, idx, Attempt::Failed);
+                    tracing::debug!(destination = %dest.name, error = %f.detail, "relay: connect failed");
+                    "connect_failed"
+                }
+                Ok((addr, mut up)) => {
+                    upstream_addr = Some(addr);
+                    let header = plan.proxy_protocol.map(|v| {
+                        crate::l4::proxy_protocol::encode(v, peer.client, peer.destination)
+                    });
+                    let sent = match header {
+                        Some(h) => up.write_all(&h).await.is_ok(),
+                        None => true,
+                    };
+                    if sent {
+                        let (r, b) = pipe(client, up, plan.idle).await;
+                        bytes = b;
+                        r
+                    } else {
+                        "upstream_closed"
+                    }
+                }
+            }
+        }
+    };
+    finish(rt, &plan, &peer, upstream_addr, result, bytes, start);
+}
+
+fn finish(
+    rt: &Runtime,
+    plan: &StreamPlan,
+    peer: &Peer<'_>,
+    upstream: Option<SocketAddr>,
+    result: &'static str,
+    (bytes_in, bytes_out): (u64, u64),
+    start: Instant,
+) {
+    let m = metrics();
+    let dest = &*plan.to.dest.name;
+    let server = &*plan.server;
+    // Client-chosen names under a wildcard route: capped like hosts.
+    let sni = egress::host_label(peer.sni.unwrap_or(record::LABEL_NONE));
+    m.tcp_connections
+        .with_label_values(&[server, &sni, dest, result])
+        .inc();
+    m.tcp_bytes
+        .with_label_values(&[server, dest, "in"])
+        .inc_by(bytes_in);
+    m.tcp_bytes
+        .with_label_values(&[server, dest, "out"])
+        .inc_by(bytes_out);
+    let elapsed = start.elapsed();
+    m.tcp_duration
+        .with_label_values(&[server, dest])
+        .observe(elapsed.as_secs_f64());
+    if rt.model.runtime.access_log == AccessLogFormat::Off {
+        return;
+    }
+    tracing::info!(
+        target: "access",
+        kind = "tcp",
+        server,
+        client = %peer.client,
+        sni = peer.sni.unwrap_or(""),
+        "client.id" = peer.client_id.as_deref().unwrap_or(""),
+        route = &*plan.route.id,
+        destination = dest,
+        upstream = %upstream.map_or_else(|| record::LABEL_NONE.to_string(), |a| a.to_string()),
+        result,
+        bytes_in,
+        bytes_out,
+        duration_ms = %format_args!("{:.3}", elapsed.as_secs_f64() * 1000.0),
+        generation = rt.generation,
+    );
+}
+
+/// Copies both ways until both sides are done, either fails, or nothing
+/// moves for `idle`. Returns the result label and the bytes from and to
+/// the client.
+async fn pipe<S>(
+    client: S,
+    upstream: tokio::net::TcpStream,
+    idle: Duration,
+) -> (&'static str, (u64, u64))
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let origin = Instant::now();
+    let last = AtomicU64::new(0);
+    let (bytes_in, bytes_out) = (AtomicU64::new(0), AtomicU64::new(0));
+    let (mut cr, mut cw) = tokio::io::split(client);
+    let (mut ur, mut uw) = upstream.into_split();
+    let up = copy(&mut cr, &mut uw, &last, &bytes_in, origin);
+    let down = copy(&mut ur, &mut cw, &last, &bytes_out, origin);
+    let result = tokio::select! {
+        r = async { tokio::try_join!(up, down) } => match r {
+            Ok(_) => "done",
+            Err(_) => "reset",
+        },
+        () = idle_watch(&last, idle, origin) => {
+            metrics().timeouts.with_label_values(&["tcp_idle"]).inc();
+            "idle_timeout"
+        }
+    };
+    let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    (result, (n(&bytes_in), n(&bytes_out)))
+}
+
+async fn copy<R, W>(
+    r: &mut R,
+    w: &mut W,
+    last: &AtomicU64,
+    count: &AtomicU64,
+    origin: Instant,
+) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; BUFFER];
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            // Half-close: the other direction keeps flowing.
+            return w.shutdown().await;
+        }
+        w.write_all(&buf[..n]).await?;
+        w.flush().await?;
+        count.fetch_add(n as u64, Ordering::Relaxed);
+        last.store(millis(origin), Ordering::Relaxed);
+    }
+}
+
+fn millis(origin: Instant) -> u64 {
+    u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Returns once nothing has moved for `idle`.
+async fn idle_watch(last: &AtomicU64, idle: Duration, origin: Instant) {
+    let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+    loop {
+        let since = millis(origin).saturating_sub(last.load(Ordering::Relaxed));
+        if since >= idle_ms {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(idle_ms - since)).await;
+    }
+}
