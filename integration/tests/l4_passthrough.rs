@@ -236,10 +236,13 @@ fn the_istio_sni_passthrough_task_reaches_the_backends_own_certificate() {
         .find(|l| l.contains("kind=\"tcp\""))
         .unwrap_or_else(|| panic!("one access line per connection:\n{logs}"));
     for field in [
-        "sni=nginx.example.com",
-        "route=nginx/nginx.tls[0]",
-        "result=done",
+        "sni=\"nginx.example.com\"",
+        "route=\"nginx/nginx.tls[0]\"",
+        "destination=\"my-nginx:443\"",
+        "result=\"done\"",
         "bytes_in=",
+        "bytes_out=",
+        "duration_ms=",
     ] {
         assert!(line.contains(field), "{field} in {line}");
     }
