@@ -153,6 +153,18 @@ impl<A: ServerApp + Send + Sync + 'static> pingora::services::Service for Front<
     }
 }
 
+/// What [`Accept::execute`] needs besides the decision and the socket.
+struct Opened {
+    /// What the client connected to (a PROXY header's destination, else
+    /// the local address).
+    destination: SocketAddr,
+    local: SocketAddr,
+    /// The ClientHello's, when it was read.
+    sni: Option<String>,
+    /// When the TLS handshake must be done by.
+    handshake_by: Instant,
+}
+
 struct Accept<A> {
     app: Arc<A>,
     rt: SharedRuntime,
@@ -229,25 +241,33 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
             && self.kind != ListenerKind::Tcp
             && proxy.is_none_or(|p| *p == ProxyProtocolIn::Off);
         if plain_path {
-            // Nothing to read before deciding: the TLS or HTTP path as is.
+            // Nothing to read before deciding: the TLS or HTTP path as is,
+            // but plaintext on a TLS port is refused with a reset, as a
+            // STRICT sidecar refuses it, and counted.
+            let handshake_by = Instant::now() + rt.model.runtime.timeouts.tls_handshake;
             drop(rt);
+            if self.kind == ListenerKind::Tls && !starts_with_tls(&tcp, handshake_by).await {
+                reset(&tcp);
+                return refuse(self.addr, peer, "plaintext_on_tls_port").unwrap_or(());
+            }
             let sock = Sock::new(tcp, peer, slot);
             let action = match self.kind {
                 ListenerKind::Http => ConnAction::Http,
                 _ => ConnAction::Terminate,
             };
-            return self
-                .execute(action, sock, peer, local, None, shutdown)
-                .await;
+            let conn = Opened {
+                destination: local,
+                local,
+                sni: None,
+                handshake_by,
+            };
+            return self.execute(action, sock, conn, shutdown).await;
         }
-        let Some((action, sock, destination, sni)) =
-            self.open(&rt, tcp, peer, slot, local, look).await
-        else {
+        let Some((action, sock, conn)) = self.open(&rt, tcp, peer, slot, local, look).await else {
             return;
         };
         drop(rt);
-        self.execute(action, sock, destination, local, sni, shutdown)
-            .await;
+        self.execute(action, sock, conn, shutdown).await;
     }
 
     /// Reads what the decision needs (PROXY header, first bytes) and
@@ -260,7 +280,7 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
         slot: Slot,
         local: SocketAddr,
         look: Look,
-    ) -> Option<(ConnAction, Sock, SocketAddr, Option<String>)> {
+    ) -> Option<(ConnAction, Sock, Opened)> {
         let settings = rt.model.listener(self.addr);
         let within = settings
             .and_then(|l| l.first_bytes_timeout)
@@ -319,21 +339,26 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
             decide_opening(rt, local, self.kind, seen, client.ip(), &mut rng)
         };
         if let ConnAction::Refuse(reason) = action {
+            reset(&tcp);
             return refuse(self.addr, client, reason);
         }
         let sock = Sock::with_prefix(tcp, client, slot, opening.buf);
-        Some((action, sock, destination, sni))
+        let conn = Opened {
+            destination,
+            local,
+            sni,
+            handshake_by: Instant::now() + rt.model.runtime.timeouts.tls_handshake,
+        };
+        Some((action, sock, conn))
     }
 
-    async fn execute(
-        &self,
-        action: ConnAction,
-        sock: Sock,
-        destination: SocketAddr,
-        local: SocketAddr,
-        sni: Option<String>,
-        shutdown: ShutdownWatch,
-    ) {
+    async fn execute(&self, action: ConnAction, sock: Sock, conn: Opened, shutdown: ShutdownWatch) {
+        let Opened {
+            destination,
+            local,
+            sni,
+            handshake_by,
+        } = conn;
         let client = sock.peer().unwrap_or(destination);
         let stream: Stream = match action {
             ConnAction::Http => Box::new(sock),
@@ -356,7 +381,7 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
                 let Some(front) = &self.tls else {
                     return;
                 };
-                let within = self.rt.load().model.runtime.timeouts.tls_handshake;
+                let within = handshake_by.saturating_duration_since(Instant::now());
                 let Some(tls) = handshake::accept(front, sock, within).await else {
                     return;
                 };
@@ -411,6 +436,22 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
         let id = info.client.as_ref().map(|c| c.id());
         Some((rt, action, sni, id))
     }
+}
+
+/// Does the connection start with a TLS handshake record? Peeked, not
+/// read (OpenSSL reads it next); `true` when nothing came by `by` or the
+/// client left: the handshake then counts that as it always has.
+async fn starts_with_tls(tcp: &TcpStream, by: Instant) -> bool {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout_at(by.into(), tcp.peek(&mut first)).await {
+        Ok(Ok(1)) => first[0] == 0x16,
+        _ => true,
+    }
+}
+
+/// Closes with a reset rather than a FIN when the socket is dropped.
+fn reset(tcp: &TcpStream) {
+    let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
 }
 
 /// Counts (and, throttled, logs) a connection closed before it was served.

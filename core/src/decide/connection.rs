@@ -148,10 +148,11 @@ pub fn decide_opening(
         ListenerKind::Tls => {
             let mode = rt.model.peer_mode(local.port());
             match opening {
-                // STRICT: plaintext meets the TLS handshake, which refuses
-                // it exactly as a TLS-only port always has.
-                Opening::Unread | Opening::Plain if mode == PeerMode::Strict => {
-                    ConnAction::Terminate
+                Opening::Unread if mode == PeerMode::Strict => ConnAction::Terminate,
+                // As a STRICT sidecar does: the client sees a reset
+                // (curl: "(56) Recv failure").
+                Opening::Plain if mode == PeerMode::Strict => {
+                    ConnAction::Refuse("plaintext_on_tls_port")
                 }
                 Opening::Unread | Opening::Plain => ConnAction::Http,
                 Opening::Tls { .. } if mode == PeerMode::Disable => {
