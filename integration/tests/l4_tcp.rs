@@ -1,0 +1,227 @@
+//! TCP routes: a plain TCP port forwarded by weight, and TLS terminated
+//! for a non-HTTP protocol (the decrypted stream forwarded), each with
+//! half-close passed through and an idle timeout.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use openssl::ssl::{SslConnector, SslFiletype, SslMethod};
+use tlsgate_integration::*;
+
+fn yaml(creds: &std::path::Path, tcp: u16, tls: u16, a: u16, b: u16) -> String {
+    format!(
+        r#"apiVersion: tlsgate.io/v1
+kind: GatewayRuntime
+metadata: {{name: rt}}
+spec:
+  credentialsDir: {creds}
+  listeners:
+  - port: {tcp}
+    tcpIdleTimeout: 1s
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: db-gateway}}
+spec:
+  servers:
+  - port: {{number: {tcp}, name: tcp-db, protocol: TCP}}
+    bind: 127.0.0.1
+    hosts: ["*"]
+  - port: {{number: {tls}, name: tls-db, protocol: TLS}}
+    bind: 127.0.0.1
+    hosts: [partner.example.com]
+    tls: {{mode: MUTUAL, credentialName: partner-credential}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: db}}
+spec:
+  hosts: ["*"]
+  gateways: [db-gateway]
+  tcp:
+  - match:
+    - port: {tcp}
+    route:
+    - destination: {{host: db-a.internal, port: {{number: 5432}}}}
+      weight: 50
+    - destination: {{host: db-b.internal, port: {{number: 5432}}}}
+      weight: 50
+  - match:
+    - port: {tls}
+    route:
+    - destination: {{host: db-a.internal, port: {{number: 5432}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: db}}
+spec:
+  hosts: [db-a.internal]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 5432, name: tcp-pg, protocol: TCP}}]
+  endpoints:
+  - address: 127.0.0.1
+    ports: {{tcp-pg: {a}}}
+    labels: {{db: a}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: db-b}}
+spec:
+  hosts: [db-b.internal]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 5432, name: tcp-pg, protocol: TCP}}]
+  endpoints:
+  - address: 127.0.0.1
+    ports: {{tcp-pg: {b}}}
+"#,
+        creds = creds.display()
+    )
+}
+
+struct Setup {
+    gateway: Gateway,
+    tcp: u16,
+    tls: u16,
+    a: StreamBackend,
+    b: StreamBackend,
+    _conf: ConfigDir,
+}
+
+fn start() -> Setup {
+    require_certs_example();
+    let (a, b) = (StreamBackend::echo(false), StreamBackend::echo(false));
+    let (tcp, tls) = (free_port(), free_port());
+    let conf = ConfigDir::new();
+    conf.write(
+        "db.yaml",
+        &yaml(&credentials_dir(), tcp, tls, a.port(), b.port()),
+    );
+    let gateway = Gateway::start(&[conf.path()], &[]);
+    Setup {
+        gateway,
+        tcp,
+        tls,
+        a,
+        b,
+        _conf: conf,
+    }
+}
+
+/// Writes `data`, closes the writing side, reads everything back.
+fn half_close_exchange<S: Read + Write>(
+    s: &mut S,
+    data: &[u8],
+    shut: impl FnOnce(&mut S),
+) -> String {
+    s.write_all(data).unwrap();
+    s.flush().unwrap();
+    shut(s);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn tcp_is_forwarded_by_weight_with_half_close() {
+    let s = start();
+    let payload = vec![b'x'; 100_000];
+    for _ in 0..20 {
+        let mut c = TcpStream::connect(("127.0.0.1", s.tcp)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let back = half_close_exchange(&mut c, &payload, |c| c.shutdown(Shutdown::Write).unwrap());
+        // Everything came back, then the backend's own last words: our
+        // FIN reached it while its direction kept flowing.
+        assert_eq!(back.len(), payload.len() + "ECHO-EOF 100000\n".len());
+        assert!(
+            back.ends_with("ECHO-EOF 100000\n"),
+            "{}",
+            &back[back.len() - 20..]
+        );
+    }
+    assert_eq!(s.a.accepted() + s.b.accepted(), 20);
+    assert!(
+        s.a.accepted() > 0 && s.b.accepted() > 0,
+        "50/50: {} {}",
+        s.a.accepted(),
+        s.b.accepted()
+    );
+    let (ok, m) = s.gateway.wait_metrics(Duration::from_secs(5), |m| {
+        m.sum(
+            "tlsgate_tcp_connections_total",
+            &[("server", "tcp-db"), ("result", "done")],
+        ) == 20.0
+    });
+    assert!(ok, "{}", s.gateway.describe());
+    assert_eq!(
+        m.sum("tlsgate_tcp_bytes_total", &[("direction", "in")]),
+        2_000_000.0
+    );
+}
+
+#[test]
+fn an_idle_tcp_connection_is_closed() {
+    let s = start();
+    let mut c = TcpStream::connect(("127.0.0.1", s.tcp)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"hello").unwrap();
+    let mut buf = [0u8; 5];
+    c.read_exact(&mut buf).unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    let (ok, _) = s.gateway.wait_metrics(Duration::from_secs(3), |m| {
+        m.sum(
+            "tlsgate_tcp_connections_total",
+            &[("result", "idle_timeout")],
+        ) == 1.0
+    });
+    assert!(ok, "{}", s.gateway.describe());
+}
+
+#[test]
+fn tls_is_terminated_and_the_stream_forwarded_with_the_client_identity_logged() {
+    let s = start();
+    let mut b = SslConnector::builder(SslMethod::tls()).unwrap();
+    b.set_ca_file(ca_cert("example")).unwrap();
+    let (crt, key) = client_cert("great-partner");
+    b.set_certificate_file(&crt, SslFiletype::PEM).unwrap();
+    b.set_private_key_file(&key, SslFiletype::PEM).unwrap();
+    let connector = b.build();
+    let tcp = TcpStream::connect(("127.0.0.1", s.tls)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut tls = connector.connect(PARTNER_HOST, tcp).unwrap();
+    let back = half_close_exchange(&mut tls, b"SELECT 1;", |t| {
+        t.shutdown().unwrap();
+    });
+    assert_eq!(back, "SELECT 1;ECHO-EOF 9\n");
+    assert_eq!(s.a.accepted(), 1);
+    let (ok, _) = s.gateway.wait_metrics(Duration::from_secs(3), |m| {
+        m.sum("tlsgate_tcp_connections_total", &[("server", "tls-db")]) == 1.0
+    });
+    assert!(ok, "{}", s.gateway.describe());
+    let logs = s.gateway.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("kind=\"tcp\"") && l.contains("server=\"tls-db\""))
+        .unwrap_or_else(|| panic!("{logs}"));
+    assert!(
+        line.contains("great-partner"),
+        "the client identity: {line}"
+    );
+
+    // Pirate's certificate is refused at the handshake: no stream.
+    let r = Curl::https(PARTNER_HOST, s.tls, "/")
+        .insecure()
+        .client("bad-partner")
+        .run();
+    assert!(r.stderr.contains("unknown ca"), "{r}");
+    assert_eq!(s.a.accepted(), 1);
+}
