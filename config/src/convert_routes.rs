@@ -726,7 +726,6 @@ spec:
         assert_eq!(
             e,
             [
-                "spec.tls[0].match[0].sniHosts: a tls route match needs sniHosts",
                 "spec.http[0].match[0].ignoreUriCase: not supported by tlsgate: URIs match case-sensitively",
                 "spec.http[0].match[0].uri: needs exactly one of exact, prefix and regex",
                 "spec.http[0].route[0].headers: not supported by tlsgate: per-destination header edits are not implemented; use the route's headers",
@@ -735,6 +734,7 @@ spec:
                 "spec.http[2].route: destination weights add up to 0; they must add up to 100",
                 "spec.http[2].timeout: invalid duration '5 seconds': expected a number and a unit (ms, s, m, h), e.g. \"1.5s\"",
                 "spec.http[2].headers.response: not supported by tlsgate: response header edits are not implemented",
+                "spec.tls[0].match[0].sniHosts: a tls route match needs sniHosts",
             ]
         );
     }

@@ -186,7 +186,6 @@ mod tests {
         for (v, k) in [
             ("networking.istio.io/v1alpha3", "EnvoyFilter"),
             ("security.istio.io/v1", "AuthorizationPolicy"),
-            ("security.istio.io/v1beta1", "PeerAuthentication"),
             ("security.istio.io/v1", "RequestAuthentication"),
             ("extensions.istio.io/v1alpha1", "WasmPlugin"),
             ("networking.k8s.io/v1", "Ingress"),

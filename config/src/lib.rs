@@ -46,6 +46,8 @@ mod raw;
 #[cfg(test)]
 mod tests_istio;
 #[cfg(test)]
+mod tests_l4;
+#[cfg(test)]
 mod testutil;
 
 use std::fmt;

@@ -74,10 +74,12 @@ fn kubernetes_kinds_and_mesh_only_routes_load_with_warnings() {
         warnings,
         [
             "ServiceAccount/httpbin: kind: ignored: v1 ServiceAccount is not a kind tlsgate reads \
-             (Gateway, VirtualService, DestinationRule, ServiceEntry and GatewayRuntime); \
+             (Gateway, VirtualService, DestinationRule, ServiceEntry, PeerAuthentication and \
+             GatewayRuntime); \
              Istio's gateway does not read it either",
             "Deployment/httpbin: kind: ignored: apps/v1 Deployment is not a kind tlsgate reads \
-             (Gateway, VirtualService, DestinationRule, ServiceEntry and GatewayRuntime); \
+             (Gateway, VirtualService, DestinationRule, ServiceEntry, PeerAuthentication and \
+             GatewayRuntime); \
              Istio's gateway does not read it either",
             "VirtualService/reviews: spec.gateways: ignored: applies to sidecars (no gateways, \
              or only `mesh`), never to a gateway",
@@ -109,10 +111,6 @@ fn what_would_change_behaviour_or_protect_something_is_still_refused() {
         (
             "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: deny}\nspec: {}\n",
             "AuthorizationPolicy/deny: kind: security policy that tlsgate does not enforce yet",
-        ),
-        (
-            "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: strict}\nspec: {mtls: {mode: STRICT}}\n",
-            "PeerAuthentication/strict: kind: security policy",
         ),
         (
             "apiVersion: networking.istio.io/v1\nkind: VirtualServce\nmetadata: {name: typo}\nspec: {}\n",
@@ -196,11 +194,11 @@ spec:
         warnings,
         [
             format!(
-                "{vs}: spec.tls: ignored: every route in it matches only `gateways: [mesh]`: \
+                "{vs}: spec.http[0]: ignored: every match names only `gateways: [mesh]`: \
                  applies to sidecars"
             ),
             format!(
-                "{vs}: spec.http[0]: ignored: every match names only `gateways: [mesh]`: \
+                "{vs}: spec.tls[0]: ignored: every match names only `gateways: [mesh]`: \
                  applies to sidecars"
             ),
         ]
@@ -471,8 +469,14 @@ fn a_tls_section_without_match_gateways_reaches_the_gateway() {
     );
     let (errors, warnings) = findings(&yaml);
     assert!(warnings.is_empty(), "{warnings:#?}");
-    assert_eq!(errors.len(), 1, "{errors:#?}");
-    assert!(errors[0].starts_with("VirtualService/sni: spec.tls: not supported by tlsgate"));
+    assert!(errors.is_empty(), "{errors:#?}");
+    let m = load(&yaml).unwrap();
+    let sni = m
+        .virtual_services
+        .iter()
+        .find(|v| v.id.name == "sni")
+        .unwrap();
+    assert_eq!(sni.tls.len(), 1, "an empty `gateways` means every gateway");
 }
 
 /// istio.io "Circuit Breaking", its DestinationRule as written: the
