@@ -28,6 +28,8 @@ mod edits;
 mod request;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_connection;
 
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
