@@ -304,12 +304,13 @@ fn proxy_headers_are_believed_from_trusted_sources_only() {
         source: client,
         destination: "10.0.0.2:443".parse().unwrap(),
     };
-    let table: &[(
-        &ProxyProtocolIn,
+    type Row<'a> = (
+        &'a ProxyProtocolIn,
         IpAddr,
-        Option<&Header>,
-        Result<ProxySource, &str>,
-    )] = &[
+        Option<&'a Header>,
+        Result<ProxySource, &'a str>,
+    );
+    let table: &[Row<'_>] = &[
         (
             &ProxyProtocolIn::Off,
             stranger,
