@@ -25,6 +25,16 @@ pub const RSS_SLACK_KB: u64 = 20 * 1024;
 /// Good clients must be answered faster than this during an attack.
 pub const GOOD_LATENCY: Duration = Duration::from_secs(1);
 
+/// A change to the whole configuration text (ports already in it).
+#[derive(Clone)]
+struct Edit(std::sync::Arc<dyn Fn(&str) -> String + Send + Sync>);
+
+impl std::fmt::Debug for Edit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Edit")
+    }
+}
+
 /// `GatewayRuntime.spec` additions and how to start the process.
 #[derive(Debug, Clone)]
 pub struct Hardening {
@@ -32,6 +42,7 @@ pub struct Hardening {
     entries: Vec<(String, String, String)>,
     opts: GatewayOptions,
     args: Vec<String>,
+    edits: Vec<Edit>,
 }
 
 impl Hardening {
@@ -68,6 +79,7 @@ impl Hardening {
             entries: Vec::new(),
             opts: GatewayOptions::default(),
             args: Vec::new(),
+            edits: Vec::new(),
         }
     }
 
@@ -97,6 +109,13 @@ impl Hardening {
     /// `--admin addr` instead of 127.0.0.1:<free>.
     pub fn admin(mut self, addr: SocketAddr) -> Hardening {
         self.opts.admin = Some(addr);
+        self
+    }
+
+    /// `f` rewrites the configuration text (after the settings went in),
+    /// e.g. to add documents for the seed's port.
+    pub fn edit(mut self, f: impl Fn(&str) -> String + Send + Sync + 'static) -> Hardening {
+        self.edits.push(Edit(std::sync::Arc::new(f)));
         self
     }
 
@@ -141,7 +160,9 @@ impl Hardening {
         let extra: Vec<&str> = self.args.iter().map(String::as_str).collect();
         let added = self.yaml();
         let first = Seed000::try_start(self.opts, &extra, |_, yaml| {
-            insert_into_runtime(&yaml, &added)
+            self.edits
+                .iter()
+                .fold(insert_into_runtime(&yaml, &added), |y, e| (e.0)(&y))
         });
         let (seed, unsupported) = match first {
             Ok(s) => (s, None),
