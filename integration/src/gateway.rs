@@ -177,6 +177,19 @@ impl Gateway {
         }
     }
 
+    /// [`Gateway::logs`] once they contain `needle` (log lines are written
+    /// a moment after the metrics that count them), or after 5 s.
+    pub fn logs_with(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let logs = self.logs();
+            if logs.contains(needle) || Instant::now() >= deadline {
+                return logs;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `GET path` on the admin port (5 s at most).
     pub fn admin_get(&self, path: &str) -> Result<HttpResponse, String> {
         http_get(self.admin, path, Duration::from_secs(5))

@@ -230,7 +230,7 @@ fn the_istio_sni_passthrough_task_reaches_the_backends_own_certificate() {
         2.0
     );
     assert_eq!(s.backend.accepted(), 2);
-    let logs = s.gateway.logs();
+    let logs = s.gateway.logs_with("kind=\"tcp\"");
     let line = logs
         .lines()
         .find(|l| l.contains("kind=\"tcp\""))

@@ -207,7 +207,7 @@ fn tls_is_terminated_and_the_stream_forwarded_with_the_client_identity_logged() 
         m.sum("tlsgate_tcp_connections_total", &[("server", "tls-db")]) == 1.0
     });
     assert!(ok, "{}", s.gateway.describe());
-    let logs = s.gateway.logs();
+    let logs = s.gateway.logs_with("server=\"tls-db\"");
     let line = logs
         .lines()
         .find(|l| l.contains("kind=\"tcp\"") && l.contains("server=\"tls-db\""))

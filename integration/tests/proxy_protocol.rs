@@ -94,7 +94,7 @@ fn a_trusted_header_gives_the_client_address_to_xff_and_the_access_log() {
         Some("127.0.0.1")
     );
 
-    let logs = s.gateway.logs();
+    let logs = s.gateway.logs_with("client=203.0.113.7");
     assert!(logs.contains("client=198.51.100.9"), "{logs}");
     assert!(logs.contains("client=203.0.113.7"), "{logs}");
     let m = s.gateway.metrics();
