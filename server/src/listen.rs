@@ -294,7 +294,10 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
             let optional = matches!(proxy, ProxyProtocolIn::Optional { .. });
             let header = match opening.proxy_header(&mut tcp, optional).await {
                 Ok(h) => h,
-                Err(reason) => return refuse(self.addr, peer, reason),
+                Err(reason) => {
+                    reset(&tcp);
+                    return refuse(self.addr, peer, reason);
+                }
             };
             match proxy_source(proxy, peer.ip(), header.as_ref()) {
                 Ok(ProxySource::Client(c)) => {
@@ -311,7 +314,10 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
                     let result = if header.is_some() { "local" } else { "absent" };
                     metrics().proxy_protocol.with_label_values(&[result]).inc();
                 }
-                Err(reason) => return refuse(self.addr, peer, reason),
+                Err(reason) => {
+                    reset(&tcp);
+                    return refuse(self.addr, peer, reason);
+                }
             }
         }
         let first = match look {
@@ -321,7 +327,10 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
         };
         let first = match first.transpose() {
             Ok(f) => f,
-            Err(reason) => return refuse(self.addr, client, reason),
+            Err(reason) => {
+                reset(&tcp);
+                return refuse(self.addr, client, reason);
+            }
         };
         let sni = match &first {
             Some(First::Tls(Some(hello))) => hello.sni.clone(),
