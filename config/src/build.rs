@@ -46,6 +46,9 @@ pub(crate) fn build(
         .filter_map(|doc| convert_gateway::convert(doc, runtime.mesh.as_ref(), &mut out))
         .collect();
     convert_gateway::check_listeners(&gateways, &mut out);
+    if let Some(doc) = runtime_docs.first() {
+        super::listeners::check(&doc.id, &runtime.listeners, &gateways, &mut out);
+    }
 
     let refs = Refs {
         gateways: of_kind(Kind::Gateway)

@@ -94,11 +94,12 @@ fn l4_match(
                     continue;
                 };
                 // Istio's rule: a route cannot claim names its
-                // VirtualService does not.
-                if !hosts
-                    .iter()
-                    .any(|vh| crate::names::intersect(vh, &pattern).is_some())
-                {
+                // VirtualService does not (all of them: a `*` sniHost
+                // under `hosts: [a.example.com]` would take every SNI).
+                let covered = |vh: &HostPattern| {
+                    crate::names::intersect(vh, &pattern).as_ref() == Some(&pattern)
+                };
+                if !hosts.iter().any(covered) {
                     report.error(
                         field,
                         format!("'{h}' is not among the VirtualService's hosts"),

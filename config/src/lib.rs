@@ -88,11 +88,21 @@ impl Findings {
     }
 
     pub fn warn(&mut self, doc: &DocId, field: impl Into<String>, reason: impl Into<String>) {
+        self.note(doc, field.into(), reason.into(), false);
+    }
+
+    /// Applied as written, but worth a second look (it weakens something).
+    pub fn caution(&mut self, doc: &DocId, field: impl Into<String>, reason: impl Into<String>) {
+        self.note(doc, field.into(), reason.into(), true);
+    }
+
+    fn note(&mut self, doc: &DocId, field: String, reason: String, applied: bool) {
         self.warnings.push(ConfigWarning {
             file: doc.file.clone(),
             doc: format!("{}/{}", doc.kind, doc.name),
-            field: field.into(),
-            reason: reason.into(),
+            field,
+            reason,
+            applied,
         });
     }
 }
@@ -209,16 +219,19 @@ pub struct ConfigWarning {
     pub doc: String,
     pub field: String,
     pub reason: String,
+    /// `false`: not applied (`ignored`); `true`: applied, with a caution.
+    pub applied: bool,
 }
 
 impl fmt::Display for ConfigWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: {}: {}: ignored: {}",
+            "{}: {}: {}: {}: {}",
             self.file.display(),
             self.doc,
             self.field,
+            if self.applied { "caution" } else { "ignored" },
             self.reason
         )
     }

@@ -73,6 +73,10 @@ pub struct Timeouts {
     pub first_bytes: Duration,
     /// A TCP or passthrough connection with no byte either way.
     pub tcp_idle: Duration,
+    /// A relayed connection one side of which has closed (FIN): no byte
+    /// from the other side for this long closes it (a backend that ignores
+    /// half-close would otherwise hold it for `tcp_idle`).
+    pub tcp_half_closed: Duration,
 }
 
 impl Default for Timeouts {
@@ -89,6 +93,7 @@ impl Default for Timeouts {
             first_bytes: Duration::from_secs(10),
             // Envoy's TCP proxy default: a database connection may idle long.
             tcp_idle: Duration::from_secs(3600),
+            tcp_half_closed: Duration::from_secs(60),
         }
     }
 }
@@ -147,7 +152,7 @@ pub(crate) fn limits(raw: &RawLimits, report: &mut Report<'_>) -> Limits {
 /// `spec.timeouts`: every phase has a deadline, so none may be zero.
 pub(crate) fn timeouts(raw: &RawTimeouts, report: &mut Report<'_>) -> Timeouts {
     let mut t = Timeouts::default();
-    let fields: [(&str, &Option<String>, &mut Duration); 10] = [
+    let fields: [(&str, &Option<String>, &mut Duration); 11] = [
         ("tlsHandshake", &raw.tls_handshake, &mut t.tls_handshake),
         ("firstRequest", &raw.first_request, &mut t.first_request),
         ("requestHead", &raw.request_head, &mut t.request_head),
@@ -174,6 +179,11 @@ pub(crate) fn timeouts(raw: &RawTimeouts, report: &mut Report<'_>) -> Timeouts {
         ),
         ("firstBytes", &raw.first_bytes, &mut t.first_bytes),
         ("tcpIdle", &raw.tcp_idle, &mut t.tcp_idle),
+        (
+            "tcpHalfClosed",
+            &raw.tcp_half_closed,
+            &mut t.tcp_half_closed,
+        ),
     ];
     for (field, raw, slot) in fields {
         let Some(raw) = raw else { continue };

@@ -59,6 +59,7 @@ pub(crate) fn convert(raw: &[RawListener], report: &mut Report<'_>) -> Vec<Liste
                 }
             };
             Some(ListenerSettings {
+                index: i,
                 port: l.port,
                 bind,
                 proxy_protocol,
@@ -98,7 +99,28 @@ fn proxy_protocol(
             );
         }
     };
+    for (j, net) in trusted.iter().enumerate() {
+        let field = format!("{p}.proxyProtocol.trustedSources[{j}]");
+        if net.prefix == 0 {
+            report.caution(
+                &field,
+                format!(
+                    "{net} trusts every address: anyone who reaches this port can claim any \
+                     client address (right only when the load balancer is the only way in)"
+                ),
+            );
+        } else if net.has_host_bits() {
+            report.caution(&field, format!("{net} has bits set past its prefix length"));
+        }
+    }
     match mode.as_deref() {
+        None if !raw.trusted_sources.is_empty() => {
+            report.error(
+                format!("{p}.proxyProtocol.mode"),
+                "missing: trustedSources alone reads no header; say REQUIRED or OPTIONAL",
+            );
+            None
+        }
         None | Some("OFF") => Some(ProxyProtocolIn::Off),
         Some("REQUIRED") => {
             needs_sources(report);
@@ -114,6 +136,45 @@ fn proxy_protocol(
                 format!("unknown mode '{other}': expected REQUIRED, OPTIONAL or OFF"),
             );
             None
+        }
+    }
+}
+
+/// `listeners[]` against the Gateways: an entry for a port no server
+/// listens on is a mistake that would silently turn a REQUIRED header off;
+/// OPTIONAL on a TCP port waits for the client to speak first.
+pub(crate) fn check(
+    doc: &crate::DocId,
+    listeners: &[ListenerSettings],
+    gateways: &[crate::Gateway],
+    out: &mut crate::Findings,
+) {
+    let mut report = Report::new(doc, out);
+    for l in listeners {
+        let servers: Vec<&crate::Server> = gateways
+            .iter()
+            .flat_map(|g| &g.servers)
+            .filter(|s| s.port == l.port && l.bind.is_none_or(|b| b == s.bind))
+            .collect();
+        let p = format!("spec.listeners[{}]", l.index);
+        if servers.is_empty() {
+            report.error(
+                format!("{p}.port"),
+                format!(
+                    "no Gateway server listens on port {}{}",
+                    l.port,
+                    l.bind.map(|b| format!(" at {b}")).unwrap_or_default()
+                ),
+            );
+            continue;
+        }
+        let optional = matches!(l.proxy_protocol, ProxyProtocolIn::Optional { .. });
+        if optional && servers.iter().any(|s| s.protocol == crate::Protocol::Tcp) {
+            report.caution(
+                format!("{p}.proxyProtocol.mode"),
+                "OPTIONAL waits for the client's first bytes: clients of protocols where the \
+                 server speaks first (MySQL, SMTP) wait until firstBytesTimeout; use REQUIRED",
+            );
         }
     }
 }

@@ -82,6 +82,8 @@ pub enum PeerMode {
 /// before TLS or HTTP.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ListenerSettings {
+    /// Position in `spec.listeners`, for errors found later.
+    pub index: usize,
     pub port: u16,
     /// `None`: every listener on the port.
     pub bind: Option<IpAddr>,
@@ -140,7 +142,39 @@ impl IpNet {
             Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
             None => max,
         };
+        // Peers are compared as IPv4 when they are IPv4-mapped: so are
+        // blocks written that way.
+        if let IpAddr::V6(v6) = addr {
+            if let (Some(v4), true) = (v6.to_ipv4_mapped(), prefix >= 96) {
+                return Ok(IpNet {
+                    addr: IpAddr::V4(v4),
+                    prefix: prefix - 96,
+                });
+            }
+        }
         Ok(IpNet { addr, prefix })
+    }
+
+    /// Does the address have bits set past the prefix (`10.0.0.1/8`)?
+    pub fn has_host_bits(&self) -> bool {
+        !self.contains_exactly_network()
+    }
+
+    fn contains_exactly_network(&self) -> bool {
+        match self.addr {
+            IpAddr::V4(a) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(a) & !mask == 0
+            }
+            IpAddr::V6(a) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(a) & !mask == 0
+            }
+        }
     }
 
     /// IPv4-mapped IPv6 addresses match IPv4 blocks.

@@ -33,6 +33,11 @@ impl<'a> Report<'a> {
         self.out.warn(self.doc, field, reason);
     }
 
+    /// `field` is applied, but weakens something: said once per load.
+    pub fn caution(&mut self, field: impl Into<String>, reason: impl Into<String>) {
+        self.out.caution(self.doc, field, reason);
+    }
+
     /// Warns about `field` when the document sets it.
     pub fn ignored<T>(&mut self, value: &Option<T>, field: &str, reason: &str) {
         if value.is_some() {

@@ -594,6 +594,7 @@ pub struct RawTimeouts {
     pub upstream_pending: Option<String>,
     pub first_bytes: Option<String>,
     pub tcp_idle: Option<String>,
+    pub tcp_half_closed: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -162,12 +162,19 @@ fn peer_authentication_maps_onto_ports() {
 
 const RUNTIME: &str = "apiVersion: tlsgate.io/v1\nkind: GatewayRuntime\nmetadata: {name: rt}\n";
 
+/// Servers on 443 (every address and 127.0.0.1), 80 and 5432 (TCP).
+const LISTENING: &str = "---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec:\n  servers:\n  \
+    - port: {number: 443, protocol: HTTPS}\n    hosts: [a.com]\n    tls: {mode: SIMPLE, credentialName: a}\n  \
+    - port: {number: 443, protocol: HTTPS}\n    bind: 127.0.0.1\n    hosts: [a.com]\n    tls: {mode: SIMPLE, credentialName: a}\n  \
+    - port: {number: 80, protocol: HTTP}\n    hosts: ['*']\n  \
+    - port: {number: 5432, protocol: TCP}\n    hosts: ['*']\n";
+
 #[test]
 fn listeners_say_who_may_send_proxy_protocol() {
     let m = load(&format!(
         "{RUNTIME}spec:\n  listeners:\n  - port: 443\n    proxyProtocol: {{mode: REQUIRED, trustedSources: [10.0.0.0/8, '2001:db8::/32']}}\n    \
          maxConnections: 100\n    firstBytesTimeout: 2s\n    tcpIdleTimeout: 5m\n  \
-         - port: 443\n    bind: 127.0.0.1\n  - port: 80\n    proxyProtocol: {{mode: optional, trustedSources: [192.0.2.1]}}\n"
+         - port: 443\n    bind: 127.0.0.1\n  - port: 80\n    proxyProtocol: {{mode: optional, trustedSources: [192.0.2.1]}}\n{LISTENING}"
     ))
     .unwrap();
     let on = |a: &str| m.listener(a.parse::<SocketAddr>().unwrap());
@@ -197,17 +204,20 @@ fn listeners_say_who_may_send_proxy_protocol() {
     assert!(!eighty.trusts("192.0.2.2".parse().unwrap()));
     assert!(on("0.0.0.0:8080").is_none());
 
-    let e = errors_of(&format!(
+    let (e, w) = findings(&format!(
         "{RUNTIME}spec:\n  listeners:\n  - port: 443\n    proxyProtocol: {{mode: REQUIRED}}\n  \
          - port: 443\n    proxyProtocol: {{mode: ALWAYS, trustedSources: [10.0.0.0/33]}}\n  \
-         - port: 80\n    maxConnections: 0\n    firstBytesTimeout: 0s\n"
+         - port: 80\n    maxConnections: 0\n    firstBytesTimeout: 0s\n  \
+         - port: 8080\n  - port: 5432\n    proxyProtocol: {{mode: OPTIONAL, trustedSources: [0.0.0.0/0]}}\n  \
+         - port: 443\n    bind: 127.0.0.1\n    proxyProtocol: {{trustedSources: ['10.0.0.1/8']}}\n{LISTENING}"
     ));
-    let e: Vec<&str> = e
-        .iter()
-        .map(|e| e.strip_prefix("GatewayRuntime/rt: ").unwrap())
-        .collect();
+    let strip = |v: Vec<String>| -> Vec<String> {
+        v.into_iter()
+            .map(|e| e.strip_prefix("GatewayRuntime/rt: ").unwrap().to_string())
+            .collect()
+    };
     assert_eq!(
-        e,
+        strip(e),
         [
             "spec.listeners[0].proxyProtocol.trustedSources: list the load balancers' addresses (e.g. 10.0.0.0/8; 0.0.0.0/0 and ::/0 trust everyone)",
             "spec.listeners[1].port: port 443 is listed twice",
@@ -215,6 +225,16 @@ fn listeners_say_who_may_send_proxy_protocol() {
             "spec.listeners[1].proxyProtocol.mode: unknown mode 'ALWAYS': expected REQUIRED, OPTIONAL or OFF",
             "spec.listeners[2].maxConnections: must be at least 1",
             "spec.listeners[2].firstBytesTimeout: must be more than 0s",
+            "spec.listeners[5].proxyProtocol.mode: missing: trustedSources alone reads no header; say REQUIRED or OPTIONAL",
+            "spec.listeners[3].port: no Gateway server listens on port 8080",
+        ]
+    );
+    assert_eq!(
+        strip(w),
+        [
+            "spec.listeners[4].proxyProtocol.trustedSources[0]: caution: 0.0.0.0/0 trusts every address: anyone who reaches this port can claim any client address (right only when the load balancer is the only way in)",
+            "spec.listeners[5].proxyProtocol.trustedSources[0]: caution: 10.0.0.1/8 has bits set past its prefix length",
+            "spec.listeners[4].proxyProtocol.mode: caution: OPTIONAL waits for the client's first bytes: clients of protocols where the server speaks first (MySQL, SMTP) wait until firstBytesTimeout; use REQUIRED",
         ]
     );
 }
@@ -227,6 +247,8 @@ fn address_blocks() {
     assert!(!n("0.0.0.0/0").contains(ip("2001:db8::1")));
     assert!(n("::/0").contains(ip("2001:db8::1")));
     assert!(n("192.0.2.1").contains(ip("192.0.2.1")));
+    assert_eq!(n("::ffff:10.0.0.0/104"), n("10.0.0.0/8"), "IPv4-mapped");
+    assert!(n("::ffff:10.0.0.0/104").contains(ip("10.9.9.9")));
     assert!(!n("192.0.2.1").contains(ip("192.0.2.2")));
     assert!(n("172.16.0.0/12").contains(ip("172.31.255.255")));
     assert!(!n("172.16.0.0/12").contains(ip("172.32.0.0")));

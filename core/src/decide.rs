@@ -41,7 +41,9 @@ use rand::RngCore;
 pub use edits::{rewrite_path, same_name, EditInputs, Edits};
 pub use request::{normalize_host, RequestView};
 
-use crate::config::{HashKey, HttpRoute, OutboundPolicy, Redirect, Retries, RouteAction};
+use crate::config::{
+    HashKey, HttpRoute, OutboundPolicy, PeerMode, Redirect, Retries, RouteAction, ServerTlsMode,
+};
 use crate::origin::Origination;
 use crate::route::{
     Admission, CompiledRoute, Destination, HeaderSource, InFlightGuard, Lookup, Overflow,
@@ -235,7 +237,12 @@ pub fn decide<H: HeaderSource + ?Sized>(
             policy.server.clone()
         }
         Tls::Unknown => return respond(NONE.into(), host, 421, "misdirected request\n"),
-        Tls::Plain => plain_server(),
+        Tls::Plain => {
+            if let Some(refusal) = plaintext_refusal(rt, conn.local, &host) {
+                return respond(plain_server(), host, 421, refusal);
+            }
+            plain_server()
+        }
     };
     let path = req.path();
     let decided = |route: Option<Arc<CompiledRoute>>, action| Decision {
@@ -301,6 +308,22 @@ pub fn decide<H: HeaderSource + ?Sized>(
             respond(server.clone(), host.clone(), 404, "no route\n")
         }
     }
+}
+
+/// Plaintext on a TLS port (PeerAuthentication PERMISSIVE or DISABLE):
+/// refused when the port is STRICT in the runtime the request is routed by
+/// (a reload to STRICT ends plaintext keep-alive connections too), and for
+/// a host whose server requires a client certificate (`MUTUAL`), which a
+/// plaintext client cannot present. `OPTIONAL_MUTUAL` and `SIMPLE` hosts
+/// take it, as a TLS client without a certificate.
+fn plaintext_refusal(rt: &Runtime, local: SocketAddr, host: &str) -> Option<&'static str> {
+    let listener = rt.tls.for_local(local)?;
+    if rt.model.peer_mode(local.port()) == PeerMode::Strict {
+        return Some("plaintext is not accepted on this port\n");
+    }
+    let policy = listener.sni.select(host)?;
+    (policy.mode == ServerTlsMode::Mutual)
+        .then_some("this host requires a client certificate: use TLS\n")
 }
 
 /// The Host must be served under the TLS policy this connection satisfied

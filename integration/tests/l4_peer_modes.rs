@@ -38,6 +38,16 @@ fn plaintext(s: &Seed000, host: &str) -> CurlResult {
         .run()
 }
 
+/// One plaintext request on an open keep-alive connection.
+fn keep_alive_get(c: &mut std::net::TcpStream) -> String {
+    use std::io::{Read, Write};
+    c.write_all(b"GET / HTTP/1.1\r\nHost: frontend.example.com\r\n\r\n")
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = c.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
 #[test]
 fn permissive_then_strict_by_reload() {
     let s = Seed000::start_custom(&[], |_, yaml| yaml + &peer_authentication("PERMISSIVE"));
@@ -45,11 +55,13 @@ fn permissive_then_strict_by_reload() {
     // PERMISSIVE: plaintext HTTP is served on the TLS port ...
     let r = plaintext(&s, FRONTEND_HOST);
     assert_eq!(r.status, 200, "{r}");
-    // ... without any client identity: a forged XFCC never passes.
-    let r = plaintext(&s, PARTNER_HOST);
-    assert_eq!(r.status, 200, "{r}");
+    // ... without any client identity: a forged XFCC never passes ...
     assert_eq!(r.backend_header("x-forwarded-client-cert"), None, "{r}");
-    // ... and mutual TLS works as before.
+    // ... and never to a host that requires a client certificate.
+    let r = plaintext(&s, PARTNER_HOST);
+    assert_eq!(r.status, 421, "{r}");
+    assert!(r.body.contains("requires a client certificate"), "{r}");
+    // Mutual TLS works as before; Pirate is still refused.
     let r = s.partner("/").client("great-partner").run();
     assert_eq!(r.status, 200, "{r}");
     assert!(r.backend_header("x-forwarded-client-cert").is_some(), "{r}");
@@ -59,7 +71,11 @@ fn permissive_then_strict_by_reload() {
         "Pirate is still refused: {r}"
     );
 
-    // STRICT, applied by hot reload: plaintext is refused as in the seed.
+    let mut open = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    open.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert!(keep_alive_get(&mut open).starts_with("HTTP/1.1 200"));
+
+    // STRICT, applied by hot reload: plaintext is refused as in the seed ...
     reload_to(&s, "STRICT", 2.0);
     let r = plaintext(&s, FRONTEND_HOST);
     assert_eq!(r.code, Some(56), "curl: (56) Recv failure: {r}");
@@ -68,6 +84,9 @@ fn permissive_then_strict_by_reload() {
         &[("reason", "plaintext_on_tls_port")],
     );
     assert_eq!(refused, 1.0, "the refusal is counted");
+    // ... also on a plaintext connection opened before the reload.
+    let reply = keep_alive_get(&mut open);
+    assert!(reply.starts_with("HTTP/1.1 421"), "{reply}");
     let r = s.partner("/").client("great-partner").run();
     assert_eq!(r.status, 200, "{r}");
     let r = s.frontend("/").run();

@@ -149,4 +149,22 @@ fn untrusted_malformed_and_slow_headers_are_refused() {
     // Good clients are still served.
     let reply = raw_get(s.http, b"PROXY TCP4 192.0.2.1 127.0.0.1 1 80\r\n");
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    drop(s);
+
+    // REQUIRED, and loopback is not trusted: refused at once, before a
+    // byte is read (a silent stranger holds no slot for firstBytes).
+    let s = start("REQUIRED", "10.0.0.0/8");
+    let mut silent = TcpStream::connect(("127.0.0.1", s.http)).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert!(matches!(silent.read(&mut buf), Ok(0) | Err(_)));
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(refused(&s.gateway, "proxy_protocol_untrusted"), 1.0);
+    assert_eq!(refused(&s.gateway, "first_bytes_timeout"), 0.0);
 }

@@ -155,6 +155,8 @@ impl<A: ServerApp + Send + Sync + 'static> pingora::services::Service for Front<
 
 /// What [`Accept::execute`] needs besides the decision and the socket.
 struct Opened {
+    /// The runtime that decided (a relay keeps it to the end).
+    rt: Arc<Runtime>,
     /// What the client connected to (a PROXY header's destination, else
     /// the local address).
     destination: SocketAddr,
@@ -231,31 +233,36 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
         }
     }
 
-    /// One connection, from accept to close.
+    /// One connection, from accept to close. Every decision is made with
+    /// the listener's bound address (what routes and settings are keyed
+    /// by) and the runtime loaded here, which the relay keeps.
     async fn serve(&self, tcp: TcpStream, peer: SocketAddr, slot: Slot, shutdown: ShutdownWatch) {
         let rt = self.rt.load_full();
-        let local = tcp.local_addr().unwrap_or(self.addr);
-        let look = look_for(&rt, local, self.kind);
+        let look = look_for(&rt, self.addr, self.kind);
         let proxy = rt.model.listener(self.addr).map(|l| &l.proxy_protocol);
         let plain_path = look == Look::Nothing
             && self.kind != ListenerKind::Tcp
             && proxy.is_none_or(|p| *p == ProxyProtocolIn::Off);
+        let local = tcp.local_addr().unwrap_or(self.addr);
+        let handshake_by = Instant::now() + rt.model.runtime.timeouts.tls_handshake;
         if plain_path {
-            // Nothing to read before deciding: the TLS or HTTP path as is,
-            // but plaintext on a TLS port is refused with a reset, as a
-            // STRICT sidecar refuses it, and counted.
-            let handshake_by = Instant::now() + rt.model.runtime.timeouts.tls_handshake;
-            drop(rt);
-            if self.kind == ListenerKind::Tls && !starts_with_tls(&tcp, handshake_by).await {
+            // Nothing to read before deciding, but on a TLS port the first
+            // byte is peeked (OpenSSL reads it next): plaintext there is
+            // refused with a reset, as a STRICT sidecar refuses it.
+            let seen =
+                if self.kind == ListenerKind::Tls && !starts_with_tls(&tcp, handshake_by).await {
+                    Opening::Plain
+                } else {
+                    Opening::Unread
+                };
+            let action = self.decide(&rt, seen, peer);
+            if let ConnAction::Refuse(reason) = action {
                 reset(&tcp);
-                return refuse(self.addr, peer, "plaintext_on_tls_port").unwrap_or(());
+                return refuse(self.addr, peer, reason).unwrap_or(());
             }
             let sock = Sock::new(tcp, peer, slot);
-            let action = match self.kind {
-                ListenerKind::Http => ConnAction::Http,
-                _ => ConnAction::Terminate,
-            };
             let conn = Opened {
+                rt,
                 destination: local,
                 local,
                 sni: None,
@@ -263,18 +270,28 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
             };
             return self.execute(action, sock, conn, shutdown).await;
         }
-        let Some((action, sock, conn)) = self.open(&rt, tcp, peer, slot, local, look).await else {
+        // STRICT with a PROXY header to read: the first byte too, so that
+        // plaintext is refused the same way.
+        let look = match look {
+            Look::Nothing if self.kind == ListenerKind::Tls => Look::FirstByte,
+            other => other,
+        };
+        let Some((action, sock, conn)) = self.open(rt, tcp, peer, slot, local, look).await else {
             return;
         };
-        drop(rt);
         self.execute(action, sock, conn, shutdown).await;
+    }
+
+    fn decide(&self, rt: &Runtime, seen: Opening<'_>, client: SocketAddr) -> ConnAction {
+        let mut rng = rand::thread_rng();
+        decide_opening(rt, self.addr, self.kind, seen, client.ip(), &mut rng)
     }
 
     /// Reads what the decision needs (PROXY header, first bytes) and
     /// decides; `None` when the connection was refused (and counted).
     async fn open(
         &self,
-        rt: &Runtime,
+        rt: Arc<Runtime>,
         mut tcp: TcpStream,
         peer: SocketAddr,
         slot: Slot,
@@ -290,6 +307,14 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
         let mut destination = local;
         let off = ProxyProtocolIn::Off;
         let proxy = settings.map_or(&off, |l| &l.proxy_protocol);
+        if let ProxyProtocolIn::Required { .. } = proxy {
+            // Nothing an untrusted peer sends can be believed: it need not
+            // hold a slot while it sends it.
+            if !proxy.trusts(peer.ip()) {
+                reset(&tcp);
+                return refuse(self.addr, peer, "proxy_protocol_untrusted");
+            }
+        }
         if *proxy != ProxyProtocolIn::Off {
             let optional = matches!(proxy, ProxyProtocolIn::Optional { .. });
             let header = match opening.proxy_header(&mut tcp, optional).await {
@@ -343,26 +368,26 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
                 sni: sni.as_deref(),
             },
         };
-        let action = {
-            let mut rng = rand::thread_rng();
-            decide_opening(rt, local, self.kind, seen, client.ip(), &mut rng)
-        };
+        let action = self.decide(&rt, seen, client);
         if let ConnAction::Refuse(reason) = action {
             reset(&tcp);
             return refuse(self.addr, client, reason);
         }
         let sock = Sock::with_prefix(tcp, client, slot, opening.buf);
+        let handshake_by = Instant::now() + rt.model.runtime.timeouts.tls_handshake;
         let conn = Opened {
+            rt,
             destination,
             local,
             sni,
-            handshake_by: Instant::now() + rt.model.runtime.timeouts.tls_handshake,
+            handshake_by,
         };
         Some((action, sock, conn))
     }
 
     async fn execute(&self, action: ConnAction, sock: Sock, conn: Opened, shutdown: ShutdownWatch) {
         let Opened {
+            rt,
             destination,
             local,
             sni,
@@ -370,13 +395,16 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
         } = conn;
         let client = sock.peer().unwrap_or(destination);
         let stream: Stream = match action {
-            ConnAction::Http => Box::new(sock),
+            ConnAction::Http => {
+                // Each request pins the runtime it is routed by.
+                drop(rt);
+                Box::new(sock)
+            }
             ConnAction::Refuse(reason) => {
                 refuse::<()>(self.addr, client, reason);
                 return;
             }
             ConnAction::Stream(plan) => {
-                let rt = self.rt.load_full();
                 let peer = relay::Peer {
                     client,
                     destination,
@@ -391,6 +419,8 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
                     return;
                 };
                 let within = handshake_by.saturating_duration_since(Instant::now());
+                // The handshake runs under the runtime it loads itself.
+                drop(rt);
                 let Some(tls) = handshake::accept(front, sock, within).await else {
                     return;
                 };

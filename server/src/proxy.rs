@@ -9,7 +9,7 @@ mod bodywatch;
 pub(crate) mod connect;
 mod direct;
 pub(crate) mod egress;
-mod failure;
+pub(crate) mod failure;
 mod h2conn;
 mod handoff;
 mod headers;

@@ -359,21 +359,33 @@ fn needs_restart(old: &Model, new: &Model) -> Vec<String> {
     out
 }
 
-/// Gauges that describe the runtime being published.
-/// Once per load that is applied: what the configuration does not apply.
+/// Once per load that is applied: what the configuration does not apply,
+/// and what it applies with a caution.
 pub fn log_warnings(model: &crate::config::Model, trigger: &str) {
     for w in &model.warnings {
-        tracing::warn!(
-            trigger,
-            file = %w.file.display(),
-            doc = %w.doc,
-            field = %w.field,
-            reason = %w.reason,
-            "configuration ignored"
-        );
+        if w.applied {
+            tracing::warn!(
+                trigger,
+                file = %w.file.display(),
+                doc = %w.doc,
+                field = %w.field,
+                reason = %w.reason,
+                "configuration applied with a caution"
+            );
+        } else {
+            tracing::warn!(
+                trigger,
+                file = %w.file.display(),
+                doc = %w.doc,
+                field = %w.field,
+                reason = %w.reason,
+                "configuration ignored"
+            );
+        }
     }
 }
 
+/// Gauges that describe the runtime being published.
 pub fn publish_gauges(rt: &Runtime) {
     let m = metrics();
     m.generation.set(rt.generation as i64);

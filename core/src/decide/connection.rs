@@ -82,6 +82,9 @@ pub struct StreamPlan {
     pub proxy_protocol: Option<ProxyVersion>,
     /// No byte either way for this long closes both sides.
     pub idle: Duration,
+    /// Once one side has closed, no byte for this long (at most `idle`)
+    /// closes the other.
+    pub half_closed: Duration,
 }
 
 /// Where a PROXY protocol header may come from, and what it says.
@@ -222,13 +225,15 @@ fn stream(
         return ConnAction::Refuse("overflow");
     };
     let settings = rt.model.listener(local);
+    let idle = settings
+        .and_then(|s| s.tcp_idle_timeout)
+        .unwrap_or(rt.model.runtime.timeouts.tcp_idle);
     ConnAction::Stream(StreamPlan {
         server: server.name.clone(),
         route: route.clone(),
         proxy_protocol: dest.proxy_protocol,
-        idle: settings
-            .and_then(|s| s.tcp_idle_timeout)
-            .unwrap_or(rt.model.runtime.timeouts.tcp_idle),
+        idle,
+        half_closed: rt.model.runtime.timeouts.tcp_half_closed.min(idle),
         to,
     })
 }

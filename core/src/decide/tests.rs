@@ -734,3 +734,69 @@ fn connection_pool_limits_are_taken_by_the_decision() {
     assert!(matches!(&waiting.action, Action::Tunnel(t) if t.queued()));
     assert_eq!(status(&tunnel(&rt)), "overflow api.remote.test:80 pending");
 }
+
+/// Plaintext on a TLS port (PeerAuthentication): refused while the port is
+/// STRICT, and always for a host that requires a client certificate.
+#[test]
+fn plaintext_on_a_tls_port_reaches_only_hosts_that_take_it() {
+    let f = Fixture::new();
+    f.server("simple", &["simple.test"], 0);
+    f.server("mutual", &["mutual.test"], 0);
+    f.ca_bundle("mutual/ca.crt");
+    f.server("wild", &["*.wild.test"], 0);
+    let strict = build(&f, "ALLOW_ANY", "");
+    let permissive = build(
+        &f,
+        "ALLOW_ANY",
+        "---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: p}\n\
+         spec: {mtls: {mode: PERMISSIVE}}\n",
+    );
+    let body = |d: &Decision| match &d.action {
+        Action::Respond { body, .. } => body.to_string(),
+        _ => String::new(),
+    };
+    for (rt, host, want, says) in [
+        (
+            &strict,
+            "simple.test",
+            "421",
+            "plaintext is not accepted on this port\n",
+        ),
+        (
+            &strict,
+            "mutual.test",
+            "421",
+            "plaintext is not accepted on this port\n",
+        ),
+        (
+            &permissive,
+            "simple.test",
+            "forward backend:80/v2 10.0.0.2:80",
+            "",
+        ),
+        (
+            &permissive,
+            "a.wild.test",
+            "forward backend:80/v2 10.0.0.2:80",
+            "",
+        ),
+        (
+            &permissive,
+            "mutual.test",
+            "421",
+            "this host requires a client certificate: use TLS\n",
+        ),
+        // Not a TLS port: plain HTTP as always.
+        (
+            &strict,
+            "plain.test",
+            "forward backend:80/v2 10.0.0.2:80",
+            "",
+        ),
+    ] {
+        let port = if host == "plain.test" { 8080 } else { 8443 };
+        let d = run(rt, Tls::Plain, port, "GET", "/", Some(host), Map(vec![]));
+        assert_eq!(status(&d), want, "{host}");
+        assert_eq!(body(&d), says, "{host}");
+    }
+}

@@ -147,8 +147,10 @@ fn hello(body: &[u8]) -> Result<ClientHello, &'static str> {
     Ok(out)
 }
 
-/// RFC 6066 3: one `host_name` entry; a name that is not a DNS name (an
-/// IP literal, a control byte, a trailing dot) is refused.
+/// RFC 6066 3: one `host_name` entry; a name that is not a DNS name (a
+/// control byte, an empty label) is refused. One trailing dot is dropped,
+/// as the TLS callbacks drop it (`tls/sni.rs`), so that adding a
+/// passthrough host to a port refuses no client the handshake took.
 fn server_name(data: &[u8]) -> Result<String, &'static str> {
     let mut r = Reader(data);
     let mut list = Reader(r.vec(2)?);
@@ -167,6 +169,7 @@ fn server_name(data: &[u8]) -> Result<String, &'static str> {
         }
     }
     let name = name.ok_or("bad_server_name")?;
+    let name = name.strip_suffix(b".").unwrap_or(name);
     let ok = !name.is_empty()
         && name.len() <= 253
         && name.split(|b| *b == b'.').all(|l| {
@@ -321,7 +324,8 @@ mod tests {
         v[25] = 0x17; // second record is application data
         assert_eq!(case(v), "interleaved_record");
         for (name, why) in [
-            (&b"10.0.0.1."[..], "bad_server_name"),
+            (&b"a.example.."[..], "bad_server_name"),
+            (b".", "bad_server_name"),
             (b"a..b", "bad_server_name"),
             (b"a\nb", "bad_server_name"),
             (b"", "bad_server_name"),
@@ -332,6 +336,15 @@ mod tests {
                 "{name:?}"
             );
         }
+        let named = parse(&records(&hello_body(&[sni(b"A.Example.com.")]), 512));
+        let Parsed::Done(h, _) = named else {
+            panic!("{named:?}")
+        };
+        assert_eq!(
+            h.sni.as_deref(),
+            Some("a.example.com"),
+            "as tls/sni.rs reads it"
+        );
         assert_eq!(
             case(records(&hello_body(&[sni(b"a.test"), sni(b"b.test")]), 512)),
             "duplicate_extension"

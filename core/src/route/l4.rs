@@ -198,8 +198,15 @@ impl<'m, 'r> StreamCompiler<'m, 'r> {
                 if !route.matches.is_empty() && applies.is_empty() {
                     continue;
                 }
+                // A route's names are its VirtualService's hosts, narrowed
+                // by its sniHosts (the loader checks they are covered; the
+                // intersection keeps that true whatever the model says).
                 let patterns: Vec<HostPattern> = if server.passthrough {
-                    applies.iter().flat_map(|m| &m.sni_hosts).cloned().collect()
+                    applies
+                        .iter()
+                        .flat_map(|m| &m.sni_hosts)
+                        .flat_map(|sni| vs.hosts.iter().filter_map(|vh| intersect(sni, vh)))
+                        .collect()
                 } else {
                     vs.hosts.clone()
                 };

@@ -154,6 +154,19 @@ impl TlsPolicy {
         self.listeners.get(addr)
     }
 
+    /// The TLS listener that took a connection on `local` (its local
+    /// address): the one bound to it, else the one on the unspecified
+    /// address of its port.
+    pub fn for_local(&self, local: SocketAddr) -> Option<&ListenerTls> {
+        self.listeners.get(&local).or_else(|| {
+            let any: std::net::IpAddr = match local.ip() {
+                std::net::IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                std::net::IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+            };
+            self.listeners.get(&SocketAddr::new(any, local.port()))
+        })
+    }
+
     pub fn addrs(&self) -> impl Iterator<Item = &SocketAddr> {
         self.listeners.keys()
     }

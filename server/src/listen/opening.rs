@@ -40,30 +40,33 @@ impl Opening {
         }
     }
 
-    /// Reads more (at least one byte) unless the buffer holds `cap`.
-    async fn more(&mut self, tcp: &mut TcpStream, cap: usize) -> Result<(), &'static str> {
-        if self.buf.len() >= cap {
-            return Err("first_bytes_too_long");
+    /// Reads until the buffer holds at least `want` bytes (at least one
+    /// more), never past `cap`. Reading only into spare capacity, and only
+    /// parsing again once a parser's `Incomplete(n)` can be met, keeps a
+    /// hello trickled one byte per segment linear, not quadratic.
+    async fn more(
+        &mut self,
+        tcp: &mut TcpStream,
+        want: usize,
+        cap: usize,
+    ) -> Result<(), &'static str> {
+        use bytes::BufMut;
+        let want = want.clamp(self.buf.len() + 1, cap.max(self.buf.len() + 1));
+        while self.buf.len() < want {
+            if self.buf.len() >= cap {
+                return Err("first_bytes_too_long");
+            }
+            let room = (cap - self.buf.len()).min(READ_CHUNK);
+            self.buf.reserve(room);
+            let mut limited = (&mut self.buf).limit(room);
+            let read = tokio::time::timeout_at(self.deadline.into(), tcp.read_buf(&mut limited));
+            match read.await {
+                Ok(Ok(n)) if n > 0 => {}
+                Ok(_) => return Err("client_closed"),
+                Err(_) => return Err("first_bytes_timeout"),
+            }
         }
-        let room = (cap - self.buf.len()).min(READ_CHUNK);
-        let start = self.buf.len();
-        self.buf.resize(start + room, 0);
-        let read = tokio::time::timeout_at(self.deadline.into(), tcp.read(&mut self.buf[start..]));
-        let result = read.await;
-        match result {
-            Ok(Ok(n)) if n > 0 => {
-                self.buf.truncate(start + n);
-                Ok(())
-            }
-            Ok(_) => {
-                self.buf.truncate(start);
-                Err("client_closed")
-            }
-            Err(_) => {
-                self.buf.truncate(start);
-                Err("first_bytes_timeout")
-            }
-        }
+        Ok(())
     }
 
     /// A PROXY protocol header at the start, consumed; `None` when the
@@ -88,10 +91,13 @@ impl Opening {
                         "proxy_protocol_invalid"
                     });
                 }
-                Parsed::Incomplete(_) => self.more(tcp, V2_MAX).await.map_err(|e| match e {
-                    "first_bytes_too_long" => "proxy_protocol_invalid",
-                    other => other,
-                })?,
+                Parsed::Incomplete(n) => {
+                    let want = self.buf.len() + n;
+                    self.more(tcp, want, V2_MAX).await.map_err(|e| match e {
+                        "first_bytes_too_long" => "proxy_protocol_invalid",
+                        other => other,
+                    })?
+                }
             }
         }
     }
@@ -99,7 +105,7 @@ impl Opening {
     /// The first byte: a TLS handshake record or not.
     pub async fn first_byte(&mut self, tcp: &mut TcpStream) -> Result<First, &'static str> {
         if self.buf.is_empty() {
-            self.more(tcp, HELLO_BUFFER).await?;
+            self.more(tcp, 1, HELLO_BUFFER).await?;
         }
         Ok(if self.buf[0] == 0x16 {
             First::Tls(None)
@@ -124,11 +130,14 @@ impl Opening {
                         "client_hello_invalid"
                     });
                 }
-                Parsed::Incomplete(_) => {
-                    self.more(tcp, HELLO_BUFFER).await.map_err(|e| match e {
-                        "first_bytes_too_long" => "client_hello_too_long",
-                        other => other,
-                    })?
+                Parsed::Incomplete(n) => {
+                    let want = self.buf.len() + n;
+                    self.more(tcp, want, HELLO_BUFFER)
+                        .await
+                        .map_err(|e| match e {
+                            "first_bytes_too_long" => "client_hello_too_long",
+                            other => other,
+                        })?
                 }
             }
         }

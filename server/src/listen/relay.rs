@@ -11,7 +11,7 @@
 //! - One access-log line and one count per connection when it ends.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -60,11 +60,17 @@ where
             let admin = rt.model.runtime.admin;
             match connect::open(&ep.host, ep.port, Some(peer.local), admin, timeout).await {
                 Err(f) => {
-                    record::attempt(&dest, idx, Attempt::Failed);
+                    // A name that does not resolve says nothing of the
+                    // endpoint's health.
+                    if f.reason != crate::proxy::failure::Reason::Dns {
+                        record::attempt(&dest, idx, Attempt::Failed);
+                    }
                     tracing::debug!(destination = %dest.name, error = %f.detail, "relay: connect failed");
                     "connect_failed"
                 }
                 Ok((addr, mut up)) => {
+                    // A stream has no status: a connect is its success.
+                    record::attempt(&dest, idx, Attempt::Status(200));
                     upstream_addr = Some(addr);
                     let header = plan.proxy_protocol.map(|v| {
                         crate::l4::proxy_protocol::encode(v, peer.client, peer.destination)
@@ -74,7 +80,7 @@ where
                         None => true,
                     };
                     if sent {
-                        let (r, b) = pipe(client, up, plan.idle).await;
+                        let (r, b) = pipe(client, up, plan.idle, plan.half_closed).await;
                         bytes = b;
                         r
                     } else {
@@ -136,43 +142,87 @@ fn finish(
 }
 
 /// Copies both ways until both sides are done, either fails, or nothing
-/// moves for `idle`. Returns the result label and the bytes from and to
-/// the client.
+/// moves for `idle` (`half_closed` once one side has closed). Returns the
+/// result label and the bytes from and to the client.
 async fn pipe<S>(
     client: S,
     upstream: tokio::net::TcpStream,
     idle: Duration,
+    half_closed: Duration,
 ) -> (&'static str, (u64, u64))
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let origin = Instant::now();
     let last = AtomicU64::new(0);
+    let closed = AtomicBool::new(false);
     let (bytes_in, bytes_out) = (AtomicU64::new(0), AtomicU64::new(0));
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut ur, mut uw) = upstream.into_split();
-    let up = copy(&mut cr, &mut uw, &last, &bytes_in, origin);
-    let down = copy(&mut ur, &mut cw, &last, &bytes_out, origin);
+    let marks = Marks {
+        last: &last,
+        closed: &closed,
+        origin,
+    };
+    let up = copy(&mut cr, &mut uw, &bytes_in, &marks);
+    let down = copy(&mut ur, &mut cw, &bytes_out, &marks);
     let result = tokio::select! {
         r = async { tokio::try_join!(up, down) } => match r {
             Ok(_) => "done",
             Err(_) => "reset",
         },
-        () = idle_watch(&last, idle, origin) => {
-            metrics().timeouts.with_label_values(&["tcp_idle"]).inc();
-            "idle_timeout"
+        phase = marks.quiet(idle, half_closed) => {
+            metrics().timeouts.with_label_values(&[phase]).inc();
+            if phase == "tcp_idle" { "idle_timeout" } else { "half_closed_timeout" }
         }
     };
     let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
     (result, (n(&bytes_in), n(&bytes_out)))
 }
 
+/// When bytes last moved, and whether a side has closed.
+struct Marks<'a> {
+    last: &'a AtomicU64,
+    closed: &'a AtomicBool,
+    origin: Instant,
+}
+
+impl Marks<'_> {
+    fn now(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn moved(&self) {
+        self.last.store(self.now(), Ordering::Relaxed);
+    }
+
+    /// Returns the phase whose deadline passed: `tcp_idle`, or
+    /// `tcp_half_closed` once a side has closed.
+    async fn quiet(&self, idle: Duration, half_closed: Duration) -> &'static str {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let (idle, half) = (ms(idle), ms(half_closed).min(ms(idle)));
+        loop {
+            let since = self.now().saturating_sub(self.last.load(Ordering::Relaxed));
+            let closed = self.closed.load(Ordering::Relaxed);
+            let limit = if closed { half } else { idle };
+            if since >= limit {
+                return if closed {
+                    "tcp_half_closed"
+                } else {
+                    "tcp_idle"
+                };
+            }
+            // Wake at least every `half` to notice a side closing.
+            tokio::time::sleep(Duration::from_millis((limit - since).min(half.max(1)))).await;
+        }
+    }
+}
+
 async fn copy<R, W>(
     r: &mut R,
     w: &mut W,
-    last: &AtomicU64,
     count: &AtomicU64,
-    origin: Instant,
+    marks: &Marks<'_>,
 ) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
@@ -182,28 +232,51 @@ where
     loop {
         let n = r.read(&mut buf).await?;
         if n == 0 {
-            // Half-close: the other direction keeps flowing.
+            // Half-close: the other direction keeps flowing, for at most
+            // `half_closed` without a byte.
+            marks.closed.store(true, Ordering::Relaxed);
+            marks.moved();
             return w.shutdown().await;
         }
         w.write_all(&buf[..n]).await?;
         w.flush().await?;
         count.fetch_add(n as u64, Ordering::Relaxed);
-        last.store(millis(origin), Ordering::Relaxed);
+        marks.moved();
     }
 }
 
-fn millis(origin: Instant) -> u64 {
-    u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
 
-/// Returns once nothing has moved for `idle`.
-async fn idle_watch(last: &AtomicU64, idle: Duration, origin: Instant) {
-    let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
-    loop {
-        let since = millis(origin).saturating_sub(last.load(Ordering::Relaxed));
-        if since >= idle_ms {
-            return;
+    /// A relay between an in-memory client and a real loopback upstream
+    /// that never closes: which deadline ends it, and when.
+    async fn relay_until_quiet(client_closes: bool) -> (&'static str, Duration) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held = tokio::spawn(async move { listener.accept().await.map(|(s, _)| s) });
+        let upstream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let _server_side = held.await.unwrap().unwrap();
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        if client_closes {
+            theirs.write_all(b"bye").await.unwrap();
+            theirs.shutdown().await.unwrap();
         }
-        tokio::time::sleep(Duration::from_millis(idle_ms - since)).await;
+        let started = Instant::now();
+        let idle = Duration::from_millis(1500);
+        let half = Duration::from_millis(200);
+        let (result, _) = pipe(ours, upstream, idle, half).await;
+        (result, started.elapsed())
+    }
+
+    #[tokio::test]
+    async fn a_half_closed_relay_ends_sooner_than_an_idle_one() {
+        let (result, took) = relay_until_quiet(true).await;
+        assert_eq!(result, "half_closed_timeout");
+        assert!(took < Duration::from_millis(1000), "{took:?}");
+        let (result, took) = relay_until_quiet(false).await;
+        assert_eq!(result, "idle_timeout");
+        assert!(took >= Duration::from_millis(1400), "{took:?}");
     }
 }
