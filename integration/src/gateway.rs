@@ -63,10 +63,25 @@ impl Gateway {
     }
 
     /// [`Gateway::spawn`] then wait for readiness, with `opts`.
-    pub fn start_with(args: &[String], opts: GatewayOptions) -> Result<Gateway, String> {
-        let mut g = Gateway::spawn_with(args, opts)?;
-        g.wait_ready(READY_TIMEOUT)?;
-        Ok(g)
+    ///
+    /// An admin port taken meanwhile (another test's process, or a client
+    /// connection's ephemeral port under a `0.0.0.0` bind) would answer
+    /// for another process: the gateway is started again on a new port.
+    pub fn start_with(args: &[String], mut opts: GatewayOptions) -> Result<Gateway, String> {
+        for _ in 0..3 {
+            let mut g = Gateway::spawn_with(args, opts)?;
+            g.wait_ready(READY_TIMEOUT)?;
+            if !g.logs().contains(" is in use") {
+                return Ok(g);
+            }
+            eprintln!("NOTE: the admin port {} was taken; starting again", g.admin);
+            g.kill();
+            let ip = opts
+                .admin
+                .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |a| a.ip());
+            opts.admin = Some(SocketAddr::new(ip, free_port()));
+        }
+        Err(format!("no free admin port for tlsgate {}", args.join(" ")))
     }
 
     /// [`Gateway::spawn`] with another admin address or a descriptor limit.
