@@ -65,6 +65,9 @@ pub(crate) fn build(
 
     let peers: Vec<&Document> = of_kind(Kind::PeerAuthentication).collect();
     let peer_authentication = super::convert_peer::convert(&peers, &mut out);
+    if let Some(pa) = &peer_authentication {
+        super::convert_peer::check(pa, &gateways, &mut out);
+    }
 
     let kubernetes_services = of_kind(Kind::KubernetesService)
         .filter_map(|doc| convert_services::kubernetes(doc, &mut out))

@@ -391,6 +391,7 @@ pub(crate) fn check_listeners(gateways: &[Gateway], out: &mut Findings) {
     let mut protocols: HashMap<SocketAddr, (&Gateway, &Server)> = HashMap::new();
     let mut hosts: HashMap<(SocketAddr, &HostPattern), (&Gateway, &Server)> = HashMap::new();
     let mut reported = std::collections::HashSet::new();
+    let mut tcp_servers: HashMap<SocketAddr, (&Gateway, &Server)> = HashMap::new();
     for gw in gateways {
         for s in &gw.servers {
             let mut report = Report::new(&gw.id, out);
@@ -422,6 +423,25 @@ pub(crate) fn check_listeners(gateways: &[Gateway], out: &mut Findings) {
                             format!(
                                 "{addr} is {:?} here but {:?} in {}: spec.servers[{}] ({}); one port has one protocol",
                                 s.protocol, first.protocol, first_gw.id, first.index, first.name
+                            ),
+                        );
+                    }
+                }
+            }
+            if s.protocol == Protocol::Tcp {
+                // A TCP connection carries no name to choose a server by.
+                match tcp_servers.entry(addr) {
+                    Entry::Vacant(e) => {
+                        e.insert((gw, s));
+                    }
+                    Entry::Occupied(e) => {
+                        let (first_gw, first) = *e.get();
+                        report.error(
+                            format!("spec.servers[{}].port", s.index),
+                            format!(
+                                "{addr} already has a TCP server ({}: spec.servers[{}]); a TCP \
+                                 connection has no name to choose between two",
+                                first_gw.id, first.index
                             ),
                         );
                     }

@@ -76,3 +76,27 @@ fn peer_mode(report: &mut Report<'_>, field: &str, m: &PeerMtls) -> Option<PeerM
         }
     }
 }
+
+/// DISABLE takes plaintext only: on a port with passthrough or `TLS`
+/// (stream) servers it makes them unreachable, which is worth saying.
+pub(crate) fn check(pa: &PeerAuthentication, gateways: &[crate::Gateway], out: &mut Findings) {
+    let mut said = std::collections::BTreeSet::new();
+    for s in gateways.iter().flat_map(|g| &g.servers) {
+        let tls_only = s.passthrough || s.protocol == crate::Protocol::Tls;
+        let field = match pa.ports.get(&s.port) {
+            Some(PeerMode::Disable) => format!("spec.portLevelMtls.{}.mode", s.port),
+            None if pa.mode == PeerMode::Disable => "spec.mtls.mode".to_string(),
+            _ => continue,
+        };
+        if tls_only && said.insert(s.port) {
+            Report::new(&pa.id, out).caution(
+                field,
+                format!(
+                    "DISABLE takes plaintext only: the TLS passthrough and stream servers on \
+                     port {} ({}) are unreachable",
+                    s.port, s.name
+                ),
+            );
+        }
+    }
+}

@@ -281,3 +281,24 @@ fn destination_rules_ask_for_proxy_protocol() {
         ["DestinationRule/r: spec.trafficPolicy.proxyProtocol.version: unknown version 'V3': expected V1 or V2"]
     );
 }
+
+#[test]
+fn one_tcp_server_per_port_and_disable_says_what_it_hides() {
+    let two = format!(
+        "{GATEWAY}metadata: {{name: g}}\nspec:\n  servers:\n  \
+         - port: {{number: 5432, protocol: TCP}}\n    hosts: ['*']\n  \
+         - port: {{number: 5432, protocol: TCP}}\n    hosts: [db.example.com]\n"
+    );
+    assert_eq!(
+        errors_of(&two),
+        ["Gateway/g: spec.servers[1].port: 0.0.0.0:5432 already has a TCP server (test.yaml: Gateway/g: spec.servers[0]); a TCP connection has no name to choose between two"]
+    );
+    let (errors, warnings) = findings(&format!(
+        "{GATEWAY}{PASSTHROUGH_GW}---\n{PEER}metadata: {{name: p}}\nspec:\n  portLevelMtls:\n    443: {{mode: DISABLE}}\n"
+    ));
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(
+        warnings,
+        ["PeerAuthentication/p: spec.portLevelMtls.443.mode: caution: DISABLE takes plaintext only: the TLS passthrough and stream servers on port 443 (tls) are unreachable"]
+    );
+}

@@ -194,10 +194,16 @@ fn tls_is_terminated_and_the_stream_forwarded_with_the_client_identity_logged() 
     let (crt, key) = client_cert("great-partner");
     b.set_certificate_file(&crt, SslFiletype::PEM).unwrap();
     b.set_private_key_file(&key, SslFiletype::PEM).unwrap();
+    b.set_alpn_protos(b"\x02h2\x08http/1.1").unwrap();
     let connector = b.build();
     let tcp = TcpStream::connect(("127.0.0.1", s.tls)).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut tls = connector.connect(PARTNER_HOST, tcp).unwrap();
+    assert_eq!(
+        tls.ssl().selected_alpn_protocol(),
+        None,
+        "a relayed stream is not h2 or HTTP/1.1"
+    );
     let back = half_close_exchange(&mut tls, b"SELECT 1;", |t| {
         t.shutdown().unwrap();
     });

@@ -43,7 +43,16 @@ pub fn listener_acceptor(rt: SharedRuntime, addr: SocketAddr) -> Result<SslAccep
     let err = |message: String| TlsError::Listener { addr, message };
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls())
         .map_err(|e| err(format!("cannot create acceptor: {e}")))?;
-    b.set_alpn_select_callback(|_, offered| {
+    b.set_alpn_select_callback(|ssl, offered| {
+        // A `TLS` server relays bytes it does not read: it must not tell
+        // the client they are h2 or HTTP/1.1.
+        let stream = ssl
+            .ex_data(accept::conn_state_index())
+            .and_then(|s| s.policy.as_ref())
+            .is_some_and(|p| p.stream);
+        if stream {
+            return Err(AlpnError::NOACK);
+        }
         select_next_proto(ALPN_PREFERENCE, offered).ok_or(AlpnError::NOACK)
     });
     let name: Arc<str> = addr.to_string().into();

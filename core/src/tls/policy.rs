@@ -19,6 +19,9 @@ pub struct ServerPolicy {
     pub server: Arc<str>,
     pub hosts: Vec<HostPattern>,
     pub mode: ServerTlsMode,
+    /// A `TLS` (not `HTTPS`) server: the decrypted stream is relayed, so no
+    /// HTTP protocol is negotiated by ALPN.
+    pub stream: bool,
     pub credential: Arc<Credential>,
     /// Allowed client SANs (`DNS`/`URI`/`IP` values); empty = any.
     pub allowed_sans: Vec<String>,
@@ -121,6 +124,7 @@ impl TlsPolicy {
                     server: server.name.as_str().into(),
                     hosts: server.hosts.clone(),
                     mode: tls.mode,
+                    stream: server.protocol == crate::config::Protocol::Tls,
                     credential,
                     allowed_sans: tls.subject_alt_names.clone(),
                     spiffe_prefix: tls
