@@ -63,6 +63,9 @@ pub(crate) fn build(
         .filter_map(|doc| convert_services::convert(doc, &mut out))
         .collect();
 
+    let authorization_policies = of_kind(Kind::AuthorizationPolicy)
+        .filter_map(|doc| super::authz::convert(doc, &gateway_selectors, &mut out))
+        .collect();
     let peers: Vec<&Document> = of_kind(Kind::PeerAuthentication).collect();
     let peer_authentication = super::convert_peer::convert(&peers, &mut out);
     if let Some(pa) = &peer_authentication {
@@ -83,6 +86,7 @@ pub(crate) fn build(
         sources,
         warnings: out.warnings,
         peer_authentication,
+        authorization_policies,
     };
     Loaded {
         model,

@@ -73,7 +73,7 @@ pub(crate) fn convert(
 /// Does `workloadSelector` select the pods of some Gateway's selector (its
 /// `matchLabels` empty, or all among that selector's labels)? Then Istio
 /// applies the rule at that gateway, and so does tlsgate.
-fn selects_a_gateway(
+pub(crate) fn selects_a_gateway(
     selector: &serde_yaml::Value,
     gateway_selectors: &[BTreeMap<String, String>],
 ) -> bool {

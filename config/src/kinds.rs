@@ -17,6 +17,8 @@ pub(crate) enum Kind {
     KubernetesService,
     /// `security.istio.io`: plaintext on TLS ports.
     PeerAuthentication,
+    /// `security.istio.io`: who may call what.
+    AuthorizationPolicy,
 }
 
 pub(crate) const ISTIO_VERSIONS: &[&str] = &[
@@ -27,8 +29,8 @@ pub(crate) const ISTIO_VERSIONS: &[&str] = &[
 const TLSGATE_VERSION: &str = "tlsgate.io/v1";
 const SECURITY_VERSIONS: &[&str] = &["security.istio.io/v1", "security.istio.io/v1beta1"];
 
-const READ: &str =
-    "Gateway, VirtualService, DestinationRule, ServiceEntry, PeerAuthentication and GatewayRuntime";
+const READ: &str = "Gateway, VirtualService, DestinationRule, ServiceEntry, PeerAuthentication, \
+                    AuthorizationPolicy and GatewayRuntime";
 
 impl Kind {
     fn parse(kind: &str) -> Option<Kind> {
@@ -39,6 +41,7 @@ impl Kind {
             "ServiceEntry" => Kind::ServiceEntry,
             "GatewayRuntime" => Kind::GatewayRuntime,
             "PeerAuthentication" => Kind::PeerAuthentication,
+            "AuthorizationPolicy" => Kind::AuthorizationPolicy,
             _ => return None,
         })
     }
@@ -47,7 +50,7 @@ impl Kind {
         match self {
             Kind::GatewayRuntime => &[TLSGATE_VERSION],
             Kind::KubernetesService => &["v1"],
-            Kind::PeerAuthentication => SECURITY_VERSIONS,
+            Kind::PeerAuthentication | Kind::AuthorizationPolicy => SECURITY_VERSIONS,
             _ => ISTIO_VERSIONS,
         }
     }
@@ -108,7 +111,7 @@ fn refused(_group: Option<&str>, kind: &str) -> Option<&'static str> {
              express the change with a VirtualService or DestinationRule, or leave this file out"
         }
         "WasmPlugin" => "a WasmPlugin runs code inside Envoy; tlsgate cannot run it",
-        "AuthorizationPolicy" | "RequestAuthentication" => {
+        "RequestAuthentication" => {
             "security policy that tlsgate does not enforce yet: it is refused, not ignored, \
              so that nothing is served without the protection it asks for"
         }
@@ -185,7 +188,6 @@ mod tests {
         }
         for (v, k) in [
             ("networking.istio.io/v1alpha3", "EnvoyFilter"),
-            ("security.istio.io/v1", "AuthorizationPolicy"),
             ("security.istio.io/v1", "RequestAuthentication"),
             ("extensions.istio.io/v1alpha1", "WasmPlugin"),
             ("networking.k8s.io/v1", "Ingress"),
@@ -198,8 +200,8 @@ mod tests {
         }
         assert!(matches!(classify(None, "Sidecar"), Use::Refused(_)));
         for (v, k) in [
-            ("v1", "AuthorizationPolicy"),
-            ("security.istio.io.v1", "AuthorizationPolicy"),
+            ("v1", "RequestAuthentication"),
+            ("security.istio.io.v1", "RequestAuthentication"),
             ("Security.Istio.io/v1", "RequestAuthentication"),
             ("extensions/v1beta1", "Ingress"),
             ("example.com/v1", "EnvoyFilter"),

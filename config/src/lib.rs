@@ -27,6 +27,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod authz;
 mod build;
 mod convert_gateway;
 mod convert_l4;
@@ -43,6 +44,8 @@ pub mod model;
 pub mod names;
 mod parse;
 mod raw;
+#[cfg(test)]
+mod tests_authz;
 #[cfg(test)]
 mod tests_istio;
 #[cfg(test)]

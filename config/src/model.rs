@@ -31,6 +31,8 @@ pub struct Model {
     pub warnings: Vec<super::ConfigWarning>,
     /// `PeerAuthentication`: whether TLS ports also take plaintext.
     pub peer_authentication: Option<PeerAuthentication>,
+    /// Every `AuthorizationPolicy` that applies to this gateway.
+    pub authorization_policies: Vec<super::authz::AuthorizationPolicy>,
 }
 
 impl Model {

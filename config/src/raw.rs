@@ -624,3 +624,86 @@ pub struct Shutdown {
     pub grace_period: Option<String>,
     pub timeout: Option<String>,
 }
+
+// ---------------------------------------------------- AuthorizationPolicy
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuthorizationPolicySpec {
+    #[serde(default)]
+    pub selector: Option<Value>,
+    #[serde(default)]
+    pub target_ref: Option<Value>,
+    #[serde(default)]
+    pub target_refs: Option<Value>,
+    pub action: Option<String>,
+    #[serde(default)]
+    pub provider: Option<Value>,
+    /// `None` (absent) and `Some([])` both match nothing.
+    #[serde(default)]
+    pub rules: Option<Vec<AuthzRule>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthzRule {
+    #[serde(default, deserialize_with = "null_default")]
+    pub from: Vec<AuthzFrom>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub to: Vec<AuthzTo>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub when: Vec<AuthzCondition>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthzFrom {
+    #[serde(default)]
+    pub source: AuthzSource,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthzTo {
+    #[serde(default)]
+    pub operation: AuthzOperation,
+}
+
+/// Istio's `Source`: each field a list; `not*` the exclusions.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuthzSource {
+    pub principals: Option<Vec<String>>,
+    pub not_principals: Option<Vec<String>>,
+    pub request_principals: Option<Value>,
+    pub not_request_principals: Option<Value>,
+    pub namespaces: Option<Vec<String>>,
+    pub not_namespaces: Option<Vec<String>>,
+    pub ip_blocks: Option<Vec<String>>,
+    pub not_ip_blocks: Option<Vec<String>>,
+    pub remote_ip_blocks: Option<Vec<String>>,
+    pub not_remote_ip_blocks: Option<Vec<String>>,
+    pub service_accounts: Option<Value>,
+    pub not_service_accounts: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuthzOperation {
+    pub hosts: Option<Vec<String>>,
+    pub not_hosts: Option<Vec<String>>,
+    pub ports: Option<Vec<Value>>,
+    pub not_ports: Option<Vec<Value>>,
+    pub methods: Option<Vec<String>>,
+    pub not_methods: Option<Vec<String>>,
+    pub paths: Option<Vec<String>>,
+    pub not_paths: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuthzCondition {
+    pub key: String,
+    pub values: Option<Vec<String>>,
+    pub not_values: Option<Vec<String>>,
+}

@@ -74,12 +74,12 @@ fn kubernetes_kinds_and_mesh_only_routes_load_with_warnings() {
         warnings,
         [
             "ServiceAccount/httpbin: kind: ignored: v1 ServiceAccount is not a kind tlsgate reads \
-             (Gateway, VirtualService, DestinationRule, ServiceEntry, PeerAuthentication and \
-             GatewayRuntime); \
+             (Gateway, VirtualService, DestinationRule, ServiceEntry, PeerAuthentication, \
+             AuthorizationPolicy and GatewayRuntime); \
              Istio's gateway does not read it either",
             "Deployment/httpbin: kind: ignored: apps/v1 Deployment is not a kind tlsgate reads \
-             (Gateway, VirtualService, DestinationRule, ServiceEntry, PeerAuthentication and \
-             GatewayRuntime); \
+             (Gateway, VirtualService, DestinationRule, ServiceEntry, PeerAuthentication, \
+             AuthorizationPolicy and GatewayRuntime); \
              Istio's gateway does not read it either",
             "VirtualService/reviews: spec.gateways: ignored: applies to sidecars (no gateways, \
              or only `mesh`), never to a gateway",
@@ -109,8 +109,8 @@ fn what_would_change_behaviour_or_protect_something_is_still_refused() {
             "EnvoyFilter/f: kind: an EnvoyFilter patches Envoy's own configuration",
         ),
         (
-            "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: deny}\nspec: {}\n",
-            "AuthorizationPolicy/deny: kind: security policy that tlsgate does not enforce yet",
+            "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: jwt}\nspec: {}\n",
+            "RequestAuthentication/jwt: kind: security policy that tlsgate does not enforce yet",
         ),
         (
             "apiVersion: networking.istio.io/v1\nkind: VirtualServce\nmetadata: {name: typo}\nspec: {}\n",

@@ -41,6 +41,7 @@ use rand::RngCore;
 pub use edits::{rewrite_path, same_name, EditInputs, Edits};
 pub use request::{normalize_host, RequestView};
 
+use crate::authz::{AuthzInput, Verdict};
 use crate::config::{
     HashKey, HttpRoute, OutboundPolicy, PeerMode, Redirect, Retries, RouteAction, ServerTlsMode,
 };
@@ -84,6 +85,8 @@ pub struct Decision {
     pub host: String,
     pub route: Option<Arc<CompiledRoute>>,
     pub action: Action,
+    /// What the AuthorizationPolicies said (`None`: there are none).
+    pub authz: Option<Verdict>,
 }
 
 #[derive(Debug)]
@@ -214,6 +217,7 @@ pub fn decide<H: HeaderSource + ?Sized>(
             body: Cow::Borrowed(body),
             blocked: false,
         },
+        authz: None,
     };
     if req.method == "CONNECT" {
         return tunnel(rt, conn, req);
@@ -245,13 +249,41 @@ pub fn decide<H: HeaderSource + ?Sized>(
         }
     };
     let path = req.path();
+    let authz = authorize(rt, conn, req, &host, &path);
+    if let Some(denied) = authz.as_ref().filter(|v| !v.allowed) {
+        return Decision {
+            server,
+            host,
+            route: None,
+            action: Action::Respond {
+                status: 403,
+                body: Cow::Borrowed(RBAC_DENIED),
+                blocked: false,
+            },
+            authz: Some(denied.clone()),
+        };
+    }
     let decided = |route: Option<Arc<CompiledRoute>>, action| Decision {
         server: server.clone(),
         host: host.clone(),
         route,
         action,
+        authz: authz.clone(),
     };
-    match rt.routes.lookup(conn.local, &host, &path, req.headers) {
+    // On a TLS port only the routes of the server whose TLS policy owns the
+    // Host apply (over TLS or plaintext alike).
+    let lookup = match rt.tls.for_local(conn.local) {
+        None => rt.routes.lookup(conn.local, &host, &path, req.headers),
+        Some(listener) => match listener.sni.select(&host) {
+            Some(p) => {
+                let owner = (p.gateway.clone(), p.server.clone());
+                rt.routes
+                    .lookup_server(conn.local, &owner, &host, &path, req.headers)
+            }
+            None => Lookup::NoHost,
+        },
+    };
+    match lookup {
         Lookup::Route(route) => {
             let action = match &route.route.action {
                 RouteAction::DirectResponse { status, body } => Action::Respond {
@@ -304,10 +336,48 @@ pub fn decide<H: HeaderSource + ?Sized>(
             };
             decided(None, action)
         }
-        Lookup::NoHost | Lookup::NoRoute => {
-            respond(server.clone(), host.clone(), 404, "no route\n")
-        }
+        Lookup::NoHost | Lookup::NoRoute => Decision {
+            authz: authz.clone(),
+            ..respond(server.clone(), host.clone(), 404, "no route\n")
+        },
     }
+}
+
+/// What Envoy's RBAC filter answers a denied request with.
+pub const RBAC_DENIED: &str = "RBAC: access denied";
+
+/// The AuthorizationPolicies' verdict on this request (`None`: none
+/// apply). Plaintext connections carry no client identity.
+fn authorize<H: HeaderSource + ?Sized>(
+    rt: &Runtime,
+    conn: &ConnView<'_>,
+    req: &RequestView<'_, H>,
+    host: &str,
+    path: &str,
+) -> Option<Verdict> {
+    let policies = &rt.model.authorization_policies;
+    if policies.is_empty() {
+        return None;
+    }
+    let info = match conn.tls {
+        Tls::Terminated(info) => Some(info),
+        _ => None,
+    };
+    let input = AuthzInput {
+        client: info.and_then(|i| i.client.as_ref()),
+        // The TCP peer's own address is not kept once a PROXY protocol
+        // header was believed: `ipBlocks` then sees the client's, as
+        // `remoteIpBlocks` does (README).
+        source_ip: conn.client_ip,
+        remote_ip: conn.client_ip,
+        sni: info.and_then(|i| i.sni.as_deref()),
+        host,
+        port: conn.local.port(),
+        method: req.method,
+        path: path.split_once('?').map_or(path, |(p, _)| p),
+        headers: req.headers,
+    };
+    crate::authz::evaluate(policies, &input)
 }
 
 /// Plaintext on a TLS port (PeerAuthentication PERMISSIVE or DISABLE):
@@ -404,6 +474,7 @@ fn tunnel<H: HeaderSource + ?Sized>(
             body,
             blocked,
         },
+        authz: None,
     };
     let Some((host, port)) = req.connect_target() else {
         return respond(
@@ -417,6 +488,14 @@ fn tunnel<H: HeaderSource + ?Sized>(
         let body = "CONNECT is only served on plain-HTTP egress ports (HTTP/1.1)\n";
         return respond(host, 405, body.into(), false);
     }
+    // A tunnel has no path: policies see the target host and the method.
+    let authz = authorize(rt, conn, req, &host, "");
+    if authz.as_ref().is_some_and(|v| !v.allowed) {
+        return Decision {
+            authz,
+            ..respond(host, 403, Cow::Borrowed(RBAC_DENIED), false)
+        };
+    }
     let action = match outbound(rt, &host, port).map(|(dest, passthrough)| {
         admit(Target {
             endpoint: dest.acquire(),
@@ -427,13 +506,19 @@ fn tunnel<H: HeaderSource + ?Sized>(
     }) {
         Ok(Ok(to)) => Action::Tunnel(to),
         Ok(Err((dest, why))) => Action::Overflow { dest, why },
-        Err(body) => return respond(host, 502, body.into(), true),
+        Err(body) => {
+            return Decision {
+                authz,
+                ..respond(host, 502, body.into(), true)
+            }
+        }
     };
     Decision {
         server: server.clone(),
         host,
         route: None,
         action,
+        authz,
     }
 }
 

@@ -15,6 +15,7 @@ pub use tlsgate_config::names;
 #[cfg(test)]
 use tlsgate_certs as certgen;
 
+pub mod authz;
 pub mod credentials;
 pub mod decide;
 pub mod l4;

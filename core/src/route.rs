@@ -62,7 +62,17 @@ pub struct RouteTable {
     destinations: Vec<Arc<Destination>>,
     /// Connection-level routes (passthrough, TCP), by listener address.
     streams: HashMap<SocketAddr, StreamListener>,
+    /// The virtual hosts of each TLS-terminating server alone, by listener
+    /// address and [`ServerId`]: on a TLS port a request is routed only by
+    /// the server whose TLS policy owns its Host, as Istio gives each
+    /// HTTPS server a route table of its own (another server's `*` must
+    /// not catch a host the owner does not route).
+    by_server: HashMap<(SocketAddr, ServerId), PortTable>,
 }
+
+/// A Gateway server: `(gateway name, server name)`, as `ServerPolicy`
+/// names it.
+pub type ServerId = (Arc<str>, Arc<str>);
 
 /// What [`RouteTable::lookup`] decided.
 #[derive(Debug)]
@@ -110,8 +120,38 @@ impl RouteTable {
         path: &str,
         headers: &H,
     ) -> Lookup<'a> {
-        let port = local.port();
-        let Some(vhost) = self.table(local).and_then(|t| t.select(host)) else {
+        Self::lookup_in(self.table(local), local.port(), host, path, headers)
+    }
+
+    /// [`RouteTable::lookup`] in the routes of one TLS server (`server`,
+    /// the owner of the Host's TLS policy) of the listener at `local`.
+    pub fn lookup_server<'a, H: HeaderSource + ?Sized>(
+        &'a self,
+        local: SocketAddr,
+        server: &ServerId,
+        host: &str,
+        path: &str,
+        headers: &H,
+    ) -> Lookup<'a> {
+        let table = self.by_server.get(&(local, server.clone())).or_else(|| {
+            let any = match local.ip() {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            };
+            let key = (SocketAddr::new(any, local.port()), server.clone());
+            self.by_server.get(&key)
+        });
+        Self::lookup_in(table, local.port(), host, path, headers)
+    }
+
+    fn lookup_in<'a, H: HeaderSource + ?Sized>(
+        table: Option<&'a PortTable>,
+        port: u16,
+        host: &str,
+        path: &str,
+        headers: &H,
+    ) -> Lookup<'a> {
+        let Some(vhost) = table.and_then(|t| t.select(host)) else {
             return Lookup::NoHost;
         };
         if vhost.redirect {

@@ -11,7 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub use tlsgate_config as config;
-pub use tlsgate_core::{credentials, decide, l4, names, origin, route, runtime};
+pub use tlsgate_core::{authz, credentials, decide, l4, names, origin, route, runtime};
 
 pub mod admin;
 pub mod dns;

@@ -65,6 +65,8 @@ pub struct Metrics {
     pub tcp_duration: HistogramVec,
     /// result: what PROXY protocol headers said (`client`, `local`, `absent`)
     pub proxy_protocol: IntCounterVec,
+    /// policy, action, result: AuthorizationPolicy verdicts
+    pub authz: IntCounterVec,
 }
 
 /// `tlsgate_direct_path_total{outcome}`, resolved once: these count on
@@ -300,8 +302,15 @@ impl Metrics {
             "Connections on PROXY protocol listeners, by what the header said (refusals are in tlsgate_connections_refused_total)",
             &["result"],
         );
+        let authz = counter(
+            &registry,
+            "tlsgate_authz_total",
+            "Requests decided by AuthorizationPolicies, by the deciding policy (- when no ALLOW policy matched, or none exists), its action and the result (allowed, denied; audited for AUDIT matches)",
+            &["policy", "action", "result"],
+        );
         Metrics {
             registry,
+            authz,
             tcp_connections,
             tcp_bytes,
             tcp_duration,

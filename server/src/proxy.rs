@@ -411,6 +411,7 @@ impl ProxyHttp for Proxy {
                 _ => ctx.failure.as_ref().map(|f| f.reason.as_str()),
             },
             error: e.map(|e| e as &dyn std::fmt::Display),
+            authz: ctx.decision.as_ref().and_then(|d| d.authz.as_ref()),
         });
     }
 }

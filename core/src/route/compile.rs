@@ -13,7 +13,7 @@ use super::host::{binds, intersect, PortBuilder};
 use super::l4::StreamCompiler;
 use super::registry::Registry;
 use super::resolve::Resolver;
-use super::{CompiledRoute, RouteTable};
+use super::{CompiledRoute, RouteTable, ServerId};
 
 impl RouteTable {
     /// Every problem is reported, not just the first. VirtualServices bound
@@ -22,6 +22,8 @@ impl RouteTable {
         let mut errors = Vec::new();
         let mut resolver = Resolver::new(model);
         let mut ports: BTreeMap<std::net::SocketAddr, PortBuilder> = BTreeMap::new();
+        let mut by_server: BTreeMap<(std::net::SocketAddr, ServerId), PortBuilder> =
+            BTreeMap::new();
 
         for gw in &model.gateways {
             for server in http_servers(gw) {
@@ -52,12 +54,22 @@ impl RouteTable {
                     let Some(port) = ports.get_mut(&server.addr()) else {
                         continue;
                     };
+                    let mut own = server.tls.is_some().then(|| {
+                        let id: ServerId =
+                            (gw.id.name.as_str().into(), server.name.as_str().into());
+                        by_server
+                            .entry((server.addr(), id))
+                            .or_insert_with(|| PortBuilder::new(&server.name))
+                    });
                     for sh in &server.hosts {
                         for vh in &vs.hosts {
                             if let Some(pattern) = intersect(vh, sh) {
                                 let vhost = port.vhost(&pattern);
                                 vhost.redirect |= server.https_redirect;
                                 vhost.merge(vi, &routes);
+                                if let Some(own) = own.as_mut() {
+                                    own.vhost(&pattern).merge(vi, &routes);
+                                }
                             }
                         }
                     }
@@ -75,6 +87,7 @@ impl RouteTable {
             registry,
             destinations: resolver.into_destinations(),
             streams,
+            by_server: by_server.into_iter().map(|(k, b)| (k, b.build())).collect(),
         })
     }
 }

@@ -45,6 +45,7 @@ pub fn model() -> Model {
         sources: vec![],
         warnings: vec![],
         peer_authentication: None,
+        authorization_policies: vec![],
     }
 }
 

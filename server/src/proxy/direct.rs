@@ -232,6 +232,7 @@ impl Forwarding {
             passthrough: plan.to.passthrough,
             reason: None,
             error: error.as_ref().map(|e| e as &dyn std::fmt::Display),
+            authz: self.decision.authz.as_ref(),
         });
     }
 }

@@ -36,6 +36,8 @@ pub struct Outcome<'a> {
     pub passthrough: bool,
     pub reason: Option<&'a str>,
     pub error: Option<&'a dyn Display>,
+    /// What the AuthorizationPolicies said, when there are any.
+    pub authz: Option<&'a crate::authz::Verdict>,
 }
 
 /// What an attempt on endpoint `idx` of `dest` came to, for outlier
@@ -89,6 +91,18 @@ pub fn record(o: &Outcome<'_>) {
             }
         }
     }
+    if let Some(v) = o.authz {
+        let result = if v.allowed { "allowed" } else { "denied" };
+        let policy = v.by.as_ref().map_or(LABEL_NONE, |(p, _)| p.as_str());
+        m.authz
+            .with_label_values(&[policy, v.action.as_str(), result])
+            .inc();
+        if let Some((audit, _)) = &v.audit {
+            m.authz
+                .with_label_values(&[audit, "AUDIT", "audited"])
+                .inc();
+        }
+    }
     let mut code = itoa_buf();
     m.requests
         .with_label_values(&[o.server, host, route, dest, status_str(o.status, &mut code)])
@@ -124,6 +138,8 @@ pub fn record(o: &Outcome<'_>) {
         reason = o.reason,
         duration_ms = %format_args!("{:.3}", elapsed.as_secs_f64() * 1000.0),
         generation = o.rt.generation,
+        authz = o.authz.map(|v| v.decided_by()),
+        authz_audit = o.authz.and_then(|v| v.audit.as_ref()).map(|(p, r)| format!("{p}[{r}]")),
         error = o.error.map(|e| e.to_string()),
     );
 }
