@@ -362,6 +362,31 @@ mod tests {
         assert_eq!(verdict(&p, &r(Some(&c), "192.0.2.66")), "allow ALLOW p[1]");
     }
 
+    /// The README's recipe: a certificate on some paths of an
+    /// OPTIONAL_MUTUAL host only.
+    #[test]
+    fn a_certificate_required_on_admin_paths_only() {
+        let p = policies(&format!(
+            "{AP}metadata: {{name: admin}}\nspec:\n  action: DENY\n  rules:\n  \
+             - to: [{{operation: {{paths: [/admin/*]}}}}]\n    \
+               when: [{{key: tlsgate.client.sha256, notValues: ['*']}}]\n"
+        ));
+        let c = ClientIdentity {
+            uris: vec![],
+            ..partner()
+        };
+        let r = |client, path| Req {
+            client,
+            ip: "192.0.2.1",
+            method: "GET",
+            path,
+            headers: HeaderMap::new(),
+        };
+        assert_eq!(verdict(&p, &r(None, "/admin/x")), "deny DENY admin[0]");
+        assert_eq!(verdict(&p, &r(Some(&c), "/admin/x")), "allow ALLOW -");
+        assert_eq!(verdict(&p, &r(None, "/public")), "allow ALLOW -");
+    }
+
     #[test]
     fn istio_string_matches() {
         for (pattern, value, want) in [
