@@ -93,7 +93,10 @@ impl Default for Timeouts {
             first_bytes: Duration::from_secs(10),
             // Envoy's TCP proxy default: a database connection may idle long.
             tcp_idle: Duration::from_secs(3600),
-            tcp_half_closed: Duration::from_secs(60),
+            // A backend may take long to answer a request whose client has
+            // already closed its side; one that ignores the half-close must
+            // not hold the connection for tcpIdle.
+            tcp_half_closed: Duration::from_secs(300),
         }
     }
 }
@@ -190,12 +193,20 @@ pub(crate) fn timeouts(raw: &RawTimeouts, report: &mut Report<'_>) -> Timeouts {
         let path = format!("spec.timeouts.{field}");
         match report.check(&path, duration(raw)) {
             Some(d) if d.is_zero() => report.error(&path, "must be more than 0s"),
+            // A relay's clock ticks in milliseconds and wakes at least
+            // every tcpHalfClosed: shorter makes every relay spin.
+            Some(d) if field.starts_with("tcp") && d < MIN_TCP_TIMEOUT => {
+                report.error(&path, "must be at least 1s")
+            }
             Some(d) => *slot = d,
             None => {}
         }
     }
     t
 }
+
+/// The shortest `tcpIdle`/`tcpHalfClosed` (and listener `tcpIdleTimeout`).
+pub(crate) const MIN_TCP_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn in_range(v: u64, min: u64, max: u64) -> Result<u64, String> {
     if (min..=max).contains(&v) {

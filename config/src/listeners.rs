@@ -55,6 +55,10 @@ pub(crate) fn convert(raw: &[RawListener], report: &mut Report<'_>) -> Vec<Liste
                         report.error(&path, "must be more than 0s");
                         None
                     }
+                    Some(d) if field == "tcpIdleTimeout" && d < super::limits::MIN_TCP_TIMEOUT => {
+                        report.error(&path, "must be at least 1s");
+                        None
+                    }
                     d => d,
                 }
             };

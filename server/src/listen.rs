@@ -412,7 +412,7 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
                     sni: sni.as_deref(),
                     client_id: None,
                 };
-                return relay::relay(&rt, plan, sock, peer).await;
+                return relay::relay(rt, plan, sock, peer).await;
             }
             ConnAction::Terminate => {
                 let Some(front) = &self.tls else {
@@ -434,7 +434,7 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
                             sni: peer_sni.as_deref(),
                             client_id,
                         };
-                        return relay::relay(&rt, plan, stream, peer).await;
+                        return relay::relay(rt, plan, stream, peer).await;
                     }
                     Some((_, ConnAction::Refuse(reason), ..)) => {
                         refuse::<()>(self.addr, client, reason);

@@ -800,3 +800,47 @@ fn plaintext_on_a_tls_port_reaches_only_hosts_that_take_it() {
         assert_eq!(body(&d), says, "{host}");
     }
 }
+
+/// On a TLS port a request is routed only by the server whose TLS policy
+/// owns its Host: another server's `*` (here a MUTUAL one) never catches
+/// a host its owner does not route, over TLS or plaintext.
+#[test]
+fn only_the_owning_servers_routes_apply_on_a_tls_port() {
+    let f = Fixture::new();
+    f.server("simple", &["simple.test"], 0);
+    f.server("mutual", &["mutual.test"], 0);
+    f.ca_bundle("mutual/ca.crt");
+    f.server("wild", &["*.wild.test"], 0);
+    f.server("lonely", &["*.lonely.test"], 0);
+    f.server("any", &["*"], 0);
+    f.ca_bundle("any/ca.crt");
+    let extra = "---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: more}\n\
+        spec:\n  servers:\n  - port: {number: 8443, protocol: HTTPS}\n    hosts: ['*.lonely.test']\n    \
+        tls: {mode: SIMPLE, credentialName: lonely}\n\
+        ---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: any}\n\
+        spec:\n  servers:\n  \
+        - port: {number: 8443, protocol: HTTPS}\n    hosts: ['*']\n    tls: {mode: MUTUAL, credentialName: any}\n\
+        ---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: catch-all}\n\
+        spec:\n  hosts: ['*']\n  gateways: [any]\n  http:\n  \
+        - route: [{destination: {host: backend, subset: v1}}]\n\
+        ---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: p}\n\
+        spec: {mtls: {mode: PERMISSIVE}}\n";
+    let rt = build(&f, "ALLOW_ANY", extra);
+    let lonely = tls_conn(&rt, "a.lonely.test");
+    assert_eq!(lonely.policy.as_ref().map(|p| &*p.server), Some("more-0"));
+    for (tls, host, want) in [
+        // Owned by the SIMPLE `*.lonely.test` server, which routes nothing.
+        (Tls::Terminated(&lonely), "a.lonely.test", "404"),
+        (Tls::Plain, "a.lonely.test", "404"),
+        // Owned by the MUTUAL `*`: plaintext never reaches it.
+        (Tls::Plain, "other.test", "421"),
+        // The owner's own routes still apply.
+        (
+            Tls::Plain,
+            "simple.test",
+            "forward backend:80/v2 10.0.0.2:80",
+        ),
+    ] {
+        assert_eq!(get(&rt, tls, 8443, "/", host), want, "{host}");
+    }
+}

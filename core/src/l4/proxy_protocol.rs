@@ -149,6 +149,10 @@ fn v1_addrs(proto: &str, src: &str, dst: &str, sport: &str, dport: &str) -> Opti
 }
 
 fn v2(buf: &[u8]) -> Parsed<Header> {
+    // Until the signature is whole, each byte may rule it out: ask for one.
+    if buf.len() < 12 {
+        return Parsed::Incomplete(1);
+    }
     if buf.len() < 16 {
         return Parsed::Incomplete(16 - buf.len());
     }

@@ -12,6 +12,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -42,13 +43,21 @@ pub struct Peer<'a> {
 }
 
 /// Relays `client` under `plan` until either side ends it.
-pub async fn relay<S>(rt: &Runtime, mut plan: StreamPlan, client: S, peer: Peer<'_>)
+/// `rt` (the runtime that decided) is let go once connected: a long
+/// relay must not pin an old configuration in memory.
+pub async fn relay<S>(rt: Arc<Runtime>, mut plan: StreamPlan, client: S, peer: Peer<'_>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let start = Instant::now();
     let dest = plan.to.dest.clone();
     let wait = rt.model.runtime.timeouts.upstream_pending;
+    let admin = rt.model.runtime.admin;
+    let log = Logged {
+        format: rt.model.runtime.access_log,
+        generation: rt.generation,
+    };
+    drop(rt);
     let mut upstream_addr = None;
     let mut bytes = (0, 0);
     let result = match plan.to.ready(wait).await {
@@ -57,7 +66,6 @@ where
             let ep = plan.to.endpoint.endpoint().clone();
             let idx = plan.to.endpoint.index();
             let timeout = dest.connect_timeout().unwrap_or(CONNECT_TIMEOUT);
-            let admin = rt.model.runtime.admin;
             match connect::open(&ep.host, ep.port, Some(peer.local), admin, timeout).await {
                 Err(f) => {
                     // A name that does not resolve says nothing of the
@@ -90,11 +98,17 @@ where
             }
         }
     };
-    finish(rt, &plan, &peer, upstream_addr, result, bytes, start);
+    finish(&log, &plan, &peer, upstream_addr, result, bytes, start);
+}
+
+/// What the access line needs of the deciding runtime.
+struct Logged {
+    format: AccessLogFormat,
+    generation: u64,
 }
 
 fn finish(
-    rt: &Runtime,
+    log: &Logged,
     plan: &StreamPlan,
     peer: &Peer<'_>,
     upstream: Option<SocketAddr>,
@@ -120,7 +134,7 @@ fn finish(
     m.tcp_duration
         .with_label_values(&[server, dest])
         .observe(elapsed.as_secs_f64());
-    if rt.model.runtime.access_log == AccessLogFormat::Off {
+    if log.format == AccessLogFormat::Off {
         return;
     }
     tracing::info!(
@@ -137,7 +151,7 @@ fn finish(
         bytes_in,
         bytes_out,
         duration_ms = %format_args!("{:.3}", elapsed.as_secs_f64() * 1000.0),
-        generation = rt.generation,
+        generation = log.generation,
     );
 }
 
