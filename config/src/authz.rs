@@ -21,12 +21,18 @@ use super::{DocId, Findings, IpNet};
 #[derive(Debug, Clone, Serialize)]
 pub struct AuthorizationPolicy {
     pub id: DocId,
-    /// `namespace/name` (or `name`), the metrics and access-log label.
-    pub label: String,
+    /// `namespace/name` (or `name`), the metrics and access-log label
+    /// (shared: a verdict names it without allocating).
+    #[serde(serialize_with = "as_str")]
+    pub label: std::sync::Arc<str>,
     pub action: AuthzAction,
     /// Empty: the policy matches nothing (an ALLOW policy without rules
     /// therefore denies everything, as in Istio).
     pub rules: Vec<AuthzRule>,
+}
+
+fn as_str<S: serde::Serializer>(v: &std::sync::Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -176,8 +182,8 @@ pub(crate) fn convert(
     Some(AuthorizationPolicy {
         id: doc.id.clone(),
         label: match &doc.namespace {
-            Some(ns) => format!("{ns}/{}", doc.id.name),
-            None => doc.id.name.clone(),
+            Some(ns) => format!("{ns}/{}", doc.id.name).into(),
+            None => doc.id.name.as_str().into(),
         },
         action: action?,
         rules,

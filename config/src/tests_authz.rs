@@ -97,7 +97,7 @@ spec:
 fn istio_examples_load() {
     let m = load(&format!("{GATEWAY}{INGRESS_IP}---\n{REFERENCE}")).unwrap();
     let p = &m.authorization_policies;
-    let names: Vec<&str> = p.iter().map(|p| p.label.as_str()).collect();
+    let names: Vec<&str> = p.iter().map(|p| &*p.label).collect();
     assert_eq!(
         names,
         [

@@ -5,6 +5,7 @@
 //! request, so both request engines enforce the same verdict.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::config::authz::{Attr, AuthorizationPolicy, AuthzAction, Check, Values};
 use crate::credentials::ClientIdentity;
@@ -35,12 +36,12 @@ pub struct Verdict {
     pub allowed: bool,
     /// The deciding policy's label and rule index; `None` when no ALLOW
     /// policy matched (denied) or none exists (allowed).
-    pub by: Option<(String, usize)>,
+    pub by: Option<(Arc<str>, usize)>,
     /// The action of what decided: DENY for a matching DENY policy, ALLOW
     /// otherwise.
     pub action: AuthzAction,
     /// The first matching AUDIT policy and rule.
-    pub audit: Option<(String, usize)>,
+    pub audit: Option<(Arc<str>, usize)>,
 }
 
 impl Verdict {

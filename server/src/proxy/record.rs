@@ -93,14 +93,10 @@ pub fn record(o: &Outcome<'_>) {
     }
     if let Some(v) = o.authz {
         let result = if v.allowed { "allowed" } else { "denied" };
-        let policy = v.by.as_ref().map_or(LABEL_NONE, |(p, _)| p.as_str());
-        m.authz
-            .with_label_values(&[policy, v.action.as_str(), result])
-            .inc();
+        let policy = v.by.as_ref().map_or(LABEL_NONE, |(p, _)| &**p);
+        authz_counter(policy, v.action.as_str(), result).inc();
         if let Some((audit, _)) = &v.audit {
-            m.authz
-                .with_label_values(&[audit, "AUDIT", "audited"])
-                .inc();
+            authz_counter(audit, "AUDIT", "audited").inc();
         }
     }
     let mut code = itoa_buf();
@@ -142,6 +138,38 @@ pub fn record(o: &Outcome<'_>) {
         authz_audit = o.authz.and_then(|v| v.audit.as_ref()).map(|(p, r)| format!("{p}[{r}]")),
         error = o.error.map(|e| e.to_string()),
     );
+}
+
+/// `tlsgate_authz_total{policy,action,result}`, found once per worker
+/// thread: a labelled lookup hashes every label under a lock, which every
+/// request would otherwise pay.
+fn authz_counter(
+    policy: &str,
+    action: &'static str,
+    result: &'static str,
+) -> prometheus::IntCounter {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    type ByPolicy = HashMap<Box<str>, prometheus::IntCounter>;
+    thread_local! {
+        static CACHE: RefCell<HashMap<(&'static str, &'static str), ByPolicy>> =
+            RefCell::new(HashMap::new());
+    }
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        let by_policy = c.entry((action, result)).or_default();
+        if let Some(counter) = by_policy.get(policy) {
+            return counter.clone();
+        }
+        // Policies come from the configuration, so the labels are bounded;
+        // a long run of reloads renaming them starts the cache again.
+        if by_policy.len() > 1024 {
+            by_policy.clear();
+        }
+        let counter = metrics().authz.with_label_values(&[policy, action, result]);
+        by_policy.insert(policy.into(), counter.clone());
+        counter
+    })
 }
 
 fn itoa_buf() -> [u8; 3] {
