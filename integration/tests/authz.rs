@@ -154,3 +154,79 @@ fn a_policy_change_is_a_hot_reload() {
     assert!(ok, "{}", s.gateway.describe());
     assert_eq!(post().status, 200);
 }
+
+/// A policy change under load: allowed requests keep succeeding on open
+/// keep-alive connections (HTTP/1.1 and HTTP/2) while the policy is
+/// reloaded again and again, and the change applies to the next request.
+#[test]
+fn a_policy_change_under_load_fails_no_allowed_request() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let s = Seed000::start_custom(&[], |_, yaml| yaml + &policies("", &sha256()));
+    let stop = AtomicBool::new(false);
+    let path = s.config_path.clone();
+    let base = std::fs::read_to_string(&path).unwrap();
+    let (ok, failed) = std::thread::scope(|sc| {
+        let load: Vec<_> = [true, false]
+            .into_iter()
+            .map(|h2| {
+                let (s, stop) = (&s, &stop);
+                sc.spawn(move || {
+                    let (mut ok, mut failed) = (0, 0);
+                    let (crt, key) = client_cert("great-partner");
+                    let (crt, key) = (crt.display().to_string(), key.display().to_string());
+                    let resolve = format!("{PARTNER_HOST}:{}:127.0.0.1", s.port);
+                    let url = format!("https://{PARTNER_HOST}:{}/orders/1", s.port);
+                    let version = if h2 { "--http2" } else { "--http1.1" };
+                    while !stop.load(Ordering::Relaxed) {
+                        // Twenty requests on one keep-alive connection.
+                        let mut args = vec![
+                            "-s",
+                            "-k",
+                            version,
+                            "--max-time",
+                            "10",
+                            "--cert",
+                            &crt,
+                            "--key",
+                            &key,
+                            "--resolve",
+                            &resolve,
+                            "-w",
+                            "%{http_code}\n",
+                        ];
+                        for _ in 0..20 {
+                            args.extend(["-o", "/dev/null", url.as_str()]);
+                        }
+                        let out = curl(&args);
+                        for code in out.stdout.lines() {
+                            if code.trim() == "200" {
+                                ok += 1;
+                            } else {
+                                failed += 1;
+                            }
+                        }
+                    }
+                    (ok, failed)
+                })
+            })
+            .collect();
+        for i in 0..10 {
+            // Alternately allow POST too, and not: GET stays allowed.
+            let extra = if i % 2 == 0 { ", \"POST\"" } else { "" };
+            let yaml = base.replace("methods: [\"GET\"]", &format!("methods: [\"GET\"{extra}]"));
+            std::fs::write(&path, yaml).unwrap();
+            std::thread::sleep(Duration::from_millis(400));
+        }
+        stop.store(true, Ordering::Relaxed);
+        load.into_iter()
+            .map(|h| h.join().unwrap())
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    });
+    let generation = s.gateway.metrics().sum("tlsgate_runtime_generation", &[]);
+    assert!(
+        generation >= 5.0,
+        "the policy was reloaded: generation {generation}"
+    );
+    assert!(ok > 100, "{ok} allowed requests");
+    assert_eq!(failed, 0, "{failed} allowed requests failed during reloads");
+}
