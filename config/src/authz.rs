@@ -31,6 +31,9 @@ pub struct AuthorizationPolicy {
     pub rules: Vec<AuthzRule>,
 }
 
+/// Istio's root namespace: its policies apply to every workload.
+const ROOT_NAMESPACE: &str = "istio-system";
+
 fn as_str<S: serde::Serializer>(v: &std::sync::Arc<str>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(v)
 }
@@ -110,13 +113,36 @@ pub enum Values {
     Ports(Vec<u16>),
 }
 
+/// `gateway_namespaces`: each Gateway's `metadata.namespace` (`None`
+/// when it has none, which says nothing of where it runs).
 pub(crate) fn convert(
     doc: &Document,
     gateway_selectors: &[std::collections::BTreeMap<String, String>],
+    gateway_namespaces: &[Option<String>],
     out: &mut Findings,
 ) -> Option<AuthorizationPolicy> {
     let mut report = Report::new(&doc.id, out);
     let raw: raw::AuthorizationPolicySpec = spec(doc, &mut report)?;
+    // Istio applies a policy to the workloads of its own namespace, or to
+    // all from the root namespace: another application's `allow-all`
+    // must not widen what the gateway allows.
+    if let Some(ns) = &doc.namespace {
+        let known =
+            !gateway_namespaces.is_empty() && gateway_namespaces.iter().all(Option::is_some);
+        let ours =
+            ns == ROOT_NAMESPACE || gateway_namespaces.iter().any(|g| g.as_deref() == Some(ns));
+        if known && !ours {
+            report.warn(
+                "metadata.namespace",
+                format!(
+                    "applies to the workloads of namespace '{ns}'; the Gateways are in other \
+                     namespaces (a policy for the gateway goes in its namespace or in \
+                     {ROOT_NAMESPACE})"
+                ),
+            );
+            return None;
+        }
+    }
     if let Some(selector) = &raw.selector {
         if !selects_a_gateway(selector, &with_pod_labels(gateway_selectors)) {
             // Skipping a policy could let through what it denies, and
@@ -217,17 +243,27 @@ fn with_pod_labels(
 }
 
 fn rule(p: &str, r: &raw::AuthzRule, report: &mut Report<'_>) -> AuthzRule {
-    let from = r
-        .from
-        .iter()
-        .enumerate()
-        .map(|(j, f)| source(&format!("{p}.from[{j}].source"), &f.source, report))
-        .collect();
-    let to =
-        r.to.iter()
-            .enumerate()
-            .map(|(j, t)| operation(&format!("{p}.to[{j}].operation"), &t.operation, report))
-            .collect();
+    // An empty source or operation would match everything: Istio refuses
+    // it, and an ALLOW with one would silently allow all.
+    let nonempty = |p: String, checks: Vec<Check>, report: &mut Report<'_>| {
+        // (A source of refused fields only is already an error.)
+        if checks.is_empty() && !report.failed() {
+            report.error(&p, "empty: it would match everything; name what it matches");
+        }
+        checks
+    };
+    let mut from = Vec::new();
+    for (j, f) in r.from.iter().enumerate() {
+        let q = format!("{p}.from[{j}].source");
+        let checks = source(&q, &f.source, report);
+        from.push(nonempty(q, checks, report));
+    }
+    let mut to = Vec::new();
+    for (j, t) in r.to.iter().enumerate() {
+        let q = format!("{p}.to[{j}].operation");
+        let checks = operation(&q, &t.operation, report);
+        to.push(nonempty(q, checks, report));
+    }
     let when = r
         .when
         .iter()

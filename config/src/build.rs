@@ -63,8 +63,13 @@ pub(crate) fn build(
         .filter_map(|doc| convert_services::convert(doc, &mut out))
         .collect();
 
+    let gateway_namespaces: Vec<Option<String>> = of_kind(Kind::Gateway)
+        .map(|d| d.namespace.clone())
+        .collect();
     let authorization_policies = of_kind(Kind::AuthorizationPolicy)
-        .filter_map(|doc| super::authz::convert(doc, &gateway_selectors, &mut out))
+        .filter_map(|doc| {
+            super::authz::convert(doc, &gateway_selectors, &gateway_namespaces, &mut out)
+        })
         .collect();
     let peers: Vec<&Document> = of_kind(Kind::PeerAuthentication).collect();
     let peer_authentication = super::convert_peer::convert(&peers, &mut out);

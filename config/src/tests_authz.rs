@@ -183,3 +183,43 @@ fn what_cannot_be_enforced_is_refused_by_field() {
         );
     }
 }
+
+#[test]
+fn other_namespaces_and_empty_entries() {
+    let gw = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: istio-ingress}\n\
+              spec:\n  servers:\n  - port: {number: 80, protocol: HTTP}\n    hosts: ['*']\n---\n";
+    let ap = |ns: &str, spec: &str| {
+        format!("apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: p-{ns}, namespace: {ns}}}\nspec:\n{spec}---\n")
+    };
+    let yaml = format!(
+        "{gw}{}{}{}",
+        ap("istio-ingress", "  rules: [{}]\n"),
+        ap("istio-system", "  action: DENY\n  rules: [{}]\n"),
+        ap("shop", "  rules: [{}]\n"),
+    );
+    let (errors, warnings) = findings(&yaml);
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(warnings[0].starts_with("AuthorizationPolicy/p-shop: metadata.namespace: ignored: applies to the workloads of namespace 'shop'"));
+    let m = load(&yaml).unwrap();
+    let names: Vec<&str> = m.authorization_policies.iter().map(|p| &*p.label).collect();
+    assert_eq!(
+        names,
+        [
+            "istio-ingress/p-istio-ingress",
+            "istio-system/p-istio-system"
+        ]
+    );
+
+    let (errors, _) = findings(&format!(
+        "{gw}{}",
+        ap(
+            "istio-ingress",
+            "  rules:\n  - from: [{source: {}}]\n    to: [{operation: {}}]\n"
+        )
+    ));
+    assert_eq!(
+        errors,
+        ["AuthorizationPolicy/p-istio-ingress: spec.rules[0].from[0].source: empty: it would match everything; name what it matches"]
+    );
+}

@@ -91,6 +91,84 @@ pub fn evaluate<H: HeaderSource + ?Sized>(
     })
 }
 
+/// What a relayed connection (passthrough, TCP, a TLS stream) offers a
+/// policy: no host, method, path or header.
+pub struct StreamInput<'a> {
+    pub client: Option<&'a ClientIdentity>,
+    pub remote_ip: Option<IpAddr>,
+    pub sni: Option<&'a str>,
+    pub port: u16,
+}
+
+/// [`evaluate`] for a relayed connection, with Istio's rule for TCP
+/// traffic: an ALLOW (or AUDIT) rule that names an HTTP attribute never
+/// matches one; a DENY rule matches without its HTTP attributes, so it
+/// denies more, never less.
+pub fn evaluate_stream(policies: &[AuthorizationPolicy], s: &StreamInput<'_>) -> Option<Verdict> {
+    if policies.is_empty() {
+        return None;
+    }
+    let headers = http::HeaderMap::new();
+    let input = AuthzInput {
+        client: s.client,
+        source_ip: s.remote_ip,
+        remote_ip: s.remote_ip,
+        sni: s.sni,
+        host: "",
+        port: s.port,
+        method: "",
+        path: "",
+        headers: &headers,
+    };
+    let http_only = |c: &Check| {
+        matches!(
+            c.attr,
+            Attr::Host | Attr::Method | Attr::Path | Attr::Header(_)
+        )
+    };
+    let first_match = |action: AuthzAction| {
+        policies
+            .iter()
+            .filter(|p| p.action == action)
+            .find_map(|p| {
+                p.rules
+                    .iter()
+                    .position(|r| {
+                        let all = |checks: &[Check]| {
+                            checks.iter().all(|c| {
+                                if http_only(c) {
+                                    action == AuthzAction::Deny
+                                } else {
+                                    check(c, &input)
+                                }
+                            })
+                        };
+                        (r.from.is_empty() || r.from.iter().any(|f| all(f)))
+                            && (r.to.is_empty() || r.to.iter().any(|t| all(t)))
+                            && all(&r.when)
+                    })
+                    .map(|i| (p.label.clone(), i))
+            })
+    };
+    let audit = first_match(AuthzAction::Audit);
+    if let Some(by) = first_match(AuthzAction::Deny) {
+        return Some(Verdict {
+            allowed: false,
+            by: Some(by),
+            action: AuthzAction::Deny,
+            audit,
+        });
+    }
+    let any_allow = policies.iter().any(|p| p.action == AuthzAction::Allow);
+    let by = first_match(AuthzAction::Allow);
+    Some(Verdict {
+        allowed: by.is_some() || !any_allow,
+        by,
+        action: AuthzAction::Allow,
+        audit,
+    })
+}
+
 fn rule_matches<H: HeaderSource + ?Sized>(
     rule: &crate::config::authz::AuthzRule,
     input: &AuthzInput<'_, H>,
@@ -129,7 +207,9 @@ fn check<H: HeaderSource + ?Sized>(c: &Check, input: &AuthzInput<'_, H>) -> bool
                 Attr::Method => matches(input.method),
                 Attr::Path => matches(input.path),
                 Attr::Sni => input.sni.is_some_and(matches),
-                Attr::Header(name) => input.headers.first(name).is_some_and(matches),
+                // Every value: a client repeating a header must not slip
+                // one past a DENY that a backend reads.
+                Attr::Header(name) => input.headers.all(name).into_iter().any(matches),
                 Attr::ClientDns => client.is_some_and(|c| c.dns.iter().any(|d| matches(d))),
                 Attr::ClientSubject => client.is_some_and(|c| matches(&c.subject)),
                 Attr::ClientSha256 => client.is_some_and(|c| matches(&c.hash)),

@@ -249,6 +249,17 @@ pub fn decide<H: HeaderSource + ?Sized>(
         }
     };
     let path = req.path();
+    // A request target has no fragment (RFC 9112 3.2), and Pingora would
+    // forward the path without it: what is matched must be what is sent.
+    if path.contains('#') {
+        return respond(server, host, 400, "invalid request target\n");
+    }
+    // Under AuthorizationPolicies, a path a backend would read otherwise
+    // (`/./admin`, `/%61dmin`, `\admin`) could pass a rule written for the
+    // path it means: such paths are refused rather than guessed at.
+    if !rt.model.authorization_policies.is_empty() && !is_normal_path(&path) {
+        return respond(server, host, 400, "path is not in normal form\n");
+    }
     let authz = authorize(rt, conn, req, &host, &path);
     if let Some(denied) = authz.as_ref().filter(|v| !v.allowed) {
         return Decision {
@@ -341,6 +352,31 @@ pub fn decide<H: HeaderSource + ?Sized>(
             ..respond(server.clone(), host.clone(), 404, "no route\n")
         },
     }
+}
+
+/// No dot segment, no backslash, no percent-encoded unreserved character,
+/// no empty segment (the path part only; the query is not looked at).
+fn is_normal_path(path: &str) -> bool {
+    let p = path.split_once('?').map_or(path, |(p, _)| p);
+    if p.contains('\\') || p.contains("//") {
+        return false;
+    }
+    if p.split('/').any(|seg| seg == "." || seg == "..") {
+        return false;
+    }
+    let b = p.as_bytes();
+    !b.windows(3).any(|w| {
+        w[0] == b'%' && {
+            let hex = |c: u8| (c as char).to_digit(16);
+            match (hex(w[1]), hex(w[2])) {
+                (Some(h), Some(l)) => {
+                    let c = (h * 16 + l) as u8;
+                    c.is_ascii_alphanumeric() || b"-._~/".contains(&c)
+                }
+                _ => false,
+            }
+        }
+    })
 }
 
 /// What Envoy's RBAC filter answers a denied request with.

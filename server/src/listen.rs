@@ -468,6 +468,7 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
                 &rt,
                 info.listener_addr,
                 sni.as_deref(),
+                info.client.as_ref(),
                 client.ip(),
                 &mut rng,
             )?

@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use rand::RngCore;
 
+use crate::authz::{evaluate_stream, StreamInput};
 use crate::config::{HashKey, PeerMode, ProxyProtocolIn, ProxyVersion};
+use crate::credentials::ClientIdentity;
 use crate::l4::proxy_protocol::Header;
 use crate::route::{SniDoor, StreamRoute, StreamServer};
 use crate::runtime::Runtime;
@@ -145,7 +147,10 @@ pub fn decide_opening(
     match kind {
         ListenerKind::Http => ConnAction::Http,
         ListenerKind::Tcp => match streams.and_then(|l| l.tcp.as_ref()) {
-            Some(server) => stream(rt, local, server, server.first.as_ref(), client_ip, rng),
+            Some(server) => {
+                let who = Who::new(None, client_ip, None, local);
+                stream(rt, local, server, server.first.as_ref(), &who, rng)
+            }
             None => ConnAction::Refuse("no_route"),
         },
         ListenerKind::Tls => {
@@ -167,7 +172,8 @@ pub fn decide_opening(
                             Some(name) => server.routes.select(name),
                             None => server.routes.any(),
                         };
-                        stream(rt, local, &server, route, client_ip, rng)
+                        let who = Who::new(None, client_ip, sni, local);
+                        stream(rt, local, &server, route, &who, rng)
                     }
                     Some(SniDoor::Terminate) | None => ConnAction::Terminate,
                 },
@@ -183,6 +189,7 @@ pub fn decide_terminated(
     rt: &Runtime,
     local: SocketAddr,
     sni: Option<&str>,
+    client: Option<&ClientIdentity>,
     client_ip: IpAddr,
     rng: &mut dyn RngCore,
 ) -> Option<ConnAction> {
@@ -196,7 +203,33 @@ pub fn decide_terminated(
         Some(name) => server.routes.select(name),
         None => server.routes.any(),
     };
-    Some(stream(rt, local, server, route, client_ip, rng))
+    let who = Who::new(client, client_ip, sni, local);
+    Some(stream(rt, local, server, route, &who, rng))
+}
+
+/// Who a relayed connection is, for its AuthorizationPolicies.
+struct Who<'a> {
+    input: StreamInput<'a>,
+    client_ip: IpAddr,
+}
+
+impl<'a> Who<'a> {
+    fn new(
+        client: Option<&'a ClientIdentity>,
+        client_ip: IpAddr,
+        sni: Option<&'a str>,
+        local: SocketAddr,
+    ) -> Self {
+        Who {
+            input: StreamInput {
+                client,
+                remote_ip: Some(client_ip),
+                sni,
+                port: local.port(),
+            },
+            client_ip,
+        }
+    }
 }
 
 fn stream(
@@ -204,9 +237,15 @@ fn stream(
     local: SocketAddr,
     server: &StreamServer,
     route: Option<&Arc<StreamRoute>>,
-    client_ip: IpAddr,
+    who: &Who<'_>,
     rng: &mut dyn RngCore,
 ) -> ConnAction {
+    // Policies apply to relayed connections too (Istio's TCP rules).
+    let verdict = evaluate_stream(&rt.model.authorization_policies, &who.input);
+    if verdict.is_some_and(|v| !v.allowed) {
+        return ConnAction::Refuse("authz_denied");
+    }
+    let client_ip = who.client_ip;
     let Some(route) = route else {
         return ConnAction::Refuse("no_route");
     };

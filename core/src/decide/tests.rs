@@ -844,3 +844,38 @@ fn only_the_owning_servers_routes_apply_on_a_tls_port() {
         assert_eq!(get(&rt, tls, 8443, "/", host), want, "{host}");
     }
 }
+
+/// What is matched is what is forwarded: a fragment is refused always,
+/// and a path in other than normal form under AuthorizationPolicies.
+#[test]
+fn paths_a_policy_could_misread_are_refused() {
+    let w = world("ALLOW_ANY");
+    assert_eq!(get(&w.rt, Tls::Plain, 8080, "/a#b", "plain.test"), "400");
+    assert!(get(&w.rt, Tls::Plain, 8080, "/./a", "plain.test").starts_with("forward"));
+    let f = Fixture::new();
+    f.server("simple", &["simple.test"], 0);
+    f.server("mutual", &["mutual.test"], 0);
+    f.ca_bundle("mutual/ca.crt");
+    f.server("wild", &["*.wild.test"], 0);
+    let policy =
+        "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: p}\n\
+                  spec: {action: DENY, rules: [{to: [{operation: {paths: ['/admin*']}}]}]}\n";
+    let rt = build(&f, "ALLOW_ANY", policy);
+    for (path, want) in [
+        ("/admin", "403"),
+        ("/./admin", "400"),
+        ("/x/../admin", "400"),
+        ("//admin", "400"),
+        ("/%61dmin", "400"),
+        ("/a\\admin", "400"),
+        ("/%2Fadmin", "400"),
+        ("/a%20b?q=/../", "forward backend:80/v2 10.0.0.2:80"),
+        ("/ok", "forward backend:80/v2 10.0.0.2:80"),
+    ] {
+        assert_eq!(
+            get(&rt, Tls::Plain, 8080, path, "plain.test"),
+            want,
+            "{path}"
+        );
+    }
+}

@@ -220,7 +220,7 @@ fn peer_authentication_decides_plaintext() {
 fn a_terminated_tls_server_streams_by_its_sni() {
     let (_f, rt) = runtime("");
     let mut rng = StdRng::seed_from_u64(1);
-    let mut after = |sni| decide_terminated(&rt, at(443), sni, CLIENT, &mut rng).map(show);
+    let mut after = |sni| decide_terminated(&rt, at(443), sni, None, CLIENT, &mut rng).map(show);
     assert_eq!(
         after(Some("opaque.test")).as_deref(),
         Some("stream opaque streams/streams.tcp[1] opaque.backend:7000")
@@ -360,4 +360,43 @@ fn proxy_headers_are_believed_from_trusted_sources_only() {
             "{setting:?} {peer} {header:?}"
         );
     }
+}
+
+/// Policies apply to relayed connections with Istio's TCP rules: an ALLOW
+/// rule naming HTTP attributes never matches; a DENY rule drops them.
+#[test]
+fn policies_apply_to_relayed_connections() {
+    use ListenerKind::*;
+    let policy = |spec: &str| {
+        format!("---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: p}}\nspec:\n{spec}")
+    };
+    // DENY by address, its path dropped: the TCP connection is refused.
+    let (_f, rt) = runtime(&policy(
+        "  action: DENY\n  rules:\n  - from: [{source: {remoteIpBlocks: [192.0.2.0/24]}}]\n    \
+         to: [{operation: {paths: [/admin]}}]\n",
+    ));
+    assert_eq!(
+        outcome(&rt, 5432, Tcp, Opening::Unread),
+        "refuse authz_denied"
+    );
+    // ALLOW naming a path never matches a stream: deny by default.
+    let (_f, rt) = runtime(&policy(
+        "  rules:\n  - to: [{operation: {paths: ['/*']}}]\n",
+    ));
+    assert_eq!(
+        outcome(&rt, 443, Tls, tls(Some("a.pass.test"))),
+        "refuse authz_denied"
+    );
+    // ALLOW by port and SNI: streams on it pass.
+    let (_f, rt) = runtime(&policy(
+        "  rules:\n  - to: [{operation: {ports: ['443']}}]\n    when: [{key: connection.sni, values: ['*.pass.test']}]\n",
+    ));
+    assert_eq!(
+        outcome(&rt, 443, Tls, tls(Some("a.pass.test"))),
+        "stream pass pass/pass.tls[0] a.backend:8443"
+    );
+    assert_eq!(
+        outcome(&rt, 5432, Tcp, Opening::Unread),
+        "refuse authz_denied"
+    );
 }
