@@ -1,7 +1,7 @@
 //! A VirtualService's `tls[]` (passthrough by SNI) and `tcp[]` (byte
 //! stream) routes -> [`L4Route`]s.
 
-use super::convert_routes::{forward, Refs};
+use super::convert_routes::{forward, gateway_refs, Refs};
 use super::parse::{host_pattern, Report};
 use super::{raw, HostPattern, L4Match, L4Route, RouteAction};
 
@@ -116,16 +116,7 @@ fn l4_match(
         }
         _ => {}
     }
-    let mut gateways = Vec::new();
-    for (k, g) in m.gateways.iter().enumerate() {
-        if g == "mesh" {
-            continue;
-        }
-        if !refs.has_gateway(g) {
-            report.error(format!("{p}.gateways[{k}]"), format!("no Gateway '{g}'"));
-        }
-        gateways.push(g.clone());
-    }
+    let gateways = gateway_refs(p, &m.gateways, refs, report);
     Some(L4Match {
         sni_hosts,
         port: m.port,

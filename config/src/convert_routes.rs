@@ -305,16 +305,7 @@ fn route_match(
             string_match(&format!("{p}.headers.{name}"), sm, report)?,
         ));
     }
-    let mut gateways = Vec::new();
-    for (k, g) in m.gateways.iter().enumerate() {
-        if g == "mesh" {
-            continue;
-        }
-        if !refs.has_gateway(g) {
-            report.error(format!("{p}.gateways[{k}]"), format!("no Gateway '{g}'"));
-        }
-        gateways.push(g.clone());
-    }
+    let gateways = gateway_refs(p, &m.gateways, refs, report);
     Some(RouteMatch {
         uri,
         headers,
@@ -335,6 +326,27 @@ fn string_match(p: &str, m: &raw::StringMatch, report: &mut Report<'_>) -> Optio
             None
         }
     }
+}
+
+/// A match's `gateways` with `mesh` (sidecars only) dropped, each one
+/// checked to name a Gateway.
+pub(crate) fn gateway_refs(
+    p: &str,
+    list: &[String],
+    refs: &Refs,
+    report: &mut Report<'_>,
+) -> Vec<String> {
+    let mut gateways = Vec::new();
+    for (k, g) in list.iter().enumerate() {
+        if g == "mesh" {
+            continue;
+        }
+        if !refs.has_gateway(g) {
+            report.error(format!("{p}.gateways[{k}]"), format!("no Gateway '{g}'"));
+        }
+        gateways.push(g.clone());
+    }
+    gateways
 }
 
 pub(crate) fn forward(

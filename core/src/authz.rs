@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::config::authz::{Attr, AuthorizationPolicy, AuthzAction, Check, Values};
+use crate::config::authz::{Attr, AuthorizationPolicy, AuthzAction, AuthzRule, Check, Values};
 use crate::credentials::ClientIdentity;
 use crate::route::HeaderSource;
 
@@ -61,6 +61,17 @@ pub fn evaluate<H: HeaderSource + ?Sized>(
     if policies.is_empty() {
         return None;
     }
+    Some(verdict(policies, |rule, _| {
+        rule_matches(rule, |c| check(c, input))
+    }))
+}
+
+/// Istio's order over `policies`; `matches(rule, action)` says whether a
+/// rule of a policy with that action matches.
+fn verdict(
+    policies: &[AuthorizationPolicy],
+    matches: impl Fn(&AuthzRule, AuthzAction) -> bool,
+) -> Verdict {
     let first_match = |action: AuthzAction| {
         policies
             .iter()
@@ -68,27 +79,27 @@ pub fn evaluate<H: HeaderSource + ?Sized>(
             .find_map(|p| {
                 p.rules
                     .iter()
-                    .position(|r| rule_matches(r, input))
+                    .position(|r| matches(r, action))
                     .map(|i| (p.label.clone(), i))
             })
     };
     let audit = first_match(AuthzAction::Audit);
     if let Some(by) = first_match(AuthzAction::Deny) {
-        return Some(Verdict {
+        return Verdict {
             allowed: false,
             by: Some(by),
             action: AuthzAction::Deny,
             audit,
-        });
+        };
     }
     let any_allow = policies.iter().any(|p| p.action == AuthzAction::Allow);
     let by = first_match(AuthzAction::Allow);
-    Some(Verdict {
+    Verdict {
         allowed: by.is_some() || !any_allow,
         by,
         action: AuthzAction::Allow,
         audit,
-    })
+    }
 }
 
 /// What a relayed connection (passthrough, TCP, a TLS stream) offers a
@@ -126,54 +137,20 @@ pub fn evaluate_stream(policies: &[AuthorizationPolicy], s: &StreamInput<'_>) ->
             Attr::Host | Attr::Method | Attr::Path | Attr::Header(_)
         )
     };
-    let first_match = |action: AuthzAction| {
-        policies
-            .iter()
-            .filter(|p| p.action == action)
-            .find_map(|p| {
-                p.rules
-                    .iter()
-                    .position(|r| {
-                        let all = |checks: &[Check]| {
-                            checks.iter().all(|c| {
-                                if http_only(c) {
-                                    action == AuthzAction::Deny
-                                } else {
-                                    check(c, &input)
-                                }
-                            })
-                        };
-                        (r.from.is_empty() || r.from.iter().any(|f| all(f)))
-                            && (r.to.is_empty() || r.to.iter().any(|t| all(t)))
-                            && all(&r.when)
-                    })
-                    .map(|i| (p.label.clone(), i))
-            })
-    };
-    let audit = first_match(AuthzAction::Audit);
-    if let Some(by) = first_match(AuthzAction::Deny) {
-        return Some(Verdict {
-            allowed: false,
-            by: Some(by),
-            action: AuthzAction::Deny,
-            audit,
-        });
-    }
-    let any_allow = policies.iter().any(|p| p.action == AuthzAction::Allow);
-    let by = first_match(AuthzAction::Allow);
-    Some(Verdict {
-        allowed: by.is_some() || !any_allow,
-        by,
-        action: AuthzAction::Allow,
-        audit,
-    })
+    Some(verdict(policies, |rule, action| {
+        rule_matches(rule, |c| {
+            if http_only(c) {
+                action == AuthzAction::Deny
+            } else {
+                check(c, &input)
+            }
+        })
+    }))
 }
 
-fn rule_matches<H: HeaderSource + ?Sized>(
-    rule: &crate::config::authz::AuthzRule,
-    input: &AuthzInput<'_, H>,
-) -> bool {
-    let all = |checks: &[Check]| checks.iter().all(|c| check(c, input));
+/// One `from`, one `to` and every `when` pass (an empty list passes).
+fn rule_matches(rule: &AuthzRule, pass: impl Fn(&Check) -> bool) -> bool {
+    let all = |checks: &[Check]| checks.iter().all(&pass);
     (rule.from.is_empty() || rule.from.iter().any(|f| all(f)))
         && (rule.to.is_empty() || rule.to.iter().any(|t| all(t)))
         && all(&rule.when)

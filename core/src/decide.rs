@@ -287,9 +287,9 @@ pub fn decide<H: HeaderSource + ?Sized>(
         None => rt.routes.lookup(conn.local, &host, &path, req.headers),
         Some(listener) => match listener.sni.select(&host) {
             Some(p) => {
-                let owner = (p.gateway.clone(), p.server.clone());
+                let owner = (&*p.gateway, &*p.server);
                 rt.routes
-                    .lookup_server(conn.local, &owner, &host, &path, req.headers)
+                    .lookup_server(conn.local, owner, &host, &path, req.headers)
             }
             None => Lookup::NoHost,
         },

@@ -67,12 +67,17 @@ pub struct RouteTable {
     /// the server whose TLS policy owns its Host, as Istio gives each
     /// HTTPS server a route table of its own (another server's `*` must
     /// not catch a host the owner does not route).
-    by_server: HashMap<(SocketAddr, ServerId), PortTable>,
+    /// Listener, then gateway name, then server name: looked up by `&str`
+    /// without building a key per request.
+    by_server: HashMap<SocketAddr, ServerTables>,
 }
 
 /// A Gateway server: `(gateway name, server name)`, as `ServerPolicy`
 /// names it.
 pub type ServerId = (Arc<str>, Arc<str>);
+
+/// One listener's TLS servers' route tables: by gateway, then server name.
+type ServerTables = HashMap<Arc<str>, HashMap<Arc<str>, PortTable>>;
 
 /// What [`RouteTable::lookup`] decided.
 #[derive(Debug)]
@@ -128,19 +133,14 @@ impl RouteTable {
     pub fn lookup_server<'a, H: HeaderSource + ?Sized>(
         &'a self,
         local: SocketAddr,
-        server: &ServerId,
+        (gateway, server): (&str, &str),
         host: &str,
         path: &str,
         headers: &H,
     ) -> Lookup<'a> {
-        let table = self.by_server.get(&(local, server.clone())).or_else(|| {
-            let any = match local.ip() {
-                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-            };
-            let key = (SocketAddr::new(any, local.port()), server.clone());
-            self.by_server.get(&key)
-        });
+        let table = by_listener(&self.by_server, local)
+            .and_then(|g| g.get(gateway))
+            .and_then(|s| s.get(server));
         Self::lookup_in(table, local.port(), host, path, headers)
     }
 

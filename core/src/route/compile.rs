@@ -1,7 +1,7 @@
 //! `Model` -> [`RouteTable`]: bind VirtualServices to Gateway servers,
 //! build each port's virtual hosts, resolve every destination.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::config::{
@@ -87,7 +87,17 @@ impl RouteTable {
             registry,
             destinations: resolver.into_destinations(),
             streams,
-            by_server: by_server.into_iter().map(|(k, b)| (k, b.build())).collect(),
+            by_server: {
+                let mut out: HashMap<_, HashMap<_, HashMap<_, _>>> = HashMap::new();
+                for ((addr, (gw, server)), b) in by_server {
+                    out.entry(addr)
+                        .or_default()
+                        .entry(gw)
+                        .or_default()
+                        .insert(server, b.build());
+                }
+                out
+            },
         })
     }
 }
