@@ -116,6 +116,11 @@ pub(crate) fn convert(doc: &Document, refs: &Refs, out: &mut Findings) -> Option
         .iter()
         .enumerate()
         .filter_map(|(i, r)| http_route(&doc.id.name, i, r, refs, &mut report))
+        .collect::<Vec<_>>();
+    let client_cert = super::client_cert::annotations(&doc.annotations, &mut report);
+    let http = http
+        .into_iter()
+        .map(|r| HttpRoute { client_cert, ..r })
         .collect();
     let tls_raw: Vec<_> = raw.tls.into_iter().map(|r| (r.matches, r.route)).collect();
     let tcp_raw: Vec<_> = raw.tcp.into_iter().map(|r| (r.matches, r.route)).collect();
@@ -279,6 +284,7 @@ fn http_route(
         timeout,
         retries,
         request_headers,
+        client_cert: None,
     })
 }
 

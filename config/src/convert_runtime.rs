@@ -32,6 +32,8 @@ pub(crate) fn defaults() -> RuntimeSettings {
         admin_token_file: None,
         mesh: None,
         listeners: Vec::new(),
+        client_cert: Default::default(),
+        num_trusted_proxies: 0,
     }
 }
 
@@ -172,6 +174,11 @@ fn apply(doc: &Document, s: &mut RuntimeSettings, report: &mut Report<'_>) {
         });
     }
     s.listeners = super::listeners::convert(&raw.listeners, report);
+    (s.client_cert, s.num_trusted_proxies) = super::client_cert::runtime(
+        raw.gateway_topology.as_ref(),
+        raw.client_cert_details.as_ref(),
+        report,
+    );
 }
 
 #[cfg(test)]

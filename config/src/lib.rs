@@ -29,6 +29,7 @@
 
 pub mod authz;
 mod build;
+pub mod client_cert;
 mod convert_gateway;
 mod convert_l4;
 mod convert_peer;

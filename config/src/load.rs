@@ -19,6 +19,8 @@ pub(crate) struct Document {
     pub id: DocId,
     pub kind: Kind,
     pub namespace: Option<String>,
+    /// `metadata.annotations`.
+    pub annotations: std::collections::BTreeMap<String, String>,
     /// `Value::Null` when the document has no `spec`.
     pub spec: Value,
     /// Absolute folder that relative paths in this document resolve against.
@@ -219,6 +221,7 @@ fn envelope(
         id,
         kind,
         namespace: metadata.namespace.filter(|n| !n.is_empty()),
+        annotations: metadata.annotations,
         spec: map.remove("spec").unwrap_or(Value::Null),
         base_dir: base_dir.to_path_buf(),
     })

@@ -254,6 +254,12 @@ pub struct RuntimeSettings {
     pub mesh: Option<Mesh>,
     /// `listeners[]`: PROXY protocol and per-port limits.
     pub listeners: Vec<ListenerSettings>,
+    /// `gatewayTopology.forwardClientCertDetails` and `clientCertDetails`.
+    pub client_cert: super::client_cert::ClientCertForwarding,
+    /// `gatewayTopology.numTrustedProxies`: how many proxies in front of
+    /// the gateway append to `X-Forwarded-For` (default 0: none is
+    /// believed; `remote.ip` is the connection's client).
+    pub num_trusted_proxies: u32,
 }
 
 /// The gateway's workload identity in the mesh, as `istio-proxy` mounts
@@ -498,6 +504,8 @@ pub struct HttpRoute {
     pub timeout: Option<Duration>,
     pub retries: Option<Retries>,
     pub request_headers: HeaderEdits,
+    /// The VirtualService's `tlsgate.io/` client-certificate overrides.
+    pub client_cert: Option<super::client_cert::ClientCertOverride>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

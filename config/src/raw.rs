@@ -29,8 +29,9 @@ pub struct Metadata {
     // Read (so a wrong type is reported) but unused: nothing selects by them.
     #[serde(default, rename = "labels", deserialize_with = "null_default")]
     _labels: BTreeMap<String, String>,
-    #[serde(default, rename = "annotations", deserialize_with = "null_default")]
-    _annotations: BTreeMap<String, String>,
+    /// Only `tlsgate.io/` keys are read (a VirtualService's overrides).
+    #[serde(default, deserialize_with = "null_default")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 // ---------------------------------------------------------------- Gateway
@@ -511,6 +512,25 @@ pub struct GatewayRuntimeSpec {
     pub mesh: Option<RawMesh>,
     #[serde(default, deserialize_with = "null_default")]
     pub listeners: Vec<RawListener>,
+    pub gateway_topology: Option<RawGatewayTopology>,
+    pub client_cert_details: Option<RawClientCertDetails>,
+}
+
+/// Istio's `ProxyConfig.gatewayTopology`, as users keep it in their mesh
+/// config or `proxy.istio.io/config` annotation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawGatewayTopology {
+    pub num_trusted_proxies: Option<u32>,
+    pub forward_client_cert_details: Option<String>,
+    pub proxy_protocol: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawClientCertDetails {
+    pub xfcc: Option<Vec<String>>,
+    pub rfc9440: Option<bool>,
 }
 
 /// `listeners[]`: what one data-plane port does before TLS or HTTP.

@@ -23,11 +23,14 @@
 //!    once, the upstream TLS built with the runtime, timeouts and retries,
 //!    and the header [`Edits`].
 
+pub mod client_cert;
 pub mod connection;
 mod edits;
 mod request;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_client_cert;
 #[cfg(test)]
 mod tests_connection;
 
@@ -260,7 +263,7 @@ pub fn decide<H: HeaderSource + ?Sized>(
     if !rt.model.authorization_policies.is_empty() && !is_normal_path(&path) {
         return respond(server, host, 400, "path is not in normal form\n");
     }
-    let authz = authorize(rt, conn, req, &host, &path);
+    let authz = authorize(rt, conn, req, &host, &path, conn.local.port());
     if let Some(denied) = authz.as_ref().filter(|v| !v.allowed) {
         return Decision {
             server,
@@ -390,6 +393,7 @@ fn authorize<H: HeaderSource + ?Sized>(
     req: &RequestView<'_, H>,
     host: &str,
     path: &str,
+    port: u16,
 ) -> Option<Verdict> {
     let policies = &rt.model.authorization_policies;
     if policies.is_empty() {
@@ -402,18 +406,43 @@ fn authorize<H: HeaderSource + ?Sized>(
     let input = AuthzInput {
         client: info.and_then(|i| i.client.as_ref()),
         // The TCP peer's own address is not kept once a PROXY protocol
-        // header was believed: `ipBlocks` then sees the client's, as
-        // `remoteIpBlocks` does (README).
+        // header was believed: `ipBlocks` then sees the client's (README).
         source_ip: conn.client_ip,
-        remote_ip: conn.client_ip,
+        remote_ip: remote_ip(
+            rt.model.runtime.num_trusted_proxies,
+            req.headers,
+            conn.client_ip,
+        ),
         sni: info.and_then(|i| i.sni.as_deref()),
         host,
-        port: conn.local.port(),
+        port,
         method: req.method,
         path: path.split_once('?').map_or(path, |(p, _)| p),
         headers: req.headers,
     };
     crate::authz::evaluate(policies, &input)
+}
+
+/// The original client's address (`remote.ip`), as Envoy finds it with
+/// `use_remote_address` and `xff_num_trusted_hops = hops`: the `hops`-th
+/// address from the right of `X-Forwarded-For` (the proxies in front
+/// append, so those are the entries a client cannot forge); the
+/// connection's client when there are fewer, when that entry is not an
+/// address, or when `hops` is 0.
+pub fn remote_ip<H: HeaderSource + ?Sized>(
+    hops: u32,
+    headers: &H,
+    client: Option<IpAddr>,
+) -> Option<IpAddr> {
+    if hops == 0 {
+        return client;
+    }
+    let values = headers.all("x-forwarded-for");
+    let entries: Vec<&str> = values.iter().flat_map(|v| v.split(',')).collect();
+    let Some(i) = entries.len().checked_sub(hops as usize) else {
+        return client;
+    };
+    entries[i].trim().parse().ok().or(client)
 }
 
 /// Plaintext on a TLS port (PeerAuthentication PERMISSIVE or DISABLE):
@@ -461,16 +490,17 @@ fn plan<H: HeaderSource + ?Sized>(
     route: Option<&HttpRoute>,
     to: Target,
 ) -> Plan {
-    let xfcc = match conn.tls {
-        Tls::Terminated(info) => info.xfcc.as_deref(),
+    let info = match conn.tls {
+        Tls::Terminated(info) => Some(info),
         _ => None,
     };
+    let cert = client_cert::cert_headers(client_cert::forwarding(rt, route), info);
     let path = req.path();
     let edits = Edits::new(
         route,
         req.headers,
         &EditInputs {
-            xfcc,
+            cert,
             client_ip: conn.client_ip,
             tls: conn.is_tls(),
             path: &path,
@@ -524,8 +554,9 @@ fn tunnel<H: HeaderSource + ?Sized>(
         let body = "CONNECT is only served on plain-HTTP egress ports (HTTP/1.1)\n";
         return respond(host, 405, body.into(), false);
     }
-    // A tunnel has no path: policies see the target host and the method.
-    let authz = authorize(rt, conn, req, &host, "");
+    // A tunnel has no path: policies see the target host and port (as
+    // `destination.port` and `ports`) and the method.
+    let authz = authorize(rt, conn, req, &host, "", port);
     if authz.as_ref().is_some_and(|v| !v.allowed) {
         return Decision {
             authz,

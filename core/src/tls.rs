@@ -6,5 +6,5 @@
 mod conn;
 pub mod policy;
 
-pub use conn::ConnInfo;
+pub use conn::{ConnInfo, PeerCerts};
 pub use policy::{ListenerTls, ServerPolicy, SniMap, TlsPolicy};

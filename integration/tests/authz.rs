@@ -230,3 +230,76 @@ fn a_policy_change_under_load_fails_no_allowed_request() {
     assert!(ok > 100, "{ok} allowed requests");
     assert_eq!(failed, 0, "{failed} allowed requests failed during reloads");
 }
+
+/// `remoteIpBlocks` read from `X-Forwarded-For` behind one trusted proxy
+/// (`gatewayTopology.numTrustedProxies: 1`), and `notPrincipals`, which a
+/// connection without a certificate matches (it has no principal).
+#[test]
+fn remote_ip_from_the_trusted_proxy_and_not_principals() {
+    let s = Seed000::start_custom(&[], |_, yaml| {
+        let yaml = yaml.replacen(
+            "  accessLog:\n    format: text\n",
+            "  accessLog:\n    format: text\n  gatewayTopology:\n    numTrustedProxies: 1\n",
+            1,
+        );
+        yaml + r#"---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: office-only
+spec:
+  action: ALLOW
+  rules:
+  - from:
+    - source:
+        remoteIpBlocks: ["203.0.113.0/24"]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: partners-only
+spec:
+  action: DENY
+  rules:
+  - from:
+    - source:
+        notPrincipals: ["acme.com/great-partner"]
+    to:
+    - operation:
+        paths: ["/partners-only"]
+"#
+    });
+    let xff = |c: Curl, v: &str| c.header(&format!("X-Forwarded-For: {v}"));
+    for (xff_value, want) in [
+        // The proxy appended the office address.
+        ("203.0.113.7", 200),
+        ("6.6.6.6, 203.0.113.7", 200),
+        // The client wrote the office address; the proxy appended its own.
+        ("203.0.113.7, 6.6.6.6", 403),
+    ] {
+        for r in both(|| xff(s.frontend("/"), xff_value)) {
+            assert_eq!(r.status, want, "XFF {xff_value}: {r}");
+        }
+    }
+    // No XFF: the connection's own address (127.0.0.1) is not the office.
+    for r in both(|| s.frontend("/")) {
+        assert_eq!(r.status, 403, "{r}");
+    }
+    for r in both(|| xff(s.frontend("/partners-only"), "203.0.113.7")) {
+        assert_eq!(r.status, 403, "no certificate, no principal: {r}");
+    }
+    for r in both(|| xff(s.partner("/partners-only"), "203.0.113.7").client("great-partner")) {
+        assert_eq!(r.status, 200, "{r}");
+    }
+    let (_, m) = s.gateway.wait_metrics(Duration::from_secs(5), |m| {
+        m.sum("tlsgate_authz_total", &[("result", "denied")]) >= 6.0
+    });
+    let denied = |p: &str| {
+        m.sum(
+            "tlsgate_authz_total",
+            &[("policy", p), ("result", "denied")],
+        )
+    };
+    assert_eq!(denied("-"), 4.0, "no ALLOW rule matched");
+    assert_eq!(denied("partners-only"), 2.0);
+}

@@ -91,13 +91,18 @@ struct Setup {
 }
 
 fn start() -> Setup {
+    start_with("")
+}
+
+/// [`start`] with `extra` documents in the configuration.
+fn start_with(extra: &str) -> Setup {
     require_certs_example();
     let (a, b) = (StreamBackend::echo(false), StreamBackend::echo(false));
     let (tcp, tls) = (free_port(), free_port());
     let conf = ConfigDir::new();
     conf.write(
         "db.yaml",
-        &yaml(&credentials_dir(), tcp, tls, a.port(), b.port()),
+        &(yaml(&credentials_dir(), tcp, tls, a.port(), b.port()) + extra),
     );
     let gateway = Gateway::start(&[conf.path()], &[]);
     Setup {
@@ -108,6 +113,18 @@ fn start() -> Setup {
         b,
         _conf: conf,
     }
+}
+
+/// A TLS connection to the `tls-db` port with `client`'s certificate.
+fn tls_client(port: u16, client: &str) -> openssl::ssl::SslStream<TcpStream> {
+    let mut b = SslConnector::builder(SslMethod::tls()).unwrap();
+    b.set_ca_file(ca_cert("example")).unwrap();
+    let (crt, key) = client_cert(client);
+    b.set_certificate_file(&crt, SslFiletype::PEM).unwrap();
+    b.set_private_key_file(&key, SslFiletype::PEM).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    b.build().connect(PARTNER_HOST, tcp).unwrap()
 }
 
 /// Writes `data`, closes the writing side, reads everything back.
@@ -230,4 +247,56 @@ fn tls_is_terminated_and_the_stream_forwarded_with_the_client_identity_logged() 
         .run();
     assert!(r.stderr.contains("unknown ca"), "{r}");
     assert_eq!(s.a.accepted(), 1);
+}
+
+/// AuthorizationPolicies apply to relayed connections with Istio's TCP
+/// rules, and both verdicts are counted as a request's are.
+#[test]
+fn relayed_connections_are_authorized_by_principal_and_counted() {
+    let s = start_with(
+        r#"---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: db-partners}
+spec:
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: ["acme.com/great-partner"]}}]
+"#,
+    );
+    let mut tls = tls_client(s.tls, "great-partner");
+    let back = half_close_exchange(&mut tls, b"SELECT 1;", |t| {
+        t.shutdown().unwrap();
+    });
+    assert_eq!(back, "SELECT 1;ECHO-EOF 9\n");
+    // Plain TCP carries no principal: refused before a backend is dialled.
+    let mut c = TcpStream::connect(("127.0.0.1", s.tcp)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut out = Vec::new();
+    let _ = c.write_all(b"SELECT 1;");
+    let _ = c.read_to_end(&mut out);
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+    assert_eq!(s.a.accepted() + s.b.accepted(), 1);
+    let (ok, m) = s.gateway.wait_metrics(Duration::from_secs(5), |m| {
+        m.sum("tlsgate_authz_total", &[]) >= 2.0
+            && m.sum("tlsgate_tcp_connections_total", &[]) >= 1.0
+    });
+    assert!(ok, "{}", s.gateway.describe());
+    let count = |policy: &str, result: &str| {
+        m.sum(
+            "tlsgate_authz_total",
+            &[("policy", policy), ("action", "ALLOW"), ("result", result)],
+        )
+    };
+    assert_eq!(count("db-partners", "allowed"), 1.0);
+    assert_eq!(count("-", "denied"), 1.0);
+    assert_eq!(
+        m.sum(
+            "tlsgate_connections_refused_total",
+            &[("reason", "authz_denied")]
+        ),
+        1.0
+    );
+    let logs = s.gateway.logs_with("server=\"tls-db\"");
+    assert!(logs.contains("authz=\"db-partners[0]\""), "{logs}");
 }

@@ -256,9 +256,9 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
                     Opening::Unread
                 };
             let action = self.decide(&rt, seen, peer);
-            if let ConnAction::Refuse(reason) = action {
+            if action.refusal().is_some() {
                 reset(&tcp);
-                return refuse(self.addr, peer, reason).unwrap_or(());
+                return refuse_action(self.addr, peer, &action).unwrap_or(());
             }
             let sock = Sock::new(tcp, peer, slot);
             let conn = Opened {
@@ -369,9 +369,9 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
             },
         };
         let action = self.decide(&rt, seen, client);
-        if let ConnAction::Refuse(reason) = action {
+        if action.refusal().is_some() {
             reset(&tcp);
-            return refuse(self.addr, client, reason);
+            return refuse_action(self.addr, client, &action);
         }
         let sock = Sock::with_prefix(tcp, client, slot, opening.buf);
         let handshake_by = Instant::now() + rt.model.runtime.timeouts.tls_handshake;
@@ -400,8 +400,8 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
                 drop(rt);
                 Box::new(sock)
             }
-            ConnAction::Refuse(reason) => {
-                refuse::<()>(self.addr, client, reason);
+            ConnAction::Refuse(_) | ConnAction::Denied(_) => {
+                refuse_action::<()>(self.addr, client, &action);
                 return;
             }
             ConnAction::Stream(plan) => {
@@ -436,8 +436,8 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
                         };
                         return relay::relay(rt, plan, stream, peer).await;
                     }
-                    Some((_, ConnAction::Refuse(reason), ..)) => {
-                        refuse::<()>(self.addr, client, reason);
+                    Some((_, action, ..)) if action.refusal().is_some() => {
+                        refuse_action::<()>(self.addr, client, &action);
                         return;
                     }
                     _ => stream,
@@ -495,6 +495,15 @@ fn reset(tcp: &TcpStream) {
 }
 
 /// Counts (and, throttled, logs) a connection closed before it was served.
+/// [`refuse`] for a refused [`ConnAction`], with an AuthorizationPolicy's
+/// verdict counted as a request's is.
+fn refuse_action<T>(listener: SocketAddr, peer: SocketAddr, action: &ConnAction) -> Option<T> {
+    if let ConnAction::Denied(v) = action {
+        crate::proxy::record::count_authz(v);
+    }
+    refuse(listener, peer, action.refusal().unwrap_or("refused"))
+}
+
 fn refuse<T>(listener: SocketAddr, peer: SocketAddr, reason: &'static str) -> Option<T> {
     static LOG: crate::logrl::Throttle = crate::logrl::Throttle::new();
     metrics()

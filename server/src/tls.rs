@@ -23,7 +23,9 @@ pub use accept::Acceptor;
 
 pub(crate) use conn::record_failure;
 pub use conn::FailureReason;
-pub use tlsgate_core::tls::{policy, ConnInfo, ListenerTls, ServerPolicy, SniMap, TlsPolicy};
+pub use tlsgate_core::tls::{
+    policy, ConnInfo, ListenerTls, PeerCerts, ServerPolicy, SniMap, TlsPolicy,
+};
 
 use crate::runtime::SharedRuntime;
 

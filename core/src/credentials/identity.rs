@@ -10,6 +10,9 @@ use std::net::IpAddr;
 use openssl::nid::Nid;
 use openssl::x509::{X509NameRef, X509Ref};
 
+use crate::config::client_cert::XfccElements;
+use crate::tls::PeerCerts;
+
 /// Who the verified peer certificate says the client is.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ClientIdentity {
@@ -45,26 +48,77 @@ pub fn client_identity(cert: &X509Ref) -> ClientIdentity {
 }
 
 impl ClientIdentity {
-    /// One element of Envoy's `x-forwarded-client-cert`, fields in Envoy's
-    /// order. Only `Subject` is quoted (it holds `,` and `=`), with `"`
-    /// escaped as Envoy does. Whatever a certificate carries, the value is one line
-    /// of visible ASCII: a CA may sign a name holding CR, LF or `;`, and
-    /// those must not end the header or forge another field (`%XX`).
-    pub fn xfcc(&self) -> String {
-        let mut out = format!("Hash={};Subject=\"", self.hash);
-        for c in self.subject.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                c => push_visible(&mut out, c, &[]),
+    /// One element of Envoy's `x-forwarded-client-cert` with the chosen
+    /// elements, in Envoy's order: `By` (the gateway certificate's URI
+    /// SANs), `Hash`, `Cert`, `Chain` (the leaf and what the client sent
+    /// after it), `Subject`, `URI` (`URI=` when it has none, as Envoy
+    /// writes), `DNS`. `Subject`, `Cert` and `Chain` are quoted, with `"`
+    /// escaped as Envoy does. Whatever a certificate carries, the value is
+    /// one line of visible ASCII: a CA may sign a name holding CR, LF or
+    /// `;`, and those must not end the header or forge another field (`%XX`).
+    pub fn xfcc(&self, e: XfccElements, by: &[&str], certs: Option<&PeerCerts>) -> String {
+        let mut out = String::with_capacity(160);
+        let sep = |out: &mut String| {
+            if !out.is_empty() {
+                out.push(';');
+            }
+        };
+        let sans = |out: &mut String, key: &str, v: &str| {
+            if !out.is_empty() {
+                out.push(';');
+            }
+            out.push_str(key);
+            for c in v.chars() {
+                push_visible(out, c, &[';', ',', '"', '=']);
+            }
+        };
+        for b in by {
+            sans(&mut out, "By=", b);
+        }
+        if e.hash {
+            sep(&mut out);
+            out.push_str("Hash=");
+            out.push_str(&self.hash);
+        }
+        if let Some(c) = certs {
+            if e.cert {
+                sep(&mut out);
+                out.push_str("Cert=\"");
+                url_encode_pem(&mut out, &c.leaf);
+                out.push('"');
+            }
+            if e.chain {
+                sep(&mut out);
+                out.push_str("Chain=\"");
+                url_encode_pem(&mut out, &c.leaf);
+                for x in &c.chain {
+                    url_encode_pem(&mut out, x);
+                }
+                out.push('"');
             }
         }
-        out.push('"');
-        for (key, values) in [(";URI=", &self.uris), (";DNS=", &self.dns)] {
-            for v in values {
-                out.push_str(key);
-                for c in v.chars() {
-                    push_visible(&mut out, c, &[';', ',', '"', '=']);
+        if e.subject {
+            sep(&mut out);
+            out.push_str("Subject=\"");
+            for c in self.subject.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    c => push_visible(&mut out, c, &[]),
                 }
+            }
+            out.push('"');
+        }
+        if e.uri {
+            if self.uris.is_empty() {
+                sans(&mut out, "URI=", "");
+            }
+            for v in &self.uris {
+                sans(&mut out, "URI=", v);
+            }
+        }
+        if e.dns {
+            for v in &self.dns {
+                sans(&mut out, "DNS=", v);
             }
         }
         out
@@ -150,6 +204,19 @@ fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {
         4 => <[u8; 4]>::try_from(b).ok().map(IpAddr::from),
         16 => <[u8; 16]>::try_from(b).ok().map(IpAddr::from),
         _ => None,
+    }
+}
+
+/// The certificate as PEM, every byte but RFC 3986's unreserved ones
+/// percent-encoded (Envoy's "URL encoded PEM").
+fn url_encode_pem(out: &mut String, cert: &X509Ref) {
+    let Ok(pem) = cert.to_pem() else { return };
+    for b in pem {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
     }
 }
 
@@ -250,7 +317,7 @@ mod tests {
         );
         let hash = hex(&openssl::sha::sha256(&cert.to_der().unwrap()));
         assert_eq!(
-            id.xfcc(),
+            id.xfcc(XfccElements::default(), &[], None),
             format!(
                 "Hash={hash};Subject=\"CN=great-partner.apps.acme.com,O=Great Department\";\
                  URI=spiffe://acme.com/great-partner;DNS=great-partner.apps.acme.com"
@@ -260,16 +327,75 @@ mod tests {
     }
 
     #[test]
-    fn xfcc_escapes_quotes_and_omits_absent_sans() {
+    fn xfcc_escapes_quotes_and_writes_absent_uri_empty() {
         let cert = client("The \"Best\", Dept", "x", &[], &[]);
         let id = client_identity(&cert);
         assert_eq!(id.subject, "CN=x,O=The \"Best\"\\, Dept");
         let want = format!(
-            "Hash={};Subject=\"CN=x,O=The \\\"Best\\\"\\, Dept\"",
+            "Hash={};Subject=\"CN=x,O=The \\\"Best\\\"\\, Dept\";URI=",
             id.hash
         );
-        assert_eq!(id.xfcc(), want);
+        assert_eq!(id.xfcc(XfccElements::default(), &[], None), want);
         assert_eq!(id.id(), "x");
+    }
+
+    #[test]
+    fn xfcc_elements_are_chosen_and_ordered_as_envoy_writes_them() {
+        let leaf = client("O", "x", &["a.example"], &["spiffe://acme.com/x"]);
+        let inter = client("O", "intermediate", &[], &[]);
+        let id = client_identity(&leaf);
+        let certs = PeerCerts {
+            leaf: leaf.clone(),
+            chain: vec![inter.clone()],
+        };
+        let all = XfccElements {
+            hash: true,
+            cert: true,
+            chain: true,
+            subject: true,
+            uri: true,
+            dns: true,
+        };
+        let x = id.xfcc(all, &["spiffe://gw/edge"], Some(&certs));
+        let keys: Vec<&str> = x.split(';').map(|f| f.split('=').next().unwrap()).collect();
+        assert_eq!(
+            keys,
+            ["By", "Hash", "Cert", "Chain", "Subject", "URI", "DNS"]
+        );
+        let pem = |c: &openssl::x509::X509| String::from_utf8(c.to_pem().unwrap()).unwrap();
+        let decode = |v: &str| {
+            let mut out = Vec::new();
+            let b = v.as_bytes();
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] == b'%' {
+                    out.push(u8::from_str_radix(&v[i + 1..i + 3], 16).unwrap());
+                    i += 3;
+                } else {
+                    out.push(b[i]);
+                    i += 1;
+                }
+            }
+            String::from_utf8(out).unwrap()
+        };
+        let field = |k: &str| {
+            x.split(';')
+                .find_map(|f| f.strip_prefix(k))
+                .map(|v| v.trim_matches('"').to_string())
+                .unwrap()
+        };
+        assert_eq!(decode(&field("Cert=")), pem(&leaf));
+        assert_eq!(decode(&field("Chain=")), pem(&leaf) + &pem(&inter));
+        assert!(!field("Cert=").contains(['\n', ';', ',', '"', '=']));
+        let only_uri = XfccElements {
+            hash: false,
+            cert: false,
+            chain: false,
+            subject: false,
+            uri: true,
+            dns: false,
+        };
+        assert_eq!(id.xfcc(only_uri, &[], None), "URI=spiffe://acme.com/x");
     }
 
     #[test]
@@ -281,7 +407,7 @@ mod tests {
             &["spiffe://acme.com/x\r\nHost: evil"],
         );
         let id = client_identity(&c);
-        let x = id.xfcc();
+        let x = id.xfcc(XfccElements::default(), &[], None);
         assert!(!x.bytes().any(|b| b < 0x20 || b == 0x7f), "{x:?}");
         assert!(x.contains("CN=partner%0D%0Ax-injected: 1"), "{x}");
         assert!(

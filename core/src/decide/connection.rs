@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use rand::RngCore;
 
-use crate::authz::{evaluate_stream, StreamInput};
+use crate::authz::{evaluate_stream, StreamInput, Verdict};
 use crate::config::{HashKey, PeerMode, ProxyProtocolIn, ProxyVersion};
 use crate::credentials::ClientIdentity;
 use crate::l4::proxy_protocol::Header;
@@ -70,6 +70,19 @@ pub enum ConnAction {
     Stream(StreamPlan),
     /// Closed at once; the reason is the metric label.
     Refuse(&'static str),
+    /// Closed at once by an AuthorizationPolicy (`authz_denied`).
+    Denied(Verdict),
+}
+
+impl ConnAction {
+    /// The refusal's metric label, when the connection is refused.
+    pub fn refusal(&self) -> Option<&'static str> {
+        match self {
+            ConnAction::Refuse(reason) => Some(reason),
+            ConnAction::Denied(_) => Some("authz_denied"),
+            _ => None,
+        }
+    }
 }
 
 /// A relayed connection: where it goes and what it carries.
@@ -87,6 +100,8 @@ pub struct StreamPlan {
     /// Once one side has closed, no byte for this long (at most `idle`)
     /// closes the other.
     pub half_closed: Duration,
+    /// What the AuthorizationPolicies said (`None`: there are none).
+    pub authz: Option<Verdict>,
 }
 
 /// Where a PROXY protocol header may come from, and what it says.
@@ -241,9 +256,9 @@ fn stream(
     rng: &mut dyn RngCore,
 ) -> ConnAction {
     // Policies apply to relayed connections too (Istio's TCP rules).
-    let verdict = evaluate_stream(&rt.model.authorization_policies, &who.input);
-    if verdict.is_some_and(|v| !v.allowed) {
-        return ConnAction::Refuse("authz_denied");
+    let authz = evaluate_stream(&rt.model.authorization_policies, &who.input);
+    if let Some(denied) = authz.as_ref().filter(|v| !v.allowed) {
+        return ConnAction::Denied(denied.clone());
     }
     let client_ip = who.client_ip;
     let Some(route) = route else {
@@ -274,5 +289,6 @@ fn stream(
         idle,
         half_closed: rt.model.runtime.timeouts.tcp_half_closed.min(idle),
         to,
+        authz,
     })
 }

@@ -7,8 +7,9 @@
 //!    names the route removes or sets);
 //! 2. then [`Edits::add`] in order: `Host` for a request that had none
 //!    (HTTP/2, or absolute-form), `Connection: Upgrade` and `Upgrade:
-//!    websocket` for a WebSocket upgrade, `x-forwarded-client-cert` (a
-//!    verified client certificate only), `x-forwarded-for`,
+//!    websocket` for a WebSocket upgrade, `x-forwarded-client-cert` and
+//!    RFC 9440's `client-cert`/`client-cert-chain` (as the
+//!    forwarding mode says: [`CertHeaders`]), `x-forwarded-for`,
 //!    `x-forwarded-proto`, the route's `set`, the route's `add`;
 //! 3. the target: [`Edits::target`] when the route rewrites it or the
 //!    request came in absolute form, else as sent.
@@ -16,15 +17,21 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
+use super::client_cert::CertHeaders;
+use crate::config::client_cert::ForwardClientCert;
 use crate::config::{HttpRoute, StringMatch};
 use crate::route::HeaderSource;
 
 /// Headers no client may pass on: only tlsgate speaks for the client's
-/// identity and address.
-const IDENTITY: [&str; 3] = [
+/// address.
+const IDENTITY: [&str; 2] = ["x-forwarded-for", "x-forwarded-proto"];
+/// The client-certificate headers: only tlsgate speaks for the client's
+/// certificate, unless the forwarding mode trusts a proxy in front to
+/// have written them (then they go on under their exact names only).
+const CERT: [&str; 3] = [
     "x-forwarded-client-cert",
-    "x-forwarded-for",
-    "x-forwarded-proto",
+    "client-cert",
+    "client-cert-chain",
 ];
 /// Hop-by-hop and proxy headers: about this connection, not the
 /// upstream's (framing is the engine's: a body goes chunked when it has no
@@ -56,6 +63,8 @@ pub struct Edits {
     /// Names the route removes or sets, and those the client's
     /// `Connection` header names (lower case).
     route_names: Vec<String>,
+    /// The client's [`CERT`] headers go on (under their exact names).
+    forward_cert: bool,
     /// Added after the client's headers, in this order (the names and
     /// values tlsgate itself writes are not copied per request).
     pub add: Vec<(Cow<'static, str>, Cow<'static, str>)>,
@@ -63,8 +72,8 @@ pub struct Edits {
 
 /// What the edits depend on besides the route.
 pub struct EditInputs<'a> {
-    /// `x-forwarded-client-cert` of a verified client certificate.
-    pub xfcc: Option<&'a str>,
+    /// The client-certificate headers and what becomes of the client's.
+    pub cert: CertHeaders<'a>,
     pub client_ip: Option<IpAddr>,
     pub tls: bool,
     /// Path and query as the request routes by them.
@@ -98,8 +107,26 @@ impl Edits {
             add.push(("connection".into(), "Upgrade".into()));
             add.push(("upgrade".into(), "websocket".into()));
         }
-        if let Some(x) = i.xfcc {
-            add.push((IDENTITY[0].into(), x.to_string().into()));
+        let forward_cert = i.cert.forwards_client_headers();
+        if let Some(x) = &i.cert.xfcc {
+            let value = match i.cert.mode {
+                ForwardClientCert::AppendForward => {
+                    let prev = headers.all(CERT[0]).join(",");
+                    if prev.trim().is_empty() {
+                        x.to_string()
+                    } else {
+                        format!("{prev},{x}")
+                    }
+                }
+                _ => x.to_string(),
+            };
+            add.push((CERT[0].into(), value.into()));
+        }
+        if let Some(c) = &i.cert.client_cert {
+            add.push((CERT[1].into(), c.clone().into()));
+        }
+        if let Some(c) = &i.cert.client_cert_chain {
+            add.push((CERT[2].into(), c.clone().into()));
         }
         if let Some(ip) = i.client_ip {
             // The first value, when it is text, as both engines read it.
@@ -107,10 +134,10 @@ impl Edits {
                 Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
                 _ => ip.to_string(),
             };
-            add.push((IDENTITY[1].into(), xff.into()));
+            add.push((IDENTITY[0].into(), xff.into()));
         }
         let proto = if i.tls { "https" } else { "http" };
-        add.push((IDENTITY[2].into(), proto.into()));
+        add.push((IDENTITY[1].into(), proto.into()));
         let mut target = i.absolute_form.then(|| i.path.to_string());
         if let Some(r) = route {
             let e = &r.request_headers;
@@ -146,12 +173,19 @@ impl Edits {
         Edits {
             target,
             route_names,
+            forward_cert,
             add,
         }
     }
 
     /// Is the client's header `name` left out?
     pub fn drops(&self, name: &str) -> bool {
+        let cert = CERT.iter().any(|p| same_name(name, p));
+        // Forwarded as the client sent it, but never a `_` look-alike: the
+        // proxy in front checked the real name only.
+        if cert && !(self.forward_cert && CERT.iter().any(|p| name.eq_ignore_ascii_case(p))) {
+            return true;
+        }
         IDENTITY.iter().chain(&HOP).any(|p| same_name(name, p))
             || self
                 .route_names

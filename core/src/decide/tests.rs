@@ -12,7 +12,7 @@ use super::*;
 use crate::runtime::testutil::Fixture;
 use crate::tls::ConnInfo;
 
-const YAML: &str = r#"
+pub(super) const YAML: &str = r#"
 apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: gw}
@@ -101,12 +101,12 @@ spec:
   resolution: DNS
 "#;
 
-struct World {
-    _f: Fixture,
-    rt: Arc<Runtime>,
+pub(super) struct World {
+    pub(super) _f: Fixture,
+    pub(super) rt: Arc<Runtime>,
 }
 
-fn world(outbound: &str) -> World {
+pub(super) fn world(outbound: &str) -> World {
     let f = Fixture::new();
     f.server("simple", &["simple.test"], 0);
     f.server("mutual", &["mutual.test"], 0);
@@ -117,7 +117,7 @@ fn world(outbound: &str) -> World {
 }
 
 /// The runtime of `YAML` (with `extra` documents) and `f`'s files.
-fn build(f: &Fixture, outbound: &str, extra: &str) -> Arc<Runtime> {
+pub(super) fn build(f: &Fixture, outbound: &str, extra: &str) -> Arc<Runtime> {
     let runtime = format!(
         "apiVersion: tlsgate.io/v1\nkind: GatewayRuntime\nmetadata: {{name: rt}}\n\
          spec: {{outboundTrafficPolicy: {{mode: {outbound}}}}}\n---\n"
@@ -126,7 +126,7 @@ fn build(f: &Fixture, outbound: &str, extra: &str) -> Arc<Runtime> {
     Arc::new(Runtime::build(model, 1).unwrap())
 }
 
-struct Map(Vec<(&'static str, &'static str)>);
+pub(super) struct Map(pub(super) Vec<(&'static str, &'static str)>);
 
 impl HeaderSource for Map {
     fn first(&self, name: &str) -> Option<&str> {
@@ -138,7 +138,7 @@ impl HeaderSource for Map {
 }
 
 /// The connection facts of a handshake with `sni` on port 8443.
-fn tls_conn(rt: &Arc<Runtime>, sni: &str) -> ConnInfo {
+pub(super) fn tls_conn(rt: &Arc<Runtime>, sni: &str) -> ConnInfo {
     let addr: std::net::SocketAddr = "0.0.0.0:8443".parse().unwrap();
     let policy = rt
         .tls
@@ -152,14 +152,15 @@ fn tls_conn(rt: &Arc<Runtime>, sni: &str) -> ConnInfo {
         policy,
         runtime: rt.clone(),
         client: None,
-        xfcc: Some("Hash=ab".into()),
+        peer_certs: None,
+        xfcc: None,
         resumed: false,
         version: "TLSv1.3",
         span: tracing::Span::none(),
     }
 }
 
-fn run(
+pub(super) fn run(
     rt: &Runtime,
     tls: Tls<'_>,
     port: u16,
@@ -185,7 +186,7 @@ fn run(
     decide(rt, &conn, &req, &mut StdRng::seed_from_u64(7))
 }
 
-fn status(d: &Decision) -> String {
+pub(super) fn status(d: &Decision) -> String {
     match &d.action {
         Action::Respond {
             status, blocked, ..
@@ -301,7 +302,8 @@ fn routes_answer_redirect_split_and_rewrite() {
 #[test]
 fn header_edits_carry_identity_only_from_the_connection() {
     let w = world("ALLOW_ANY");
-    let mutual = tls_conn(&w.rt, "mutual.test");
+    let mutual = super::tests_client_cert::mtls(&w);
+    let ours = mutual.xfcc.as_ref().unwrap().1.clone();
     let headers = Map(vec![
         ("x-forwarded-client-cert", "forged"),
         ("X_Forwarded_Client_Cert", "forged"),
@@ -340,7 +342,7 @@ fn header_edits_carry_identity_only_from_the_connection() {
     assert_eq!(
         add,
         [
-            ("x-forwarded-client-cert", "Hash=ab"),
+            ("x-forwarded-client-cert", ours.as_str()),
             ("x-forwarded-for", "10.1.1.1, 192.0.2.7"),
             ("x-forwarded-proto", "https"),
         ]
@@ -878,4 +880,65 @@ fn paths_a_policy_could_misread_are_refused() {
             "{path}"
         );
     }
+}
+
+#[test]
+fn the_remote_address_is_the_xff_entry_the_trusted_proxies_wrote() {
+    let peer: Option<IpAddr> = Some("10.0.0.9".parse().unwrap());
+    let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+    for (hops, xff, want) in [
+        (0, vec!["203.0.113.1"], peer),
+        (1, vec![], peer),
+        (1, vec!["203.0.113.1"], ip("203.0.113.1")),
+        // A client's own entries sit left of what the proxies appended.
+        (1, vec!["6.6.6.6, 203.0.113.1"], ip("203.0.113.1")),
+        (2, vec!["6.6.6.6, 203.0.113.1, 10.1.1.1"], ip("203.0.113.1")),
+        // Two header lines read as one list, in order.
+        (
+            2,
+            vec!["6.6.6.6, 203.0.113.1", "10.1.1.1"],
+            ip("203.0.113.1"),
+        ),
+        (3, vec!["203.0.113.1, 10.1.1.1"], peer),
+        (1, vec!["6.6.6.6, not-an-ip"], peer),
+        (1, vec!["2001:db8::1"], ip("2001:db8::1")),
+    ] {
+        let headers: http::HeaderMap = xff
+            .iter()
+            .map(|v| {
+                (
+                    http::HeaderName::from_static("x-forwarded-for"),
+                    v.parse().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(remote_ip(hops, &headers, peer), want, "{hops} {xff:?}");
+    }
+}
+
+#[test]
+fn a_tunnel_is_authorized_by_the_port_it_asks_for() {
+    let f = Fixture::new();
+    f.server("simple", &["simple.test"], 0);
+    f.server("mutual", &["mutual.test"], 0);
+    f.ca_bundle("mutual/ca.crt");
+    f.server("wild", &["*.wild.test"], 0);
+    let policy = "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
+                  metadata: {name: p}\nspec: {action: ALLOW, rules: [{to: [{operation: \
+                  {methods: [CONNECT], ports: ['443']}}]}]}\n";
+    let rt = build(&f, "ALLOW_ANY", policy);
+    let c = |target| {
+        status(&run(
+            &rt,
+            Tls::Plain,
+            8081,
+            "CONNECT",
+            target,
+            Some(target),
+            Map(vec![]),
+        ))
+    };
+    assert_eq!(c("api.remote.test:443"), "tunnel api.remote.test:443");
+    // The listener's port (8081) is not what the tunnel reaches.
+    assert_eq!(c("api.remote.test:80"), "403");
 }

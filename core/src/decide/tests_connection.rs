@@ -110,7 +110,16 @@ fn show(a: ConnAction) -> String {
         ConnAction::Terminate => "terminate".into(),
         ConnAction::Http => "http".into(),
         ConnAction::Refuse(r) => format!("refuse {r}"),
-        ConnAction::Stream(p) => format!("stream {} {} {}", p.server, p.route.id, p.to.dest.name),
+        ConnAction::Denied(v) => format!("refuse authz_denied by {}", v.decided_by()),
+        ConnAction::Stream(p) => format!(
+            "stream {} {} {}{}",
+            p.server,
+            p.route.id,
+            p.to.dest.name,
+            p.authz
+                .map(|v| format!(" allowed by {}", v.decided_by()))
+                .unwrap_or_default()
+        ),
     }
 }
 
@@ -377,7 +386,7 @@ fn policies_apply_to_relayed_connections() {
     ));
     assert_eq!(
         outcome(&rt, 5432, Tcp, Opening::Unread),
-        "refuse authz_denied"
+        "refuse authz_denied by p[0]"
     );
     // ALLOW naming a path never matches a stream: deny by default.
     let (_f, rt) = runtime(&policy(
@@ -385,7 +394,7 @@ fn policies_apply_to_relayed_connections() {
     ));
     assert_eq!(
         outcome(&rt, 443, Tls, tls(Some("a.pass.test"))),
-        "refuse authz_denied"
+        "refuse authz_denied by -"
     );
     // ALLOW by port and SNI: streams on it pass.
     let (_f, rt) = runtime(&policy(
@@ -393,10 +402,10 @@ fn policies_apply_to_relayed_connections() {
     ));
     assert_eq!(
         outcome(&rt, 443, Tls, tls(Some("a.pass.test"))),
-        "stream pass pass/pass.tls[0] a.backend:8443"
+        "stream pass pass/pass.tls[0] a.backend:8443 allowed by p[0]"
     );
     assert_eq!(
         outcome(&rt, 5432, Tcp, Opening::Unread),
-        "refuse authz_denied"
+        "refuse authz_denied by -"
     );
 }

@@ -36,6 +36,8 @@ pub fn model() -> Model {
             admin_token_file: None,
             mesh: None,
             listeners: vec![],
+            client_cert: Default::default(),
+            num_trusted_proxies: 0,
         },
         gateways: vec![],
         virtual_services: vec![],
@@ -133,6 +135,7 @@ pub fn wdest(
 /// A match-all route forwarding to `host:port`.
 pub fn fwd(name: &str, host: &str, port: u16) -> HttpRoute {
     HttpRoute {
+        client_cert: None,
         index: 0,
         name: name.into(),
         matches: vec![],

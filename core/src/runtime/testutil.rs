@@ -105,6 +105,18 @@ impl Fixture {
         fs::rename(vol.join("..data_tmp"), vol.join("..data")).unwrap();
     }
 
+    /// A client certificate of this fixture's CA, with a SPIFFE URI.
+    pub(crate) fn client(&self, cn: &str, uri: &str) -> Issued {
+        let mut spec = LeafSpec::new(Usage::Client, cn);
+        spec.uris = vec![uri.to_string()];
+        make_leaf(&spec, &self.ca).unwrap()
+    }
+
+    /// The fixture's CA certificate (what a client sends after its leaf).
+    pub(crate) fn ca_cert(&self) -> openssl::x509::X509 {
+        self.ca.cert.clone()
+    }
+
     /// Writes the CA's certificate to `creds/<rel>` (a CA bundle).
     pub(crate) fn ca_bundle(&self, rel: &str) {
         let path = self.creds().join(rel);

@@ -3,7 +3,17 @@
 use std::sync::Arc;
 
 use super::policy::ServerPolicy;
+use crate::config::client_cert::XfccElements;
 use crate::credentials::ClientIdentity;
+
+/// The client's certificate and the certificates it sent after it (the
+/// chain is empty on a resumed session: a ticket keeps only the leaf).
+/// References to what the TLS session holds anyway.
+#[derive(Debug, Clone)]
+pub struct PeerCerts {
+    pub leaf: openssl::x509::X509,
+    pub chain: Vec<openssl::x509::X509>,
+}
 
 /// The TLS facts of one downstream connection, shared by its requests
 /// (Pingora keeps it in `SslDigest.extension`).
@@ -23,8 +33,11 @@ pub struct ConnInfo {
     /// Present only when a client certificate was verified (or resumed
     /// from a session that verified one under the same policy key).
     pub client: Option<ClientIdentity>,
-    /// `x-forwarded-client-cert` value, computed once per connection.
-    pub xfcc: Option<String>,
+    /// The verified client certificate itself, when `client` is there.
+    pub peer_certs: Option<PeerCerts>,
+    /// `x-forwarded-client-cert` element with these elements, computed
+    /// once per connection (the gateway's setting at the handshake).
+    pub xfcc: Option<(XfccElements, String)>,
     pub resumed: bool,
     pub version: &'static str,
     /// One span per connection, carrying SNI and peer identity.

@@ -117,6 +117,9 @@ fn finish(
     start: Instant,
 ) {
     let m = metrics();
+    if let Some(v) = &plan.authz {
+        record::count_authz(v);
+    }
     let dest = &*plan.to.dest.name;
     let server = &*plan.server;
     // Client-chosen names under a wildcard route: capped like hosts.
@@ -148,6 +151,12 @@ fn finish(
         destination = dest,
         upstream = %upstream.map_or_else(|| record::LABEL_NONE.to_string(), |a| a.to_string()),
         result,
+        authz = plan.authz.as_ref().map(|v| v.decided_by()),
+        authz_audit = plan
+            .authz
+            .as_ref()
+            .and_then(|v| v.audit.as_ref())
+            .map(|(p, r)| format!("{p}[{r}]")),
         bytes_in,
         bytes_out,
         duration_ms = %format_args!("{:.3}", elapsed.as_secs_f64() * 1000.0),

@@ -113,6 +113,7 @@ mod tests {
 
     fn route(prefix: Option<&str>, rewrite: &str) -> HttpRoute {
         HttpRoute {
+            client_cert: None,
             index: 0,
             name: "r".into(),
             matches: prefix
@@ -154,7 +155,7 @@ mod tests {
             route,
             &req.headers,
             &EditInputs {
-                xfcc,
+                cert: crate::decide::client_cert::CertHeaders::sanitize_set(xfcc),
                 client_ip: Some("127.0.0.1".parse().unwrap()),
                 tls: true,
                 path: &path,

@@ -92,12 +92,7 @@ pub fn record(o: &Outcome<'_>) {
         }
     }
     if let Some(v) = o.authz {
-        let result = if v.allowed { "allowed" } else { "denied" };
-        let policy = v.by.as_ref().map_or(LABEL_NONE, |(p, _)| &**p);
-        authz_counter(policy, v.action.as_str(), result).inc();
-        if let Some((audit, _)) = &v.audit {
-            authz_counter(audit, "AUDIT", "audited").inc();
-        }
+        count_authz(v);
     }
     let mut code = itoa_buf();
     m.requests
@@ -138,6 +133,17 @@ pub fn record(o: &Outcome<'_>) {
         authz_audit = o.authz.and_then(|v| v.audit.as_ref()).map(|(p, r)| format!("{p}[{r}]")),
         error = o.error.map(|e| e.to_string()),
     );
+}
+
+/// Counts what the AuthorizationPolicies said of one request or relayed
+/// connection in `tlsgate_authz_total`.
+pub(crate) fn count_authz(v: &crate::authz::Verdict) {
+    let result = if v.allowed { "allowed" } else { "denied" };
+    let policy = v.by.as_ref().map_or(LABEL_NONE, |(p, _)| &**p);
+    authz_counter(policy, v.action.as_str(), result).inc();
+    if let Some((audit, _)) = &v.audit {
+        authz_counter(audit, "AUDIT", "audited").inc();
+    }
 }
 
 /// `tlsgate_authz_total{policy,action,result}`, found once per worker

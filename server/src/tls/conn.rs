@@ -9,7 +9,7 @@ use openssl::x509::X509VerifyResult;
 use super::accept::{conn_state_index, ConnState};
 use crate::credentials::client_identity;
 use crate::metrics::metrics;
-use crate::tls::{ConnInfo, ServerPolicy};
+use crate::tls::{ConnInfo, PeerCerts, ServerPolicy};
 use tlsgate_ossl::{SSL_CB_ALERT, SSL_CB_EXIT, SSL_CB_WRITE};
 
 /// What a finished handshake leaves for its connection's requests.
@@ -19,7 +19,18 @@ pub(crate) fn conn_info(ssl: &SslRef, state: &ConnState) -> ConnInfo {
         .as_ref()
         .filter(|p| p.requests_client_cert())
         .and_then(|_| ssl.peer_certificate())
-        .map(|c| client_identity(&c));
+        .map(|c| (client_identity(&c), c));
+    let (client, peer_certs) = match client {
+        Some((id, leaf)) => {
+            // The server side's chain leaves the leaf out.
+            let chain = ssl
+                .peer_cert_chain()
+                .map(|s| s.iter().map(|x| x.to_owned()).collect())
+                .unwrap_or_default();
+            (Some(id), Some(PeerCerts { leaf, chain }))
+        }
+        None => (None, None),
+    };
     let resumed = ssl.session_reused();
     let version = ssl.version_str();
     let sni = state.sni.as_deref().unwrap_or("");
@@ -46,8 +57,14 @@ pub(crate) fn conn_info(ssl: &SslRef, state: &ConnState) -> ConnInfo {
         sni: state.sni.clone(),
         policy: state.policy.clone(),
         runtime: state.runtime.clone(),
-        xfcc: client.as_ref().map(|c| c.xfcc()),
+        xfcc: client.as_ref().map(|c| {
+            // Most requests use the gateway's own elements.
+            let e = state.runtime.model.runtime.client_cert.xfcc;
+            let by = tlsgate_core::decide::client_cert::by(state.policy.as_deref());
+            (e, c.xfcc(e, &by, peer_certs.as_ref()))
+        }),
         client,
+        peer_certs,
         resumed,
         version,
         span,

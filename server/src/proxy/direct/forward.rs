@@ -86,7 +86,7 @@ mod tests {
             route,
             &Headers(head.headers),
             &EditInputs {
-                xfcc,
+                cert: crate::decide::client_cert::CertHeaders::sanitize_set(xfcc),
                 client_ip: Some("127.0.0.1".parse().unwrap()),
                 tls: true,
                 path: head.target,
@@ -134,6 +134,7 @@ mod tests {
     #[test]
     fn route_rewrite_and_edits() {
         let route = HttpRoute {
+            client_cert: None,
             index: 0,
             name: "r".into(),
             matches: vec![RouteMatch {
