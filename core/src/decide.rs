@@ -263,7 +263,7 @@ pub fn decide<H: HeaderSource + ?Sized>(
     if !rt.model.authorization_policies.is_empty() && !is_normal_path(&path) {
         return respond(server, host, 400, "path is not in normal form\n");
     }
-    let authz = authorize(rt, conn, req, &host, &path, conn.local.port());
+    let authz = authorize(rt, conn, req, &host, &path);
     if let Some(denied) = authz.as_ref().filter(|v| !v.allowed) {
         return Decision {
             server,
@@ -393,7 +393,6 @@ fn authorize<H: HeaderSource + ?Sized>(
     req: &RequestView<'_, H>,
     host: &str,
     path: &str,
-    port: u16,
 ) -> Option<Verdict> {
     let policies = &rt.model.authorization_policies;
     if policies.is_empty() {
@@ -415,7 +414,7 @@ fn authorize<H: HeaderSource + ?Sized>(
         ),
         sni: info.and_then(|i| i.sni.as_deref()),
         host,
-        port,
+        port: conn.local.port(),
         method: req.method,
         path: path.split_once('?').map_or(path, |(p, _)| p),
         headers: req.headers,
@@ -437,12 +436,18 @@ pub fn remote_ip<H: HeaderSource + ?Sized>(
     if hops == 0 {
         return client;
     }
-    let values = headers.all("x-forwarded-for");
-    let entries: Vec<&str> = values.iter().flat_map(|v| v.split(',')).collect();
+    // Every line counts, text or not: a client's line with one bad byte,
+    // which a proxy then appended to, must not shorten the list (and so
+    // move the pick onto the proxy's own address).
+    let lines = headers.all_bytes("x-forwarded-for");
+    let entries: Vec<&[u8]> = lines.iter().flat_map(|v| v.split(|&b| b == b',')).collect();
     let Some(i) = entries.len().checked_sub(hops as usize) else {
         return client;
     };
-    entries[i].trim().parse().ok().or(client)
+    std::str::from_utf8(entries[i])
+        .ok()
+        .and_then(|e| e.trim().parse().ok())
+        .or(client)
 }
 
 /// Plaintext on a TLS port (PeerAuthentication PERMISSIVE or DISABLE):
@@ -554,9 +559,9 @@ fn tunnel<H: HeaderSource + ?Sized>(
         let body = "CONNECT is only served on plain-HTTP egress ports (HTTP/1.1)\n";
         return respond(host, 405, body.into(), false);
     }
-    // A tunnel has no path: policies see the target host and port (as
-    // `destination.port` and `ports`) and the method.
-    let authz = authorize(rt, conn, req, &host, "", port);
+    // A tunnel has no path: policies see the target host and the method,
+    // and, as Envoy's RBAC does, the listener's port.
+    let authz = authorize(rt, conn, req, &host, "");
     if authz.as_ref().is_some_and(|v| !v.allowed) {
         return Decision {
             authz,

@@ -303,3 +303,37 @@ spec:
     assert_eq!(denied("-"), 4.0, "no ALLOW rule matched");
     assert_eq!(denied("partners-only"), 2.0);
 }
+
+/// Istio's deny-all (`spec: {}`) refuses every request of every host, with
+/// or without a certificate; its allow-all form (`rules: [{}]`), reloaded
+/// in its place, lets them through again.
+#[test]
+fn deny_all_and_allow_all() {
+    let policy = "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
+                  metadata:\n  name: deny-all\n  namespace: istio-system\nspec: {}\n";
+    let s = Seed000::start_custom(&[], |_, yaml| yaml + policy);
+    for r in both(|| s.frontend("/")) {
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (403, "RBAC: access denied"),
+            "{r}"
+        );
+    }
+    for r in both(|| s.partner("/orders/1").client("great-partner")) {
+        assert_eq!(r.status, 403, "{r}");
+    }
+    assert_eq!(s.backend_total(), 0);
+    let yaml = std::fs::read_to_string(&s.config_path).unwrap();
+    std::fs::write(
+        &s.config_path,
+        yaml.replace("spec: {}", "spec: {rules: [{}]}"),
+    )
+    .unwrap();
+    let (ok, _) = s.gateway.wait_metrics(Duration::from_secs(10), |m| {
+        m.sum("tlsgate_runtime_generation", &[]) >= 2.0
+    });
+    assert!(ok, "{}", s.gateway.describe());
+    for r in both(|| s.frontend("/")) {
+        assert_eq!(r.status, 200, "{r}");
+    }
+}

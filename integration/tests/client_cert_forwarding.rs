@@ -29,14 +29,20 @@ fn start(runtime: &str, annotations: &str) -> Seed000 {
 }
 
 /// What the backend saw of the certificate headers after a request with
-/// forged ones, over HTTP/2 then HTTP/1.1: (XFCC values, Client-Cert values).
-fn seen(s: &Seed000, curl: impl Fn() -> Curl) -> Vec<(Vec<String>, Vec<String>)> {
+/// forged ones, over HTTP/2 then HTTP/1.1: (XFCC values, Client-Cert
+/// values); Client-Cert-Chain values are checked against `chain`.
+fn seen_with_chain(
+    s: &Seed000,
+    curl: impl Fn() -> Curl,
+    chain: &[String],
+) -> Vec<(Vec<String>, Vec<String>)> {
     [true, false]
         .into_iter()
         .map(|h2| {
             let c = curl()
                 .header(&format!("x-forwarded-client-cert: {FORGED_XFCC}"))
                 .header(&format!("Client-Cert: {FORGED_CERT}"))
+                .header(&format!("Client-Cert-Chain: {FORGED_CERT}"))
                 .header("x_forwarded_client_cert: lookalike");
             let r = if h2 { c.http2() } else { c.http1() }.run();
             assert_eq!(r.status, 200, "h2={h2} {r}\n{}", s.gateway.describe());
@@ -46,9 +52,22 @@ fn seen(s: &Seed000, curl: impl Fn() -> Curl) -> Vec<(Vec<String>, Vec<String>)>
                 "a look-alike name passed: {last:?}"
             );
             let all = |n: &str| last.header_all(n).into_iter().map(str::to_string).collect();
+            let got: Vec<String> = all("client-cert-chain");
+            assert_eq!(got, chain, "h2={h2} Client-Cert-Chain");
             (all("x-forwarded-client-cert"), all("client-cert"))
         })
         .collect()
+}
+
+/// [`seen_with_chain`] where the backend must get the client's own
+/// Client-Cert-Chain (a forwarding mode) or none.
+fn seen(s: &Seed000, curl: impl Fn() -> Curl) -> Vec<(Vec<String>, Vec<String>)> {
+    seen_with_chain(s, curl, &[])
+}
+
+/// The same, for a mode that forwards the client's headers unchanged.
+fn seen_forwarded(s: &Seed000, curl: impl Fn() -> Curl) -> Vec<(Vec<String>, Vec<String>)> {
+    seen_with_chain(s, curl, &[FORGED_CERT.to_string()])
 }
 
 fn mtls(s: &Seed000) -> Curl {
@@ -96,7 +115,9 @@ fn append_forward_with_the_certificate_and_rfc9440() {
     );
     let (cert, _) = client_cert("great-partner");
     let hash = cert_sha256_hex(&cert);
-    for (xfcc, client_cert) in seen(&s, || mtls(&s)) {
+    // The chain as verified, up to the Acme CA of the host's bundle.
+    let chain = [format!(":{}:", der_b64(&ca_cert("acme")))];
+    for (xfcc, client_cert) in seen_with_chain(&s, || mtls(&s), &chain) {
         assert_eq!(xfcc.len(), 1, "{xfcc:?}");
         let (prev, ours) = xfcc[0].split_once(',').expect("appended");
         assert_eq!(prev, FORGED_XFCC);
@@ -126,7 +147,7 @@ fn a_virtualservice_forwards_what_a_trusted_proxy_wrote() {
         "",
         "  annotations:\n    tlsgate.io/forward-client-cert-details: FORWARD_ONLY\n",
     );
-    for (xfcc, client_cert) in seen(&s, || mtls(&s)) {
+    for (xfcc, client_cert) in seen_forwarded(&s, || mtls(&s)) {
         assert_eq!(xfcc, [FORGED_XFCC]);
         assert_eq!(client_cert, [FORGED_CERT]);
     }
@@ -150,7 +171,7 @@ fn sanitize_sends_nothing_and_always_forward_only_everything() {
         "  gatewayTopology:\n    forwardClientCertDetails: ALWAYS_FORWARD_ONLY\n",
         "",
     );
-    for (xfcc, client_cert) in seen(&s, || s.frontend("/")) {
+    for (xfcc, client_cert) in seen_forwarded(&s, || s.frontend("/")) {
         assert_eq!(xfcc, [FORGED_XFCC]);
         assert_eq!(client_cert, [FORGED_CERT]);
     }

@@ -111,11 +111,16 @@ impl Edits {
         if let Some(x) = &i.cert.xfcc {
             let value = match i.cert.mode {
                 ForwardClientCert::AppendForward => {
-                    let prev = headers.all(CERT[0]).join(",");
-                    if prev.trim().is_empty() {
+                    let prev: Vec<&str> = headers
+                        .all(CERT[0])
+                        .into_iter()
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .collect();
+                    if prev.is_empty() {
                         x.to_string()
                     } else {
-                        format!("{prev},{x}")
+                        format!("{},{x}", prev.join(","))
                     }
                 }
                 _ => x.to_string(),
@@ -129,10 +134,11 @@ impl Edits {
             add.push((CERT[2].into(), c.clone().into()));
         }
         if let Some(ip) = i.client_ip {
-            // The first value, when it is text, as both engines read it.
-            let xff = match headers.first("x-forwarded-for") {
-                Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
-                _ => ip.to_string(),
+            let prev = forwarded_for(headers);
+            let xff = if prev.is_empty() {
+                ip.to_string()
+            } else {
+                format!("{prev}, {ip}")
             };
             add.push((IDENTITY[0].into(), xff.into()));
         }
@@ -194,6 +200,30 @@ impl Edits {
     }
 }
 
+/// The client's `X-Forwarded-For` lines as one list, every entry kept
+/// (as `remote.ip` counts them): a byte that is not visible ASCII is
+/// written `%XX`, so a line a proxy appended to is never lost.
+fn forwarded_for<H: HeaderSource + ?Sized>(headers: &H) -> String {
+    let mut out = String::new();
+    for line in headers.all_bytes("x-forwarded-for") {
+        let line = line.trim_ascii();
+        if line.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        for &b in line {
+            if b == b' ' || (b.is_ascii_graphic() && b != b'%') {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
 /// The header names the client's `Connection` header makes hop-by-hop
 /// (never the ones tlsgate sets or routes by).
 fn connection_names<H: HeaderSource + ?Sized>(headers: &H) -> Vec<String> {
@@ -242,5 +272,21 @@ pub fn rewrite_path(route: &HttpRoute, path: &str, new: &str) -> String {
     match prefix {
         Some(p) => format!("{new}{}", &path[p.len()..]),
         None => new.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_keeps_every_line_and_entry() {
+        let mut h = http::HeaderMap::new();
+        let name = http::HeaderName::from_static("x-forwarded-for");
+        for v in [&b"6.6.6.6\x80, 10.0.0.1"[..], b"", b" 10.0.0.2 ", b"a%b"] {
+            h.append(name.clone(), http::HeaderValue::from_bytes(v).unwrap());
+        }
+        assert_eq!(forwarded_for(&h), "6.6.6.6%80, 10.0.0.1, 10.0.0.2, a%25b");
+        assert_eq!(forwarded_for(&http::HeaderMap::new()), "");
     }
 }

@@ -130,10 +130,15 @@ pub(super) struct Map(pub(super) Vec<(&'static str, &'static str)>);
 
 impl HeaderSource for Map {
     fn first(&self, name: &str) -> Option<&str> {
+        self.all(name).into_iter().next()
+    }
+
+    fn all(&self, name: &str) -> Vec<&str> {
         self.0
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| *v)
+            .collect()
     }
 }
 
@@ -917,15 +922,15 @@ fn the_remote_address_is_the_xff_entry_the_trusted_proxies_wrote() {
 }
 
 #[test]
-fn a_tunnel_is_authorized_by_the_port_it_asks_for() {
+fn a_tunnel_is_authorized_by_the_listeners_port_as_envoy_does() {
     let f = Fixture::new();
     f.server("simple", &["simple.test"], 0);
     f.server("mutual", &["mutual.test"], 0);
     f.ca_bundle("mutual/ca.crt");
     f.server("wild", &["*.wild.test"], 0);
     let policy = "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
-                  metadata: {name: p}\nspec: {action: ALLOW, rules: [{to: [{operation: \
-                  {methods: [CONNECT], ports: ['443']}}]}]}\n";
+                  metadata: {name: p}\nspec: {action: DENY, rules: [{to: [{operation: \
+                  {methods: [CONNECT], ports: ['8081'], hosts: [other.test]}}]}]}\n";
     let rt = build(&f, "ALLOW_ANY", policy);
     let c = |target| {
         status(&run(
@@ -939,6 +944,6 @@ fn a_tunnel_is_authorized_by_the_port_it_asks_for() {
         ))
     };
     assert_eq!(c("api.remote.test:443"), "tunnel api.remote.test:443");
-    // The listener's port (8081) is not what the tunnel reaches.
-    assert_eq!(c("api.remote.test:80"), "403");
+    assert_eq!(c("other.test:443"), "403");
+    assert_eq!(c("other.test:8443"), "403");
 }

@@ -210,3 +210,39 @@ fn a_routes_override_replaces_the_gateways_setting_field_by_field() {
     let (_, added) = outcome(&w, Some(&conn), "/other");
     assert_eq!(added[0].1, conn.xfcc.as_ref().unwrap().1);
 }
+
+#[test]
+fn append_forward_joins_every_line_the_proxy_in_front_wrote() {
+    let w = world_with("{forwardClientCertDetails: APPEND_FORWARD}", "{}");
+    let conn = mtls(&w);
+    let ours = conn.xfcc.as_ref().unwrap().1.clone();
+    let headers = Map(vec![
+        ("x-forwarded-client-cert", ""),
+        ("x-forwarded-client-cert", "By=spiffe://a;Hash=1"),
+        ("X-Forwarded-Client-Cert", " By=spiffe://b;Hash=2 "),
+    ]);
+    let d = run(
+        &w.rt,
+        Tls::Terminated(&conn),
+        8443,
+        "GET",
+        "/",
+        Some("mutual.test"),
+        headers,
+    );
+    let Action::Forward(plan) = &d.action else {
+        panic!("{}", status(&d))
+    };
+    let xfcc: Vec<&str> = plan
+        .edits
+        .add
+        .iter()
+        .filter(|(n, _)| n == "x-forwarded-client-cert")
+        .map(|(_, v)| v.as_ref())
+        .collect();
+    assert_eq!(
+        xfcc,
+        [format!("By=spiffe://a;Hash=1,By=spiffe://b;Hash=2,{ours}")]
+    );
+    assert!(plan.edits.drops("x-forwarded-client-cert"));
+}

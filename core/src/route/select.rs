@@ -148,6 +148,13 @@ pub trait HeaderSource {
     fn all(&self, name: &str) -> Vec<&str> {
         self.first(name).into_iter().collect()
     }
+
+    /// Every value of header `name` as sent, text or not: where a value
+    /// that is not text must still count (an `X-Forwarded-For` line a
+    /// proxy appended to).
+    fn all_bytes(&self, name: &str) -> Vec<&[u8]> {
+        self.all(name).into_iter().map(str::as_bytes).collect()
+    }
 }
 
 impl HeaderSource for HeaderMap {
@@ -160,6 +167,10 @@ impl HeaderSource for HeaderMap {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .collect()
+    }
+
+    fn all_bytes(&self, name: &str) -> Vec<&[u8]> {
+        self.get_all(name).iter().map(|v| v.as_bytes()).collect()
     }
 }
 

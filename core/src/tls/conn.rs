@@ -6,9 +6,9 @@ use super::policy::ServerPolicy;
 use crate::config::client_cert::XfccElements;
 use crate::credentials::ClientIdentity;
 
-/// The client's certificate and the certificates it sent after it (the
-/// chain is empty on a resumed session: a ticket keeps only the leaf).
-/// References to what the TLS session holds anyway.
+/// The client's certificate and the rest of the chain it was verified
+/// with, up to the CA of the bundle (empty on a resumed session: a ticket
+/// keeps only the leaf). References to what the TLS session holds anyway.
 #[derive(Debug, Clone)]
 pub struct PeerCerts {
     pub leaf: openssl::x509::X509,

@@ -50,6 +50,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let start = Instant::now();
+    // Counted when decided, as a request is: a relay may last hours.
+    if let Some(v) = &plan.authz {
+        record::count_authz(v);
+    }
     let dest = plan.to.dest.clone();
     let wait = rt.model.runtime.timeouts.upstream_pending;
     let admin = rt.model.runtime.admin;
@@ -117,9 +121,6 @@ fn finish(
     start: Instant,
 ) {
     let m = metrics();
-    if let Some(v) = &plan.authz {
-        record::count_authz(v);
-    }
     let dest = &*plan.to.dest.name;
     let server = &*plan.server;
     // Client-chosen names under a wildcard route: capped like hosts.

@@ -22,10 +22,13 @@ pub(crate) fn conn_info(ssl: &SslRef, state: &ConnState) -> ConnInfo {
         .map(|c| (client_identity(&c), c));
     let (client, peer_certs) = match client {
         Some((id, leaf)) => {
-            // The server side's chain leaves the leaf out.
+            // The chain as verified (leaf first, then up to the bundle's
+            // CA), not as sent: a client may send certificates that
+            // played no part. Empty on a resumed session, which keeps
+            // only the leaf.
             let chain = ssl
-                .peer_cert_chain()
-                .map(|s| s.iter().map(|x| x.to_owned()).collect())
+                .verified_chain()
+                .map(|s| s.iter().skip(1).map(|x| x.to_owned()).collect())
                 .unwrap_or_default();
             (Some(id), Some(PeerCerts { leaf, chain }))
         }
@@ -57,7 +60,7 @@ pub(crate) fn conn_info(ssl: &SslRef, state: &ConnState) -> ConnInfo {
         sni: state.sni.clone(),
         policy: state.policy.clone(),
         runtime: state.runtime.clone(),
-        xfcc: client.as_ref().map(|c| {
+        xfcc: client.as_ref().filter(|_| writes_xfcc(state)).map(|c| {
             // Most requests use the gateway's own elements.
             let e = state.runtime.model.runtime.client_cert.xfcc;
             let by = tlsgate_core::decide::client_cert::by(state.policy.as_deref());
@@ -69,6 +72,17 @@ pub(crate) fn conn_info(ssl: &SslRef, state: &ConnState) -> ConnInfo {
         version,
         span,
     }
+}
+
+/// Does the gateway's own setting (at the handshake) write an XFCC
+/// element? Only then is it made here, once; a route's override makes its
+/// own per request.
+fn writes_xfcc(state: &ConnState) -> bool {
+    use tlsgate_core::config::client_cert::ForwardClientCert as F;
+    matches!(
+        state.runtime.model.runtime.client_cert.mode,
+        F::SanitizeSet | F::AppendForward
+    )
 }
 
 /// Handshake failure classes, as logged and counted.

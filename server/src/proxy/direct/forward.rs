@@ -120,7 +120,7 @@ mod tests {
         assert_eq!(
             up,
             "GET /a HTTP/1.1\r\nHost: x.test\r\nAccept: */*\r\n\
-             x-forwarded-client-cert: Hash=ab\r\nx-forwarded-for: 10.0.0.1, 127.0.0.1\r\n\
+             x-forwarded-client-cert: Hash=ab\r\nx-forwarded-for: 10.0.0.1, 10.0.0.2, 127.0.0.1\r\n\
              x-forwarded-proto: https\r\n\r\n"
         );
         let up = build(

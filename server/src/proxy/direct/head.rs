@@ -182,6 +182,14 @@ impl HeaderSource for Headers<'_, '_> {
             .filter_map(|h| text(h.value))
             .collect()
     }
+
+    fn all_bytes(&self, name: &str) -> Vec<&[u8]> {
+        self.0
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+            .collect()
+    }
 }
 
 #[cfg(test)]
