@@ -83,7 +83,12 @@ struct ConfigArgs {
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Before anything can make OpenSSL allocate.
+    let openssl_on_mimalloc = tlsgate_ossl::allocate_with_mimalloc();
     let cli = Cli::parse();
+    if !openssl_on_mimalloc {
+        eprintln!("tlsgate: OpenSSL had allocated already: it keeps the system allocator");
+    }
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Check(args) => check(args),

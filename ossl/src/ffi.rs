@@ -3,7 +3,7 @@
 //! They resolve against the same statically linked libssl that Pingora's
 //! vendored OpenSSL provides (Pingora declares `SSL_set_cert_cb` the same way).
 
-use libc::{c_int, c_uchar, c_uint, c_void, size_t};
+use libc::{c_char, c_int, c_uchar, c_uint, c_void, size_t};
 use openssl_sys::{SSL, SSL_CTX, SSL_SESSION};
 
 pub const SSL_CB_EXIT: c_int = 0x02;
@@ -28,7 +28,12 @@ pub type TicketDecCb = unsafe extern "C" fn(
     arg: *mut c_void,
 ) -> c_int;
 
+pub type MallocFn = unsafe extern "C" fn(size_t, *const c_char, c_int) -> *mut c_void;
+pub type ReallocFn = unsafe extern "C" fn(*mut c_void, size_t, *const c_char, c_int) -> *mut c_void;
+pub type FreeFn = unsafe extern "C" fn(*mut c_void, *const c_char, c_int);
+
 extern "C" {
+    pub fn CRYPTO_set_mem_functions(m: MallocFn, r: ReallocFn, f: FreeFn) -> c_int;
     // Present in every libcrypto but not bound by openssl-sys 0.9.
     pub fn X509_STORE_add_crl(
         store: *mut openssl_sys::X509_STORE,

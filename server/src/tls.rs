@@ -75,6 +75,12 @@ pub fn listener_acceptor(rt: SharedRuntime, addr: SocketAddr) -> Result<SslAccep
     b.set_read_ahead(true);
     tlsgate_ossl::bind_tickets::<session::PolicyKey>(&mut b)
         .map_err(|e| err(format!("session tickets: {e}")))?;
+    // One TLS 1.3 ticket per handshake, not OpenSSL's two: each costs an
+    // encoding and a decoding of the session with the client's certificate
+    // in it (a seventh of a full mTLS handshake each, by `perf`), and a
+    // client resumes with one.
+    b.set_num_tickets(1)
+        .map_err(|e| err(format!("session tickets: {e}")))?;
     b.set_client_hello_callback(move |ssl, alert| {
         accept::client_hello(&rt, addr, &name, ssl, alert)
     });
