@@ -337,3 +337,37 @@ fn deny_all_and_allow_all() {
         assert_eq!(r.status, 200, "{r}");
     }
 }
+
+/// The README's recipe: on an `OPTIONAL_MUTUAL` host, a DENY policy makes
+/// a client certificate mandatory under `/admin/` and optional elsewhere.
+#[test]
+fn a_certificate_on_some_paths_only() {
+    let s = Seed000::start_custom(&[], |_, yaml| {
+        let yaml = yaml.replacen("      mode: MUTUAL\n", "      mode: OPTIONAL_MUTUAL\n", 1);
+        assert!(yaml.contains("OPTIONAL_MUTUAL"));
+        yaml + r#"---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: admin-needs-a-certificate}
+spec:
+  action: DENY
+  rules:
+  - to: [{operation: {hosts: ["partner.example.com"], paths: ["/admin/*"]}}]
+    when:
+    - key: tlsgate.client.sha256
+      notValues: ["*"]
+"#
+    });
+    for r in both(|| s.partner("/orders/1")) {
+        assert_eq!(r.status, 200, "no certificate, elsewhere: {r}");
+    }
+    for r in both(|| s.partner("/admin/users")) {
+        assert_eq!(r.status, 403, "no certificate, /admin/: {r}");
+    }
+    for r in both(|| s.partner("/admin/users").client("great-partner")) {
+        assert_eq!(r.status, 200, "a verified certificate, /admin/: {r}");
+    }
+    // Pirate's certificate is still refused at the handshake.
+    let r = s.partner("/orders/1").client("bad-partner").run();
+    assert!(r.stderr.contains("unknown ca"), "{r}");
+}
