@@ -1,4 +1,4 @@
-//! `tlsgate certs ca|server|client`: files in the credentialsDir layout, and
+//! `tlsgate certs ca|server|client` (and `revoke|crl`, `revoke.rs`): files in the credentialsDir layout, and
 //! the `curl` / `kubectl` lines that use them printed on stdout.
 //!
 //! Flags follow the seeds' vocabulary (`--org`, `--cn`, hosts) plus the
@@ -20,6 +20,11 @@ pub enum CertsCommand {
     Server(ServerArgs),
     /// A client certificate: DIR/tls.crt and DIR/tls.key.
     Client(ClientArgs),
+    /// Revoke certificates this CA issued: adds them to DIR/revoked.txt
+    /// and signs a new DIR/ca.crl.
+    Revoke(super::RevokeArgs),
+    /// Sign DIR/ca.crl again from DIR/revoked.txt (before its nextUpdate).
+    Crl(super::CrlArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -144,6 +149,8 @@ pub fn execute(cmd: &CertsCommand) -> Result<String, CertgenError> {
         CertsCommand::Ca(a) => ca(a),
         CertsCommand::Server(a) => server(a),
         CertsCommand::Client(a) => client(a),
+        CertsCommand::Revoke(a) => super::revoke::revoke(a),
+        CertsCommand::Crl(a) => super::revoke::crl(a),
     }
 }
 
@@ -356,7 +363,7 @@ fn describe(c: &Issued) -> String {
 }
 
 /// The subject as `openssl x509 -subject` and curl print it: `O=.., CN=..`.
-fn oneline(cert: &openssl::x509::X509Ref) -> String {
+pub(super) fn oneline(cert: &openssl::x509::X509Ref) -> String {
     let parts: Vec<String> = cert
         .subject_name()
         .entries()

@@ -10,6 +10,7 @@
 
 mod cli;
 mod output;
+mod revoke;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ use openssl::x509::{
 };
 
 pub use cli::{run, CaArgs, CertsCommand, ClientArgs, ServerArgs};
+pub use revoke::{CrlArgs, RevokeArgs};
 
 /// Clock skew allowance: a certificate made now must already be valid on a
 /// peer whose clock is a little behind.
@@ -325,6 +327,30 @@ pub fn make_leaf(spec: &LeafSpec, ca: &Issued) -> Result<Issued, CertgenError> {
 
 /// A CRL from `ca` revoking `revoked`, valid for `days`.
 pub fn make_crl(ca: &Issued, revoked: &[&X509Ref], days: u32) -> Result<X509Crl, CertgenError> {
+    let now = now_unix();
+    let entries: Vec<Revoked> = revoked
+        .iter()
+        .map(|c| {
+            let serial = c.serial_number().to_bn().map_err(ossl("CRL entry"))?;
+            Ok(Revoked {
+                serial: serial.to_hex_str().map_err(ossl("CRL entry"))?.to_string(),
+                at: now,
+            })
+        })
+        .collect::<Result<_, CertgenError>>()?;
+    make_crl_of(ca, &entries, days)
+}
+
+/// One revoked certificate: its serial (hex) and when it was revoked
+/// (seconds since the epoch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revoked {
+    pub serial: String,
+    pub at: i64,
+}
+
+/// A CRL signed by `ca` listing `entries`, valid for `days` from now.
+pub fn make_crl_of(ca: &Issued, entries: &[Revoked], days: u32) -> Result<X509Crl, CertgenError> {
     let (from, to) = validity(days, 0)?;
     let mut b = X509CrlBuilder::new().map_err(ossl("CRL"))?;
     b.set_issuer_name(ca.cert.subject_name())
@@ -345,11 +371,14 @@ pub fn make_crl(ca: &Issued, revoked: &[&X509Ref], days: u32) -> Result<X509Crl,
     let value = Asn1OctetString::new_from_bytes(&der).map_err(ossl("CRL number"))?;
     let ext = X509Extension::new_from_der(&oid, false, &value).map_err(ossl("CRL number"))?;
     b.append_extension(ext).map_err(ossl("CRL number"))?;
-    for cert in revoked {
+    for e in entries {
         let mut r = X509RevokedBuilder::new().map_err(ossl("CRL entry"))?;
-        r.set_serial_number(cert.serial_number())
-            .map_err(ossl("CRL entry"))?;
-        r.set_revocation_date(&from).map_err(ossl("CRL entry"))?;
+        let serial = BigNum::from_hex_str(&e.serial)
+            .and_then(|b| b.to_asn1_integer())
+            .map_err(ossl("CRL entry serial"))?;
+        r.set_serial_number(&serial).map_err(ossl("CRL entry"))?;
+        let at = Asn1Time::from_unix(e.at).map_err(ossl("CRL entry date"))?;
+        r.set_revocation_date(&at).map_err(ossl("CRL entry"))?;
         b.add_revoked(r.build()).map_err(ossl("CRL entry"))?;
     }
     b.sign(&ca.key, MessageDigest::sha256())
