@@ -64,7 +64,23 @@ pub struct CredentialInfo {
     pub ca_subjects: Vec<String>,
     /// Lower-case hex SHA-256 of the leaf's DER.
     pub fingerprint_sha256: String,
+    /// The revocation lists of the client CA bundle (`ca.crl`).
+    pub crls: Vec<CrlInfo>,
     pub files: Vec<PathBuf>,
+}
+
+/// One CRL as `/certs` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CrlInfo {
+    pub issuer: String,
+    /// RFC 3339, UTC.
+    pub this_update: String,
+    /// After it, OpenSSL refuses every certificate of this issuer: the
+    /// CRL must be replaced before.
+    pub next_update: Option<String>,
+    pub next_update_unix: Option<i64>,
+    /// Revoked certificates listed.
+    pub entries: usize,
 }
 
 impl std::fmt::Debug for Credential {
@@ -157,7 +173,7 @@ impl Credential {
         } else {
             Some(files::build_store(&ca_certs, &crls)?)
         };
-        let info = info(&source, leaf, &ca_certs, paths.all())?;
+        let info = info(&source, leaf, &ca_certs, &crls, paths.all())?;
         Ok(Credential {
             source,
             chain,
@@ -249,6 +265,7 @@ fn info(
     source: &CredentialSource,
     leaf: &X509,
     cas: &[X509],
+    crls: &[X509Crl],
     files: Vec<PathBuf>,
 ) -> Result<CredentialInfo, CredentialError> {
     let ossl = |what| {
@@ -280,8 +297,22 @@ fn info(
             .map(|c| name_to_string(c.subject_name()))
             .collect(),
         fingerprint_sha256: hex(&openssl::sha::sha256(&der)),
+        crls: crls.iter().map(crl_info).collect(),
         files,
     })
+}
+
+/// What `/certs` and the metrics show of one CRL.
+fn crl_info(crl: &X509Crl) -> CrlInfo {
+    let this_update = unix_time(crl.last_update()).unwrap_or(0);
+    let next_update = crl.next_update().and_then(|t| unix_time(t).ok());
+    CrlInfo {
+        issuer: name_to_string(crl.issuer_name()),
+        this_update: rfc3339(this_update),
+        next_update: next_update.map(rfc3339),
+        next_update_unix: next_update,
+        entries: crl.get_revoked().map_or(0, |r| r.len()),
+    }
 }
 
 fn unix_time(t: &Asn1TimeRef) -> Result<i64, openssl::error::ErrorStack> {

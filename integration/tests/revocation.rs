@@ -73,6 +73,38 @@ fn a_revoked_partner_is_refused_after_the_crl_is_put_in_place() {
     });
     assert!(ok, "the CRL was not picked up: {}", gw.describe());
 
+    // What the gateway loaded: the CRL in /certs and its nextUpdate as a
+    // metric (30 days from now by default).
+    let certs = gw.admin_get("/certs").unwrap().body;
+    let v: serde_json::Value = serde_json::from_str(&certs).unwrap();
+    let crls = v
+        .as_array()
+        .and_then(|a| {
+            a.iter().find(|c| {
+                c["name"]
+                    .as_str()
+                    .is_some_and(|n| n.contains("svc-credential"))
+            })
+        })
+        .map(|c| c["crls"].clone())
+        .unwrap_or_else(|| panic!("{certs}"));
+    assert_eq!(crls[0]["entries"], 1, "{certs}");
+    assert!(
+        crls[0]["issuer"].as_str().unwrap().contains("Partners CA"),
+        "{certs}"
+    );
+    let next = gw
+        .metrics()
+        .sum("tlsgate_crl_next_update_timestamp_seconds", &[]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as f64;
+    assert!(
+        (next - now - 30.0 * 86_400.0).abs() < 3_600.0,
+        "nextUpdate {next}, now {now}"
+    );
+
     let r = get(&alice);
     assert_eq!(r.status, 0, "a revoked certificate got in: {r}");
     assert!(r.stderr.contains("revoked"), "{r}");
@@ -94,4 +126,51 @@ fn a_revoked_partner_is_refused_after_the_crl_is_put_in_place() {
     assert!(get(&alice).stderr.contains("revoked"));
     assert_eq!(get(&bob).status, 200);
     assert_eq!(backend.count(), 4, "only good clients reached the backend");
+}
+
+/// A served certificate within 14 days of its notAfter is flagged: a
+/// gauge and a warning in the log, so a rotation that did not happen is
+/// seen before clients see it.
+#[test]
+fn a_certificate_near_its_end_is_flagged() {
+    let work = tempfile::tempdir().unwrap();
+    let ca = work.path().join("ca");
+    let creds = work.path().join("credentials");
+    assert!(tlsgate_certs_ca(&ca, "Example CA").success());
+    for (name, days) in [("soon-credential", "7"), ("later-credential", "90")] {
+        let out = run_tlsgate(
+            &[
+                "certs",
+                "server",
+                "--ca",
+                &ca.to_string_lossy(),
+                "--out",
+                &creds.join(name).to_string_lossy(),
+                "--san",
+                &format!("{name}.test.example"),
+                "--days",
+                days,
+            ],
+            Duration::from_secs(30),
+        );
+        assert!(out.success(), "{out}");
+    }
+    let port = free_port();
+    let conf = ConfigDir::new();
+    let mut yaml = gateway_preamble(&creds);
+    for name in ["soon-credential", "later-credential"] {
+        yaml.push_str(&format!(
+            "  - port: {{number: {port}, protocol: HTTPS}}\n    bind: 127.0.0.1\n    \
+             hosts: [{name}.test.example]\n    tls: {{mode: SIMPLE, credentialName: {name}}}\n"
+        ));
+    }
+    let cfg = conf.write("gw.yaml", &yaml);
+    let gw = Gateway::start(&[&cfg], &[]);
+    let m = gw.metrics();
+    let flagged = |name: &str| m.sum("tlsgate_credential_expiring_soon", &[("credential", name)]);
+    assert_eq!(flagged("soon-credential"), 1.0, "{}", gw.describe());
+    assert_eq!(flagged("later-credential"), 0.0, "{}", gw.describe());
+    let logs = gw.logs_with("expires within 14 days");
+    assert!(logs.contains("soon-credential"), "{logs}");
+    assert!(!logs.contains("later-credential"), "{logs}");
 }

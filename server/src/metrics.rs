@@ -31,6 +31,8 @@ pub struct Metrics {
     pub config_warnings: IntGauge,
     /// credential
     pub credential_expiry: prometheus::IntGaugeVec,
+    pub credential_expiring: prometheus::IntGaugeVec,
+    pub crl_next_update: prometheus::IntGaugeVec,
     /// host (capped, see proxy/egress.rs): refused by REGISTRY_ONLY
     pub outbound_blocked: IntCounterVec,
     /// host (capped): forwarded by ALLOW_ANY to an unregistered host
@@ -179,6 +181,29 @@ impl Metrics {
         .expect("valid gauge");
         registry
             .register(Box::new(credential_expiry.clone()))
+            .expect("metric registered once");
+        let credential_expiring = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "tlsgate_credential_expiring_soon",
+                "1 when a loaded credential's leaf certificate expires within 14 days (or has)",
+            ),
+            &["credential"],
+        )
+        .expect("valid gauge");
+        registry
+            .register(Box::new(credential_expiring.clone()))
+            .expect("metric registered once");
+        let crl_next_update = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "tlsgate_crl_next_update_timestamp_seconds",
+                "nextUpdate of each CRL of a credential's client CA bundle, as a Unix time: \
+                 after it, every certificate of that issuer is refused",
+            ),
+            &["credential", "issuer"],
+        )
+        .expect("valid gauge");
+        registry
+            .register(Box::new(crl_next_update.clone()))
             .expect("metric registered once");
         let outbound_blocked = counter(
             &registry,
@@ -333,6 +358,8 @@ impl Metrics {
             generation,
             config_warnings,
             credential_expiry,
+            credential_expiring,
+            crl_next_update,
             outbound_blocked,
             outbound_passthrough,
             upstream_tls_failures,

@@ -390,9 +390,34 @@ pub fn publish_gauges(rt: &Runtime) {
     let m = metrics();
     m.generation.set(rt.generation as i64);
     m.config_warnings.set(rt.model.warnings.len() as i64);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     for c in rt.credentials.values() {
+        let i = &c.info;
         m.credential_expiry
-            .with_label_values(&[&c.info.name])
-            .set(c.info.not_after_unix);
+            .with_label_values(&[&i.name])
+            .set(i.not_after_unix);
+        let soon = i.not_after_unix - now < EXPIRY_WARNING_SECS;
+        m.credential_expiring
+            .with_label_values(&[&i.name])
+            .set(i64::from(soon));
+        if soon {
+            tracing::warn!(
+                credential = %i.name,
+                not_after = %i.not_after,
+                "the served certificate expires within 14 days: rotate it"
+            );
+        }
+        for crl in &i.crls {
+            if let Some(next) = crl.next_update_unix {
+                m.crl_next_update
+                    .with_label_values(&[&i.name, &crl.issuer])
+                    .set(next);
+            }
+        }
     }
 }
+
+/// How long before a served certificate's notAfter the gateway warns.
+const EXPIRY_WARNING_SECS: i64 = 14 * 86_400;
