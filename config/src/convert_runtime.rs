@@ -34,6 +34,7 @@ pub(crate) fn defaults() -> RuntimeSettings {
         listeners: Vec::new(),
         client_cert: Default::default(),
         num_trusted_proxies: 0,
+        send_client_ca_names: true,
     }
 }
 
@@ -174,6 +175,13 @@ fn apply(doc: &Document, s: &mut RuntimeSettings, report: &mut Report<'_>) {
         });
     }
     s.listeners = super::listeners::convert(&raw.listeners, report);
+    if let Some(b) = raw
+        .client_certificate_request
+        .as_ref()
+        .and_then(|r| r.send_ca_names)
+    {
+        s.send_client_ca_names = b;
+    }
     (s.client_cert, s.num_trusted_proxies) = super::client_cert::runtime(
         raw.gateway_topology.as_ref(),
         raw.client_cert_details.as_ref(),

@@ -260,6 +260,11 @@ pub struct RuntimeSettings {
     /// the gateway append to `X-Forwarded-For` (default 0: none is
     /// believed; `remote.ip` is the connection's client).
     pub num_trusted_proxies: u32,
+    /// `clientCertificateRequest.sendCaNames`: list the client CA bundle's
+    /// subjects in the CertificateRequest (default true). Hundreds of
+    /// names make a message some clients choke on, and a browser's
+    /// certificate picker misbehave.
+    pub send_client_ca_names: bool,
 }
 
 /// The gateway's workload identity in the mesh, as `istio-proxy` mounts

@@ -514,6 +514,14 @@ pub struct GatewayRuntimeSpec {
     pub listeners: Vec<RawListener>,
     pub gateway_topology: Option<RawGatewayTopology>,
     pub client_cert_details: Option<RawClientCertDetails>,
+    pub client_certificate_request: Option<RawCertificateRequest>,
+}
+
+/// What the server's CertificateRequest carries.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawCertificateRequest {
+    pub send_ca_names: Option<bool>,
 }
 
 /// Istio's `ProxyConfig.gatewayTopology`, as users keep it in their mesh

@@ -38,6 +38,7 @@ pub fn model() -> Model {
             listeners: vec![],
             client_cert: Default::default(),
             num_trusted_proxies: 0,
+            send_client_ca_names: true,
         },
         gateways: vec![],
         virtual_services: vec![],

@@ -28,6 +28,8 @@ pub struct ServerPolicy {
     /// `ISTIO_MUTUAL`: a client identity must be a SPIFFE URI under this
     /// prefix (`spiffe://<trust domain>/`).
     pub spiffe_prefix: Option<String>,
+    /// List the client CA bundle's subjects in the CertificateRequest.
+    pub send_ca_names: bool,
     pub min_version: Option<TlsVersion>,
     pub max_version: Option<TlsVersion>,
     /// TLS 1.2 cipher list (OpenSSL names), if configured.
@@ -131,6 +133,7 @@ impl TlsPolicy {
                         .trust_domain
                         .as_deref()
                         .map(crate::origin::trust_domain_prefix),
+                    send_ca_names: model.runtime.send_client_ca_names,
                     min_version: tls.min_version,
                     max_version: tls.max_version,
                     cipher_list: join(cipher_list),

@@ -141,7 +141,14 @@ fn set_client_verification(ssl: &mut SslRef, policy: &ServerPolicy) {
             tracing::error!(error = %e, "cannot set client CA store");
         }
     }
-    if let Ok(mut names) = Stack::<X509Name>::new() {
+    // Without names, a client offers whatever certificate it has (its
+    // CA is still checked): what a bundle of hundreds of CAs needs.
+    let names = if policy.send_ca_names {
+        Stack::<X509Name>::new().ok()
+    } else {
+        None
+    };
+    if let Some(mut names) = names {
         for ca in &cred.ca_certs {
             if let Ok(n) = ca.subject_name().to_owned() {
                 let _ = names.push(n);
