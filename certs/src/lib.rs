@@ -351,6 +351,16 @@ pub struct Revoked {
 
 /// A CRL signed by `ca` listing `entries`, valid for `days` from now.
 pub fn make_crl_of(ca: &Issued, entries: &[Revoked], days: u32) -> Result<X509Crl, CertgenError> {
+    make_crl_numbered(ca, entries, days, now_unix().max(1) as u64)
+}
+
+/// [`make_crl_of`] with its CRL number.
+pub fn make_crl_numbered(
+    ca: &Issued,
+    entries: &[Revoked],
+    days: u32,
+    number: u64,
+) -> Result<X509Crl, CertgenError> {
     let (from, to) = validity(days, 0)?;
     let mut b = X509CrlBuilder::new().map_err(ossl("CRL"))?;
     b.set_issuer_name(ca.cert.subject_name())
@@ -366,7 +376,7 @@ pub fn make_crl_of(ca: &Issued, entries: &[Revoked], days: u32) -> Result<X509Cr
         .map_err(ossl("CRL authorityKeyIdentifier"))?;
     b.append_extension(aki)
         .map_err(ossl("CRL authorityKeyIdentifier"))?;
-    let der = der_integer(now_unix().max(1) as u64);
+    let der = der_integer(number);
     let oid = Asn1Object::from_str("2.5.29.20").map_err(ossl("CRL number"))?;
     let value = Asn1OctetString::new_from_bytes(&der).map_err(ossl("CRL number"))?;
     let ext = X509Extension::new_from_der(&oid, false, &value).map_err(ossl("CRL number"))?;

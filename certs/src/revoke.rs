@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use openssl::x509::X509;
 
 use super::output::{sh, write_file};
-use super::{load_ca, make_crl_of, now_unix, ossl, CertgenError, Revoked};
+use super::{load_ca, make_crl_numbered, now_unix, ossl, CertgenError, Revoked};
 
 const LIST: &str = "revoked.txt";
 const CRL: &str = "ca.crl";
+const NUMBER: &str = "crlnumber";
 
 #[derive(clap::Args, Debug)]
 pub struct RevokeArgs {
@@ -64,11 +65,16 @@ pub(super) fn revoke(a: &RevokeArgs) -> Result<String, CertgenError> {
             .to_bn()
             .and_then(|b| b.to_hex_str().map(|h| h.to_string()))
             .map_err(ossl("certificate serial"))?;
+        // RFC 5280 serials are positive; a negative one (some old CAs
+        // wrote them) would not round-trip through revoked.txt.
+        if serial.starts_with('-') {
+            return Err(CertgenError::Invalid(format!(
+                "{}: a negative serial number cannot be listed",
+                path.display()
+            )));
+        }
         let subject = super::cli::oneline(&cert);
-        if list
-            .iter()
-            .any(|(r, _)| r.serial.eq_ignore_ascii_case(&serial))
-        {
+        if list.iter().any(|(r, _)| same_serial(&r.serial, &serial)) {
             let _ = writeln!(out, "already revoked: {subject} (serial {serial})");
             continue;
         }
@@ -95,7 +101,16 @@ pub(super) fn crl(a: &CrlArgs) -> Result<String, CertgenError> {
 fn sign(dir: &Path, list: &[(Revoked, String)], days: u32) -> Result<String, CertgenError> {
     let ca = load_ca(dir)?;
     let entries: Vec<Revoked> = list.iter().map(|(r, _)| r.clone()).collect();
-    let crl = make_crl_of(&ca, &entries, days)?;
+    // Each CRL's number above the last one's (RFC 5280 5.2.3), whatever
+    // the clock did: kept in DIR/crlnumber.
+    let number_file = dir.join(NUMBER);
+    let last = std::fs::read_to_string(&number_file)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let number = (now_unix().max(1) as u64).max(last + 1);
+    let crl = make_crl_numbered(&ca, &entries, days, number)?;
+    write_file(&number_file, format!("{number}\n").as_bytes(), false)?;
     let path = dir.join(CRL);
     write_file(&path, &crl.to_pem().map_err(ossl("CRL PEM"))?, false)?;
     let mut out = String::new();
@@ -133,9 +148,16 @@ fn read_list(dir: &Path) -> Result<Vec<(Revoked, String)>, CertgenError> {
     };
     text.lines()
         .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|(i, l)| (i, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
         .map(|(i, l)| {
-            let mut parts = l.splitn(3, ' ');
+            let mut parts = l.splitn(2, char::is_whitespace);
+            let serial = parts.next();
+            let mut parts = parts
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .splitn(2, char::is_whitespace);
             let bad = || {
                 CertgenError::Invalid(format!(
                     "{} line {}: expected `<serial hex> <unix time> <subject>`",
@@ -143,12 +165,12 @@ fn read_list(dir: &Path) -> Result<Vec<(Revoked, String)>, CertgenError> {
                     i + 1
                 ))
             };
-            let serial = parts.next().filter(|s| is_hex(s)).ok_or_else(bad)?;
+            let serial = serial.filter(|s| is_hex(s)).ok_or_else(bad)?;
             let at = parts
                 .next()
                 .and_then(|t| t.parse::<i64>().ok())
                 .ok_or_else(bad)?;
-            let subject = parts.next().unwrap_or("").to_string();
+            let subject = parts.next().unwrap_or("").trim().to_string();
             Ok((
                 Revoked {
                     serial: serial.to_string(),
@@ -166,6 +188,12 @@ fn write_list(dir: &Path, list: &[(Revoked, String)]) -> Result<(), CertgenError
         let _ = writeln!(text, "{} {} {}", r.serial, r.at, subject.replace('\n', " "));
     }
     write_file(&dir.join(LIST), text.as_bytes(), false)
+}
+
+/// Equal as numbers: `00ab` and `AB` are one serial.
+fn same_serial(a: &str, b: &str) -> bool {
+    let norm = |s: &str| s.trim_start_matches('0').to_ascii_uppercase();
+    norm(a) == norm(b)
 }
 
 fn is_hex(s: &str) -> bool {
@@ -252,6 +280,43 @@ mod tests {
         .unwrap();
         assert_eq!(crl_serials(dir.path()).len(), 2);
         assert!(crl_serials(dir.path()).contains(&serial));
+    }
+
+    #[test]
+    fn the_list_reads_as_people_edit_it_and_crl_numbers_only_grow() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = write_ca(dir.path(), "ca");
+        std::fs::write(
+            dir.path().join(LIST),
+            "  # kept by hand\n00ab\t1700000000   CN=old one, O=Acme\n\n",
+        )
+        .unwrap();
+        let list = read_list(dir.path()).unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].1, "CN=old one, O=Acme");
+        assert!(same_serial(&list[0].0.serial, "AB"));
+        let (a, _) = write_client(dir.path(), &ca, "a");
+        revoke(&RevokeArgs {
+            ca: dir.path().into(),
+            certs: vec![a],
+            days: 30,
+        })
+        .unwrap();
+        let number = || -> u64 {
+            std::fs::read_to_string(dir.path().join(NUMBER))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        let first = number();
+        crl(&CrlArgs {
+            ca: dir.path().into(),
+            days: 30,
+        })
+        .unwrap();
+        assert!(number() > first, "{first} then {}", number());
+        assert_eq!(crl_serials(dir.path()).len(), 2);
     }
 
     #[test]

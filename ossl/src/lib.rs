@@ -30,13 +30,22 @@ pub use ffi::{SSL_CB_ALERT, SSL_CB_EXIT, SSL_CB_WRITE, SSL_MAX_SID_CTX_LENGTH};
 /// Makes OpenSSL allocate with mimalloc, as the rest of the process does:
 /// a full mTLS handshake makes hundreds of small allocations (certificates
 /// and sessions decoded and encoded), and glibc's malloc was a tenth of its
-/// CPU. Must run before OpenSSL allocates anything (first thing in
-/// `main`); false when it was too late, and OpenSSL keeps its own.
+/// CPU. Call it first thing in `main`, before anything can make OpenSSL
+/// allocate; it acts once, and false says it did not (called again, or
+/// OpenSSL had allocated already and keeps its own allocator).
 pub fn allocate_with_mimalloc() -> bool {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static DONE: AtomicBool = AtomicBool::new(false);
+    // A second switch would let a block from one allocator reach the
+    // other's free.
+    if DONE.swap(true, Ordering::SeqCst) {
+        return false;
+    }
     // SAFETY: the three functions have OpenSSL's signatures and behave as
-    // malloc, realloc and free do (mimalloc's are drop-in replacements,
-    // realloc(NULL, n) included); OpenSSL refuses the switch once it has
-    // allocated, so no block is ever freed by the other allocator.
+    // malloc, realloc and free (mimalloc's are drop-in replacements), and
+    // this runs at most once. OpenSSL refuses the switch once it has
+    // allocated through its default functions, so no block it made before
+    // is ever given to mimalloc's free.
     unsafe { ffi::CRYPTO_set_mem_functions(mi_malloc, mi_realloc, mi_free) == 1 }
 }
 
@@ -51,6 +60,13 @@ unsafe extern "C" fn mi_realloc(
     _: *const c_char,
     _: c_int,
 ) -> *mut c_void {
+    // OpenSSL hands a custom realloc a size of 0 too: free, as realloc
+    // does, rather than keep a small block.
+    if n == 0 {
+        // SAFETY: `p` came from `mi_malloc`/`mi_realloc` (or is null).
+        unsafe { libmimalloc_sys::mi_free(p.cast()) };
+        return std::ptr::null_mut();
+    }
     // SAFETY: `p` came from `mi_malloc`/`mi_realloc` (or is null).
     unsafe { libmimalloc_sys::mi_realloc(p.cast(), n).cast() }
 }

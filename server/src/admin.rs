@@ -79,11 +79,14 @@ impl Admin {
                 }
             }
             ("GET", "/healthz/live") => (StatusCode::OK, TEXT, b"live\n".to_vec()),
-            ("GET", "/metrics") => (
-                StatusCode::OK,
-                "text/plain; version=0.0.4",
-                metrics().encode(),
-            ),
+            ("GET", "/metrics") => {
+                crate::watch::refresh_expiring(&self.rt.load());
+                (
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4",
+                    metrics().encode(),
+                )
+            }
             ("GET", "/config_dump") => {
                 let rt = self.rt.load();
                 #[derive(Serialize)]

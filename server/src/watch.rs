@@ -385,30 +385,22 @@ pub fn log_warnings(model: &crate::config::Model, trigger: &str) {
     }
 }
 
-/// Gauges that describe the runtime being published.
+/// Gauges that describe the runtime being published. The per-credential
+/// ones are rebuilt, so a credential or CRL taken out of the
+/// configuration leaves no value behind; a certificate near its end is
+/// logged when it is loaded (the gauge is kept current at each scrape,
+/// [`refresh_expiring`]).
 pub fn publish_gauges(rt: &Runtime) {
     let m = metrics();
     m.generation.set(rt.generation as i64);
     m.config_warnings.set(rt.model.warnings.len() as i64);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    m.credential_expiry.reset();
+    m.crl_next_update.reset();
     for c in rt.credentials.values() {
         let i = &c.info;
         m.credential_expiry
             .with_label_values(&[&i.name])
             .set(i.not_after_unix);
-        let soon = i.not_after_unix - now < EXPIRY_WARNING_SECS;
-        m.credential_expiring
-            .with_label_values(&[&i.name])
-            .set(i64::from(soon));
-        if soon {
-            tracing::warn!(
-                credential = %i.name,
-                not_after = %i.not_after,
-                "the served certificate expires within 14 days: rotate it"
-            );
-        }
         for crl in &i.crls {
             if let Some(next) = crl.next_update_unix {
                 m.crl_next_update
@@ -417,6 +409,43 @@ pub fn publish_gauges(rt: &Runtime) {
             }
         }
     }
+    let now = unix_now();
+    for (src, st) in &rt.credential_status {
+        let Some(c) = rt.credentials.get(src) else {
+            continue;
+        };
+        if st.loaded_generation == rt.generation && expiring(c.info.not_after_unix, now) {
+            tracing::warn!(
+                credential = %c.info.name,
+                not_after = %c.info.not_after,
+                "the served certificate expires within 14 days: rotate it"
+            );
+        }
+    }
+    refresh_expiring(rt);
+}
+
+/// `tlsgate_credential_expiring_soon` as of now: run at each scrape, as
+/// time, not a reload, moves a certificate into its last 14 days.
+pub fn refresh_expiring(rt: &Runtime) {
+    let m = metrics();
+    let now = unix_now();
+    m.credential_expiring.reset();
+    for c in rt.credentials.values() {
+        m.credential_expiring
+            .with_label_values(&[&c.info.name])
+            .set(i64::from(expiring(c.info.not_after_unix, now)));
+    }
+}
+
+fn expiring(not_after: i64, now: i64) -> bool {
+    not_after - now < EXPIRY_WARNING_SECS
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// How long before a served certificate's notAfter the gateway warns.
