@@ -87,15 +87,18 @@ impl Default for XfccElements {
 }
 
 impl XfccElements {
+    /// No element: the start of a choice, never a setting (see `parse`).
+    pub const NONE: XfccElements = XfccElements {
+        hash: false,
+        cert: false,
+        chain: false,
+        subject: false,
+        uri: false,
+        dns: false,
+    };
+
     fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
-        let mut e = XfccElements {
-            hash: false,
-            cert: false,
-            chain: false,
-            subject: false,
-            uri: false,
-            dns: false,
-        };
+        let mut e = XfccElements::NONE;
         for n in names {
             let slot = match n.trim().to_ascii_lowercase().as_str() {
                 "hash" => &mut e.hash,
@@ -113,14 +116,7 @@ impl XfccElements {
             };
             *slot = true;
         }
-        if e == (XfccElements {
-            hash: false,
-            cert: false,
-            chain: false,
-            subject: false,
-            uri: false,
-            dns: false,
-        }) {
+        if e == XfccElements::NONE {
             return Err("name at least one element (to send none, use SANITIZE)".into());
         }
         Ok(e)

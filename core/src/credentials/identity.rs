@@ -388,12 +388,8 @@ mod tests {
         assert_eq!(decode(&field("Chain=")), pem(&leaf) + &pem(&inter));
         assert!(!field("Cert=").contains(['\n', ';', ',', '"', '=']));
         let only_uri = XfccElements {
-            hash: false,
-            cert: false,
-            chain: false,
-            subject: false,
             uri: true,
-            dns: false,
+            ..XfccElements::NONE
         };
         assert_eq!(id.xfcc(only_uri, &[], None), "URI=spiffe://acme.com/x");
     }

@@ -106,12 +106,19 @@ pub(super) struct World {
     pub(super) rt: Arc<Runtime>,
 }
 
-pub(super) fn world(outbound: &str) -> World {
+/// Credentials for `YAML`'s servers: simple, mutual (with a CA bundle)
+/// and the wildcard.
+pub(super) fn fixture() -> Fixture {
     let f = Fixture::new();
     f.server("simple", &["simple.test"], 0);
     f.server("mutual", &["mutual.test"], 0);
     f.ca_bundle("mutual/ca.crt");
     f.server("wild", &["*.wild.test"], 0);
+    f
+}
+
+pub(super) fn world(outbound: &str) -> World {
+    let f = fixture();
     let rt = build(&f, outbound, "");
     World { _f: f, rt }
 }
@@ -546,11 +553,7 @@ fn listeners_on_one_port_but_other_addresses_share_nothing() {
 /// round robin.
 #[test]
 fn consistent_hash_sends_one_key_to_one_endpoint() {
-    let f = Fixture::new();
-    f.server("simple", &["simple.test"], 0);
-    f.server("mutual", &["mutual.test"], 0);
-    f.ca_bundle("mutual/ca.crt");
-    f.server("wild", &["*.wild.test"], 0);
+    let f = fixture();
     let sticky = |name: &str, key: &str| {
         format!(
             "---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {name}}}\n\
@@ -672,11 +675,7 @@ fn consistent_hash_sends_one_key_to_one_endpoint() {
 /// given back (the decision dropped) is free again.
 #[test]
 fn connection_pool_limits_are_taken_by_the_decision() {
-    let f = Fixture::new();
-    f.server("simple", &["simple.test"], 0);
-    f.server("mutual", &["mutual.test"], 0);
-    f.ca_bundle("mutual/ca.crt");
-    f.server("wild", &["*.wild.test"], 0);
+    let f = fixture();
     let extra =
         "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: api}\n\
                  spec:\n  host: api.remote.test\n  trafficPolicy:\n    connectionPool:\n      \
@@ -746,11 +745,7 @@ fn connection_pool_limits_are_taken_by_the_decision() {
 /// STRICT, and always for a host that requires a client certificate.
 #[test]
 fn plaintext_on_a_tls_port_reaches_only_hosts_that_take_it() {
-    let f = Fixture::new();
-    f.server("simple", &["simple.test"], 0);
-    f.server("mutual", &["mutual.test"], 0);
-    f.ca_bundle("mutual/ca.crt");
-    f.server("wild", &["*.wild.test"], 0);
+    let f = fixture();
     let strict = build(&f, "ALLOW_ANY", "");
     let permissive = build(
         &f,
@@ -813,11 +808,7 @@ fn plaintext_on_a_tls_port_reaches_only_hosts_that_take_it() {
 /// a host its owner does not route, over TLS or plaintext.
 #[test]
 fn only_the_owning_servers_routes_apply_on_a_tls_port() {
-    let f = Fixture::new();
-    f.server("simple", &["simple.test"], 0);
-    f.server("mutual", &["mutual.test"], 0);
-    f.ca_bundle("mutual/ca.crt");
-    f.server("wild", &["*.wild.test"], 0);
+    let f = fixture();
     f.server("lonely", &["*.lonely.test"], 0);
     f.server("any", &["*"], 0);
     f.ca_bundle("any/ca.crt");
@@ -859,11 +850,7 @@ fn paths_a_policy_could_misread_are_refused() {
     let w = world("ALLOW_ANY");
     assert_eq!(get(&w.rt, Tls::Plain, 8080, "/a#b", "plain.test"), "400");
     assert!(get(&w.rt, Tls::Plain, 8080, "/./a", "plain.test").starts_with("forward"));
-    let f = Fixture::new();
-    f.server("simple", &["simple.test"], 0);
-    f.server("mutual", &["mutual.test"], 0);
-    f.ca_bundle("mutual/ca.crt");
-    f.server("wild", &["*.wild.test"], 0);
+    let f = fixture();
     let policy =
         "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: p}\n\
                   spec: {action: DENY, rules: [{to: [{operation: {paths: ['/admin*']}}]}]}\n";
@@ -923,11 +910,7 @@ fn the_remote_address_is_the_xff_entry_the_trusted_proxies_wrote() {
 
 #[test]
 fn a_tunnel_is_authorized_by_the_listeners_port_as_envoy_does() {
-    let f = Fixture::new();
-    f.server("simple", &["simple.test"], 0);
-    f.server("mutual", &["mutual.test"], 0);
-    f.ca_bundle("mutual/ca.crt");
-    f.server("wild", &["*.wild.test"], 0);
+    let f = fixture();
     let policy = "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
                   metadata: {name: p}\nspec: {action: DENY, rules: [{to: [{operation: \
                   {methods: [CONNECT], ports: ['8081'], hosts: [other.test]}}]}]}\n";

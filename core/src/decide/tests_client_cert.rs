@@ -4,21 +4,16 @@
 
 use std::sync::Arc;
 
-use super::tests::{run, status, tls_conn, Map, World, YAML};
+use super::tests::{fixture, run, status, tls_conn, Map, World, YAML};
 use super::*;
 use crate::config::client_cert::{ClientCertOverride, ForwardClientCert, XfccElements};
 use crate::credentials::client_identity;
-use crate::runtime::testutil::Fixture;
 use crate::tls::{ConnInfo, PeerCerts};
 
 /// The world of `tests.rs` with `topology` as the GatewayRuntime's
 /// `gatewayTopology` and `details` as its `clientCertDetails`.
 fn world_with(topology: &str, details: &str) -> World {
-    let f = Fixture::new();
-    f.server("simple", &["simple.test"], 0);
-    f.server("mutual", &["mutual.test"], 0);
-    f.ca_bundle("mutual/ca.crt");
-    f.server("wild", &["*.wild.test"], 0);
+    let f = fixture();
     let rt = format!(
         "apiVersion: tlsgate.io/v1\nkind: GatewayRuntime\nmetadata: {{name: rt}}\n\
          spec: {{gatewayTopology: {topology}, clientCertDetails: {details}}}\n---\n"
@@ -173,23 +168,15 @@ fn rfc9440_headers_carry_the_der_of_the_leaf_and_what_followed_it() {
 
 #[test]
 fn a_routes_override_replaces_the_gateways_setting_field_by_field() {
-    let f = Fixture::new();
-    f.server("simple", &["simple.test"], 0);
-    f.server("mutual", &["mutual.test"], 0);
-    f.ca_bundle("mutual/ca.crt");
-    f.server("wild", &["*.wild.test"], 0);
+    let f = fixture();
     let mut model = f.model(YAML).unwrap();
     let vs = &mut model.virtual_services[0];
     let api = vs.http.iter_mut().find(|r| r.name == "api").unwrap();
     api.client_cert = Some(ClientCertOverride {
         mode: Some(ForwardClientCert::AppendForward),
         xfcc: Some(XfccElements {
-            hash: false,
-            cert: false,
-            chain: false,
-            subject: false,
             uri: true,
-            dns: false,
+            ..XfccElements::NONE
         }),
         rfc9440: None,
     });
