@@ -361,7 +361,30 @@ pub fn make_crl_numbered(
     days: u32,
     number: u64,
 ) -> Result<X509Crl, CertgenError> {
-    let (from, to) = validity(days, 0)?;
+    if days == 0 {
+        return Err(CertgenError::Invalid("--days must be at least 1".into()));
+    }
+    let now = now_unix();
+    make_crl_window(
+        ca,
+        entries,
+        now - BACKDATE_SECS,
+        now + i64::from(days) * 86_400,
+        number,
+    )
+}
+
+/// A CRL with explicit thisUpdate and nextUpdate (Unix seconds): one
+/// already stale, or due within seconds, for tests of freshness.
+pub fn make_crl_window(
+    ca: &Issued,
+    entries: &[Revoked],
+    this_update: i64,
+    next_update: i64,
+    number: u64,
+) -> Result<X509Crl, CertgenError> {
+    let from = Asn1Time::from_unix(this_update).map_err(ossl("CRL lastUpdate"))?;
+    let to = Asn1Time::from_unix(next_update).map_err(ossl("CRL nextUpdate"))?;
     let mut b = X509CrlBuilder::new().map_err(ossl("CRL"))?;
     b.set_issuer_name(ca.cert.subject_name())
         .map_err(ossl("CRL issuer"))?;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use openssl::x509::X509;
 
 use super::output::{sh, write_file};
-use super::{load_ca, make_crl_numbered, now_unix, ossl, CertgenError, Revoked};
+use super::{load_ca, make_crl_window, now_unix, ossl, CertgenError, Revoked};
 
 const LIST: &str = "revoked.txt";
 const CRL: &str = "ca.crl";
@@ -28,6 +28,10 @@ pub struct RevokeArgs {
     /// `tlsgate certs crl` before then, or clients of this CA are refused.
     #[arg(long, default_value_t = 30)]
     pub days: u32,
+    /// Validity in seconds instead of days: a short-lived CRL (tests of a
+    /// gateway's refresh and of its stale-CRL policy).
+    #[arg(long, conflicts_with = "days")]
+    pub seconds: Option<u32>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -38,6 +42,19 @@ pub struct CrlArgs {
     /// Validity in days (nextUpdate).
     #[arg(long, default_value_t = 30)]
     pub days: u32,
+    /// Validity in seconds instead of days.
+    #[arg(long, conflicts_with = "days")]
+    pub seconds: Option<u32>,
+}
+
+/// How long a new CRL is valid, as the operator asked.
+fn validity(days: u32, seconds: Option<u32>) -> Result<(i64, String), CertgenError> {
+    match seconds {
+        Some(0) => Err(CertgenError::Invalid("--seconds must be at least 1".into())),
+        Some(s) => Ok((i64::from(s), format!("{s} seconds"))),
+        None if days == 0 => Err(CertgenError::Invalid("--days must be at least 1".into())),
+        None => Ok((i64::from(days) * 86_400, format!("{days} days"))),
+    }
 }
 
 pub(super) fn revoke(a: &RevokeArgs) -> Result<String, CertgenError> {
@@ -88,17 +105,21 @@ pub(super) fn revoke(a: &RevokeArgs) -> Result<String, CertgenError> {
         ));
     }
     write_list(&a.ca, &list)?;
-    out.push_str(&sign(&a.ca, &list, a.days)?);
+    out.push_str(&sign(&a.ca, &list, validity(a.days, a.seconds)?)?);
     Ok(out)
 }
 
 pub(super) fn crl(a: &CrlArgs) -> Result<String, CertgenError> {
     let list = read_list(&a.ca)?;
-    sign(&a.ca, &list, a.days)
+    sign(&a.ca, &list, validity(a.days, a.seconds)?)
 }
 
 /// Writes `ca.crl` for `list`; returns what to tell the operator.
-fn sign(dir: &Path, list: &[(Revoked, String)], days: u32) -> Result<String, CertgenError> {
+fn sign(
+    dir: &Path,
+    list: &[(Revoked, String)],
+    (secs, valid): (i64, String),
+) -> Result<String, CertgenError> {
     let ca = load_ca(dir)?;
     let entries: Vec<Revoked> = list.iter().map(|(r, _)| r.clone()).collect();
     // Each CRL's number above the last one's (RFC 5280 5.2.3), whatever
@@ -109,14 +130,15 @@ fn sign(dir: &Path, list: &[(Revoked, String)], days: u32) -> Result<String, Cer
         .and_then(|t| t.trim().parse::<u64>().ok())
         .unwrap_or(0);
     let number = (now_unix().max(1) as u64).max(last + 1);
-    let crl = make_crl_numbered(&ca, &entries, days, number)?;
+    let now = now_unix();
+    let crl = make_crl_window(&ca, &entries, now - 300, now + secs, number)?;
     write_file(&number_file, format!("{number}\n").as_bytes(), false)?;
     let path = dir.join(CRL);
     write_file(&path, &crl.to_pem().map_err(ossl("CRL PEM"))?, false)?;
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "wrote {} ({} revoked, valid for {days} days: re-sign before then with `tlsgate certs crl --ca {}`)",
+        "wrote {} ({} revoked, valid for {valid}: re-sign before then with `tlsgate certs crl --ca {}`)",
         sh(&path),
         entries.len(),
         sh(dir)
@@ -247,6 +269,7 @@ mod tests {
             ca: dir.path().into(),
             certs: vec![a.clone()],
             days: 30,
+            seconds: None,
         })
         .unwrap();
         assert!(out.contains("revoked CN=a"), "{out}");
@@ -268,6 +291,7 @@ mod tests {
             ca: dir.path().into(),
             certs: vec![a, b],
             days: 30,
+            seconds: None,
         })
         .unwrap();
         assert!(out.contains("already revoked: CN=a"), "{out}");
@@ -276,6 +300,7 @@ mod tests {
         crl(&CrlArgs {
             ca: dir.path().into(),
             days: 1,
+            seconds: None,
         })
         .unwrap();
         assert_eq!(crl_serials(dir.path()).len(), 2);
@@ -300,6 +325,7 @@ mod tests {
             ca: dir.path().into(),
             certs: vec![a],
             days: 30,
+            seconds: None,
         })
         .unwrap();
         let number = || -> u64 {
@@ -313,6 +339,7 @@ mod tests {
         crl(&CrlArgs {
             ca: dir.path().into(),
             days: 30,
+            seconds: None,
         })
         .unwrap();
         assert!(number() > first, "{first} then {}", number());
@@ -330,6 +357,7 @@ mod tests {
             ca: dir.path().into(),
             certs: vec![stranger],
             days: 30,
+            seconds: None,
         })
         .unwrap_err();
         assert!(e.to_string().contains("not issued by the CA"), "{e}");
@@ -340,6 +368,7 @@ mod tests {
             ca: dir.path().into(),
             certs: vec![a],
             days: 30,
+            seconds: None,
         })
         .unwrap_err();
         assert!(e.to_string().contains("revoked.txt line 1"), "{e}");

@@ -35,6 +35,7 @@ pub(crate) fn defaults() -> RuntimeSettings {
         client_cert: Default::default(),
         num_trusted_proxies: 0,
         send_client_ca_names: true,
+        revocation: Default::default(),
     }
 }
 
@@ -182,6 +183,9 @@ fn apply(doc: &Document, s: &mut RuntimeSettings, report: &mut Report<'_>) {
     {
         s.send_client_ca_names = b;
     }
+    if let Some(r) = &raw.revocation {
+        s.revocation = super::revocation::convert(r, report);
+    }
     (s.client_cert, s.num_trusted_proxies) = super::client_cert::runtime(
         raw.gateway_topology.as_ref(),
         raw.client_cert_details.as_ref(),
@@ -314,5 +318,61 @@ spec:
         assert!(errors[1].starts_with("rt.yaml: GatewayRuntime/a: spec.admin: invalid address"));
         assert!(errors[2].contains("spec.accessLog.format: unknown format 'xml'"));
         assert!(errors[3].contains("spec.threads: must be at least 1"));
+    }
+
+    #[test]
+    fn revocation() {
+        let yaml = r#"
+apiVersion: tlsgate.io/v1
+kind: GatewayRuntime
+metadata: {name: rt}
+spec:
+  revocation:
+    staleCrl: failOpen
+    leafOnly: true
+    refreshInterval: 10m
+    fetchTimeout: 5s
+    maxCrlBytes: 8Mi
+    credentials:
+      partners:
+        crlUrls: ["http://pki.example/partners.crl"]
+        staleCrl: failClosed
+"#;
+        let (s, errors) = run(yaml, &Overrides::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        let r = &s.revocation;
+        assert_eq!(r.refresh_interval, Duration::from_secs(600));
+        assert_eq!(r.retry_interval, Duration::from_secs(30));
+        assert_eq!(r.fetch_timeout, Duration::from_secs(5));
+        assert_eq!(r.max_crl_bytes, 8 << 20);
+        assert_eq!(
+            r.for_credential("partners"),
+            (crate::StaleCrl::FailClosed, true)
+        );
+        assert_eq!(r.for_credential("x"), (crate::StaleCrl::FailOpen, true));
+        assert_eq!(
+            r.credentials["partners"].crl_urls,
+            ["http://pki.example/partners.crl"]
+        );
+
+        let bad = r#"
+apiVersion: tlsgate.io/v1
+kind: GatewayRuntime
+metadata: {name: rt}
+spec:
+  revocation:
+    staleCrl: open
+    refreshInterval: 0s
+    credentials:
+      partners: {crlUrls: ["ldap://pki.example/cn=ca"]}
+"#;
+        let (_, errors) = run(bad, &Overrides::default());
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(
+            errors[0].contains("spec.revocation.staleCrl: 'open'"),
+            "{errors:?}"
+        );
+        assert!(errors[1].contains("spec.revocation.refreshInterval: must be more than 0s"));
+        assert!(errors[2].contains("spec.revocation.credentials.partners.crlUrls[0]"));
     }
 }

@@ -45,6 +45,7 @@ pub mod model;
 pub mod names;
 mod parse;
 mod raw;
+pub mod revocation;
 #[cfg(test)]
 mod tests_authz;
 #[cfg(test)]

@@ -217,7 +217,7 @@ fn in_range(v: u64, min: u64, max: u64) -> Result<u64, String> {
 }
 
 /// `65536`, `64Ki`, `32Mi`, `1Gi`, `64k`, `1M`.
-fn bytes(v: &Size) -> Result<u64, String> {
+pub(crate) fn bytes(v: &Size) -> Result<u64, String> {
     let text = match v {
         Size::Number(n) => return Ok(*n),
         Size::Text(t) => t.trim(),

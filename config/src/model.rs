@@ -265,7 +265,11 @@ pub struct RuntimeSettings {
     /// names make a message some clients choke on, and a browser's
     /// certificate picker misbehave.
     pub send_client_ca_names: bool,
+    /// `revocation`: CRL fetching and freshness.
+    pub revocation: super::revocation::RevocationSettings,
 }
+
+pub use super::revocation::StaleCrl;
 
 /// The gateway's workload identity in the mesh, as `istio-proxy` mounts
 /// it: a credential folder with its certificate, key and the mesh CA.

@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 use serde_yaml::Value;
 
 /// `kubectl get -o yaml` writes absent lists and maps as `~`: read as empty.
-fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(crate) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de> + Default,
@@ -515,6 +515,7 @@ pub struct GatewayRuntimeSpec {
     pub gateway_topology: Option<RawGatewayTopology>,
     pub client_cert_details: Option<RawClientCertDetails>,
     pub client_certificate_request: Option<RawCertificateRequest>,
+    pub revocation: Option<super::revocation::RawRevocation>,
 }
 
 /// What the server's CertificateRequest carries.

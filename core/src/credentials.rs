@@ -17,6 +17,7 @@ mod files;
 mod identity;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
@@ -25,9 +26,11 @@ use openssl::x509::store::X509Store;
 use openssl::x509::{X509Crl, X509};
 
 use crate::config::model::CredentialSource;
+use crate::revocation::CrlIndex;
 pub use error::CredentialError;
 pub use files::list_named;
 pub(crate) use files::{parse_ca as parse_ca_bundle, read as read_file};
+pub(crate) use identity::name_to_string as name_string;
 pub use identity::{client_identity, ClientIdentity};
 pub(crate) use identity::{common_name, SubjectAltNames};
 use identity::{hex, name_to_string};
@@ -41,7 +44,11 @@ pub struct Credential {
     /// Client-CA bundle (ingress) or upstream CA bundle (egress); may be empty.
     pub ca_certs: Vec<X509>,
     pub crls: Vec<X509Crl>,
-    /// Built from `ca_certs` and `crls` (CRL checking on when any); `None` without CA.
+    /// `crls`, indexed and their signatures checked (`revocation`).
+    pub crl_index: Vec<Arc<CrlIndex>>,
+    /// From `ca.crl.url`: where more CRLs are fetched from.
+    pub crl_urls: Vec<String>,
+    /// Trusting `ca_certs`; `None` without CA. Revocation is not in it.
     pub ca_store: Option<X509Store>,
     pub info: CredentialInfo,
 }
@@ -66,6 +73,8 @@ pub struct CredentialInfo {
     pub fingerprint_sha256: String,
     /// The revocation lists of the client CA bundle (`ca.crl`).
     pub crls: Vec<CrlInfo>,
+    /// `ca.crl.url`.
+    pub crl_urls: Vec<String>,
     pub files: Vec<PathBuf>,
 }
 
@@ -75,12 +84,14 @@ pub struct CrlInfo {
     pub issuer: String,
     /// RFC 3339, UTC.
     pub this_update: String,
-    /// After it, OpenSSL refuses every certificate of this issuer: the
-    /// CRL must be replaced before.
+    /// After it, the CRL is stale: its issuer's certificates are refused
+    /// (or, `failOpen`, accepted with a warning) until a newer one loads.
     pub next_update: Option<String>,
     pub next_update_unix: Option<i64>,
     /// Revoked certificates listed.
     pub entries: usize,
+    /// The file or URL it came from.
+    pub source: String,
 }
 
 impl std::fmt::Debug for Credential {
@@ -110,7 +121,14 @@ pub fn load(
         Some(p) => files::parse_crls(p, &files::read(p)?)?,
         None => Vec::new(),
     };
-    Credential::assemble(source.clone(), chain, key, ca_certs, crls, &paths)
+    let crl_urls = match &paths.crl_url {
+        Some(p) => files::parse_crl_urls(p, &files::read(p)?)?,
+        None => Vec::new(),
+    };
+    let mut c = Credential::assemble(source.clone(), chain, key, ca_certs, crls, &paths)?;
+    c.info.crl_urls.clone_from(&crl_urls);
+    c.crl_urls = crl_urls;
+    Ok(c)
 }
 
 /// A file the configuration names outside any credential (a
@@ -142,6 +160,7 @@ impl Credential {
             key: mem,
             ca: None,
             crl: None,
+            crl_url: None,
         };
         if chain.is_empty() {
             return Err(CredentialError::NoCertificate { path: paths.cert });
@@ -171,15 +190,29 @@ impl Credential {
         let ca_store = if ca_certs.is_empty() {
             None
         } else {
-            Some(files::build_store(&ca_certs, &crls)?)
+            Some(files::build_store(&ca_certs)?)
         };
-        let info = info(&source, leaf, &ca_certs, &crls, paths.all())?;
+        let crl_path = paths.crl.clone().unwrap_or_else(|| paths.cert.clone());
+        let crl_index = crls
+            .iter()
+            .map(|c| {
+                CrlIndex::new(c, &ca_certs)
+                    .map(Arc::new)
+                    .map_err(|e| CredentialError::Crl {
+                        path: crl_path.clone(),
+                        reason: e.to_string(),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let info = info(&source, leaf, &ca_certs, &crls, &crl_path, paths.all())?;
         Ok(Credential {
             source,
             chain,
             key,
             ca_certs,
             crls,
+            crl_index,
+            crl_urls: Vec::new(),
             ca_store,
             info,
         })
@@ -238,6 +271,9 @@ impl Credential {
         for c in &self.crls {
             put(b'r', &c.to_der().unwrap_or_default());
         }
+        for u in &self.crl_urls {
+            put(b'u', u.as_bytes());
+        }
         h.finish()
     }
 
@@ -257,7 +293,24 @@ impl Credential {
         for c in &self.crls {
             put(b'r', &c.to_der().unwrap_or_default());
         }
+        for u in &self.crl_urls {
+            put(b'u', u.as_bytes());
+        }
         h.finish()
+    }
+}
+
+impl CrlIndex {
+    /// What `/certs` shows of it.
+    pub fn info(&self, source: &str) -> CrlInfo {
+        CrlInfo {
+            issuer: self.issuer_str.clone(),
+            this_update: rfc3339(self.this_update),
+            next_update: self.next_update.map(rfc3339),
+            next_update_unix: self.next_update,
+            entries: self.entries(),
+            source: source.to_string(),
+        }
     }
 }
 
@@ -266,6 +319,7 @@ fn info(
     leaf: &X509,
     cas: &[X509],
     crls: &[X509Crl],
+    crl_path: &Path,
     files: Vec<PathBuf>,
 ) -> Result<CredentialInfo, CredentialError> {
     let ossl = |what| {
@@ -297,13 +351,17 @@ fn info(
             .map(|c| name_to_string(c.subject_name()))
             .collect(),
         fingerprint_sha256: hex(&openssl::sha::sha256(&der)),
-        crls: crls.iter().map(crl_info).collect(),
+        crls: crls
+            .iter()
+            .map(|c| crl_info(c, &crl_path.display().to_string()))
+            .collect(),
+        crl_urls: Vec::new(),
         files,
     })
 }
 
 /// What `/certs` and the metrics show of one CRL.
-fn crl_info(crl: &X509Crl) -> CrlInfo {
+fn crl_info(crl: &X509Crl, source: &str) -> CrlInfo {
     let this_update = unix_time(crl.last_update()).unwrap_or(0);
     let next_update = crl.next_update().and_then(|t| unix_time(t).ok());
     CrlInfo {
@@ -312,6 +370,7 @@ fn crl_info(crl: &X509Crl) -> CrlInfo {
         next_update: next_update.map(rfc3339),
         next_update_unix: next_update,
         entries: crl.get_revoked().map_or(0, |r| r.len()),
+        source: source.to_string(),
     }
 }
 
@@ -328,7 +387,7 @@ fn now_unix() -> i64 {
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` from Unix seconds (days-to-civil, proleptic Gregorian).
-fn rfc3339(unix: i64) -> String {
+pub fn rfc3339(unix: i64) -> String {
     let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -704,7 +763,54 @@ mod tests {
     }
 
     #[test]
-    fn crl_revokes_client_certificates() {
+    fn a_crl_not_signed_by_its_ca_or_a_bad_url_file_is_refused() {
+        let e = load_err(|f, p| {
+            fs::write(f.join("ca.crt"), p.client_ca.cert_pem().unwrap()).unwrap();
+            // Same issuer name as the bundle's CA, another key.
+            let impostor = make_ca(&CaSpec::new("Acme Inc.", "acme.com")).unwrap();
+            let crl = make_crl(&impostor, &[], 30).unwrap();
+            fs::write(f.join("ca.crl"), crl.to_pem().unwrap()).unwrap();
+        });
+        assert!(
+            e.starts_with("CRL") && e.contains("c/ca.crl") && e.contains("is not signed by"),
+            "{e}"
+        );
+        let e = load_err(|f, p| {
+            fs::write(f.join("ca.crt"), p.client_ca.cert_pem().unwrap()).unwrap();
+            fs::write(
+                f.join("ca.crl.url"),
+                "# the CA's\nhttp://127.0.0.1:9/ca.crl\n\nldap://x/cn=ca\n",
+            )
+            .unwrap();
+        });
+        assert!(
+            e.contains("c/ca.crl.url line 4") && e.contains("http:// or https://"),
+            "{e}"
+        );
+        let e = load_err(|f, _| fs::write(f.join("ca.crl.url"), "http://x/ca.crl\n").unwrap());
+        assert!(e.contains("has no CA bundle"), "{e}");
+    }
+
+    #[test]
+    fn crl_urls_are_read_one_a_line() {
+        let (d, p) = (tempfile::tempdir().unwrap(), pki());
+        let f = folder(d.path(), "c", &p, &["tls.crt", "tls.key", "ca.crt"]);
+        fs::write(
+            f.join("ca.crl.url"),
+            "  http://127.0.0.1:9/a.crl \n# note\nhttps://pki.example/b.crl\nhttp://127.0.0.1:9/a.crl\n",
+        )
+        .unwrap();
+        let c = load(&named("c"), d.path()).unwrap();
+        assert_eq!(
+            c.crl_urls,
+            ["http://127.0.0.1:9/a.crl", "https://pki.example/b.crl"]
+        );
+        assert_eq!(c.info.crl_urls, c.crl_urls);
+        assert!(c.info.files.iter().any(|f| f.ends_with("ca.crl.url")));
+    }
+
+    #[test]
+    fn crl_is_indexed_and_revokes_client_certificates() {
         let (d, p) = (tempfile::tempdir().unwrap(), pki());
         let f = folder(d.path(), "c", &p, &["tls.crt", "tls.key", "ca.crt"]);
         let mut spec = LeafSpec::new(Usage::Client, "other.apps.acme.com");
@@ -714,8 +820,17 @@ mod tests {
         fs::write(f.join("ca.crl"), crl.to_pem().unwrap()).unwrap();
         let c = load(&named("c"), d.path()).unwrap();
         assert_eq!(c.crls.len(), 1);
+        assert_eq!(c.crl_index.len(), 1);
+        let index = &c.crl_index[0];
+        assert!(
+            index.verified_with(&p.client_ca.cert.public_key().unwrap()),
+            "signature checked at load"
+        );
+        assert!(index.lists(p.client.cert.serial_number()));
+        assert!(!index.lists(other.cert.serial_number()));
+        // The store leaves revocation to `revocation`: it verifies both.
         let store = c.ca_store.as_ref().unwrap();
-        assert!(!verifies(store, &p.client.cert), "revoked client accepted");
+        assert!(verifies(store, &p.client.cert));
         assert!(verifies(store, &other.cert));
         let without = Credential::from_parts(
             c.source.clone(),

@@ -20,6 +20,7 @@ pub mod credentials;
 pub mod decide;
 pub mod l4;
 pub mod origin;
+pub mod revocation;
 pub mod route;
 pub mod runtime;
 pub mod tls;

@@ -79,6 +79,26 @@ pub struct CertView<'a> {
     pub info: &'a CredentialInfo,
     #[serde(flatten)]
     pub status: Option<&'a CredentialStatus>,
+    /// How its clients' certificates are checked for revocation, when
+    /// they are: policy, and the CRLs fetched from URLs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<RevocationView>,
+}
+
+/// `/certs`: a credential's revocation checking.
+#[derive(Debug, serde::Serialize)]
+pub struct RevocationView {
+    pub stale_crl: crate::config::StaleCrl,
+    pub leaf_only: bool,
+    pub fetched: Vec<FetchedCrlView>,
+}
+
+/// `/certs`: one CRL URL, its CRL now in use and how fetching went.
+#[derive(Debug, serde::Serialize)]
+pub struct FetchedCrlView {
+    pub url: String,
+    pub crl: Option<crate::credentials::CrlInfo>,
+    pub fetch: crate::revocation::FetchStatus,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -196,8 +216,34 @@ impl Runtime {
             .map(|(src, c)| CertView {
                 info: &c.info,
                 status: self.credential_status.get(src),
+                revocation: self.revocation_of(src).map(|r| RevocationView {
+                    stale_crl: r.policy.stale,
+                    leaf_only: r.policy.leaf_only,
+                    fetched: r
+                        .slots()
+                        .iter()
+                        .map(|s| FetchedCrlView {
+                            url: s.url.clone(),
+                            crl: s.current().map(|c| c.info(&s.url)),
+                            fetch: s.status(),
+                        })
+                        .collect(),
+                }),
             })
             .collect()
+    }
+
+    /// The revocation checking of the servers that verify clients with
+    /// credential `src` (the same for all of them: it is the credential's).
+    pub fn revocation_of(
+        &self,
+        src: &CredentialSource,
+    ) -> Option<&Arc<crate::revocation::Revocation>> {
+        self.tls
+            .policies()
+            .find(|p| p.requests_client_cert() && p.credential.source == *src)
+            .map(|p| &p.revocation)
+            .filter(|r| r.is_active())
     }
 }
 

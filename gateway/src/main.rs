@@ -254,6 +254,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     reloader
         .spawn_sighup()
         .context("installing the SIGHUP handler")?;
+    tlsgate_server::crl_fetch::spawn(shared.clone()).context("starting the CRL fetcher")?;
 
     let tmp = std::env::temp_dir();
     let pid = std::process::id();

@@ -21,6 +21,7 @@ pub mod backend;
 pub mod certs;
 pub mod cmd;
 pub mod config;
+pub mod crl_server;
 pub mod gateway;
 pub mod hostile;
 pub mod http;

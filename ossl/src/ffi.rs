@@ -34,11 +34,6 @@ pub type FreeFn = unsafe extern "C" fn(*mut c_void, *const c_char, c_int);
 
 extern "C" {
     pub fn CRYPTO_set_mem_functions(m: MallocFn, r: ReallocFn, f: FreeFn) -> c_int;
-    // Present in every libcrypto but not bound by openssl-sys 0.9.
-    pub fn X509_STORE_add_crl(
-        store: *mut openssl_sys::X509_STORE,
-        crl: *mut openssl_sys::X509_CRL,
-    ) -> c_int;
     pub fn ERR_peek_error() -> libc::c_ulong;
     pub fn SSL_renegotiate(ssl: *mut SSL) -> c_int;
     pub fn SSL_set_read_ahead(ssl: *mut SSL, yes: c_int);

@@ -9,7 +9,7 @@
 //! - OpenSSL's info callback ([`set_info_callback`]);
 //! - read-ahead on one connection (the upstream ones Pingora makes), and a
 //!   peek at the error queue;
-//! - a certificate store with CRLs ([`store_with_crls`]).
+//! - a trust store, and the extensions of a CRL ([`trust_store`], [`crl_has_extension`]).
 //!
 //! OpenSSL calls the callbacks; a Rust panic must never unwind into its C
 //! frames, so each trampoline catches it and answers as a failure would.
@@ -18,12 +18,12 @@ mod ffi;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use foreign_types::{ForeignType, ForeignTypeRef};
+use foreign_types::ForeignTypeRef;
 use libc::{c_char, c_int, c_uchar, c_uint, c_void, size_t};
 use openssl::error::ErrorStack;
 use openssl::ssl::{SslContextBuilder, SslRef};
 use openssl::x509::store::{X509Store, X509StoreBuilder};
-use openssl::x509::{X509Crl, X509};
+use openssl::x509::{X509CrlRef, X509};
 
 pub use ffi::{SSL_CB_ALERT, SSL_CB_EXIT, SSL_CB_WRITE, SSL_MAX_SID_CTX_LENGTH};
 
@@ -257,24 +257,35 @@ pub fn renegotiate<S: std::io::Read + std::io::Write>(
     unsafe { ffi::SSL_renegotiate(stream.ssl().as_ptr()) == 1 }
 }
 
-/// A store trusting `cas`, checking `crls` (for every certificate of a
-/// chain) when there are any.
-pub fn store_with_crls(cas: &[X509], crls: &[X509Crl]) -> Result<X509Store, ErrorStack> {
-    use openssl::x509::verify::X509VerifyFlags;
+/// A store trusting `cas`. Revocation is checked outside OpenSSL.
+pub fn trust_store(cas: &[X509]) -> Result<X509Store, ErrorStack> {
     let mut b = X509StoreBuilder::new()?;
     for ca in cas {
         b.add_cert(ca.clone())?;
     }
-    for crl in crls {
-        // SAFETY: both pointers are live; the store takes its own reference
-        // to the CRL (X509_OBJECT_set1_X509_CRL), so `crl` stays ours.
-        let ok = unsafe { ffi::X509_STORE_add_crl(b.as_ptr(), crl.as_ptr()) };
-        if ok != 1 {
-            return Err(ErrorStack::get());
-        }
-    }
-    if !crls.is_empty() {
-        b.set_flags(X509VerifyFlags::CRL_CHECK | X509VerifyFlags::CRL_CHECK_ALL)?;
-    }
     Ok(b.build())
+}
+
+/// Does `crl` carry an extension of type `nid`?
+pub fn crl_has_extension(crl: &X509CrlRef, nid: c_int) -> bool {
+    // SAFETY: `crl` is a live CRL; the call only reads its extension list.
+    unsafe { openssl_sys::X509_CRL_get_ext_by_NID(crl.as_ptr(), nid, -1) >= 0 }
+}
+
+/// X509 verification error codes openssl's crate has no constant for.
+pub mod verify_error {
+    /// `certificate_revoked` alert.
+    pub const CERT_REVOKED: libc::c_int = 23;
+    /// "unable to get certificate CRL": `unknown_ca` alert.
+    pub const UNABLE_TO_GET_CRL: libc::c_int = 3;
+    /// "CRL path validation error": OpenSSL maps no alert to it, so the
+    /// client gets `certificate_unknown`.
+    pub const CRL_PATH_VALIDATION: libc::c_int = 54;
+}
+
+/// The verification result of code `code` (one of [`verify_error`]).
+pub fn verify_result(code: c_int) -> openssl::x509::X509VerifyResult {
+    // SAFETY: any int is a valid X509 verification code to hold; OpenSSL
+    // only ever maps it to a string or an alert.
+    unsafe { openssl::x509::X509VerifyResult::from_raw(code) }
 }

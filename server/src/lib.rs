@@ -14,6 +14,7 @@ pub use tlsgate_config as config;
 pub use tlsgate_core::{authz, credentials, decide, l4, names, origin, route, runtime};
 
 pub mod admin;
+pub mod crl_fetch;
 pub mod dns;
 pub mod embedded;
 pub mod listen;

@@ -33,6 +33,12 @@ pub struct Metrics {
     pub credential_expiry: prometheus::IntGaugeVec,
     pub credential_expiring: prometheus::IntGaugeVec,
     pub crl_next_update: prometheus::IntGaugeVec,
+    /// credential, result: every fetch of a CRL URL a credential names
+    pub crl_fetch: IntCounterVec,
+    /// credential: client certificates refused as listed in a CRL
+    pub client_cert_revoked: IntCounterVec,
+    /// credential: client certificates accepted on a stale CRL (`failOpen`)
+    pub crl_stale_accepted: IntCounterVec,
     /// host (capped, see proxy/egress.rs): refused by REGISTRY_ONLY
     pub outbound_blocked: IntCounterVec,
     /// host (capped): forwarded by ALLOW_ANY to an unregistered host
@@ -205,6 +211,26 @@ impl Metrics {
         registry
             .register(Box::new(crl_next_update.clone()))
             .expect("metric registered once");
+        let crl_fetch = counter(
+            &registry,
+            "tlsgate_crl_fetch_total",
+            "Fetches of a credential's CRL URLs, by result: ok, unchanged, or why it was refused \
+             (connect, http_status, timeout, too_large, parse, bad_signature, older, ...)",
+            &["credential", "result"],
+        );
+        let client_cert_revoked = counter(
+            &registry,
+            "tlsgate_client_cert_revoked_total",
+            "Client certificates refused because a CRL of the credential lists them",
+            &["credential"],
+        );
+        let crl_stale_accepted = counter(
+            &registry,
+            "tlsgate_crl_stale_accepted_total",
+            "Client certificates accepted although their issuer's CRL is past nextUpdate \
+             (staleCrl: failOpen)",
+            &["credential"],
+        );
         let outbound_blocked = counter(
             &registry,
             "tlsgate_outbound_blocked_total",
@@ -360,6 +386,9 @@ impl Metrics {
             credential_expiry,
             credential_expiring,
             crl_next_update,
+            crl_fetch,
+            client_cert_revoked,
+            crl_stale_accepted,
             outbound_blocked,
             outbound_passthrough,
             upstream_tls_failures,

@@ -395,19 +395,11 @@ pub fn publish_gauges(rt: &Runtime) {
     m.generation.set(rt.generation as i64);
     m.config_warnings.set(rt.model.warnings.len() as i64);
     m.credential_expiry.reset();
-    m.crl_next_update.reset();
     for c in rt.credentials.values() {
         let i = &c.info;
         m.credential_expiry
             .with_label_values(&[&i.name])
             .set(i.not_after_unix);
-        for crl in &i.crls {
-            if let Some(next) = crl.next_update_unix {
-                m.crl_next_update
-                    .with_label_values(&[&i.name, &crl.issuer])
-                    .set(next);
-            }
-        }
     }
     let now = unix_now();
     for (src, st) in &rt.credential_status {
@@ -431,10 +423,34 @@ pub fn refresh_expiring(rt: &Runtime) {
     let m = metrics();
     let now = unix_now();
     m.credential_expiring.reset();
-    for c in rt.credentials.values() {
+    m.crl_next_update.reset();
+    for (src, c) in &rt.credentials {
         m.credential_expiring
             .with_label_values(&[&c.info.name])
             .set(i64::from(expiring(c.info.not_after_unix, now)));
+        // Files and fetched CRLs alike: the fetched ones change between
+        // reloads, so the gauge is made at each scrape.
+        let fetched = rt
+            .revocation_of(src)
+            .into_iter()
+            .flat_map(|r| r.slots().iter().filter_map(|s| s.current()))
+            .map(|c| (c.issuer_str.clone(), c.next_update));
+        let files = c
+            .info
+            .crls
+            .iter()
+            .map(|c| (c.issuer.clone(), c.next_update_unix));
+        let mut newest: std::collections::BTreeMap<String, i64> = Default::default();
+        for (issuer, next) in files.chain(fetched) {
+            let Some(next) = next else { continue };
+            let e = newest.entry(issuer).or_insert(next);
+            *e = (*e).max(next);
+        }
+        for (issuer, next) in newest {
+            m.crl_next_update
+                .with_label_values(&[&c.info.name, &issuer])
+                .set(next);
+        }
     }
 }
 

@@ -35,6 +35,12 @@ pub enum CredentialError {
     CaParse { path: PathBuf, reason: String },
     #[error("CRL {} does not parse: {reason}", path.display())]
     Crl { path: PathBuf, reason: String },
+    #[error("CRL URL file {}{}: {reason}", path.display(), if *line > 0 { format!(" line {line}") } else { String::new() })]
+    CrlUrl {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
     #[error("CRL {} has no CA bundle (ca.crt or cacert) beside it", path.display())]
     CrlWithoutCa { path: PathBuf },
     #[error("{what}: {reason}")]
@@ -86,6 +92,7 @@ impl CredentialError {
             | E::CaEmpty { path }
             | E::CaParse { path, .. }
             | E::Crl { path, .. }
+            | E::CrlUrl { path, .. }
             | E::CrlWithoutCa { path }
             | E::HostNotCovered { cert: path, .. } => Some(path),
             E::InvalidName { .. }

@@ -27,6 +27,8 @@ const CERT_NAMES: [&str; 3] = ["tls.crt", "cert", "cert-chain.pem"];
 const KEY_NAMES: [&str; 3] = ["tls.key", "key", "key.pem"];
 const CA_NAMES: [&str; 3] = ["ca.crt", "cacert", "root-cert.pem"];
 const CRL_NAME: &str = "ca.crl";
+/// URLs to fetch the client CA bundle's CRLs from, one per line.
+const CRL_URL_NAME: &str = "ca.crl.url";
 /// Istio's separate CA Secret: `<name>-cacert/`.
 const CA_FOLDER_SUFFIX: &str = "-cacert";
 
@@ -37,6 +39,7 @@ pub(crate) struct Paths {
     pub key: PathBuf,
     pub ca: Option<PathBuf>,
     pub crl: Option<PathBuf>,
+    pub crl_url: Option<PathBuf>,
 }
 
 impl Paths {
@@ -44,6 +47,7 @@ impl Paths {
         let mut v = vec![self.cert.clone(), self.key.clone()];
         v.extend(self.ca.iter().cloned());
         v.extend(self.crl.iter().cloned());
+        v.extend(self.crl_url.iter().cloned());
         v
     }
 }
@@ -61,6 +65,7 @@ pub(crate) fn locate(source: &CredentialSource, dir: &Path) -> Result<Paths, Cre
                 key: key.clone(),
                 ca: ca.clone(),
                 crl: None,
+                crl_url: None,
             })
         }
         CredentialSource::Named(name) => locate_named(name, dir),
@@ -92,15 +97,25 @@ fn locate_named(name: &str, dir: &Path) -> Result<Paths, CredentialError> {
         Err(CredentialError::MissingFile { .. }) => (None, folder.clone()),
         Err(e) => return Err(e),
     };
-    let crl = [crl_folder.join(CRL_NAME), folder.join(CRL_NAME)]
-        .into_iter()
-        .map(|p| probe(&p).map(|found| found.then_some(p)))
-        .find_map(|r| r.transpose())
-        .transpose()?;
-    if let (Some(crl), None) = (&crl, &ca) {
+    let beside_ca = |file: &str| {
+        [crl_folder.join(file), folder.join(file)]
+            .into_iter()
+            .map(|p| probe(&p).map(|found| found.then_some(p)))
+            .find_map(|r| r.transpose())
+            .transpose()
+    };
+    let crl = beside_ca(CRL_NAME)?;
+    let crl_url = beside_ca(CRL_URL_NAME)?;
+    if let (Some(crl), None) = (crl.as_ref().or(crl_url.as_ref()), &ca) {
         return Err(CredentialError::CrlWithoutCa { path: crl.clone() });
     }
-    Ok(Paths { cert, key, ca, crl })
+    Ok(Paths {
+        cert,
+        key,
+        ca,
+        crl,
+        crl_url,
+    })
 }
 
 /// A name is one plain path component; anything else would let a config
@@ -301,11 +316,38 @@ pub(crate) fn parse_crls(path: &Path, data: &[u8]) -> Result<Vec<X509Crl>, Crede
     Ok(crls)
 }
 
-/// The client-CA trust store. With CRLs, every certificate of the chain must
-/// be covered by one (Envoy's default for `ca.crl`), so a CRL that stops
-/// being published fails closed.
-pub(crate) fn build_store(cas: &[X509], crls: &[X509Crl]) -> Result<X509Store, CredentialError> {
-    tlsgate_ossl::store_with_crls(cas, crls).map_err(|e| CredentialError::Openssl {
+/// `ca.crl.url`: one URL a line; blank lines and `#` comments skipped.
+pub(crate) fn parse_crl_urls(path: &Path, data: &[u8]) -> Result<Vec<String>, CredentialError> {
+    let err = |line: usize, reason: String| CredentialError::CrlUrl {
+        path: path.to_path_buf(),
+        line,
+        reason,
+    };
+    let text = std::str::from_utf8(data).map_err(|_| err(0, "not UTF-8 text".into()))?;
+    let mut urls = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        crate::config::revocation::check_crl_url(line).map_err(|e| err(i + 1, e))?;
+        if !urls.iter().any(|u| u == line) {
+            urls.push(line.to_string());
+        }
+    }
+    if urls.len() > MAX_CRL_URLS {
+        return Err(err(0, format!("more than {MAX_CRL_URLS} URLs")));
+    }
+    Ok(urls)
+}
+
+/// More would be a mistake (or a way to make the gateway fetch at will).
+const MAX_CRL_URLS: usize = 16;
+
+/// The client-CA trust store. CRLs are not in it: they are checked by
+/// `revocation`, once per CRL rather than once per handshake.
+pub(crate) fn build_store(cas: &[X509]) -> Result<X509Store, CredentialError> {
+    tlsgate_ossl::trust_store(cas).map_err(|e| CredentialError::Openssl {
         what: "building the CA store",
         reason: ossl_reason(&e),
     })

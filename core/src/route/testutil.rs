@@ -39,6 +39,7 @@ pub fn model() -> Model {
             client_cert: Default::default(),
             num_trusted_proxies: 0,
             send_client_ca_names: true,
+            revocation: Default::default(),
         },
         gateways: vec![],
         virtual_services: vec![],

@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use openssl::sha::Sha256;
 
+use crate::config::revocation::RevocationSettings;
 use crate::config::{ConfigError, CredentialSource, HostPattern, Model, ServerTlsMode, TlsVersion};
 use crate::credentials::Credential;
 use crate::names::HostMap;
+use crate::revocation::{Revocation, RevocationPolicy};
 
 /// What one Gateway server asks of a TLS connection.
 #[derive(Debug)]
@@ -30,6 +32,8 @@ pub struct ServerPolicy {
     pub spiffe_prefix: Option<String>,
     /// List the client CA bundle's subjects in the CertificateRequest.
     pub send_ca_names: bool,
+    /// The client CA bundle's CRLs (files and fetched) and their policy.
+    pub revocation: Arc<Revocation>,
     pub min_version: Option<TlsVersion>,
     pub max_version: Option<TlsVersion>,
     /// TLS 1.2 cipher list (OpenSSL names), if configured.
@@ -55,6 +59,50 @@ impl ServerPolicy {
     pub fn requests_client_cert(&self) -> bool {
         !matches!(self.mode, ServerTlsMode::Simple)
     }
+
+    /// What sessions are bound to: [`ServerPolicy::key`], and, where CRLs
+    /// are fetched, the fetched CRLs' epoch, so no session resumes past a
+    /// CRL that changed (a ticket is not checked against CRLs again).
+    pub fn session_key(&self) -> [u8; 32] {
+        if self.revocation.slots().is_empty() || !self.requests_client_cert() {
+            return self.key;
+        }
+        let mut h = Sha256::new();
+        h.update(&self.key);
+        h.update(&crate::revocation::crl_epoch().to_be_bytes());
+        h.finish()
+    }
+}
+
+/// The revocation checking of credential `source` under `settings`: its
+/// own CRL files and URLs, and the URLs and policy the runtime gives it.
+fn revocation_for(
+    source: &CredentialSource,
+    credential: &Credential,
+    settings: &RevocationSettings,
+) -> Revocation {
+    let name = match source {
+        CredentialSource::Named(n) => n.as_str(),
+        CredentialSource::Files { .. } => "",
+    };
+    let (stale, leaf_only) = settings.for_credential(name);
+    let mut urls = credential.crl_urls.clone();
+    for u in settings
+        .credentials
+        .get(name)
+        .map(|c| c.crl_urls.as_slice())
+        .unwrap_or_default()
+    {
+        if !urls.contains(u) {
+            urls.push(u.clone());
+        }
+    }
+    Revocation::new(
+        RevocationPolicy { stale, leaf_only },
+        credential.crl_index.clone(),
+        urls.iter().map(|u| crate::revocation::slot(u)).collect(),
+        credential.ca_certs.clone(),
+    )
 }
 
 /// SNI -> policy on one listener: exact host, then the longest `*.suffix`,
@@ -71,6 +119,10 @@ impl SniMap {
     /// The policy for a client that sent no SNI: only a `*` server takes it.
     pub fn without_sni(&self) -> Option<&Arc<ServerPolicy>> {
         self.0.any()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<ServerPolicy>> {
+        self.0.values()
     }
 
     fn insert(&mut self, host: &HostPattern, policy: &Arc<ServerPolicy>) {
@@ -127,13 +179,18 @@ impl TlsPolicy {
                     hosts: server.hosts.clone(),
                     mode: tls.mode,
                     stream: server.protocol == crate::config::Protocol::Tls,
-                    credential,
+                    credential: credential.clone(),
                     allowed_sans: tls.subject_alt_names.clone(),
                     spiffe_prefix: tls
                         .trust_domain
                         .as_deref()
                         .map(crate::origin::trust_domain_prefix),
                     send_ca_names: model.runtime.send_client_ca_names,
+                    revocation: Arc::new(revocation_for(
+                        &tls.credential,
+                        &credential,
+                        &model.runtime.revocation,
+                    )),
                     min_version: tls.min_version,
                     max_version: tls.max_version,
                     cipher_list: join(cipher_list),
@@ -172,6 +229,11 @@ impl TlsPolicy {
             };
             self.listeners.get(&SocketAddr::new(any, local.port()))
         })
+    }
+
+    /// Every server policy (one per Gateway server, listed once per host).
+    pub fn policies(&self) -> impl Iterator<Item = &Arc<ServerPolicy>> {
+        self.listeners.values().flat_map(|l| l.sni.iter())
     }
 
     pub fn addrs(&self) -> impl Iterator<Item = &SocketAddr> {
@@ -214,6 +276,13 @@ fn policy_key(p: &ServerPolicy, with_credential: bool) -> [u8; 32] {
         field(&p.credential.content_id());
     } else if verifies {
         field(&p.credential.trust_id());
+    }
+    if verifies || with_credential {
+        let r = &p.revocation;
+        field(format!("{:?}", r.policy).as_bytes());
+        for s in r.slots() {
+            field(s.url.as_bytes());
+        }
     }
     h.finish()
 }

@@ -28,8 +28,10 @@ use super::conn::FailureReason;
 use super::sni;
 use crate::config::{ServerTlsMode, TlsVersion};
 use crate::credentials::client_identity;
+use crate::metrics::metrics;
 use crate::runtime::{Runtime, SharedRuntime};
 use crate::tls::ServerPolicy;
+use tlsgate_core::revocation::Revocation;
 
 /// Per-SSL state, stored in the SSL's ex data from the ClientHello on.
 pub(crate) struct ConnState {
@@ -119,7 +121,7 @@ fn apply_handshake_params(ssl: &mut SslRef, policy: &ServerPolicy) -> Result<(),
     }
     // A session minted under another policy key is a cache miss (TLS 1.2
     // session ids and tickets); TLS 1.3 tickets are checked in session.rs.
-    tlsgate_ossl::set_session_id_context(ssl, &policy.key)?;
+    tlsgate_ossl::set_session_id_context(ssl, &policy.session_key())?;
     // Without this a MUTUAL host could not refuse a client whose cert
     // fails, before the certificate callback: set it for the whole policy.
     set_client_verification(ssl, policy);
@@ -158,9 +160,76 @@ fn set_client_verification(ssl: &mut SslRef, policy: &ServerPolicy) {
     }
     let allowed = policy.allowed_sans.clone();
     let spiffe = policy.spiffe_prefix.clone();
+    let revocation = policy.revocation.clone();
+    let credential = policy.credential.clone();
     ssl.set_verify_callback(mode, move |ok, ctx| {
+        if ok && !check_revocation(ctx, &revocation, &credential.info.name) {
+            return false;
+        }
         verify_client(ok, ctx, &allowed, spiffe.as_deref())
     });
+}
+
+/// Our CRL check of the certificate at the context's depth, once OpenSSL
+/// has verified the chain (see `revocation`). On refusal it leaves the
+/// error and failure reason, and returns false.
+fn check_revocation(ctx: &mut X509StoreContextRef, r: &Revocation, credential: &str) -> bool {
+    use tlsgate_core::revocation::Verdict;
+    use tlsgate_ossl::verify_error as code;
+    if !r.is_active() {
+        return true;
+    }
+    let depth = ctx.error_depth() as usize;
+    let verdict = {
+        let Some(chain) = ctx.chain() else {
+            return true;
+        };
+        let Some(cert) = chain.get(depth) else {
+            return true;
+        };
+        let top = depth + 1 >= chain.len();
+        let issuer = chain.get(depth + 1).unwrap_or(cert);
+        r.check(cert, issuer, depth, top, now_unix())
+    };
+    let (error, reason) = match verdict {
+        Verdict::Good | Verdict::NotChecked => return true,
+        Verdict::Stale { accepted: true } => {
+            static LOG: crate::logrl::Throttle = crate::logrl::Throttle::new();
+            metrics()
+                .crl_stale_accepted
+                .with_label_values(&[credential])
+                .inc();
+            if let Some(suppressed) = LOG.allow() {
+                tracing::warn!(
+                    credential,
+                    depth,
+                    suppressed,
+                    "client certificate accepted on a CRL past its nextUpdate (staleCrl: failOpen)"
+                );
+            }
+            return true;
+        }
+        Verdict::Revoked => {
+            metrics()
+                .client_cert_revoked
+                .with_label_values(&[credential])
+                .inc();
+            (code::CERT_REVOKED, FailureReason::Revoked)
+        }
+        Verdict::Stale { accepted: false } => (code::CRL_PATH_VALIDATION, FailureReason::CrlStale),
+        Verdict::Missing => (code::UNABLE_TO_GET_CRL, FailureReason::CrlMissing),
+    };
+    ctx.set_error(tlsgate_ossl::verify_result(error));
+    if let Some(state) = ssl_of(ctx).and_then(|s| s.ex_data(conn_state_index())) {
+        state.failure.store(reason as u8, Ordering::Relaxed);
+    }
+    false
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// OpenSSL's chain verdict, plus the server's `subjectAltNames` allow list

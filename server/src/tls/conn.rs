@@ -103,6 +103,12 @@ pub enum FailureReason {
     Timeout,
     /// A TLS 1.2 renegotiation the client asked for, refused.
     Renegotiation,
+    /// A CRL lists the client's certificate (or one of its CAs).
+    Revoked,
+    /// The issuer's CRL is past nextUpdate, under `staleCrl: failClosed`.
+    CrlStale,
+    /// CRLs are configured, none from this issuer is loaded.
+    CrlMissing,
 }
 
 impl FailureReason {
@@ -118,6 +124,9 @@ impl FailureReason {
             FailureReason::ClientClosed => "client_closed",
             FailureReason::Timeout => "timeout",
             FailureReason::Renegotiation => "renegotiation",
+            FailureReason::Revoked => "revoked",
+            FailureReason::CrlStale => "crl_stale",
+            FailureReason::CrlMissing => "crl_missing",
         }
     }
 
@@ -131,6 +140,12 @@ impl FailureReason {
             FailureReason::BadClientCert,
             FailureReason::SanNotAllowed,
             FailureReason::Handshake,
+            FailureReason::ClientClosed,
+            FailureReason::Timeout,
+            FailureReason::Renegotiation,
+            FailureReason::Revoked,
+            FailureReason::CrlStale,
+            FailureReason::CrlMissing,
         ]
         .get(v as usize)
         .copied()
