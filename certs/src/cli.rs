@@ -25,6 +25,32 @@ pub enum CertsCommand {
     Revoke(super::RevokeArgs),
     /// Sign DIR/ca.crl again from DIR/revoked.txt (before its nextUpdate).
     Crl(super::CrlArgs),
+    /// Sign an OCSP response for a certificate this CA issued (the CA as
+    /// its own responder), to staple: written beside it (tls.crt ->
+    /// tls.ocsp, tls-rsa.crt -> tls-rsa.ocsp).
+    Ocsp(OcspArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct OcspArgs {
+    /// CA folder holding ca.crt and ca.key.
+    #[arg(long)]
+    pub ca: PathBuf,
+    /// The certificate (PEM, leaf first), e.g. CREDENTIAL/tls.crt.
+    #[arg(long)]
+    pub cert: PathBuf,
+    /// Where to write the DER response (default: beside --cert, .ocsp).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Validity in days (nextUpdate).
+    #[arg(long, default_value_t = 7)]
+    pub days: u32,
+    /// Validity in seconds instead of days.
+    #[arg(long, conflicts_with = "days")]
+    pub seconds: Option<u32>,
+    /// Answer "revoked" instead of "good" (to test that it is never stapled).
+    #[arg(long)]
+    pub revoked: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -88,6 +114,11 @@ pub struct ServerArgs {
     /// RSA key of this size instead of ECDSA P-256.
     #[arg(long, value_parser = rsa_bits)]
     pub rsa: Option<u32>,
+    /// Write the credential's second certificate, of the other key type
+    /// (tls-rsa.crt/tls-rsa.key with --rsa, else tls-ecdsa.*), beside its
+    /// tls.crt: served to clients that cannot use the first.
+    #[arg(long)]
+    pub alternate: bool,
     /// Replace an existing key.
     #[arg(long)]
     pub force: bool,
@@ -151,7 +182,58 @@ pub fn execute(cmd: &CertsCommand) -> Result<String, CertgenError> {
         CertsCommand::Client(a) => client(a),
         CertsCommand::Revoke(a) => super::revoke::revoke(a),
         CertsCommand::Crl(a) => super::revoke::crl(a),
+        CertsCommand::Ocsp(a) => ocsp(a),
     }
+}
+
+fn ocsp(a: &OcspArgs) -> Result<String, CertgenError> {
+    let ca = load_ca(&a.ca)?;
+    let pem = std::fs::read(&a.cert).map_err(|source| CertgenError::Io {
+        path: a.cert.clone(),
+        source,
+    })?;
+    let cert =
+        openssl::x509::X509::from_pem(&pem).map_err(super::ossl("parsing the certificate"))?;
+    let ca_key = ca.cert.public_key().map_err(super::ossl("CA public key"))?;
+    if !cert.verify(&ca_key).unwrap_or(false) {
+        return Err(CertgenError::Invalid(format!(
+            "{}: not issued by the CA in {}",
+            a.cert.display(),
+            a.ca.display()
+        )));
+    }
+    let secs = match a.seconds {
+        Some(0) => return Err(CertgenError::Invalid("--seconds must be at least 1".into())),
+        Some(s) => i64::from(s),
+        None if a.days == 0 => {
+            return Err(CertgenError::Invalid("--days must be at least 1".into()))
+        }
+        None => i64::from(a.days) * 86_400,
+    };
+    let now = super::now_unix();
+    let answer = if a.revoked {
+        tlsgate_ossl::OcspAnswer::Revoked(now - 60)
+    } else {
+        tlsgate_ossl::OcspAnswer::Good
+    };
+    let der =
+        tlsgate_ossl::sign_ocsp_response(&cert, &ca.cert, &ca.key, answer, now - 60, now + secs)
+            .map_err(super::ossl("signing the OCSP response"))?;
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| a.cert.with_extension("ocsp"));
+    write_file(&out, &der, false)?;
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "wrote {} ({} for {}, valid {}s: sign it again before then)",
+        sh(&out),
+        if a.revoked { "revoked" } else { "good" },
+        oneline(&cert),
+        secs
+    );
+    Ok(text)
 }
 
 fn ca(a: &CaArgs) -> Result<String, CertgenError> {
@@ -207,9 +289,14 @@ fn server(a: &ServerArgs) -> Result<String, CertgenError> {
             ))
         }
     };
+    let stem = match (a.alternate, a.rsa.is_some()) {
+        (false, _) => "tls",
+        (true, true) => "tls-rsa",
+        (true, false) => "tls-ecdsa",
+    };
     let (crt, key, bundle) = (
-        folder.join("tls.crt"),
-        folder.join("tls.key"),
+        folder.join(format!("{stem}.crt")),
+        folder.join(format!("{stem}.key")),
         folder.join("ca.crt"),
     );
     refuse_overwrite(&key, a.force)?;

@@ -57,7 +57,7 @@ pub enum CertgenError {
     Invalid(String),
 }
 
-fn ossl(what: &'static str) -> impl FnOnce(openssl::error::ErrorStack) -> CertgenError {
+pub(crate) fn ossl(what: &'static str) -> impl FnOnce(openssl::error::ErrorStack) -> CertgenError {
     move |source| CertgenError::Openssl { what, source }
 }
 
@@ -213,7 +213,7 @@ fn validity(days: u32, starts_in_days: u32) -> Result<(Asn1Time, Asn1Time), Cert
     ))
 }
 
-fn now_unix() -> i64 {
+pub(crate) fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

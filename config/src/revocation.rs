@@ -158,7 +158,9 @@ pub(crate) fn convert(raw: &RawRevocation, report: &mut Report<'_>) -> Revocatio
     s.retry_interval = s.retry_interval.min(s.refresh_interval);
     if let Some(m) = &raw.max_crl_bytes {
         match report.check("spec.revocation.maxCrlBytes", super::limits::bytes(m)) {
-            Some(n) if n < 1024 => report.error("spec.revocation.maxCrlBytes", "at least 1Ki"),
+            Some(n) if !(1024..=512 << 20).contains(&n) => {
+                report.error("spec.revocation.maxCrlBytes", "from 1Ki to 512Mi")
+            }
             Some(n) => s.max_crl_bytes = n,
             None => {}
         }

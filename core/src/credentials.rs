@@ -15,6 +15,7 @@ mod checks;
 mod error;
 mod files;
 mod identity;
+mod ocsp;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub(crate) use identity::name_to_string as name_string;
 pub use identity::{client_identity, ClientIdentity};
 pub(crate) use identity::{common_name, SubjectAltNames};
 use identity::{hex, name_to_string};
+pub use ocsp::{OcspInfo, Staple};
 
 /// Everything a TLS context needs from one credential, checked.
 pub struct Credential {
@@ -50,6 +52,12 @@ pub struct Credential {
     pub crl_urls: Vec<String>,
     /// Trusting `ca_certs`; `None` without CA. Revocation is not in it.
     pub ca_store: Option<X509Store>,
+    /// The leaf's OCSP response to staple (`tls.ocsp`).
+    pub ocsp: Option<Arc<Staple>>,
+    /// A second certificate with a key of another type (`tls-rsa.crt` or
+    /// `tls-ecdsa.crt`); OpenSSL serves whichever the client's signature
+    /// algorithms allow. No CA bundle of its own.
+    pub alt: Option<Arc<Credential>>,
     pub info: CredentialInfo,
 }
 
@@ -75,6 +83,12 @@ pub struct CredentialInfo {
     pub crls: Vec<CrlInfo>,
     /// `ca.crl.url`.
     pub crl_urls: Vec<String>,
+    /// The OCSP response stapled with the leaf.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ocsp: Option<OcspInfo>,
+    /// The second certificate (`tls-rsa.crt`, `tls-ecdsa.crt`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alternate: Option<Box<CredentialInfo>>,
     pub files: Vec<PathBuf>,
 }
 
@@ -128,6 +142,41 @@ pub fn load(
     let mut c = Credential::assemble(source.clone(), chain, key, ca_certs, crls, &paths)?;
     c.info.crl_urls.clone_from(&crl_urls);
     c.crl_urls = crl_urls;
+    if let Some(p) = &paths.ocsp {
+        c.set_staple(p)?;
+    }
+    if let Some(a) = &paths.alt {
+        let chain = files::parse_certs(&a.cert, &files::read(&a.cert)?)?;
+        let key = files::parse_key(&a.key, &files::read(&a.key)?)?;
+        if key.id() == c.key.id() {
+            return Err(CredentialError::SameKeyType {
+                primary: paths.key.clone(),
+                alt: a.key.clone(),
+            });
+        }
+        let alt_paths = files::Paths {
+            cert: a.cert.clone(),
+            key: a.key.clone(),
+            ca: None,
+            crl: None,
+            crl_url: None,
+            ocsp: a.ocsp.clone(),
+            alt: None,
+        };
+        let mut alt = Credential::assemble(
+            source.clone(),
+            chain,
+            key,
+            Vec::new(),
+            Vec::new(),
+            &alt_paths,
+        )?;
+        if let Some(p) = &a.ocsp {
+            alt.set_staple(p)?;
+        }
+        c.info.alternate = Some(Box::new(alt.info.clone()));
+        c.alt = Some(Arc::new(alt));
+    }
     Ok(c)
 }
 
@@ -161,6 +210,8 @@ impl Credential {
             ca: None,
             crl: None,
             crl_url: None,
+            ocsp: None,
+            alt: None,
         };
         if chain.is_empty() {
             return Err(CredentialError::NoCertificate { path: paths.cert });
@@ -214,8 +265,22 @@ impl Credential {
             crl_index,
             crl_urls: Vec::new(),
             ca_store,
+            ocsp: None,
+            alt: None,
             info,
         })
+    }
+
+    fn set_staple(&mut self, path: &Path) -> Result<(), CredentialError> {
+        let staple = ocsp::check(path, &files::read(path)?, &self.chain)?;
+        self.info.ocsp = Some(staple.info());
+        self.ocsp = Some(Arc::new(staple));
+        Ok(())
+    }
+
+    /// Every certificate served: the leaf's credential, then the second.
+    pub fn served(&self) -> impl Iterator<Item = &Credential> {
+        std::iter::once(self).chain(self.alt.as_deref())
     }
 
     pub fn leaf(&self) -> &X509 {
@@ -296,6 +361,12 @@ impl Credential {
         for u in &self.crl_urls {
             put(b'u', u.as_bytes());
         }
+        if let Some(o) = &self.ocsp {
+            put(b'o', &o.der);
+        }
+        if let Some(a) = &self.alt {
+            put(b'2', &a.content_id());
+        }
         h.finish()
     }
 }
@@ -356,6 +427,8 @@ fn info(
             .map(|c| crl_info(c, &crl_path.display().to_string()))
             .collect(),
         crl_urls: Vec::new(),
+        ocsp: None,
+        alternate: None,
         files,
     })
 }

@@ -33,6 +33,8 @@ mod tests;
 mod tests_client_cert;
 #[cfg(test)]
 mod tests_connection;
+#[cfg(test)]
+mod tests_revocation;
 
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
@@ -239,6 +241,10 @@ pub fn decide<H: HeaderSource + ?Sized>(
                 return respond(NONE.into(), host, 421, "misdirected request\n");
             };
             if !tls_covers(info, rt, &host) {
+                return respond(policy.server.clone(), host, 421, "misdirected request\n");
+            }
+            // The client reconnects, and its new handshake meets the CRL.
+            if info.revoked_since_handshake(unix_now()) {
                 return respond(policy.server.clone(), host, 421, "misdirected request\n");
             }
             policy.server.clone()
@@ -720,4 +726,10 @@ pub fn redirect_location(r: &Redirect, tls: bool, host: &str, path_and_query: &s
     let port = r.port.map(|p| format!(":{p}")).unwrap_or_default();
     let path = r.uri.as_deref().unwrap_or(path_and_query);
     format!("{scheme}://{authority}{port}{path}")
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -33,6 +33,23 @@ pub type ReallocFn = unsafe extern "C" fn(*mut c_void, size_t, *const c_char, c_
 pub type FreeFn = unsafe extern "C" fn(*mut c_void, *const c_char, c_int);
 
 extern "C" {
+    pub fn OCSP_basic_add1_status(
+        rsp: *mut openssl_sys::OCSP_BASICRESP,
+        cid: *mut openssl_sys::OCSP_CERTID,
+        status: c_int,
+        reason: c_int,
+        revtime: *mut openssl_sys::ASN1_TIME,
+        thisupd: *mut openssl_sys::ASN1_TIME,
+        nextupd: *mut openssl_sys::ASN1_TIME,
+    ) -> *mut c_void;
+    pub fn OCSP_basic_sign(
+        brsp: *mut openssl_sys::OCSP_BASICRESP,
+        signer: *mut openssl_sys::X509,
+        key: *mut openssl_sys::EVP_PKEY,
+        dgst: *const openssl_sys::EVP_MD,
+        certs: *mut openssl_sys::stack_st_X509,
+        flags: libc::c_ulong,
+    ) -> c_int;
     pub fn CRYPTO_set_mem_functions(m: MallocFn, r: ReallocFn, f: FreeFn) -> c_int;
     pub fn ERR_peek_error() -> libc::c_ulong;
     pub fn SSL_renegotiate(ssl: *mut SSL) -> c_int;

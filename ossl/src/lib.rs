@@ -266,6 +266,37 @@ pub fn trust_store(cas: &[X509]) -> Result<X509Store, ErrorStack> {
     Ok(b.build())
 }
 
+/// The NIDs of the critical extensions of `crl` (0 for an unknown OID)
+/// and of its entries' (the second list).
+pub fn crl_critical_extensions(crl: &X509CrlRef) -> (Vec<c_int>, Vec<c_int>) {
+    use openssl_sys as sys;
+    let mut own = Vec::new();
+    let mut entries = Vec::new();
+    // SAFETY: `crl` is live for the call; every pointer read comes from it
+    // and is only read, never kept.
+    unsafe {
+        let critical = |e: *mut sys::X509_EXTENSION| -> Option<c_int> {
+            if e.is_null() || sys::X509_EXTENSION_get_critical(e) != 1 {
+                return None;
+            }
+            Some(sys::OBJ_obj2nid(sys::X509_EXTENSION_get_object(e)))
+        };
+        let raw = crl.as_ptr();
+        for i in 0..sys::X509_CRL_get_ext_count(raw) {
+            own.extend(critical(sys::X509_CRL_get_ext(raw, i)));
+        }
+        if let Some(revoked) = crl.get_revoked() {
+            for r in revoked {
+                let r = r.as_ptr();
+                for i in 0..sys::X509_REVOKED_get_ext_count(r) {
+                    entries.extend(critical(sys::X509_REVOKED_get_ext(r, i)));
+                }
+            }
+        }
+    }
+    (own, entries)
+}
+
 /// Does `crl` carry an extension of type `nid`?
 pub fn crl_has_extension(crl: &X509CrlRef, nid: c_int) -> bool {
     // SAFETY: `crl` is a live CRL; the call only reads its extension list.
@@ -288,4 +319,82 @@ pub fn verify_result(code: c_int) -> openssl::x509::X509VerifyResult {
     // SAFETY: any int is a valid X509 verification code to hold; OpenSSL
     // only ever maps it to a string or an alert.
     unsafe { openssl::x509::X509VerifyResult::from_raw(code) }
+}
+
+/// What an OCSP response says of a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OcspAnswer {
+    Good,
+    /// Revoked at this Unix time.
+    Revoked(i64),
+}
+
+/// A DER OCSP response for `cert`, signed by its issuer, valid from
+/// `this_update` to `next_update` (Unix seconds): what a CA's responder
+/// sends, made for tests and for `tlsgate certs ocsp`.
+pub fn sign_ocsp_response(
+    cert: &openssl::x509::X509Ref,
+    issuer: &openssl::x509::X509Ref,
+    issuer_key: &openssl::pkey::PKeyRef<openssl::pkey::Private>,
+    answer: OcspAnswer,
+    this_update: i64,
+    next_update: i64,
+) -> Result<Vec<u8>, ErrorStack> {
+    use foreign_types::ForeignType;
+    use openssl::asn1::Asn1Time;
+    use openssl::hash::MessageDigest;
+    use openssl::ocsp::{OcspBasicResponse, OcspCertId, OcspResponse, OcspResponseStatus};
+    let id = OcspCertId::from_cert(MessageDigest::sha1(), cert, issuer)?;
+    let this = Asn1Time::from_unix(this_update)?;
+    let next = Asn1Time::from_unix(next_update)?;
+    let (status, revoked) = match answer {
+        OcspAnswer::Good => (0, None),
+        OcspAnswer::Revoked(at) => (1, Some(Asn1Time::from_unix(at)?)),
+    };
+    // SAFETY: a new, owned basic response (freed by its wrapper on every
+    // path); `add1_status` copies the id and times; `sign` reads the
+    // issuer and key, which outlive the call.
+    unsafe {
+        let raw = openssl_sys::OCSP_BASICRESP_new();
+        if raw.is_null() {
+            return Err(ErrorStack::get());
+        }
+        let basic = OcspBasicResponse::from_ptr(raw);
+        let single = ffi::OCSP_basic_add1_status(
+            raw,
+            id.as_ptr(),
+            status,
+            -1,
+            revoked
+                .as_ref()
+                .map_or(std::ptr::null_mut(), |t| t.as_ptr()),
+            this.as_ptr(),
+            next.as_ptr(),
+        );
+        if single.is_null() {
+            return Err(ErrorStack::get());
+        }
+        let ok = ffi::OCSP_basic_sign(
+            raw,
+            issuer.as_ptr(),
+            issuer_key.as_ptr(),
+            MessageDigest::sha256().as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        );
+        if ok != 1 {
+            return Err(ErrorStack::get());
+        }
+        OcspResponse::create(OcspResponseStatus::SUCCESSFUL, Some(&basic))?.to_der()
+    }
+}
+
+/// A GeneralizedTime (what OCSP responses carry) as Unix seconds.
+pub fn generalized_time_unix(t: &openssl::asn1::Asn1GeneralizedTimeRef) -> Option<i64> {
+    use openssl::asn1::{Asn1Time, Asn1TimeRef};
+    // SAFETY: ASN1_GENERALIZEDTIME and ASN1_TIME are both ASN1_STRING;
+    // ASN1_TIME_diff takes either type. The reference lives as long as `t`.
+    let t = unsafe { Asn1TimeRef::from_ptr(t.as_ptr() as *mut openssl_sys::ASN1_TIME) };
+    let d = Asn1Time::from_unix(0).ok()?.diff(t).ok()?;
+    Some(i64::from(d.days) * 86_400 + i64::from(d.secs))
 }

@@ -45,22 +45,44 @@ pub fn spawn(rt: SharedRuntime) -> std::io::Result<()> {
 /// How often the work list is looked at: a URL added by a reload is
 /// fetched within this.
 const TICK: Duration = Duration::from_millis(500);
+/// Fetches in flight at once.
+const PARALLEL: usize = 4;
 
 async fn run(rt: SharedRuntime) {
     let mut validators: BTreeMap<String, http::Validators> = BTreeMap::new();
     loop {
-        let due = work(&rt);
-        let mut tasks = tokio::task::JoinSet::new();
-        for job in due {
-            let v = validators.get(&job.slot.url).cloned().unwrap_or_default();
-            tasks.spawn(async move {
-                let r = fetch(&job, &v).await;
-                (job, r)
-            });
-        }
-        while let Some(Ok((job, result))) = tasks.join_next().await {
-            if let Some(v) = record(&job, result) {
-                validators.insert(job.slot.url.clone(), v);
+        let mut due = work(&rt);
+        // A few at a time: each holds a whole CRL body and its parse.
+        while !due.is_empty() {
+            let batch: Vec<Job> = due.drain(..due.len().min(PARALLEL)).collect();
+            let mut tasks = tokio::task::JoinSet::new();
+            let mut jobs = std::collections::HashMap::new();
+            for job in batch {
+                let job = Arc::new(job);
+                let v = validators.get(&job.slot.url).cloned().unwrap_or_default();
+                let j = job.clone();
+                let handle = tasks.spawn(async move { fetch(&j, &v).await });
+                jobs.insert(handle.id(), job);
+            }
+            while let Some(done) = tasks.join_next_with_id().await {
+                let (id, result) = match done {
+                    Ok((id, r)) => (id, r),
+                    // A panic in one fetch is that URL's failure, not the
+                    // end of the others' (nor of this thread).
+                    Err(e) => (
+                        e.id(),
+                        Err(FetchError {
+                            class: "internal",
+                            message: format!("fetch failed: {e}"),
+                        }),
+                    ),
+                };
+                let Some(job) = jobs.remove(&id) else {
+                    continue;
+                };
+                if let Some(v) = record(&job, result) {
+                    validators.insert(job.slot.url.clone(), v);
+                }
             }
         }
         validators.retain(|url, _| revocation::live_slots().iter().any(|s| &s.url == url));
@@ -114,15 +136,25 @@ async fn fetch(job: &Job, v: &http::Validators) -> Result<Outcome, FetchError> {
     let s = &job.settings;
     let got = http::get_within(&job.slot.url, v, s.max_crl_bytes, s.fetch_timeout).await?;
     let (body, validators) = match got {
-        http::Fetched::NotModified => return Ok(Outcome::Unchanged(None)),
+        // Only an answer to our own validators, for a CRL we hold.
+        http::Fetched::NotModified if job.slot.current().is_some() && !v.is_empty() => {
+            return Ok(Outcome::Unchanged(None))
+        }
+        http::Fetched::NotModified => {
+            return Err(FetchError {
+                class: "bad_response",
+                message: format!("{}: 304 Not Modified for a CRL never sent", job.slot.url),
+            })
+        }
         http::Fetched::Body { body, validators } => (body, validators),
     };
     let crl = parse(&body).map_err(|e| refused("parse", &job.slot.url, &e))?;
     // Signature and SHA-256 over megabytes: not on the async thread's hot
     // path, but this thread has nothing else to do.
-    let index = CrlIndex::new(&crl, &job.cas).map_err(|e| {
+    let index = CrlIndex::fetched(&crl, &job.cas, now_unix()).map_err(|e| {
         let class = match e {
-            CrlError::BadSignature { .. } => "bad_signature",
+            CrlError::BadSignature { .. } | CrlError::UnknownIssuer { .. } => "bad_signature",
+            CrlError::Future(_) | CrlError::NoNextUpdate => "bad_dates",
             _ => "parse",
         };
         refused(class, &job.slot.url, &e)
@@ -196,11 +228,16 @@ fn record(job: &Job, result: Result<Outcome, FetchError>) -> Option<http::Valida
                     "CRL fetch failed; the last good CRL (if any) stays in use"
                 );
             }
+            let mut failures = 0;
             slot.update_status(|st| {
                 st.last_error = Some(e.message.clone());
                 st.consecutive_failures += 1;
+                failures = st.consecutive_failures;
             });
-            (e.class, now + secs(s.retry_interval), None)
+            // Doubling from retryInterval up to refreshInterval: a server
+            // that keeps failing is not hammered.
+            let backoff = secs(s.retry_interval).saturating_mul(1 << (failures.min(6) - 1));
+            (e.class, now + backoff.min(secs(s.refresh_interval)), None)
         }
     };
     slot.update_status(|st| {

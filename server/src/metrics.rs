@@ -39,6 +39,10 @@ pub struct Metrics {
     pub client_cert_revoked: IntCounterVec,
     /// credential: client certificates accepted on a stale CRL (`failOpen`)
     pub crl_stale_accepted: IntCounterVec,
+    /// credential, result (stapled, stale): OCSP responses asked for
+    pub ocsp_staples: IntCounterVec,
+    /// credential, certificate: nextUpdate of the OCSP response to staple
+    pub ocsp_next_update: prometheus::IntGaugeVec,
     /// host (capped, see proxy/egress.rs): refused by REGISTRY_ONLY
     pub outbound_blocked: IntCounterVec,
     /// host (capped): forwarded by ALLOW_ANY to an unregistered host
@@ -231,6 +235,25 @@ impl Metrics {
              (staleCrl: failOpen)",
             &["credential"],
         );
+        let ocsp_staples = counter(
+            &registry,
+            "tlsgate_ocsp_staples_total",
+            "Handshakes whose client asked for OCSP, by what the gateway did: stapled, or \
+             stale (the response is past nextUpdate and was not sent)",
+            &["credential", "result"],
+        );
+        let ocsp_next_update = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "tlsgate_ocsp_next_update_timestamp_seconds",
+                "nextUpdate of each served certificate's OCSP response, as a Unix time: \
+                 after it, the response is no longer stapled",
+            ),
+            &["credential", "certificate"],
+        )
+        .expect("valid gauge");
+        registry
+            .register(Box::new(ocsp_next_update.clone()))
+            .expect("metric registered once");
         let outbound_blocked = counter(
             &registry,
             "tlsgate_outbound_blocked_total",
@@ -389,6 +412,8 @@ impl Metrics {
             crl_fetch,
             client_cert_revoked,
             crl_stale_accepted,
+            ocsp_staples,
+            ocsp_next_update,
             outbound_blocked,
             outbound_passthrough,
             upstream_tls_failures,

@@ -81,6 +81,8 @@ pub fn listener_acceptor(rt: SharedRuntime, addr: SocketAddr) -> Result<SslAccep
     // client resumes with one.
     b.set_num_tickets(1)
         .map_err(|e| err(format!("session tickets: {e}")))?;
+    b.set_status_callback(accept::staple)
+        .map_err(|e| err(format!("OCSP stapling: {e}")))?;
     b.set_client_hello_callback(move |ssl, alert| {
         accept::client_hello(&rt, addr, &name, ssl, alert)
     });

@@ -395,11 +395,19 @@ pub fn publish_gauges(rt: &Runtime) {
     m.generation.set(rt.generation as i64);
     m.config_warnings.set(rt.model.warnings.len() as i64);
     m.credential_expiry.reset();
+    m.ocsp_next_update.reset();
     for c in rt.credentials.values() {
         let i = &c.info;
         m.credential_expiry
             .with_label_values(&[&i.name])
             .set(i.not_after_unix);
+        for served in c.served() {
+            if let Some(next) = served.ocsp.as_ref().and_then(|o| o.next_update) {
+                m.ocsp_next_update
+                    .with_label_values(&[&i.name, &served.info.fingerprint_sha256])
+                    .set(next);
+            }
+        }
     }
     let now = unix_now();
     for (src, st) in &rt.credential_status {

@@ -19,6 +19,9 @@ impl Credential {
     /// `allow_expired`, which covers both ends of the validity period) or
     /// for a chain that does not lead to the CA it carries.
     pub fn check_validity(&self, allow_expired: bool) -> Result<(), CredentialError> {
+        if let Some(alt) = &self.alt {
+            alt.check_validity(allow_expired)?;
+        }
         if !allow_expired {
             if self.expired() {
                 return Err(CredentialError::Expired {
@@ -46,6 +49,9 @@ impl Credential {
     /// The leaf must name `host` (see [`Credential::covers_host`]), or every
     /// client checking the hostname fails the handshake.
     pub fn require_host(&self, host: &str) -> Result<(), CredentialError> {
+        if let Some(alt) = &self.alt {
+            alt.require_host(host)?;
+        }
         if self.covers_host(host) {
             return Ok(());
         }

@@ -41,6 +41,20 @@ pub enum CredentialError {
         line: usize,
         reason: String,
     },
+    #[error("OCSP response {} {reason}", path.display())]
+    Ocsp { path: PathBuf, reason: String },
+    #[error(
+        "{} and {} are both second certificates: keep one (tls.crt plus one of another key type)",
+        first.display(),
+        second.display()
+    )]
+    TwoAlternates { first: PathBuf, second: PathBuf },
+    #[error(
+        "{} must hold a key of another type than {} (an RSA and an ECDSA certificate)",
+        alt.display(),
+        primary.display()
+    )]
+    SameKeyType { primary: PathBuf, alt: PathBuf },
     #[error("CRL {} has no CA bundle (ca.crt or cacert) beside it", path.display())]
     CrlWithoutCa { path: PathBuf },
     #[error("{what}: {reason}")]
@@ -93,6 +107,9 @@ impl CredentialError {
             | E::CaParse { path, .. }
             | E::Crl { path, .. }
             | E::CrlUrl { path, .. }
+            | E::Ocsp { path, .. }
+            | E::TwoAlternates { second: path, .. }
+            | E::SameKeyType { alt: path, .. }
             | E::CrlWithoutCa { path }
             | E::HostNotCovered { cert: path, .. } => Some(path),
             E::InvalidName { .. }

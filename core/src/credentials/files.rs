@@ -29,6 +29,15 @@ const CA_NAMES: [&str; 3] = ["ca.crt", "cacert", "root-cert.pem"];
 const CRL_NAME: &str = "ca.crl";
 /// URLs to fetch the client CA bundle's CRLs from, one per line.
 const CRL_URL_NAME: &str = "ca.crl.url";
+/// The server certificate's OCSP response to staple (HAProxy's name).
+const OCSP_NAME: &str = "tls.ocsp";
+/// A second certificate of another key type, served to clients that
+/// cannot use the first (`tls.crt` ECDSA and `tls-rsa.crt`, or the
+/// reverse), each with its own OCSP response.
+const ALT_NAMES: [[&str; 3]; 2] = [
+    ["tls-rsa.crt", "tls-rsa.key", "tls-rsa.ocsp"],
+    ["tls-ecdsa.crt", "tls-ecdsa.key", "tls-ecdsa.ocsp"],
+];
 /// Istio's separate CA Secret: `<name>-cacert/`.
 const CA_FOLDER_SUFFIX: &str = "-cacert";
 
@@ -40,6 +49,16 @@ pub(crate) struct Paths {
     pub ca: Option<PathBuf>,
     pub crl: Option<PathBuf>,
     pub crl_url: Option<PathBuf>,
+    pub ocsp: Option<PathBuf>,
+    /// The second certificate: its certificate, key and OCSP files.
+    pub alt: Option<AltPaths>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AltPaths {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ocsp: Option<PathBuf>,
 }
 
 impl Paths {
@@ -48,6 +67,11 @@ impl Paths {
         v.extend(self.ca.iter().cloned());
         v.extend(self.crl.iter().cloned());
         v.extend(self.crl_url.iter().cloned());
+        v.extend(self.ocsp.iter().cloned());
+        if let Some(a) = &self.alt {
+            v.extend([a.cert.clone(), a.key.clone()]);
+            v.extend(a.ocsp.iter().cloned());
+        }
         v
     }
 }
@@ -66,6 +90,8 @@ pub(crate) fn locate(source: &CredentialSource, dir: &Path) -> Result<Paths, Cre
                 ca: ca.clone(),
                 crl: None,
                 crl_url: None,
+                ocsp: None,
+                alt: None,
             })
         }
         CredentialSource::Named(name) => locate_named(name, dir),
@@ -109,12 +135,38 @@ fn locate_named(name: &str, dir: &Path) -> Result<Paths, CredentialError> {
     if let (Some(crl), None) = (crl.as_ref().or(crl_url.as_ref()), &ca) {
         return Err(CredentialError::CrlWithoutCa { path: crl.clone() });
     }
+    let optional = |p: PathBuf| probe(&p).map(|found| found.then_some(p));
+    let ocsp = optional(folder.join(OCSP_NAME))?;
+    let mut alt = None;
+    for [c, k, o] in ALT_NAMES {
+        let Some(cert) = optional(folder.join(c))? else {
+            continue;
+        };
+        let key = folder.join(k);
+        if !probe(&key)? {
+            return Err(CredentialError::MissingFile { path: key });
+        }
+        if let Some(first) = &alt {
+            let first: &AltPaths = first;
+            return Err(CredentialError::TwoAlternates {
+                first: first.cert.clone(),
+                second: cert,
+            });
+        }
+        alt = Some(AltPaths {
+            cert,
+            key,
+            ocsp: optional(folder.join(o))?,
+        });
+    }
     Ok(Paths {
         cert,
         key,
         ca,
         crl,
         crl_url,
+        ocsp,
+        alt,
     })
 }
 

@@ -167,6 +167,7 @@ pub(super) fn tls_conn(rt: &Arc<Runtime>, sni: &str) -> ConnInfo {
         peer_certs: None,
         xfcc: None,
         resumed: false,
+        crl_checked: 0.into(),
         version: "TLSv1.3",
         span: tracing::Span::none(),
     }

@@ -36,7 +36,7 @@ pub enum Verdict {
 
 /// A clock skew allowance for a CRL's thisUpdate: a CRL published a
 /// moment ago by a CA whose clock runs ahead is still usable.
-const SKEW_SECS: i64 = 300;
+pub(crate) const SKEW_SECS: i64 = 300;
 
 /// A credential's CRLs (from its files and its URLs) and policy.
 #[derive(Debug)]
@@ -87,7 +87,9 @@ impl Revocation {
         top: bool,
         now: i64,
     ) -> Verdict {
-        if !self.is_active() || top || (self.policy.leaf_only && depth > 0) {
+        // A client certificate that is itself in the bundle (depth 0 at
+        // the top) is checked against its own CRL, as OpenSSL did.
+        if !self.is_active() || (top && depth > 0) || (self.policy.leaf_only && depth > 0) {
             return Verdict::NotChecked;
         }
         let fetched: Vec<Arc<CrlIndex>> = self.slots.iter().filter_map(|s| s.current()).collect();
@@ -100,6 +102,39 @@ impl Revocation {
         let Some(crl) = newest else {
             return Verdict::Missing;
         };
+        self.verdict(crl, cert, now)
+    }
+
+    /// The leaf of a connection made earlier, again, after a CRL changed:
+    /// with the issuer when the handshake verified a chain, else (a resumed
+    /// session keeps only the leaf) against the CRLs already verified for
+    /// an issuer of the leaf's issuer name.
+    pub fn recheck_leaf(&self, leaf: &X509Ref, issuer: Option<&X509Ref>, now: i64) -> Verdict {
+        if let Some(issuer) = issuer {
+            let top = std::ptr::eq(issuer, leaf);
+            return self.check(leaf, issuer, 0, top, now);
+        }
+        if !self.is_active() {
+            return Verdict::NotChecked;
+        }
+        let fetched: Vec<Arc<CrlIndex>> = self.slots.iter().filter_map(|s| s.current()).collect();
+        let newest = self
+            .files
+            .iter()
+            .chain(fetched.iter())
+            .filter(|c| {
+                c.this_update <= now + SKEW_SECS
+                    && c.verified()
+                    && super::index::names_equal(c.issuer(), leaf.issuer_name())
+            })
+            .max_by_key(|c| c.this_update);
+        match newest {
+            Some(crl) => self.verdict(crl, leaf, now),
+            None => Verdict::Missing,
+        }
+    }
+
+    fn verdict(&self, crl: &CrlIndex, cert: &X509Ref, now: i64) -> Verdict {
         // A stale CRL still proves a revocation.
         if crl.lists(cert.serial_number()) {
             return Verdict::Revoked;

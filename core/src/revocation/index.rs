@@ -1,7 +1,9 @@
 //! One CRL, parsed once into what a handshake needs.
 
 use std::collections::HashSet;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use openssl::nid::Nid;
 
 use openssl::asn1::{Asn1IntegerRef, Asn1Time, Asn1TimeRef};
 use openssl::pkey::{PKey, PKeyRef, Public};
@@ -23,6 +25,14 @@ pub enum CrlError {
     BadSignature { issuer: String },
     #[error("is older (thisUpdate {new}) than the one in use (thisUpdate {current})")]
     Older { new: String, current: String },
+    #[error("has a critical extension tlsgate does not know ({0}): its scope cannot be honoured")]
+    CriticalExtension(String),
+    #[error("is issued by {issuer}, no CA of the bundle: a fetched CRL must be signed by one (add the intermediate CA to ca.crt)")]
+    UnknownIssuer { issuer: String },
+    #[error("has no nextUpdate: a fetched CRL must say when it goes stale")]
+    NoNextUpdate,
+    #[error("has a thisUpdate in the future ({0})")]
+    Future(String),
     #[error("{0}")]
     Openssl(String),
 }
@@ -41,8 +51,16 @@ pub struct CrlIndex {
     /// client sends (not in the bundle, so unknown before).
     key: OnceLock<PKey<Public>>,
     /// Kept only while no key has verified it.
-    pending: std::sync::Mutex<Option<X509Crl>>,
+    pending: Mutex<Option<Arc<X509Crl>>>,
+    /// Keys that did not verify it (a few), so a client sending an
+    /// impostor intermediate does not cost a signature check per handshake.
+    rejected: Mutex<Vec<PKey<Public>>>,
 }
+
+/// Critical CRL extensions whose meaning is honoured: the CRL number and
+/// the authority key id carry no scope. (Delta and distribution-point
+/// CRLs are refused on their own.)
+const KNOWN_CRITICAL: [Nid; 2] = [Nid::CRL_NUMBER, Nid::AUTHORITY_KEY_IDENTIFIER];
 
 impl std::fmt::Debug for CrlIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -72,6 +90,24 @@ impl CrlIndex {
         ) {
             return Err(CrlError::Partitioned);
         }
+        let (own, entries) = tlsgate_ossl::crl_critical_extensions(crl);
+        let nid_name = |n: i32| {
+            Nid::from_raw(n)
+                .short_name()
+                .map_or_else(|_| format!("nid {n}"), str::to_string)
+        };
+        if let Some(n) = own
+            .iter()
+            .find(|n| !KNOWN_CRITICAL.iter().any(|k| k.as_raw() == **n))
+        {
+            return Err(CrlError::CriticalExtension(nid_name(*n)));
+        }
+        if let Some(n) = entries.first() {
+            return Err(CrlError::CriticalExtension(format!(
+                "{} on an entry",
+                nid_name(*n)
+            )));
+        }
         let mut serials = HashSet::new();
         if let Some(revoked) = crl.get_revoked() {
             serials.reserve(revoked.len());
@@ -96,14 +132,15 @@ impl CrlIndex {
             serials,
             sha256,
             key: OnceLock::new(),
-            pending: std::sync::Mutex::new(None),
+            pending: Mutex::new(None),
+            rejected: Mutex::new(Vec::new()),
         };
         let mut named = cas
             .iter()
             .filter(|ca| names_equal(ca.subject_name(), index.issuer()))
             .peekable();
         if named.peek().is_none() {
-            *index.lock_pending() = Some(X509Crl::from_der(&der).map_err(ossl)?);
+            *lock(&index.pending) = Some(Arc::new(X509Crl::from_der(&der).map_err(ossl)?));
             return Ok(index);
         }
         for ca in named {
@@ -126,6 +163,31 @@ impl CrlIndex {
         self.serials.len()
     }
 
+    /// A CRL fetched from a URL: it must be signed by a CA of `cas` (no
+    /// check deferred to a handshake: a forged CRL must never displace a
+    /// verified one), say when it goes stale, and not come from the future.
+    pub fn fetched(
+        crl: &X509Crl,
+        cas: &[openssl::x509::X509],
+        now: i64,
+    ) -> Result<CrlIndex, CrlError> {
+        let index = CrlIndex::new(crl, cas)?;
+        if index.key.get().is_none() {
+            return Err(CrlError::UnknownIssuer {
+                issuer: index.issuer_str.clone(),
+            });
+        }
+        if index.next_update.is_none() {
+            return Err(CrlError::NoNextUpdate);
+        }
+        if index.this_update > now + super::check::SKEW_SECS {
+            return Err(CrlError::Future(crate::credentials::rfc3339(
+                index.this_update,
+            )));
+        }
+        Ok(index)
+    }
+
     /// Is this CRL `issuer`'s, signed with its key? The first key that
     /// verifies it is remembered, so the signature is checked once.
     pub fn issued_by(&self, issuer: &X509Ref) -> bool {
@@ -138,33 +200,45 @@ impl CrlIndex {
         if let Some(k) = self.key.get() {
             return k.public_eq(&key);
         }
-        let mut pending = self.lock_pending();
-        let Some(crl) = pending.as_ref() else {
+        if lock(&self.rejected).iter().any(|k| k.public_eq(&key)) {
+            return false;
+        }
+        let Some(crl) = lock(&self.pending).clone() else {
             // Another handshake verified it meanwhile.
             return self.key.get().is_some_and(|k| k.public_eq(&key));
         };
+        // Outside the lock: a big CRL takes a while to hash.
         if crl.verify(&key).unwrap_or(false) {
-            let _ = self.key.set(key);
-            *pending = None;
-            true
+            let _ = self.key.set(key.clone());
+            *lock(&self.pending) = None;
+            self.key.get().is_some_and(|k| k.public_eq(&key))
         } else {
+            let mut rejected = lock(&self.rejected);
+            if rejected.len() < 8 {
+                rejected.push(key);
+            }
             false
         }
     }
 
-    /// Is `serial` listed?
+    /// Is `serial` listed? A serial that cannot be read counts as listed.
     pub fn lists(&self, serial: &Asn1IntegerRef) -> bool {
-        serial_key(serial).is_ok_and(|k| self.serials.contains(&k))
+        serial_key(serial).map_or(true, |k| self.serials.contains(&k))
     }
 
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Option<X509Crl>> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    /// Was its signature verified (at load, or at a handshake)?
+    pub fn verified(&self) -> bool {
+        self.key.get().is_some()
     }
 
     /// Verified against `key` (tests and the fetcher's own check).
     pub fn verified_with(&self, key: &PKeyRef<Public>) -> bool {
         self.key.get().is_some_and(|k| k.public_eq(key))
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 pub(crate) fn names_equal(a: &X509NameRef, b: &X509NameRef) -> bool {

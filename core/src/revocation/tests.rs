@@ -248,3 +248,50 @@ fn a_hundred_thousand_entries_index_quickly_and_look_up_by_number() {
     assert_eq!(idx.entries(), 100_001);
     assert!(idx.lists(good.cert.serial_number()));
 }
+
+#[test]
+fn a_fetched_crl_must_be_verified_dated_and_from_the_past() {
+    let a = ca("a");
+    let inter = ca("inter");
+    let now = NOW;
+    let c = crl(&inter, &[], -60, 3600);
+    let e = CrlIndex::fetched(&c, std::slice::from_ref(&a.cert), now).unwrap_err();
+    assert!(matches!(e, CrlError::UnknownIssuer { .. }), "{e}");
+    let c = crl(&a, &[], 3600, 7200);
+    let e = CrlIndex::fetched(&c, std::slice::from_ref(&a.cert), now).unwrap_err();
+    assert!(matches!(e, CrlError::Future(_)), "{e}");
+    let c = crl(&a, &[], -60, 3600);
+    assert!(CrlIndex::fetched(&c, std::slice::from_ref(&a.cert), now).is_ok());
+}
+
+#[test]
+fn a_crl_with_a_critical_extension_of_unknown_scope_is_refused() {
+    use openssl::asn1::{Asn1Object, Asn1OctetString, Asn1Time};
+    use openssl::hash::MessageDigest;
+    use openssl::x509::{X509CrlBuilder, X509Extension};
+    let a = ca("a");
+    let mut b = X509CrlBuilder::new().unwrap();
+    b.set_issuer_name(a.cert.subject_name()).unwrap();
+    b.set_last_update(&Asn1Time::from_unix(NOW - 60).unwrap())
+        .unwrap();
+    b.set_next_update(&Asn1Time::from_unix(NOW + 3600).unwrap())
+        .unwrap();
+    let holder = openssl::x509::X509::builder().unwrap();
+    let aki = openssl::x509::extension::AuthorityKeyIdentifier::new()
+        .keyid(true)
+        .build(&holder.x509v3_context(Some(&a.cert), None))
+        .unwrap();
+    b.append_extension(aki).unwrap();
+    let number = Asn1OctetString::new_from_bytes(&[2, 1, 7]).unwrap();
+    let number_oid = Asn1Object::from_str("2.5.29.20").unwrap();
+    b.append_extension(X509Extension::new_from_der(&number_oid, false, &number).unwrap())
+        .unwrap();
+    let oid = Asn1Object::from_str("1.3.6.1.4.1.55555.1").unwrap();
+    let value = Asn1OctetString::new_from_bytes(&[5, 0]).unwrap();
+    b.append_extension(X509Extension::new_from_der(&oid, true, &value).unwrap())
+        .unwrap();
+    b.sign(&a.key, MessageDigest::sha256()).unwrap();
+    let c = b.build().unwrap();
+    let e = CrlIndex::new(&c, std::slice::from_ref(&a.cert)).unwrap_err();
+    assert!(matches!(e, CrlError::CriticalExtension(_)), "{e}");
+}

@@ -112,6 +112,11 @@ impl Fixture {
         make_leaf(&spec, &self.ca).unwrap()
     }
 
+    /// The fixture's CA, with its key (to sign CRLs).
+    pub(crate) fn ca(&self) -> &Issued {
+        &self.ca
+    }
+
     /// The fixture's CA certificate (what a client sends after its leaf).
     pub(crate) fn ca_cert(&self) -> openssl::x509::X509 {
         self.ca.cert.clone()

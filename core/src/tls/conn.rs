@@ -39,7 +39,39 @@ pub struct ConnInfo {
     /// once per connection (the gateway's setting at the handshake).
     pub xfcc: Option<(XfccElements, String)>,
     pub resumed: bool,
+    /// The fetched-CRL epoch the client's certificate last passed under
+    /// (at the handshake, then at each re-check after a CRL changed).
+    pub crl_checked: std::sync::atomic::AtomicU64,
     pub version: &'static str,
     /// One span per connection, carrying SNI and peer identity.
     pub span: tracing::Span,
+}
+
+impl ConnInfo {
+    /// Has a CRL fetched since the handshake (or since the last re-check)
+    /// revoked the client's certificate, or gone stale under `failClosed`?
+    /// Checked once per CRL change, so a keep-alive or HTTP/2 connection
+    /// made before a revocation does not outlive it.
+    pub fn revoked_since_handshake(&self, now: i64) -> bool {
+        use crate::revocation::Verdict;
+        use std::sync::atomic::Ordering;
+        let (Some(policy), Some(peer)) = (&self.policy, &self.peer_certs) else {
+            return false;
+        };
+        let r = &policy.revocation;
+        if r.slots().is_empty() {
+            return false;
+        }
+        let epoch = crate::revocation::crl_epoch();
+        if self.crl_checked.load(Ordering::Relaxed) == epoch {
+            return false;
+        }
+        match r.recheck_leaf(&peer.leaf, peer.chain.first().map(|c| &**c), now) {
+            Verdict::Revoked | Verdict::Missing | Verdict::Stale { accepted: false } => true,
+            Verdict::Good | Verdict::NotChecked | Verdict::Stale { accepted: true } => {
+                self.crl_checked.store(epoch, Ordering::Relaxed);
+                false
+            }
+        }
+    }
 }

@@ -64,12 +64,17 @@ impl ServerPolicy {
     /// are fetched, the fetched CRLs' epoch, so no session resumes past a
     /// CRL that changed (a ticket is not checked against CRLs again).
     pub fn session_key(&self) -> [u8; 32] {
+        self.session_key_at(crate::revocation::crl_epoch())
+    }
+
+    /// [`ServerPolicy::session_key`] at fetched-CRL epoch `epoch`.
+    pub fn session_key_at(&self, epoch: u64) -> [u8; 32] {
         if self.revocation.slots().is_empty() || !self.requests_client_cert() {
             return self.key;
         }
         let mut h = Sha256::new();
         h.update(&self.key);
-        h.update(&crate::revocation::crl_epoch().to_be_bytes());
+        h.update(&epoch.to_be_bytes());
         h.finish()
     }
 }

@@ -33,6 +33,12 @@ pub struct Validators {
     pub last_modified: Option<String>,
 }
 
+impl Validators {
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+}
+
 pub enum Fetched {
     Body {
         body: Vec<u8>,
@@ -104,6 +110,12 @@ pub async fn get(
         match get_once(&url, validators, max_bytes).await? {
             Step::Done(f) => return Ok(f),
             Step::Redirect(to) => {
+                if url.starts_with("https://") && !to.starts_with("https://") {
+                    return Err(fail(
+                        "http_status",
+                        format!("{url}: redirect from https to {to} refused"),
+                    ));
+                }
                 url = to;
             }
         }
@@ -258,9 +270,13 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let mut body = buf.split_off(head_len);
     // The raw body may carry chunk framing: allow it a little room.
-    let cap = max_bytes + max_bytes / 8 + 4096;
+    let cap = max_bytes.saturating_add(max_bytes / 8).saturating_add(4096);
     loop {
         if length.is_some_and(|l| body.len() as u64 >= l) {
+            break;
+        }
+        // The last chunk ends the body, whether or not the server closes.
+        if chunked && (body.starts_with(b"0\r\n\r\n") || body.ends_with(b"\r\n0\r\n\r\n")) {
             break;
         }
         if body.len() as u64 > cap {
@@ -318,11 +334,12 @@ fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>, &'static str> {
         if size == 0 {
             return Ok(out);
         }
-        if raw.len() < size + 2 {
+        let end = size.checked_add(2).ok_or("bad chunk size")?;
+        let (Some(data), Some(rest)) = (raw.get(..size), raw.get(end..)) else {
             return Err("truncated chunk");
-        }
-        out.extend_from_slice(&raw[..size]);
-        raw = &raw[size + 2..];
+        };
+        out.extend_from_slice(data);
+        raw = rest;
     }
 }
 
@@ -374,5 +391,7 @@ mod tests {
         assert!(dechunk(b"3\r\nabc\r\n").is_err(), "no last chunk");
         assert!(dechunk(b"ff\r\nabc").is_err());
         assert!(dechunk(b"zz\r\n").is_err());
+        assert!(dechunk(b"ffffffffffffffff\r\nabc").is_err(), "no overflow");
+        assert!(dechunk(b"3\r\nabc").is_err(), "no CRLF after the data");
     }
 }

@@ -43,6 +43,12 @@ pub(crate) struct ConnState {
     pub runtime: Arc<Runtime>,
     /// Set by our callbacks when they refuse, read by the alert callback.
     pub failure: Arc<AtomicU8>,
+    /// What this connection's sessions are bound to, taken once at the
+    /// ClientHello: a ticket minted later in the handshake must not carry
+    /// a CRL epoch newer than the check its certificate passed.
+    pub session_key: [u8; 32],
+    /// The fetched-CRL epoch the client's certificate is checked under.
+    pub crl_epoch: u64,
 }
 
 pub(crate) fn conn_state_index() -> openssl::ex_data::Index<Ssl, ConnState> {
@@ -65,6 +71,9 @@ pub(crate) fn client_hello(
         Some(name) => l.sni.select(name),
         None => l.sni.without_sni(),
     });
+    // Read before the key: a CRL published between the two only makes
+    // the check (at the later epoch) stricter than the key says.
+    let crl_epoch = tlsgate_core::revocation::crl_epoch();
     let state = ConnState {
         listener: listener_name.clone(),
         listener_addr: addr,
@@ -72,6 +81,10 @@ pub(crate) fn client_hello(
         policy: policy.cloned(),
         runtime: runtime.clone(),
         failure,
+        session_key: policy
+            .map(|p| p.session_key_at(crl_epoch))
+            .unwrap_or_default(),
+        crl_epoch,
     };
     let Some(policy) = policy.cloned() else {
         let reason = if state.sni.is_none() {
@@ -85,7 +98,7 @@ pub(crate) fn client_hello(
         return Err(ErrorStack::get());
     };
     drop(runtime);
-    if let Err(e) = apply_handshake_params(ssl, &policy) {
+    if let Err(e) = apply_handshake_params(ssl, &policy, &state.session_key) {
         state
             .failure
             .store(FailureReason::Handshake as u8, Ordering::Relaxed);
@@ -106,7 +119,11 @@ fn version(v: TlsVersion) -> SslVersion {
 
 /// What must be set before OpenSSL negotiates the version, the cipher, or a
 /// resumed session.
-fn apply_handshake_params(ssl: &mut SslRef, policy: &ServerPolicy) -> Result<(), ErrorStack> {
+fn apply_handshake_params(
+    ssl: &mut SslRef,
+    policy: &ServerPolicy,
+    session_key: &[u8; 32],
+) -> Result<(), ErrorStack> {
     if let Some(v) = policy.min_version {
         ssl.set_min_proto_version(Some(version(v)))?;
     }
@@ -121,7 +138,7 @@ fn apply_handshake_params(ssl: &mut SslRef, policy: &ServerPolicy) -> Result<(),
     }
     // A session minted under another policy key is a cache miss (TLS 1.2
     // session ids and tickets); TLS 1.3 tickets are checked in session.rs.
-    tlsgate_ossl::set_session_id_context(ssl, &policy.session_key())?;
+    tlsgate_ossl::set_session_id_context(ssl, session_key)?;
     // Without this a MUTUAL host could not refuse a client whose cert
     // fails, before the certificate callback: set it for the whole policy.
     set_client_verification(ssl, policy);
@@ -296,13 +313,66 @@ impl TlsAccept for Acceptor {
     }
 }
 
+/// The leaf with its chain, and the second certificate (another key
+/// type) in its own slot: OpenSSL serves the one the client's signature
+/// algorithms accept, preferring the first.
 fn install_credential(ssl: &mut SslRef, policy: &ServerPolicy) -> Result<(), ErrorStack> {
-    let cred = &policy.credential;
-    let (leaf, chain) = cred.chain.split_first().ok_or_else(ErrorStack::get)?;
-    ext::ssl_use_certificate(ssl, leaf)?;
-    ext::ssl_use_private_key(ssl, &cred.key)?;
-    for c in chain {
-        ext::ssl_add_chain_cert(ssl, c)?;
+    for cred in policy.credential.served() {
+        let (leaf, chain) = cred.chain.split_first().ok_or_else(ErrorStack::get)?;
+        // Sets the slot of the key's type, which the chain below goes to.
+        ext::ssl_use_certificate(ssl, leaf)?;
+        ext::ssl_use_private_key(ssl, &cred.key)?;
+        for c in chain {
+            ext::ssl_add_chain_cert(ssl, c)?;
+        }
     }
     Ok(())
+}
+
+/// OpenSSL's status callback, when a client asks for OCSP: the response
+/// of the certificate OpenSSL chose, if it has one and it is current.
+pub(crate) fn staple(ssl: &mut SslRef) -> Result<bool, ErrorStack> {
+    use foreign_types::ForeignTypeRef;
+    let Some(policy) = ssl
+        .ex_data(conn_state_index())
+        .and_then(|s| s.policy.clone())
+    else {
+        return Ok(false);
+    };
+    let Some(chosen) = ssl.certificate().map(|c| c.as_ptr()) else {
+        return Ok(false);
+    };
+    let Some(cred) = policy
+        .credential
+        .served()
+        .find(|c| c.leaf().as_ptr() == chosen)
+    else {
+        return Ok(false);
+    };
+    let Some(staple) = &cred.ocsp else {
+        return Ok(false);
+    };
+    let name = &policy.credential.info.name;
+    if !staple.fresh(now_unix()) {
+        static LOG: crate::logrl::Throttle = crate::logrl::Throttle::new();
+        metrics()
+            .ocsp_staples
+            .with_label_values(&[name, "stale"])
+            .inc();
+        if let Some(suppressed) = LOG.allow() {
+            tracing::warn!(
+                credential = %name,
+                source = %staple.source.display(),
+                suppressed,
+                "OCSP response past its nextUpdate: not stapled; replace it"
+            );
+        }
+        return Ok(false);
+    }
+    ssl.set_ocsp_status(&staple.der)?;
+    metrics()
+        .ocsp_staples
+        .with_label_values(&[name, "stapled"])
+        .inc();
+    Ok(true)
 }

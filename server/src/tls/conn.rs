@@ -69,6 +69,7 @@ pub(crate) fn conn_info(ssl: &SslRef, state: &ConnState) -> ConnInfo {
         client,
         peer_certs,
         resumed,
+        crl_checked: state.crl_epoch.into(),
         version,
         span,
     }

@@ -18,6 +18,7 @@ pub(crate) struct PolicyKey;
 impl tlsgate_ossl::TicketKey for PolicyKey {
     fn ticket_key(ssl: &SslRef) -> Option<[u8; 32]> {
         let state = ssl.ex_data(conn_state_index())?;
-        Some(state.policy.as_ref()?.session_key())
+        state.policy.as_ref()?;
+        Some(state.session_key)
     }
 }
