@@ -150,6 +150,11 @@ pub struct ClientArgs {
     /// Folder for tls.crt and tls.key.
     #[arg(long)]
     pub out: PathBuf,
+    /// Where the CA publishes its CRL (repeatable): a CRL distribution
+    /// point in the certificate, which a gateway with
+    /// `revocation.distributionPoints` fetches.
+    #[arg(long)]
+    pub crl_url: Vec<String>,
     /// Validity in days.
     #[arg(long, default_value_t = 825)]
     pub days: u32,
@@ -407,6 +412,7 @@ fn client(a: &ClientArgs) -> Result<String, CertgenError> {
     }
     spec.days = a.days;
     spec.key = KeyKind::from_rsa_bits(a.rsa);
+    spec.crl_urls.clone_from(&a.crl_url);
     let leaf = make_leaf(&spec, &ca)?;
     write_file(&key, &leaf.key_pem()?, true)?;
     write_file(&crt, &leaf.cert_pem()?, false)?;

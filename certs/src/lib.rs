@@ -114,6 +114,9 @@ pub struct LeafSpec {
     /// skew), for a certificate staged ahead of its use; `days` counts from then.
     pub starts_in_days: u32,
     pub key: KeyKind,
+    /// CRL distribution points (`http://` URLs where the CA publishes
+    /// the CRL that would list this certificate).
+    pub crl_urls: Vec<String>,
 }
 
 impl LeafSpec {
@@ -129,6 +132,7 @@ impl LeafSpec {
             days: 825,
             starts_in_days: 0,
             key: KeyKind::EcP256,
+            crl_urls: Vec::new(),
         }
     }
 }
@@ -317,12 +321,50 @@ pub fn make_leaf(spec: &LeafSpec, ca: &Issued) -> Result<Issued, CertgenError> {
         .build(&b.x509v3_context(Some(&ca.cert), None));
     b.append_extension(aki.map_err(ossl("authorityKeyIdentifier"))?)
         .map_err(ossl("authorityKeyIdentifier"))?;
+    if !spec.crl_urls.is_empty() {
+        b.append_extension(crl_distribution_points(&spec.crl_urls)?)
+            .map_err(ossl("cRLDistributionPoints"))?;
+    }
     b.sign(&ca.key, MessageDigest::sha256())
         .map_err(ossl("signing"))?;
     Ok(Issued {
         cert: b.build(),
         key,
     })
+}
+
+/// cRLDistributionPoints with one distribution point per URL, each a
+/// fullName URI (RFC 5280 4.2.1.13), DER written out by hand: the openssl
+/// crate has no builder for it.
+fn crl_distribution_points(urls: &[String]) -> Result<X509Extension, CertgenError> {
+    fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let n = body.len();
+        if n < 0x80 {
+            out.push(n as u8);
+        } else if n < 0x100 {
+            out.extend([0x81, n as u8]);
+        } else {
+            out.extend([0x82, (n >> 8) as u8, n as u8]);
+        }
+        out.extend_from_slice(body);
+        out
+    }
+    let mut points = Vec::new();
+    for u in urls {
+        if !u.is_ascii() || u.len() > 2000 {
+            return Err(CertgenError::Invalid(format!("--crl-url '{u}': not a URL")));
+        }
+        // DistributionPoint { distributionPoint [0] { fullName [0] { URI [6] } } }
+        let uri = tlv(0x86, u.as_bytes());
+        let full_name = tlv(0xa0, &uri);
+        let dp_name = tlv(0xa0, &full_name);
+        points.extend(tlv(0x30, &dp_name));
+    }
+    let der = tlv(0x30, &points);
+    let oid = Asn1Object::from_str("2.5.29.31").map_err(ossl("cRLDistributionPoints"))?;
+    let value = Asn1OctetString::new_from_bytes(&der).map_err(ossl("cRLDistributionPoints"))?;
+    X509Extension::new_from_der(&oid, false, &value).map_err(ossl("cRLDistributionPoints"))
 }
 
 /// A CRL from `ca` revoking `revoked`, valid for `days`.
@@ -576,6 +618,27 @@ mod tests {
         assert!(t.contains("sha256WithRSAEncryption"), "{t}");
         assert!(verify(&ca.cert, &leaf.cert));
         assert!(make_key(KeyKind::Rsa(512)).is_err());
+    }
+
+    #[test]
+    fn crl_distribution_points_are_readable() {
+        let ca = make_ca(&CaSpec::new("", "x")).unwrap();
+        let mut spec = LeafSpec::new(Usage::Client, "c");
+        let long = format!("http://127.0.0.1:8080/{}", "a".repeat(300));
+        spec.crl_urls = vec!["http://127.0.0.1:8080/ca.crl".into(), long.clone()];
+        let leaf = make_leaf(&spec, &ca).unwrap();
+        let points = leaf.cert.crl_distribution_points().unwrap();
+        let uris: Vec<String> = points
+            .iter()
+            .flat_map(|p| {
+                p.distpoint()
+                    .and_then(|d| d.fullname())
+                    .into_iter()
+                    .flat_map(|names| names.iter().filter_map(|n| n.uri().map(str::to_string)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(uris, ["http://127.0.0.1:8080/ca.crl".to_string(), long]);
     }
 
     #[test]

@@ -337,6 +337,7 @@ spec:
       partners:
         crlUrls: ["http://pki.example/partners.crl"]
         staleCrl: failClosed
+        distributionPoints: true
 "#;
         let (s, errors) = run(yaml, &Overrides::default());
         assert!(errors.is_empty(), "{errors:?}");
@@ -345,11 +346,12 @@ spec:
         assert_eq!(r.retry_interval, Duration::from_secs(30));
         assert_eq!(r.fetch_timeout, Duration::from_secs(5));
         assert_eq!(r.max_crl_bytes, 8 << 20);
-        assert_eq!(
-            r.for_credential("partners"),
-            (crate::StaleCrl::FailClosed, true)
-        );
-        assert_eq!(r.for_credential("x"), (crate::StaleCrl::FailOpen, true));
+        let p = |n| {
+            let c = r.for_credential(n);
+            (c.stale_crl, c.leaf_only, c.distribution_points)
+        };
+        assert_eq!(p("partners"), (crate::StaleCrl::FailClosed, true, true));
+        assert_eq!(p("x"), (crate::StaleCrl::FailOpen, true, false));
         assert_eq!(
             r.credentials["partners"].crl_urls,
             ["http://pki.example/partners.crl"]

@@ -38,6 +38,10 @@ impl StaleCrl {
 pub struct RevocationSettings {
     pub stale_crl: StaleCrl,
     pub leaf_only: bool,
+    /// Also fetch the CRLs that certificates point to (their CRL
+    /// distribution points): the bundle's CA certificates at load, a
+    /// client's certificate when it first connects (default false).
+    pub distribution_points: bool,
     /// Longest time between two fetches of a CRL (default 1 h); a CRL is
     /// fetched sooner when its nextUpdate is nearer.
     pub refresh_interval: Duration,
@@ -57,6 +61,15 @@ pub struct CredentialRevocation {
     pub crl_urls: Vec<String>,
     pub stale_crl: Option<StaleCrl>,
     pub leaf_only: Option<bool>,
+    pub distribution_points: Option<bool>,
+}
+
+/// What one credential's revocation checking is, all settings applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CredentialPolicy {
+    pub stale_crl: StaleCrl,
+    pub leaf_only: bool,
+    pub distribution_points: bool,
 }
 
 impl Default for RevocationSettings {
@@ -64,6 +77,7 @@ impl Default for RevocationSettings {
         RevocationSettings {
             stale_crl: StaleCrl::FailClosed,
             leaf_only: false,
+            distribution_points: false,
             refresh_interval: Duration::from_secs(3600),
             retry_interval: Duration::from_secs(30),
             fetch_timeout: Duration::from_secs(10),
@@ -75,12 +89,15 @@ impl Default for RevocationSettings {
 
 impl RevocationSettings {
     /// The policy of credential `name`.
-    pub fn for_credential(&self, name: &str) -> (StaleCrl, bool) {
+    pub fn for_credential(&self, name: &str) -> CredentialPolicy {
         let own = self.credentials.get(name);
-        (
-            own.and_then(|c| c.stale_crl).unwrap_or(self.stale_crl),
-            own.and_then(|c| c.leaf_only).unwrap_or(self.leaf_only),
-        )
+        CredentialPolicy {
+            stale_crl: own.and_then(|c| c.stale_crl).unwrap_or(self.stale_crl),
+            leaf_only: own.and_then(|c| c.leaf_only).unwrap_or(self.leaf_only),
+            distribution_points: own
+                .and_then(|c| c.distribution_points)
+                .unwrap_or(self.distribution_points),
+        }
     }
 }
 
@@ -89,6 +106,7 @@ impl RevocationSettings {
 pub struct RawRevocation {
     pub stale_crl: Option<String>,
     pub leaf_only: Option<bool>,
+    pub distribution_points: Option<bool>,
     pub refresh_interval: Option<String>,
     pub retry_interval: Option<String>,
     pub fetch_timeout: Option<String>,
@@ -104,6 +122,7 @@ pub struct RawCredentialRevocation {
     pub crl_urls: Vec<String>,
     pub stale_crl: Option<String>,
     pub leaf_only: Option<bool>,
+    pub distribution_points: Option<bool>,
 }
 
 /// A CRL URL as fetched: `http://host[:port]/path` or `https://…`.
@@ -131,6 +150,9 @@ pub(crate) fn convert(raw: &RawRevocation, report: &mut Report<'_>) -> Revocatio
     }
     if let Some(l) = raw.leaf_only {
         s.leaf_only = l;
+    }
+    if let Some(d) = raw.distribution_points {
+        s.distribution_points = d;
     }
     let mut positive = |field: &str, raw: &Option<String>, into: &mut Duration| {
         let Some(raw) = raw else { return };
@@ -169,6 +191,7 @@ pub(crate) fn convert(raw: &RawRevocation, report: &mut Report<'_>) -> Revocatio
         let field = format!("spec.revocation.credentials.{name}");
         let mut own = CredentialRevocation {
             leaf_only: c.leaf_only,
+            distribution_points: c.distribution_points,
             ..Default::default()
         };
         if let Some(p) = &c.stale_crl {
@@ -207,7 +230,11 @@ mod tests {
     #[test]
     fn a_credential_overrides_the_gateway_policy() {
         let mut s = RevocationSettings::default();
-        assert_eq!(s.for_credential("x"), (StaleCrl::FailClosed, false));
+        let p = |s: &RevocationSettings, n| {
+            let c = s.for_credential(n);
+            (c.stale_crl, c.leaf_only)
+        };
+        assert_eq!(p(&s, "x"), (StaleCrl::FailClosed, false));
         s.credentials.insert(
             "x".into(),
             CredentialRevocation {
@@ -216,7 +243,7 @@ mod tests {
             },
         );
         s.leaf_only = true;
-        assert_eq!(s.for_credential("x"), (StaleCrl::FailOpen, true));
-        assert_eq!(s.for_credential("y"), (StaleCrl::FailClosed, true));
+        assert_eq!(p(&s, "x"), (StaleCrl::FailOpen, true));
+        assert_eq!(p(&s, "y"), (StaleCrl::FailClosed, true));
     }
 }

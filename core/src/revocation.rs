@@ -16,9 +16,12 @@ mod check;
 mod index;
 mod slots;
 
-pub use check::{Revocation, RevocationPolicy, StalePolicy, Verdict};
+pub use check::{distribution_points, Revocation, RevocationPolicy, StalePolicy, Verdict};
 pub use index::{CrlError, CrlIndex};
-pub use slots::{bump_epoch, crl_epoch, live_slots, slot, CrlSlot, FetchStatus};
+pub use slots::{
+    bump_epoch, crl_epoch, learned_urls, live_slots, remember, slot, CrlSlot, FetchStatus,
+    MAX_LEARNED,
+};
 
 #[cfg(test)]
 mod tests;

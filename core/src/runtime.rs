@@ -220,7 +220,7 @@ impl Runtime {
                     stale_crl: r.policy.stale,
                     leaf_only: r.policy.leaf_only,
                     fetched: r
-                        .slots()
+                        .all_slots()
                         .iter()
                         .map(|s| FetchedCrlView {
                             url: s.url.clone(),

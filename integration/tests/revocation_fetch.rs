@@ -372,3 +372,78 @@ fn a_broken_or_hostile_distribution_point_leaves_the_last_good_crl() {
     assert_eq!(f["crl"]["entries"], 1, "{certs}");
     assert_eq!(backend.count(), 6);
 }
+
+/// The CA writes where it publishes into the certificates it issues (a
+/// CRL distribution point); with `distributionPoints` the gateway learns
+/// that URL from the first client certificate naming it, and keeps its
+/// CRL fresh from then on: nothing to configure per CA.
+#[test]
+fn crls_are_fetched_from_the_distribution_points_certificates_name() {
+    let p = pki(&["svc"]);
+    tlsgate(&["certs", "crl", "--ca", &p.ca.to_string_lossy()]);
+    let cdp = CrlServer::start(Mode::Serve(crl_bytes(&p.ca)));
+    let client = |name: &str| {
+        let dir = p.ca.parent().unwrap().join(name);
+        tlsgate(&[
+            "certs",
+            "client",
+            "--ca",
+            &p.ca.to_string_lossy(),
+            "--name",
+            name,
+            "--out",
+            &dir.to_string_lossy(),
+            "--crl-url",
+            &cdp.url("/partners.crl"),
+        ]);
+        dir
+    };
+    let (carol, dave) = (client("carol"), client("dave"));
+    let backend = Backend::start("svc");
+    let port = free_port();
+    let conf = ConfigDir::new();
+    let cfg = conf.write(
+        "gw.yaml",
+        &config(
+            &p,
+            port,
+            backend.port(),
+            &["svc"],
+            "{refreshInterval: 1s, retryInterval: 1s, distributionPoints: true}",
+        ),
+    );
+    let gw = Gateway::start(&[&cfg], &[]);
+    // The first handshake teaches the URL; until its CRL is in, the CA's
+    // certificates have no CRL and are refused (crl_missing).
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            get(&p, "svc.test.example", port, &carol).status == 200
+        }),
+        "{}",
+        gw.describe()
+    );
+    assert!(cdp.requests() >= 1);
+    assert!(gw
+        .logs_with("CRL distribution point learned")
+        .contains("/partners.crl"));
+    assert_eq!(get(&p, "svc.test.example", port, &dave).status, 200);
+
+    revoke(&p, &carol);
+    cdp.set(Mode::Serve(crl_bytes(&p.ca)));
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            get(&p, "svc.test.example", port, &carol).status == 0
+        }),
+        "{}",
+        gw.describe()
+    );
+    assert!(get(&p, "svc.test.example", port, &carol)
+        .stderr
+        .contains("revoked"));
+    assert_eq!(get(&p, "svc.test.example", port, &dave).status, 200);
+    let certs: serde_json::Value =
+        serde_json::from_str(&gw.admin_get("/certs").unwrap().body).unwrap();
+    let f = &cred(&certs, "svc")["revocation"]["fetched"][0];
+    assert_eq!(f["url"], cdp.url("/partners.crl"), "{certs}");
+    assert_eq!(f["crl"]["entries"], 1, "{certs}");
+}

@@ -107,7 +107,7 @@ fn work(rt: &SharedRuntime) -> Vec<Job> {
     let now = now_unix();
     let mut jobs: BTreeMap<String, Job> = BTreeMap::new();
     for p in rt.tls.policies().filter(|p| p.requests_client_cert()) {
-        for slot in p.revocation.slots() {
+        for slot in p.revocation.all_slots() {
             let job = jobs.entry(slot.url.clone()).or_insert_with(|| Job {
                 slot: slot.clone(),
                 credentials: Vec::new(),

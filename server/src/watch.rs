@@ -441,7 +441,7 @@ pub fn refresh_expiring(rt: &Runtime) {
         let fetched = rt
             .revocation_of(src)
             .into_iter()
-            .flat_map(|r| r.slots().iter().filter_map(|s| s.current()))
+            .flat_map(|r| r.all_slots().into_iter().filter_map(|s| s.current()))
             .map(|c| (c.issuer_str.clone(), c.next_update));
         let files = c
             .info

@@ -1,6 +1,6 @@
 //! The per-certificate revocation verdict.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use openssl::x509::{X509Ref, X509};
 
@@ -46,6 +46,10 @@ pub struct Revocation {
     slots: Vec<Arc<CrlSlot>>,
     /// The client CA bundle: a fetched CRL must verify against its CA.
     cas: Vec<X509>,
+    /// With `distributionPoints`: the credential whose clients'
+    /// certificates teach CRL URLs, and the slots learned so far.
+    learn_as: Option<String>,
+    learned: Mutex<Vec<Arc<CrlSlot>>>,
 }
 
 impl Revocation {
@@ -60,16 +64,71 @@ impl Revocation {
             files,
             slots,
             cas,
+            learn_as: None,
+            learned: Mutex::new(Vec::new()),
         }
     }
 
-    /// No CRL configured: nothing is checked.
-    pub fn is_active(&self) -> bool {
-        !self.files.is_empty() || !self.slots.is_empty()
+    /// Also learns CRL URLs from the distribution points of the clients'
+    /// certificates, for credential `name` (starting with those learned
+    /// under earlier configurations).
+    pub fn learning(mut self, name: &str) -> Revocation {
+        let learned = super::learned_urls(name)
+            .iter()
+            .filter(|u| !self.slots.iter().any(|s| &s.url == *u))
+            .map(|u| super::slot(u))
+            .collect();
+        self.learned = Mutex::new(learned);
+        self.learn_as = Some(name.to_string());
+        self
     }
 
+    /// No CRL configured nor learnt: nothing is checked.
+    pub fn is_active(&self) -> bool {
+        !self.files.is_empty() || !self.slots.is_empty() || self.learn_as.is_some()
+    }
+
+    /// Are some of its CRLs fetched (so they change between reloads)?
+    pub fn fetches(&self) -> bool {
+        !self.slots.is_empty() || self.learn_as.is_some()
+    }
+
+    /// The configured slots (part of the policy key).
     pub fn slots(&self) -> &[Arc<CrlSlot>] {
         &self.slots
+    }
+
+    /// Configured and learned slots: what the fetcher keeps fresh.
+    pub fn all_slots(&self) -> Vec<Arc<CrlSlot>> {
+        let mut all = self.slots.clone();
+        all.extend(self.lock_learned().iter().cloned());
+        all
+    }
+
+    fn lock_learned(&self) -> std::sync::MutexGuard<'_, Vec<Arc<CrlSlot>>> {
+        self.learned.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// With `distributionPoints`, takes the `http(s)` CRL distribution
+    /// points of `cert` (already verified to chain to the bundle) as URLs
+    /// to fetch.
+    pub fn learn_from(&self, cert: &X509Ref) {
+        let Some(name) = &self.learn_as else { return };
+        for url in distribution_points(cert) {
+            if self.slots.iter().any(|s| s.url == url)
+                || self.lock_learned().iter().any(|s| s.url == url)
+            {
+                continue;
+            }
+            if super::remember(name, &url) {
+                let s = super::slot(&url);
+                let mut learned = self.lock_learned();
+                if learned.len() < super::MAX_LEARNED {
+                    tracing::info!(credential = %name, url = %url, "CRL distribution point learned from a client certificate");
+                    learned.push(s);
+                }
+            }
+        }
     }
 
     pub fn cas(&self) -> &[X509] {
@@ -92,7 +151,7 @@ impl Revocation {
         if !self.is_active() || (top && depth > 0) || (self.policy.leaf_only && depth > 0) {
             return Verdict::NotChecked;
         }
-        let fetched: Vec<Arc<CrlIndex>> = self.slots.iter().filter_map(|s| s.current()).collect();
+        let fetched = self.fetched();
         let newest = self
             .files
             .iter()
@@ -117,7 +176,7 @@ impl Revocation {
         if !self.is_active() {
             return Verdict::NotChecked;
         }
-        let fetched: Vec<Arc<CrlIndex>> = self.slots.iter().filter_map(|s| s.current()).collect();
+        let fetched = self.fetched();
         let newest = self
             .files
             .iter()
@@ -134,6 +193,14 @@ impl Revocation {
         }
     }
 
+    fn fetched(&self) -> Vec<Arc<CrlIndex>> {
+        let mut v: Vec<Arc<CrlIndex>> = self.slots.iter().filter_map(|s| s.current()).collect();
+        if self.learn_as.is_some() {
+            v.extend(self.lock_learned().iter().filter_map(|s| s.current()));
+        }
+        v
+    }
+
     fn verdict(&self, crl: &CrlIndex, cert: &X509Ref, now: i64) -> Verdict {
         // A stale CRL still proves a revocation.
         if crl.lists(cert.serial_number()) {
@@ -146,4 +213,19 @@ impl Revocation {
             _ => Verdict::Good,
         }
     }
+}
+
+/// The `http://` and `https://` full-name URIs of `cert`'s CRL
+/// distribution points.
+pub fn distribution_points(cert: &X509Ref) -> Vec<String> {
+    let Some(points) = cert.crl_distribution_points() else {
+        return Vec::new();
+    };
+    points
+        .iter()
+        .filter_map(|p| p.distpoint()?.fullname())
+        .flat_map(|names| names.iter().filter_map(|n| n.uri()))
+        .filter(|u| crate::config::revocation::check_crl_url(u).is_ok())
+        .map(str::to_string)
+        .collect()
 }

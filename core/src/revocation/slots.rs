@@ -94,3 +94,36 @@ pub fn crl_epoch() -> u64 {
 pub fn bump_epoch() {
     EPOCH.fetch_add(1, Ordering::Relaxed);
 }
+
+/// Distribution points learned from client certificates, by credential:
+/// kept across reloads (a new runtime starts with them), at most
+/// [`MAX_LEARNED`] a credential, so clients cannot make the gateway fetch
+/// at will (and only certificates a trusted CA signed are read).
+static LEARNED: Mutex<BTreeMap<String, Vec<String>>> = Mutex::new(BTreeMap::new());
+
+/// URLs learned per credential, at most.
+pub const MAX_LEARNED: usize = 16;
+
+/// The URLs learned so far for `credential`.
+pub fn learned_urls(credential: &str) -> Vec<String> {
+    LEARNED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(credential)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Remembers `url` for `credential`; false when its list is full.
+pub fn remember(credential: &str, url: &str) -> bool {
+    let mut l = LEARNED.lock().unwrap_or_else(|e| e.into_inner());
+    let urls = l.entry(credential.to_string()).or_default();
+    if urls.iter().any(|u| u == url) {
+        return true;
+    }
+    if urls.len() >= MAX_LEARNED {
+        return false;
+    }
+    urls.push(url.to_string());
+    true
+}

@@ -59,7 +59,7 @@ impl ConnInfo {
             return false;
         };
         let r = &policy.revocation;
-        if r.slots().is_empty() {
+        if !r.fetches() {
             return false;
         }
         let epoch = crate::revocation::crl_epoch();

@@ -69,7 +69,7 @@ impl ServerPolicy {
 
     /// [`ServerPolicy::session_key`] at fetched-CRL epoch `epoch`.
     pub fn session_key_at(&self, epoch: u64) -> [u8; 32] {
-        if self.revocation.slots().is_empty() || !self.requests_client_cert() {
+        if !self.revocation.fetches() || !self.requests_client_cert() {
             return self.key;
         }
         let mut h = Sha256::new();
@@ -90,8 +90,20 @@ fn revocation_for(
         CredentialSource::Named(n) => n.as_str(),
         CredentialSource::Files { .. } => "",
     };
-    let (stale, leaf_only) = settings.for_credential(name);
+    let own = settings.for_credential(name);
+    let (stale, leaf_only) = (own.stale_crl, own.leaf_only);
     let mut urls = credential.crl_urls.clone();
+    if own.distribution_points {
+        // A CA certificate's distribution point serves the CRL that
+        // would revoke that CA: the whole-chain check needs it.
+        for ca in &credential.ca_certs {
+            for u in crate::revocation::distribution_points(ca) {
+                if !urls.contains(&u) {
+                    urls.push(u);
+                }
+            }
+        }
+    }
     for u in settings
         .credentials
         .get(name)
@@ -102,12 +114,17 @@ fn revocation_for(
             urls.push(u.clone());
         }
     }
-    Revocation::new(
+    let r = Revocation::new(
         RevocationPolicy { stale, leaf_only },
         credential.crl_index.clone(),
         urls.iter().map(|u| crate::revocation::slot(u)).collect(),
         credential.ca_certs.clone(),
-    )
+    );
+    if own.distribution_points {
+        r.learning(&credential.info.name)
+    } else {
+        r
+    }
 }
 
 /// SNI -> policy on one listener: exact host, then the longest `*.suffix`,
@@ -284,7 +301,7 @@ fn policy_key(p: &ServerPolicy, with_credential: bool) -> [u8; 32] {
     }
     if verifies || with_credential {
         let r = &p.revocation;
-        field(format!("{:?}", r.policy).as_bytes());
+        field(format!("{:?} {}", r.policy, r.fetches()).as_bytes());
         for s in r.slots() {
             field(s.url.as_bytes());
         }

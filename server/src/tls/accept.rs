@@ -206,6 +206,7 @@ fn check_revocation(ctx: &mut X509StoreContextRef, r: &Revocation, credential: &
         };
         let top = depth + 1 >= chain.len();
         let issuer = chain.get(depth + 1).unwrap_or(cert);
+        r.learn_from(cert);
         r.check(cert, issuer, depth, top, now_unix())
     };
     let (error, reason) = match verdict {
