@@ -114,6 +114,10 @@ pub struct ServerArgs {
     /// RSA key of this size instead of ECDSA P-256.
     #[arg(long, value_parser = rsa_bits)]
     pub rsa: Option<u32>,
+    /// Where the CA's OCSP responder answers for this certificate
+    /// (authorityInfoAccess; repeatable).
+    #[arg(long)]
+    pub ocsp_url: Vec<String>,
     /// Write the credential's second certificate, of the other key type
     /// (tls-rsa.crt/tls-rsa.key with --rsa, else tls-ecdsa.*), beside its
     /// tls.crt: served to clients that cannot use the first.
@@ -326,6 +330,7 @@ fn server(a: &ServerArgs) -> Result<String, CertgenError> {
     }
     spec.days = a.days;
     spec.starts_in_days = a.starts_in_days;
+    spec.ocsp_urls.clone_from(&a.ocsp_url);
     spec.key = KeyKind::from_rsa_bits(a.rsa);
     let leaf = make_leaf(&spec, &ca)?;
     // Leaf then CA, as the seeds' secrets hold them and as servers send them.

@@ -117,6 +117,8 @@ pub struct LeafSpec {
     /// CRL distribution points (`http://` URLs where the CA publishes
     /// the CRL that would list this certificate).
     pub crl_urls: Vec<String>,
+    /// OCSP responders (authorityInfoAccess).
+    pub ocsp_urls: Vec<String>,
 }
 
 impl LeafSpec {
@@ -133,6 +135,7 @@ impl LeafSpec {
             starts_in_days: 0,
             key: KeyKind::EcP256,
             crl_urls: Vec::new(),
+            ocsp_urls: Vec::new(),
         }
     }
 }
@@ -325,6 +328,10 @@ pub fn make_leaf(spec: &LeafSpec, ca: &Issued) -> Result<Issued, CertgenError> {
         b.append_extension(crl_distribution_points(&spec.crl_urls)?)
             .map_err(ossl("cRLDistributionPoints"))?;
     }
+    if !spec.ocsp_urls.is_empty() {
+        b.append_extension(ocsp_responders(&spec.ocsp_urls)?)
+            .map_err(ossl("authorityInfoAccess"))?;
+    }
     b.sign(&ca.key, MessageDigest::sha256())
         .map_err(ossl("signing"))?;
     Ok(Issued {
@@ -337,19 +344,6 @@ pub fn make_leaf(spec: &LeafSpec, ca: &Issued) -> Result<Issued, CertgenError> {
 /// fullName URI (RFC 5280 4.2.1.13), DER written out by hand: the openssl
 /// crate has no builder for it.
 fn crl_distribution_points(urls: &[String]) -> Result<X509Extension, CertgenError> {
-    fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        let n = body.len();
-        if n < 0x80 {
-            out.push(n as u8);
-        } else if n < 0x100 {
-            out.extend([0x81, n as u8]);
-        } else {
-            out.extend([0x82, (n >> 8) as u8, n as u8]);
-        }
-        out.extend_from_slice(body);
-        out
-    }
     let mut points = Vec::new();
     for u in urls {
         if !u.is_ascii() || u.len() > 2000 {
@@ -365,6 +359,42 @@ fn crl_distribution_points(urls: &[String]) -> Result<X509Extension, CertgenErro
     let oid = Asn1Object::from_str("2.5.29.31").map_err(ossl("cRLDistributionPoints"))?;
     let value = Asn1OctetString::new_from_bytes(&der).map_err(ossl("cRLDistributionPoints"))?;
     X509Extension::new_from_der(&oid, false, &value).map_err(ossl("cRLDistributionPoints"))
+}
+
+/// DER tag, length, body.
+fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = body.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else if n < 0x100 {
+        out.extend([0x81, n as u8]);
+    } else {
+        out.extend([0x82, (n >> 8) as u8, n as u8]);
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+/// authorityInfoAccess with one OCSP AccessDescription per URL.
+fn ocsp_responders(urls: &[String]) -> Result<X509Extension, CertgenError> {
+    // id-ad-ocsp, 1.3.6.1.5.5.7.48.1
+    const OCSP: [u8; 10] = [0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01];
+    let mut descriptions = Vec::new();
+    for u in urls {
+        if !u.is_ascii() || u.len() > 2000 {
+            return Err(CertgenError::Invalid(format!(
+                "--ocsp-url '{u}': not a URL"
+            )));
+        }
+        let mut d = OCSP.to_vec();
+        d.extend(tlv(0x86, u.as_bytes()));
+        descriptions.extend(tlv(0x30, &d));
+    }
+    let der = tlv(0x30, &descriptions);
+    let oid = Asn1Object::from_str("1.3.6.1.5.5.7.1.1").map_err(ossl("authorityInfoAccess"))?;
+    let value = Asn1OctetString::new_from_bytes(&der).map_err(ossl("authorityInfoAccess"))?;
+    X509Extension::new_from_der(&oid, false, &value).map_err(ossl("authorityInfoAccess"))
 }
 
 /// A CRL from `ca` revoking `revoked`, valid for `days`.
@@ -639,6 +669,16 @@ mod tests {
             })
             .collect();
         assert_eq!(uris, ["http://127.0.0.1:8080/ca.crl".to_string(), long]);
+        spec.ocsp_urls = vec!["http://127.0.0.1:8081/ocsp".into()];
+        let leaf = make_leaf(&spec, &ca).unwrap();
+        let responders: Vec<String> = leaf
+            .cert
+            .ocsp_responders()
+            .unwrap()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(responders, ["http://127.0.0.1:8081/ocsp"]);
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub(crate) fn defaults() -> RuntimeSettings {
         num_trusted_proxies: 0,
         send_client_ca_names: true,
         revocation: Default::default(),
+        ocsp_stapling: Default::default(),
     }
 }
 
@@ -185,6 +186,9 @@ fn apply(doc: &Document, s: &mut RuntimeSettings, report: &mut Report<'_>) {
     }
     if let Some(r) = &raw.revocation {
         s.revocation = super::revocation::convert(r, report);
+    }
+    if let Some(o) = &raw.ocsp_stapling {
+        s.ocsp_stapling = super::revocation::convert_stapling(o);
     }
     (s.client_cert, s.num_trusted_proxies) = super::client_cert::runtime(
         raw.gateway_topology.as_ref(),

@@ -267,6 +267,8 @@ pub struct RuntimeSettings {
     pub send_client_ca_names: bool,
     /// `revocation`: CRL fetching and freshness.
     pub revocation: super::revocation::RevocationSettings,
+    /// `ocspStapling`: OCSP responses fetched for the served certificates.
+    pub ocsp_stapling: super::revocation::OcspStapling,
 }
 
 pub use super::revocation::StaleCrl;

@@ -516,6 +516,7 @@ pub struct GatewayRuntimeSpec {
     pub client_cert_details: Option<RawClientCertDetails>,
     pub client_certificate_request: Option<RawCertificateRequest>,
     pub revocation: Option<super::revocation::RawRevocation>,
+    pub ocsp_stapling: Option<super::revocation::RawOcspStapling>,
 }
 
 /// What the server's CertificateRequest carries.

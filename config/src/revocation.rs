@@ -33,6 +33,26 @@ impl StaleCrl {
     }
 }
 
+/// `GatewayRuntime.spec.ocspStapling`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OcspStapling {
+    /// Fetch each served certificate's OCSP response from the responder
+    /// its AIA names, and keep it fresh (default false: `tls.ocsp` only).
+    pub fetch: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawOcspStapling {
+    pub fetch: Option<bool>,
+}
+
+pub(crate) fn convert_stapling(raw: &RawOcspStapling) -> OcspStapling {
+    OcspStapling {
+        fetch: raw.fetch.unwrap_or(false),
+    }
+}
+
 /// The gateway-wide settings, and each credential's own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RevocationSettings {

@@ -35,7 +35,7 @@ pub(crate) use identity::name_to_string as name_string;
 pub use identity::{client_identity, ClientIdentity};
 pub(crate) use identity::{common_name, SubjectAltNames};
 use identity::{hex, name_to_string};
-pub use ocsp::{OcspInfo, Staple};
+pub use ocsp::{check_response as check_ocsp_response, request as ocsp_request, OcspInfo, Staple};
 
 /// Everything a TLS context needs from one credential, checked.
 pub struct Credential {

@@ -15,6 +15,7 @@
 mod check;
 mod index;
 mod slots;
+mod stapling;
 
 pub use check::{distribution_points, Revocation, RevocationPolicy, StalePolicy, Verdict};
 pub use index::{CrlError, CrlIndex};
@@ -22,6 +23,7 @@ pub use slots::{
     bump_epoch, crl_epoch, learned_urls, live_slots, remember, slot, CrlSlot, FetchStatus,
     MAX_LEARNED,
 };
+pub use stapling::{staple_slot, StapleSlot};
 
 #[cfg(test)]
 mod tests;

@@ -83,6 +83,19 @@ pub struct CertView<'a> {
     /// they are: policy, and the CRLs fetched from URLs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revocation: Option<RevocationView>,
+    /// With `ocspStapling.fetch`: each served certificate's responder,
+    /// the response in use and how fetching went.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ocsp_fetch: Vec<OcspFetchView>,
+}
+
+/// `/certs`: one served certificate's fetched OCSP response.
+#[derive(Debug, serde::Serialize)]
+pub struct OcspFetchView {
+    pub certificate: String,
+    pub urls: Vec<String>,
+    pub response: Option<crate::credentials::OcspInfo>,
+    pub fetch: crate::revocation::FetchStatus,
 }
 
 /// `/certs`: a credential's revocation checking.
@@ -229,6 +242,23 @@ impl Runtime {
                         })
                         .collect(),
                 }),
+                ocsp_fetch: self
+                    .tls
+                    .policies()
+                    .find(|p| p.credential.source == *src)
+                    .map(|p| {
+                        p.ocsp_slots
+                            .iter()
+                            .flatten()
+                            .map(|s| OcspFetchView {
+                                certificate: s.fingerprint.clone(),
+                                urls: s.urls.clone(),
+                                response: s.current().map(|c| c.info()),
+                                fetch: s.status(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             })
             .collect()
     }

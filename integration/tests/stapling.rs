@@ -238,3 +238,87 @@ fn a_second_certificate_of_the_same_key_type_is_refused() {
         "{out}"
     );
 }
+
+/// `ocspStapling.fetch`: the response comes from the responder the
+/// certificate names (AIA), no file needed; one the gateway cannot use
+/// (garbage, or "revoked") leaves the last good one stapled.
+#[test]
+fn the_response_is_fetched_from_the_certificates_responder() {
+    use tlsgate_integration::crl_server::{CrlServer, Mode};
+    let work = tempfile::tempdir().unwrap();
+    let ca = work.path().join("ca");
+    let creds = work.path().join("credentials");
+    let svc = creds.join("svc");
+    let responder = CrlServer::start(Mode::Status(503));
+    assert!(tlsgate_certs_ca(&ca, "Responder CA").success());
+    tlsgate(&[
+        "certs",
+        "server",
+        "--ca",
+        &s(&ca),
+        "--out",
+        &s(&svc),
+        "--host",
+        "svc.test.example",
+        "--ocsp-url",
+        &responder.url("/ocsp"),
+    ]);
+    let response = |extra: &[&str]| {
+        let out = work.path().join("r.ocsp");
+        let (c, cert, o) = (s(&ca), s(&svc.join("tls.crt")), s(&out));
+        let mut args = vec!["certs", "ocsp", "--ca", &c, "--cert", &cert, "--out", &o];
+        args.extend_from_slice(extra);
+        tlsgate(&args);
+        std::fs::read(out).unwrap()
+    };
+    responder.set(Mode::Serve(response(&[])));
+    let backend = Backend::start("svc");
+    let port = free_port();
+    let conf = ConfigDir::new();
+    let mut yaml = gateway_preamble(&creds).replace(
+        "spec:\n  credentialsDir",
+        "spec:\n  ocspStapling: {fetch: true}\n  revocation: {refreshInterval: 1s, retryInterval: 1s}\n  credentialsDir",
+    );
+    yaml.push_str(&format!(
+        "  - port: {{number: {port}, name: https, protocol: HTTPS}}\n    bind: 127.0.0.1\n    \
+         hosts: [svc.test.example]\n    tls: {{mode: SIMPLE, credentialName: svc}}\n---\n{}",
+        route_all("svc.test.example", backend.port())
+    ));
+    let cfg = conf.write("gw.yaml", &yaml);
+    let gw = Gateway::start(&[&cfg], &[]);
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            handshake(port, &[]).contains("Cert Status: good")
+        }),
+        "{}",
+        gw.describe()
+    );
+    assert!(responder.requests() >= 1);
+    let count = |result: &str| {
+        gw.metrics().sum(
+            "tlsgate_ocsp_fetch_total",
+            &[("credential", "svc"), ("result", result)],
+        )
+    };
+    assert!(count("ok") >= 1.0);
+    for (mode, result) in [
+        (Mode::Garbage, "refused"),
+        (Mode::Serve(response(&["--revoked"])), "refused"),
+        (Mode::Vanish, "bad_response"),
+    ] {
+        let before = count(result);
+        responder.set(mode);
+        assert!(
+            wait_until(Duration::from_secs(10), || count(result) > before),
+            "{result}: {}",
+            gw.describe()
+        );
+        let out = handshake(port, &[]);
+        assert!(out.contains("Cert Status: good"), "{result}: {out}");
+    }
+    let certs = gw.admin_get("/certs").unwrap().body;
+    assert!(
+        certs.contains("\"ocsp_fetch\"") && certs.contains("/ocsp"),
+        "{certs}"
+    );
+}

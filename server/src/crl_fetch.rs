@@ -10,6 +10,7 @@
 //! stays, and the failure is logged, counted and shown in `/certs`.
 
 mod http;
+mod ocsp;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -85,6 +86,11 @@ async fn run(rt: SharedRuntime) {
                 }
             }
         }
+        let mut staples = tokio::task::JoinSet::new();
+        for job in ocsp::work(&rt).into_iter().take(PARALLEL * 4) {
+            staples.spawn(ocsp::run(job));
+        }
+        while staples.join_next().await.is_some() {}
         validators.retain(|url, _| revocation::live_slots().iter().any(|s| &s.url == url));
         mark_stale();
         tokio::time::sleep(TICK).await;

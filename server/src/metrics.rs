@@ -41,6 +41,8 @@ pub struct Metrics {
     pub crl_stale_accepted: IntCounterVec,
     /// credential, result (stapled, stale): OCSP responses asked for
     pub ocsp_staples: IntCounterVec,
+    /// credential, result: fetches from a certificate's OCSP responder
+    pub ocsp_fetch: IntCounterVec,
     /// credential, certificate: nextUpdate of the OCSP response to staple
     pub ocsp_next_update: prometheus::IntGaugeVec,
     /// host (capped, see proxy/egress.rs): refused by REGISTRY_ONLY
@@ -242,6 +244,13 @@ impl Metrics {
              stale (the response is past nextUpdate and was not sent)",
             &["credential", "result"],
         );
+        let ocsp_fetch = counter(
+            &registry,
+            "tlsgate_ocsp_fetch_total",
+            "Fetches of a served certificate's OCSP response from its responder (ocspStapling.fetch), \
+             by result: ok, or why it was not used",
+            &["credential", "result"],
+        );
         let ocsp_next_update = prometheus::IntGaugeVec::new(
             Opts::new(
                 "tlsgate_ocsp_next_update_timestamp_seconds",
@@ -413,6 +422,7 @@ impl Metrics {
             client_cert_revoked,
             crl_stale_accepted,
             ocsp_staples,
+            ocsp_fetch,
             ocsp_next_update,
             outbound_blocked,
             outbound_passthrough,

@@ -395,19 +395,11 @@ pub fn publish_gauges(rt: &Runtime) {
     m.generation.set(rt.generation as i64);
     m.config_warnings.set(rt.model.warnings.len() as i64);
     m.credential_expiry.reset();
-    m.ocsp_next_update.reset();
     for c in rt.credentials.values() {
         let i = &c.info;
         m.credential_expiry
             .with_label_values(&[&i.name])
             .set(i.not_after_unix);
-        for served in c.served() {
-            if let Some(next) = served.ocsp.as_ref().and_then(|o| o.next_update) {
-                m.ocsp_next_update
-                    .with_label_values(&[&i.name, &served.info.fingerprint_sha256])
-                    .set(next);
-            }
-        }
     }
     let now = unix_now();
     for (src, st) in &rt.credential_status {
@@ -432,7 +424,21 @@ pub fn refresh_expiring(rt: &Runtime) {
     let now = unix_now();
     m.credential_expiring.reset();
     m.crl_next_update.reset();
+    m.ocsp_next_update.reset();
     for (src, c) in &rt.credentials {
+        // Fetched responses change between reloads too.
+        let policy = rt.tls.policies().find(|p| p.credential.source == *src);
+        for (i, served) in c.served().enumerate() {
+            let staple = match policy {
+                Some(p) => p.staple(i),
+                None => served.ocsp.clone(),
+            };
+            if let Some(next) = staple.and_then(|o| o.next_update) {
+                m.ocsp_next_update
+                    .with_label_values(&[&c.info.name, &served.info.fingerprint_sha256])
+                    .set(next);
+            }
+        }
         m.credential_expiring
             .with_label_values(&[&c.info.name])
             .set(i64::from(expiring(c.info.not_after_unix, now)));

@@ -5,7 +5,7 @@
 //! credential (its last good version keeps serving). One past its
 //! nextUpdate loads, but is never stapled.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use openssl::hash::MessageDigest;
 use openssl::ocsp::{OcspCertId, OcspCertStatus, OcspFlag, OcspResponse, OcspResponseStatus};
@@ -22,7 +22,8 @@ pub struct Staple {
     pub der: Vec<u8>,
     pub this_update: i64,
     pub next_update: Option<i64>,
-    pub source: PathBuf,
+    /// The file or URL it came from.
+    pub source: String,
 }
 
 /// What `/certs` shows of a staple.
@@ -32,7 +33,7 @@ pub struct OcspInfo {
     pub this_update: String,
     pub next_update: Option<String>,
     pub next_update_unix: Option<i64>,
-    pub source: PathBuf,
+    pub source: String,
 }
 
 impl Staple {
@@ -54,24 +55,29 @@ impl Staple {
 
 /// Checks `der` as the OCSP response for `chain[0]`, issued by `chain[1]`.
 pub fn check(path: &Path, der: &[u8], chain: &[X509]) -> Result<Staple, CredentialError> {
-    let err = |reason: String| CredentialError::Ocsp {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let ossl = |e: openssl::error::ErrorStack| err(super::ossl_reason(&e));
+    check_response(der, chain, &path.display().to_string()).map_err(|reason| {
+        CredentialError::Ocsp {
+            path: path.to_path_buf(),
+            reason,
+        }
+    })
+}
+
+/// [`check`] for a response from anywhere (`source` names it): the reason
+/// it is refused.
+pub fn check_response(der: &[u8], chain: &[X509], source: &str) -> Result<Staple, String> {
+    let ossl = |e: openssl::error::ErrorStack| super::ossl_reason(&e);
     let (Some(leaf), Some(issuer)) = (chain.first(), chain.get(1)) else {
-        return Err(err(
-            "the certificate file carries no issuer after the leaf: \
+        return Err("the certificate file carries no issuer after the leaf: \
              an OCSP response cannot be checked without it"
-                .into(),
-        ));
+            .into());
     };
-    let resp = OcspResponse::from_der(der).map_err(|e| err(format!("does not parse: {e}")))?;
+    let resp = OcspResponse::from_der(der).map_err(|e| format!("does not parse: {e}"))?;
     if resp.status() != OcspResponseStatus::SUCCESSFUL {
-        return Err(err(format!(
+        return Err(format!(
             "is not a successful response (status {})",
             resp.status().as_raw()
-        )));
+        ));
     }
     let basic = resp.basic().map_err(ossl)?;
     // The issuer is the trust anchor, intermediate or not: the responder
@@ -87,12 +93,12 @@ pub fn check(path: &Path, der: &[u8], chain: &[X509]) -> Result<Staple, Credenti
     basic
         .verify(&certs, &store, OcspFlag::empty())
         .map_err(|e| {
-            err(format!(
+            format!(
                 "is not signed by the certificate's issuer or its responder: {}",
                 super::ossl_reason(&e)
-            ))
+            )
         })?;
-    let status = [MessageDigest::sha1(), MessageDigest::sha256()]
+    let (cert_status, this_update, next_update) = [MessageDigest::sha1(), MessageDigest::sha256()]
         .into_iter()
         .find_map(|md| {
             let id = OcspCertId::from_cert(md, leaf, issuer).ok()?;
@@ -105,18 +111,37 @@ pub fn check(path: &Path, der: &[u8], chain: &[X509]) -> Result<Staple, Credenti
                 )
             })
         })
-        .ok_or_else(|| err("does not answer for this certificate".into()))?;
-    let (cert_status, this_update, next_update) = status;
+        .ok_or_else(|| "does not answer for this certificate".to_string())?;
     if cert_status == OcspCertStatus::REVOKED {
-        return Err(err("says the certificate is REVOKED".into()));
+        return Err("says the certificate is REVOKED".into());
     }
     if cert_status != OcspCertStatus::GOOD {
-        return Err(err("says the certificate's status is unknown".into()));
+        return Err("says the certificate's status is unknown".into());
     }
     Ok(Staple {
         der: der.to_vec(),
         this_update: this_update.unwrap_or(0),
         next_update,
-        source: path.to_path_buf(),
+        source: source.to_string(),
     })
+}
+
+/// The DER OCSP request for `chain[0]` (SHA-1 certificate id, what
+/// responders expect), and the responder URLs its AIA names.
+pub fn request(chain: &[X509]) -> Option<(Vec<u8>, Vec<String>)> {
+    let (leaf, issuer) = (chain.first()?, chain.get(1)?);
+    let urls: Vec<String> = leaf
+        .ocsp_responders()
+        .ok()?
+        .iter()
+        .map(|u| u.to_string())
+        .filter(|u| crate::config::revocation::check_crl_url(u).is_ok())
+        .collect();
+    if urls.is_empty() {
+        return None;
+    }
+    let id = OcspCertId::from_cert(MessageDigest::sha1(), leaf, issuer).ok()?;
+    let mut req = openssl::ocsp::OcspRequest::new().ok()?;
+    req.add_id(id).ok()?;
+    Some((req.to_der().ok()?, urls))
 }

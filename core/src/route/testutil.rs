@@ -40,6 +40,7 @@ pub fn model() -> Model {
             num_trusted_proxies: 0,
             send_client_ca_names: true,
             revocation: Default::default(),
+            ocsp_stapling: Default::default(),
         },
         gateways: vec![],
         virtual_services: vec![],

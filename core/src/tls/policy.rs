@@ -34,6 +34,9 @@ pub struct ServerPolicy {
     pub send_ca_names: bool,
     /// The client CA bundle's CRLs (files and fetched) and their policy.
     pub revocation: Arc<Revocation>,
+    /// With `ocspStapling.fetch`: per certificate served (in
+    /// `Credential::served` order), its fetched OCSP response.
+    pub ocsp_slots: Vec<Option<Arc<crate::revocation::StapleSlot>>>,
     pub min_version: Option<TlsVersion>,
     pub max_version: Option<TlsVersion>,
     /// TLS 1.2 cipher list (OpenSSL names), if configured.
@@ -56,6 +59,23 @@ pub struct ServerPolicy {
 }
 
 impl ServerPolicy {
+    /// The OCSP response to staple with served certificate `index`: the
+    /// newer of its file and its fetched one (the caller checks it is
+    /// still current).
+    pub fn staple(&self, index: usize) -> Option<Arc<crate::credentials::Staple>> {
+        let cred = self.credential.served().nth(index)?;
+        let fetched = self
+            .ocsp_slots
+            .get(index)
+            .and_then(|s| s.as_ref())
+            .and_then(|s| s.current());
+        cred.ocsp
+            .iter()
+            .cloned()
+            .chain(fetched)
+            .max_by_key(|s| s.this_update)
+    }
+
     pub fn requests_client_cert(&self) -> bool {
         !matches!(self.mode, ServerTlsMode::Simple)
     }
@@ -208,6 +228,16 @@ impl TlsPolicy {
                         .as_deref()
                         .map(crate::origin::trust_domain_prefix),
                     send_ca_names: model.runtime.send_client_ca_names,
+                    ocsp_slots: if model.runtime.ocsp_stapling.fetch {
+                        credential
+                            .served()
+                            .map(|c| {
+                                crate::revocation::staple_slot(&c.chain, &c.info.fingerprint_sha256)
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
                     revocation: Arc::new(revocation_for(
                         &tls.credential,
                         &credential,

@@ -343,14 +343,14 @@ pub(crate) fn staple(ssl: &mut SslRef) -> Result<bool, ErrorStack> {
     let Some(chosen) = ssl.certificate().map(|c| c.as_ptr()) else {
         return Ok(false);
     };
-    let Some(cred) = policy
+    let Some(index) = policy
         .credential
         .served()
-        .find(|c| c.leaf().as_ptr() == chosen)
+        .position(|c| c.leaf().as_ptr() == chosen)
     else {
         return Ok(false);
     };
-    let Some(staple) = &cred.ocsp else {
+    let Some(staple) = policy.staple(index) else {
         return Ok(false);
     };
     let name = &policy.credential.info.name;
@@ -363,7 +363,7 @@ pub(crate) fn staple(ssl: &mut SslRef) -> Result<bool, ErrorStack> {
         if let Some(suppressed) = LOG.allow() {
             tracing::warn!(
                 credential = %name,
-                source = %staple.source.display(),
+                source = %staple.source,
                 suppressed,
                 "OCSP response past its nextUpdate: not stapled; replace it"
             );
