@@ -345,10 +345,11 @@ pub fn make_leaf(spec: &LeafSpec, ca: &Issued) -> Result<Issued, CertgenError> {
 /// crate has no builder for it.
 fn crl_distribution_points(urls: &[String]) -> Result<X509Extension, CertgenError> {
     let mut points = Vec::new();
+    if urls.len() > 8 {
+        return Err(CertgenError::Invalid("at most 8 --crl-url".into()));
+    }
     for u in urls {
-        if !u.is_ascii() || u.len() > 2000 {
-            return Err(CertgenError::Invalid(format!("--crl-url '{u}': not a URL")));
-        }
+        check_url("--crl-url", u)?;
         // DistributionPoint { distributionPoint [0] { fullName [0] { URI [6] } } }
         let uri = tlv(0x86, u.as_bytes());
         let full_name = tlv(0xa0, &uri);
@@ -370,10 +371,28 @@ fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
     } else if n < 0x100 {
         out.extend([0x81, n as u8]);
     } else {
+        // Callers bound what they encode well below 64 KiB.
         out.extend([0x82, (n >> 8) as u8, n as u8]);
     }
     out.extend_from_slice(body);
     out
+}
+
+/// A URL a gateway will fetch: http(s), ASCII, at most 2,000 bytes.
+fn check_url(flag: &str, u: &str) -> Result<(), CertgenError> {
+    let ok = (u.starts_with("http://") || u.starts_with("https://"))
+        && u.is_ascii()
+        && u.len() <= 2000
+        && !u
+            .chars()
+            .any(|c| c.is_ascii_whitespace() || c.is_ascii_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(CertgenError::Invalid(format!(
+            "{flag} '{u}': expected an http:// or https:// URL"
+        )))
+    }
 }
 
 /// authorityInfoAccess with one OCSP AccessDescription per URL.

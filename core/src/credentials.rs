@@ -865,6 +865,79 @@ mod tests {
     }
 
     #[test]
+    fn an_ocsp_response_is_checked_at_load() {
+        use tlsgate_ossl::{sign_ocsp_response, OcspAnswer};
+        let now = now_unix();
+        // Garbage, and a response for another certificate, are refused;
+        // a good one for this certificate loads and is stapled.
+        let e = load_err(|f, p| {
+            let mut chain = p.server.cert_pem().unwrap();
+            chain.extend(p.server_ca.cert_pem().unwrap());
+            fs::write(f.join("tls.crt"), chain).unwrap();
+            fs::write(f.join("tls.ocsp"), b"not DER").unwrap();
+        });
+        assert!(
+            e.contains("c/tls.ocsp") && e.contains("does not parse"),
+            "{e}"
+        );
+        let e = load_err(|f, p| {
+            let mut chain = p.server.cert_pem().unwrap();
+            chain.extend(p.server_ca.cert_pem().unwrap());
+            fs::write(f.join("tls.crt"), chain).unwrap();
+            let other = sign_ocsp_response(
+                &p.client.cert,
+                &p.client_ca.cert,
+                &p.client_ca.key,
+                OcspAnswer::Good,
+                now - 60,
+                now + 3600,
+            )
+            .unwrap();
+            fs::write(f.join("tls.ocsp"), other).unwrap();
+        });
+        assert!(
+            e.contains("is not signed by") || e.contains("does not answer"),
+            "{e}"
+        );
+        let e = load_err(|f, p| {
+            // tls.crt without its issuer: nothing to check a response with.
+            fs::write(f.join("tls.crt"), p.server.cert_pem().unwrap()).unwrap();
+            let r = sign_ocsp_response(
+                &p.server.cert,
+                &p.server_ca.cert,
+                &p.server_ca.key,
+                OcspAnswer::Good,
+                now - 60,
+                now + 3600,
+            )
+            .unwrap();
+            fs::write(f.join("tls.ocsp"), r).unwrap();
+        });
+        assert!(e.contains("carries no issuer"), "{e}");
+
+        let (d, p) = (tempfile::tempdir().unwrap(), pki());
+        let f = folder(d.path(), "c", &p, &["tls.crt", "tls.key"]);
+        let mut chain = p.server.cert_pem().unwrap();
+        chain.extend(p.server_ca.cert_pem().unwrap());
+        fs::write(f.join("tls.crt"), chain).unwrap();
+        let r = sign_ocsp_response(
+            &p.server.cert,
+            &p.server_ca.cert,
+            &p.server_ca.key,
+            OcspAnswer::Good,
+            now - 60,
+            now + 3600,
+        )
+        .unwrap();
+        fs::write(f.join("tls.ocsp"), &r).unwrap();
+        let c = load(&named("c"), d.path()).unwrap();
+        let staple = c.ocsp.as_ref().unwrap();
+        assert_eq!(staple.der, r);
+        assert!(staple.fresh(now) && !staple.fresh(now + 7200));
+        assert_eq!(c.info.ocsp.as_ref().unwrap().status, "good");
+    }
+
+    #[test]
     fn crl_urls_are_read_one_a_line() {
         let (d, p) = (tempfile::tempdir().unwrap(), pki());
         let f = folder(d.path(), "c", &p, &["tls.crt", "tls.key", "ca.crt"]);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tlsgate_integration::crl_server::{CrlServer, Mode};
-use tlsgate_integration::hostile::proc::{fd_count, wait_until};
+use tlsgate_integration::hostile::proc::{fd_count, rss_kb, wait_until};
 use tlsgate_integration::*;
 
 struct Pki {
@@ -333,7 +333,7 @@ fn a_broken_or_hostile_distribution_point_leaves_the_last_good_crl() {
         "a chunked CRL is read: {}",
         gw.describe()
     );
-    let fds = fd_count(gw.pid());
+    let (fds, rss) = (fd_count(gw.pid()), rss_kb(gw.pid()));
     let cases = [
         (Mode::Status(503), "http_status"),
         (Mode::Garbage, "parse"),
@@ -366,6 +366,9 @@ fn a_broken_or_hostile_distribution_point_leaves_the_last_good_crl() {
     assert!(wait_until(Duration::from_secs(10), || {
         fd_count(gw.pid()) <= fds + 2
     }));
+    // A 10 MiB body against maxCrlBytes 64Ki was never held whole.
+    let grown = rss_kb(gw.pid()).saturating_sub(rss);
+    assert!(grown < 8 * 1024, "RSS grew {grown} KiB");
     let certs: serde_json::Value =
         serde_json::from_str(&gw.admin_get("/certs").unwrap().body).unwrap();
     let f = &cred(&certs, "svc")["revocation"]["fetched"][0];

@@ -303,7 +303,7 @@ fn the_response_is_fetched_from_the_certificates_responder() {
     assert!(count("ok") >= 1.0);
     for (mode, result) in [
         (Mode::Garbage, "refused"),
-        (Mode::Serve(response(&["--revoked"])), "refused"),
+        (Mode::Serve(response(&["--revoked"])), "revoked"),
         (Mode::Vanish, "bad_response"),
     ] {
         let before = count(result);

@@ -45,11 +45,13 @@ pub fn spawn(rt: SharedRuntime) -> std::io::Result<()> {
 
 /// How often the work list is looked at: a URL added by a reload is
 /// fetched within this.
-const TICK: Duration = Duration::from_millis(500);
+pub(crate) const TICK: Duration = Duration::from_millis(500);
 /// Fetches in flight at once.
-const PARALLEL: usize = 4;
+pub(crate) const PARALLEL: usize = 4;
 
 async fn run(rt: SharedRuntime) {
+    // OCSP responders on their own loop: a slow one never delays a CRL.
+    tokio::spawn(ocsp::run_loop(rt.clone()));
     let mut validators: BTreeMap<String, http::Validators> = BTreeMap::new();
     loop {
         let mut due = work(&rt);
@@ -86,11 +88,6 @@ async fn run(rt: SharedRuntime) {
                 }
             }
         }
-        let mut staples = tokio::task::JoinSet::new();
-        for job in ocsp::work(&rt).into_iter().take(PARALLEL * 4) {
-            staples.spawn(ocsp::run(job));
-        }
-        while staples.join_next().await.is_some() {}
         validators.retain(|url, _| revocation::live_slots().iter().any(|s| &s.url == url));
         mark_stale();
         tokio::time::sleep(TICK).await;
@@ -303,11 +300,11 @@ fn mark_stale() {
     }
 }
 
-fn secs(d: Duration) -> i64 {
+pub(crate) fn secs(d: Duration) -> i64 {
     d.as_secs().max(1) as i64
 }
 
-fn now_unix() -> i64 {
+pub(crate) fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

@@ -430,7 +430,7 @@ pub fn refresh_expiring(rt: &Runtime) {
         let policy = rt.tls.policies().find(|p| p.credential.source == *src);
         for (i, served) in c.served().enumerate() {
             let staple = match policy {
-                Some(p) => p.staple(i),
+                Some(p) => p.staple(i, now),
                 None => served.ocsp.clone(),
             };
             if let Some(next) = staple.and_then(|o| o.next_update) {
@@ -439,9 +439,14 @@ pub fn refresh_expiring(rt: &Runtime) {
                     .set(next);
             }
         }
+        // The second certificate ends on its own date.
+        let not_after = c.served().map(|s| s.info.not_after_unix).min();
         m.credential_expiring
             .with_label_values(&[&c.info.name])
-            .set(i64::from(expiring(c.info.not_after_unix, now)));
+            .set(i64::from(expiring(
+                not_after.unwrap_or(c.info.not_after_unix),
+                now,
+            )));
         // Files and fetched CRLs alike: the fetched ones change between
         // reloads, so the gauge is made at each scrape.
         let fetched = rt

@@ -34,6 +34,9 @@ pub enum Verdict {
     },
 }
 
+/// Distribution points taken from one certificate, at most.
+const PER_CERTIFICATE: usize = 2;
+
 /// A clock skew allowance for a CRL's thisUpdate: a CRL published a
 /// moment ago by a CA whose clock runs ahead is still usable.
 pub(crate) const SKEW_SECS: i64 = 300;
@@ -88,6 +91,11 @@ impl Revocation {
         !self.files.is_empty() || !self.slots.is_empty() || self.learn_as.is_some()
     }
 
+    /// Does it learn CRL URLs from certificates?
+    pub fn learns(&self) -> bool {
+        self.learn_as.is_some()
+    }
+
     /// Are some of its CRLs fetched (so they change between reloads)?
     pub fn fetches(&self) -> bool {
         !self.slots.is_empty() || self.learn_as.is_some()
@@ -112,20 +120,33 @@ impl Revocation {
     /// With `distributionPoints`, takes the `http(s)` CRL distribution
     /// points of `cert` (already verified to chain to the bundle) as URLs
     /// to fetch.
-    pub fn learn_from(&self, cert: &X509Ref) {
+    pub fn learn_from(&self, cert: &X509Ref, depth: usize) {
         let Some(name) = &self.learn_as else { return };
-        for url in distribution_points(cert) {
+        if self.policy.leaf_only && depth > 0 {
+            // Never checked: nothing to fetch for it.
+            return;
+        }
+        // A few per certificate, so one CA cannot take the whole quota.
+        for url in distribution_points(cert).into_iter().take(PER_CERTIFICATE) {
             if self.slots.iter().any(|s| s.url == url)
                 || self.lock_learned().iter().any(|s| s.url == url)
             {
                 continue;
             }
-            if super::remember(name, &url) {
-                let s = super::slot(&url);
-                let mut learned = self.lock_learned();
-                if learned.len() < super::MAX_LEARNED {
-                    tracing::info!(credential = %name, url = %url, "CRL distribution point learned from a client certificate");
-                    learned.push(s);
+            let mut learned = self.lock_learned();
+            if learned.len() < super::MAX_LEARNED && super::remember(name, &url) {
+                tracing::info!(credential = %name, url = %url, "CRL distribution point learned from a client certificate");
+                learned.push(super::slot(&url));
+            } else {
+                static LOG: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                // Once in a while: every handshake of such a client gets here.
+                if LOG.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 1000 == 0 {
+                    tracing::warn!(
+                        credential = %name,
+                        url = %url,
+                        max = super::MAX_LEARNED,
+                        "CRL distribution point not learned: the credential has learned its maximum; list it in ca.crl.url"
+                    );
                 }
             }
         }

@@ -60,6 +60,7 @@ pub fn staple_slot(chain: &[X509], fingerprint: &str) -> Option<Arc<StapleSlot>>
     if let Some(s) = r.get(fingerprint).and_then(Weak::upgrade) {
         return Some(s);
     }
+    r.retain(|_, w| w.strong_count() > 0);
     let (request, urls) = crate::credentials::ocsp_request(chain)?;
     let s = Arc::new(StapleSlot {
         fingerprint: fingerprint.to_string(),

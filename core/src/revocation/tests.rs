@@ -295,3 +295,57 @@ fn a_crl_with_a_critical_extension_of_unknown_scope_is_refused() {
     let e = CrlIndex::new(&c, std::slice::from_ref(&a.cert)).unwrap_err();
     assert!(matches!(e, CrlError::CriticalExtension(_)), "{e}");
 }
+
+#[test]
+fn distribution_points_are_learned_within_bounds() {
+    let a = ca("a");
+    let r = Revocation::new(
+        RevocationPolicy {
+            stale: StaleCrl::FailClosed,
+            leaf_only: false,
+        },
+        Vec::new(),
+        Vec::new(),
+        vec![a.cert.clone()],
+    )
+    .learning("learning-tests");
+    assert!(r.is_active() && r.learns() && r.fetches());
+    let with_points = |n: usize, tag: &str| {
+        let mut spec = LeafSpec::new(Usage::Client, tag);
+        spec.crl_urls = (0..n)
+            .map(|i| format!("http://127.0.0.1:1/{tag}/{i}.crl"))
+            .collect();
+        make_leaf(&spec, &a).unwrap()
+    };
+    r.learn_from(&with_points(3, "first").cert, 0);
+    assert_eq!(r.all_slots().len(), 2, "two per certificate");
+    for i in 0..20 {
+        r.learn_from(&with_points(1, &format!("c{i}")).cert, 0);
+    }
+    assert_eq!(r.all_slots().len(), MAX_LEARNED, "and at most this many");
+    // A new runtime starts with what was learned.
+    let again = Revocation::new(
+        RevocationPolicy {
+            stale: StaleCrl::FailClosed,
+            leaf_only: true,
+        },
+        Vec::new(),
+        Vec::new(),
+        vec![a.cert.clone()],
+    )
+    .learning("learning-tests");
+    assert_eq!(again.all_slots().len(), MAX_LEARNED);
+    // Under leafOnly an intermediate's points are not fetched.
+    let other = Revocation::new(
+        RevocationPolicy {
+            stale: StaleCrl::FailClosed,
+            leaf_only: true,
+        },
+        Vec::new(),
+        Vec::new(),
+        vec![a.cert.clone()],
+    )
+    .learning("learning-tests-2");
+    other.learn_from(&with_points(1, "intermediate").cert, 1);
+    assert!(other.all_slots().is_empty());
+}

@@ -60,20 +60,22 @@ pub struct ServerPolicy {
 
 impl ServerPolicy {
     /// The OCSP response to staple with served certificate `index`: the
-    /// newer of its file and its fetched one (the caller checks it is
-    /// still current).
-    pub fn staple(&self, index: usize) -> Option<Arc<crate::credentials::Staple>> {
+    /// newer of its file and its fetched one that is current.
+    pub fn staple(&self, index: usize, now: i64) -> Option<Arc<crate::credentials::Staple>> {
         let cred = self.credential.served().nth(index)?;
         let fetched = self
             .ocsp_slots
             .get(index)
             .and_then(|s| s.as_ref())
             .and_then(|s| s.current());
-        cred.ocsp
-            .iter()
-            .cloned()
-            .chain(fetched)
+        let all: Vec<_> = cred.ocsp.iter().cloned().chain(fetched).collect();
+        // The newest current one; else the newest, which the caller will
+        // find stale and not staple (and count).
+        all.iter()
+            .filter(|s| s.fresh(now))
             .max_by_key(|s| s.this_update)
+            .or_else(|| all.iter().max_by_key(|s| s.this_update))
+            .cloned()
     }
 
     pub fn requests_client_cert(&self) -> bool {
@@ -331,7 +333,8 @@ fn policy_key(p: &ServerPolicy, with_credential: bool) -> [u8; 32] {
     }
     if verifies || with_credential {
         let r = &p.revocation;
-        field(format!("{:?} {}", r.policy, r.fetches()).as_bytes());
+        // Learning distribution points changes who passes: a part of it.
+        field(format!("{:?} {} {}", r.policy, r.fetches(), r.learns()).as_bytes());
         for s in r.slots() {
             field(s.url.as_bytes());
         }

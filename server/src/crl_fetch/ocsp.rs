@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tlsgate_core::revocation::StapleSlot;
 
 use super::http::{self, FetchError};
-use super::{now_unix, secs};
+use super::{now_unix, secs, PARALLEL, TICK};
 use crate::metrics::metrics;
 use crate::runtime::SharedRuntime;
 
@@ -40,9 +40,41 @@ pub(super) fn work(rt: &SharedRuntime) -> Vec<Job> {
         .collect()
 }
 
-pub(super) async fn run(job: Job) {
-    let s = &job.settings;
-    let slot = &job.slot;
+pub(super) async fn run_loop(rt: SharedRuntime) {
+    loop {
+        let mut due = work(&rt);
+        while !due.is_empty() {
+            let batch: Vec<Job> = due.drain(..due.len().min(PARALLEL)).collect();
+            let mut tasks = tokio::task::JoinSet::new();
+            let mut jobs = std::collections::HashMap::new();
+            for job in batch {
+                let job = Arc::new(job);
+                let j = job.clone();
+                let handle = tasks.spawn(async move { attempt(&j).await });
+                jobs.insert(handle.id(), job);
+            }
+            while let Some(done) = tasks.join_next_with_id().await {
+                let (id, result) = match done {
+                    Ok((id, r)) => (id, r),
+                    Err(e) => (
+                        e.id(),
+                        Err(FetchError {
+                            class: "internal",
+                            message: format!("OCSP fetch failed: {e}"),
+                        }),
+                    ),
+                };
+                if let Some(job) = jobs.remove(&id) {
+                    record(&job, result);
+                }
+            }
+        }
+        tokio::time::sleep(TICK).await;
+    }
+}
+
+async fn attempt(job: &Job) -> Result<Arc<tlsgate_core::credentials::Staple>, FetchError> {
+    let (s, slot) = (&job.settings, &job.slot);
     let mut last = Err(FetchError {
         class: "url",
         message: "no OCSP responder URL".into(),
@@ -53,7 +85,7 @@ pub(super) async fn run(job: Job) {
             break;
         }
     }
-    record(&job, last);
+    last
 }
 
 async fn fetch_one(
@@ -83,7 +115,13 @@ async fn fetch_one(
     };
     let staple = tlsgate_core::credentials::check_ocsp_response(&body, &slot.chain, url).map_err(
         |reason| FetchError {
-            class: "refused",
+            // The responder says the served certificate is revoked: the
+            // operator must replace it, whatever is still stapled.
+            class: if reason.contains("REVOKED") {
+                "revoked"
+            } else {
+                "refused"
+            },
             message: format!("OCSP response from {url} {reason}"),
         },
     )?;

@@ -50,6 +50,7 @@ pub async fn admit(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         }
     };
     ctx.decision = Some(decision);
+    drain_body(session).await;
     match (body, redirect) {
         (_, Some(location)) => respond::redirect(session, status, &location).await?,
         (Some(body), None) => respond::text(session, status, &body).await?,
@@ -57,6 +58,27 @@ pub async fn admit(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
     }
     Ok(true)
 }
+
+/// Before a local answer (403, 404, a redirect...), what the client is
+/// still sending of its body is read and dropped, up to [`DRAIN_BYTES`]
+/// within [`DRAIN_TIME`]: closing with it unread would make the kernel
+/// reset the connection, and the client could lose the answer; read, the
+/// connection may even be kept alive.
+async fn drain_body(session: &mut Session) {
+    let _ = pingora_timeout::timeout(DRAIN_TIME, async {
+        let mut drained = 0;
+        while drained < DRAIN_BYTES {
+            match session.read_request_body().await {
+                Ok(Some(b)) => drained += b.len(),
+                Ok(None) | Err(_) => break,
+            }
+        }
+    })
+    .await;
+}
+
+const DRAIN_BYTES: usize = 64 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Counts a request refused by `dest`'s `connectionPool` limits; its body.
 pub(super) fn overflow(dest: &Destination, why: Overflow) -> String {

@@ -206,7 +206,7 @@ fn check_revocation(ctx: &mut X509StoreContextRef, r: &Revocation, credential: &
         };
         let top = depth + 1 >= chain.len();
         let issuer = chain.get(depth + 1).unwrap_or(cert);
-        r.learn_from(cert);
+        r.learn_from(cert, depth);
         r.check(cert, issuer, depth, top, now_unix())
     };
     let (error, reason) = match verdict {
@@ -315,8 +315,8 @@ impl TlsAccept for Acceptor {
 }
 
 /// The leaf with its chain, and the second certificate (another key
-/// type) in its own slot: OpenSSL serves the one the client's signature
-/// algorithms accept, preferring the first.
+/// type) in its own slot: OpenSSL serves one the client's signature
+/// algorithms accept, in the client's order of preference.
 fn install_credential(ssl: &mut SslRef, policy: &ServerPolicy) -> Result<(), ErrorStack> {
     for cred in policy.credential.served() {
         let (leaf, chain) = cred.chain.split_first().ok_or_else(ErrorStack::get)?;
@@ -350,7 +350,7 @@ pub(crate) fn staple(ssl: &mut SslRef) -> Result<bool, ErrorStack> {
     else {
         return Ok(false);
     };
-    let Some(staple) = policy.staple(index) else {
+    let Some(staple) = policy.staple(index, now_unix()) else {
         return Ok(false);
     };
     let name = &policy.credential.info.name;
