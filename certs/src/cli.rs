@@ -29,6 +29,20 @@ pub enum CertsCommand {
     /// its own responder), to staple: written beside it (tls.crt ->
     /// tls.ocsp, tls-rsa.crt -> tls-rsa.ocsp).
     Ocsp(OcspArgs),
+    /// A session ticket key (80 random bytes, nginx's and Envoy's format)
+    /// for `GatewayRuntime` `sessionTickets`: the same file in every
+    /// replica lets each resume the others' sessions.
+    TicketKey(TicketKeyArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TicketKeyArgs {
+    /// The key file to write (mode 0600).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace an existing key.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -192,7 +206,28 @@ pub fn execute(cmd: &CertsCommand) -> Result<String, CertgenError> {
         CertsCommand::Revoke(a) => super::revoke::revoke(a),
         CertsCommand::Crl(a) => super::revoke::crl(a),
         CertsCommand::Ocsp(a) => ocsp(a),
+        CertsCommand::TicketKey(a) => ticket_key(a),
     }
+}
+
+fn ticket_key(a: &TicketKeyArgs) -> Result<String, CertgenError> {
+    refuse_overwrite(&a.out, a.force)?;
+    let mut key = [0u8; 80];
+    openssl::rand::rand_bytes(&mut key).map_err(super::ossl("random bytes"))?;
+    write_file(&a.out, &key, true)?;
+    let name: String = key[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "wrote {} (ticket key {name}; keep it private)",
+        sh(&a.out)
+    );
+    let _ = writeln!(
+        out,
+        "\nList it first in sessionTickets.keyFiles (it encrypts), keep the previous key after it \
+         (it still decrypts) until its tickets expire."
+    );
+    Ok(out)
 }
 
 fn ocsp(a: &OcspArgs) -> Result<String, CertgenError> {

@@ -37,6 +37,7 @@ pub(crate) fn defaults() -> RuntimeSettings {
         send_client_ca_names: true,
         revocation: Default::default(),
         ocsp_stapling: Default::default(),
+        session_tickets: Default::default(),
     }
 }
 
@@ -186,6 +187,9 @@ fn apply(doc: &Document, s: &mut RuntimeSettings, report: &mut Report<'_>) {
     }
     if let Some(r) = &raw.revocation {
         s.revocation = super::revocation::convert(r, report);
+    }
+    if let Some(t) = &raw.session_tickets {
+        s.session_tickets = super::session_tickets::convert(t, &doc.base_dir, report);
     }
     if let Some(o) = &raw.ocsp_stapling {
         s.ocsp_stapling = super::revocation::convert_stapling(o);
@@ -380,5 +384,23 @@ spec:
         );
         assert!(errors[1].contains("spec.revocation.refreshInterval: must be more than 0s"));
         assert!(errors[2].contains("spec.revocation.credentials.partners.crlUrls[0]"));
+    }
+
+    #[test]
+    fn session_tickets() {
+        let yaml = "apiVersion: tlsgate.io/v1\nkind: GatewayRuntime\nmetadata: {name: rt}\n\
+                    spec: {sessionTickets: {keyFiles: [k0, /abs/k1], rotation: 30m}}\n";
+        let (s, errors) = run(yaml, &Overrides::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        let t = &s.session_tickets;
+        assert_eq!(t.key_files, [Path::new("/conf/k0"), Path::new("/abs/k1")]);
+        assert_eq!(t.rotation, Duration::from_secs(1800));
+        assert!(t.from_files());
+        let bad = "apiVersion: tlsgate.io/v1\nkind: GatewayRuntime\nmetadata: {name: rt}\n\
+                   spec: {sessionTickets: {keyFiles: [k0], keyDirectory: d, rotation: 5s}}\n";
+        let (_, errors) = run(bad, &Overrides::default());
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("keyFiles or keyDirectory"), "{errors:?}");
+        assert!(errors[1].contains("spec.sessionTickets.rotation: at least 60s"));
     }
 }

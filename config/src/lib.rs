@@ -46,6 +46,7 @@ pub mod names;
 mod parse;
 mod raw;
 pub mod revocation;
+pub mod session_tickets;
 #[cfg(test)]
 mod tests_authz;
 #[cfg(test)]

@@ -269,6 +269,8 @@ pub struct RuntimeSettings {
     pub revocation: super::revocation::RevocationSettings,
     /// `ocspStapling`: OCSP responses fetched for the served certificates.
     pub ocsp_stapling: super::revocation::OcspStapling,
+    /// `sessionTickets`: shared ticket keys, or this process's own.
+    pub session_tickets: super::session_tickets::SessionTickets,
 }
 
 pub use super::revocation::StaleCrl;

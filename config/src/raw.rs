@@ -517,6 +517,7 @@ pub struct GatewayRuntimeSpec {
     pub client_certificate_request: Option<RawCertificateRequest>,
     pub revocation: Option<super::revocation::RawRevocation>,
     pub ocsp_stapling: Option<super::revocation::RawOcspStapling>,
+    pub session_tickets: Option<super::session_tickets::RawSessionTickets>,
 }
 
 /// What the server's CertificateRequest carries.

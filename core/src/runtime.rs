@@ -26,8 +26,10 @@ use crate::tls::TlsPolicy;
 
 mod cas;
 mod refs;
+mod tickets;
 
 pub use cas::CaBundle;
+pub use tickets::TicketKeys;
 
 pub type SharedRuntime = Arc<ArcSwap<Runtime>>;
 
@@ -42,6 +44,11 @@ pub struct Runtime {
     /// DestinationRule `caCertificates` files, by path.
     pub ca_bundles: BTreeMap<PathBuf, Arc<CaBundle>>,
     pub ca_status: BTreeMap<PathBuf, CredentialStatus>,
+    /// Session ticket keys (shared files, or this process's own).
+    pub tickets: Arc<TicketKeys>,
+    /// Why the newest ticket key files were refused (the last good keys
+    /// stay).
+    pub tickets_error: Option<String>,
     /// The upstream TLS of every compiled destination that originates it,
     /// by the destination's address (destinations live as long as `routes`).
     originations: HashMap<usize, Arc<Origination>>,
@@ -70,6 +77,7 @@ pub struct Refusal {
 pub enum Subject {
     Credential(CredentialSource),
     CaBundle(PathBuf),
+    TicketKeys,
 }
 
 /// One credential as `/certs` shows it.
@@ -174,6 +182,27 @@ impl Runtime {
         }
         let mut refusals = loaded.refusals;
         refusals.extend(cas.refusals);
+        let (tickets, tickets_error) = match tickets::load(&model.runtime.session_tickets) {
+            Ok(t) => (Arc::new(t), None),
+            // A broken key file keeps the keys that were good, as a
+            // credential does; at start there are none to keep.
+            Err(e) => match prev {
+                Some(p) if p.model.runtime.session_tickets.from_files() => {
+                    refusals.push(Refusal {
+                        subject: Subject::TicketKeys,
+                        credential: "sessionTickets".into(),
+                        reason: e.clone(),
+                    });
+                    (p.tickets.clone(), Some(e))
+                }
+                _ => {
+                    return Err(ConfigErrors(vec![ConfigError::File {
+                        file: model.sources.first().cloned().unwrap_or_default(),
+                        message: format!("GatewayRuntime spec.sessionTickets: {e}"),
+                    }]))
+                }
+            },
+        };
         let rt = Runtime {
             generation,
             model: Arc::new(model),
@@ -183,6 +212,8 @@ impl Runtime {
             tls,
             ca_bundles: cas.bundles,
             ca_status: cas.status,
+            tickets,
+            tickets_error,
             originations,
         };
         Ok((rt, refusals))
@@ -214,6 +245,7 @@ impl Runtime {
         let st = match subject {
             Subject::Credential(src) => self.credential_status.get(src),
             Subject::CaBundle(path) => self.ca_status.get(path),
+            Subject::TicketKeys => return self.tickets_error.as_deref(),
         };
         st.and_then(|st| st.last_error.as_deref())
     }

@@ -32,7 +32,24 @@ pub type MallocFn = unsafe extern "C" fn(size_t, *const c_char, c_int) -> *mut c
 pub type ReallocFn = unsafe extern "C" fn(*mut c_void, size_t, *const c_char, c_int) -> *mut c_void;
 pub type FreeFn = unsafe extern "C" fn(*mut c_void, *const c_char, c_int);
 
+/// `SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB`.
+pub const SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB: c_int = 72;
+
+pub type TicketKeyCb = unsafe extern "C" fn(
+    s: *mut SSL,
+    key_name: *mut c_uchar,
+    iv: *mut c_uchar,
+    ctx: *mut openssl_sys::EVP_CIPHER_CTX,
+    hctx: *mut openssl_sys::HMAC_CTX,
+    enc: c_int,
+) -> c_int;
+
 extern "C" {
+    pub fn SSL_CTX_callback_ctrl(
+        ctx: *mut SSL_CTX,
+        cmd: c_int,
+        fp: Option<unsafe extern "C" fn()>,
+    ) -> libc::c_long;
     pub fn OCSP_basic_add1_status(
         rsp: *mut openssl_sys::OCSP_BASICRESP,
         cid: *mut openssl_sys::OCSP_CERTID,

@@ -398,3 +398,140 @@ pub fn generalized_time_unix(t: &openssl::asn1::Asn1GeneralizedTimeRef) -> Optio
     let d = Asn1Time::from_unix(0).ok()?.diff(t).ok()?;
     Some(i64::from(d.days) * 86_400 + i64::from(d.secs))
 }
+
+/// One session ticket key: 16-byte name, HMAC-SHA256 key, AES-CBC key
+/// (16 bytes: AES-128, 32: AES-256).
+#[derive(Clone)]
+pub struct TicketKeyMaterial {
+    pub name: [u8; 16],
+    pub hmac: Vec<u8>,
+    pub aes: Vec<u8>,
+}
+
+impl std::fmt::Debug for TicketKeyMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The name identifies a key; the secrets never go to a log.
+        f.debug_struct("TicketKeyMaterial")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a listener's session ticket keys come from.
+pub trait TicketKeyStore {
+    /// The key new tickets are encrypted with.
+    fn encrypting(ssl: &SslRef) -> Option<TicketKeyMaterial>;
+    /// The key named `name`, and its age (0: the encrypting key; more:
+    /// an older one, whose tickets are renewed under the current key).
+    fn decrypting(ssl: &SslRef, name: &[u8; 16]) -> Option<(TicketKeyMaterial, usize)>;
+}
+
+/// Encrypts and decrypts the context's session tickets with `K`'s keys
+/// (nginx's and Envoy's scheme: AES-CBC and HMAC-SHA256 under a named key)
+/// instead of OpenSSL's random per-context keys, so that replicas sharing
+/// the keys resume each other's sessions.
+pub fn use_ticket_keys<K: TicketKeyStore>(ctx: &mut SslContextBuilder) -> Result<(), ErrorStack> {
+    let cb: ffi::TicketKeyCb = ticket_key_cb::<K>;
+    // SAFETY: OpenSSL stores the pointer and calls it with the signature
+    // of `TicketKeyCb`, which is what `callback_ctrl` erases to `fn()`.
+    let ok = unsafe {
+        let erased: unsafe extern "C" fn() =
+            std::mem::transmute::<ffi::TicketKeyCb, unsafe extern "C" fn()>(cb);
+        ffi::SSL_CTX_callback_ctrl(
+            ctx.as_ptr(),
+            ffi::SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB,
+            Some(erased),
+        )
+    };
+    if ok == 1 {
+        Ok(())
+    } else {
+        Err(ErrorStack::get())
+    }
+}
+
+unsafe extern "C" fn ticket_key_cb<K: TicketKeyStore>(
+    s: *mut openssl_sys::SSL,
+    key_name: *mut c_uchar,
+    iv: *mut c_uchar,
+    cctx: *mut openssl_sys::EVP_CIPHER_CTX,
+    hctx: *mut openssl_sys::HMAC_CTX,
+    enc: c_int,
+) -> c_int {
+    if s.is_null() || key_name.is_null() || iv.is_null() || cctx.is_null() || hctx.is_null() {
+        return -1;
+    }
+    // SAFETY: OpenSSL passes the live SSL, a 16-byte key name buffer, an
+    // IV buffer of EVP_MAX_IV_LENGTH (16 for AES-CBC) and fresh contexts.
+    let ssl = unsafe { SslRef::from_ptr(s) };
+    let name: &mut [u8; 16] = unsafe { &mut *(key_name as *mut [u8; 16]) };
+    let cipher = |aes: &[u8]| {
+        if aes.len() == 16 {
+            unsafe { openssl_sys::EVP_aes_128_cbc() }
+        } else {
+            unsafe { openssl_sys::EVP_aes_256_cbc() }
+        }
+    };
+    if enc == 1 {
+        let Ok(Some(k)) = catch_unwind(AssertUnwindSafe(|| K::encrypting(ssl))) else {
+            // No key: no ticket (a full handshake next time).
+            return 0;
+        };
+        // SAFETY: buffers as above; the contexts are OpenSSL's to use.
+        unsafe {
+            if openssl_sys::RAND_bytes(iv, 16) != 1 {
+                return -1;
+            }
+            name.copy_from_slice(&k.name);
+            if openssl_sys::EVP_EncryptInit_ex(
+                cctx,
+                cipher(&k.aes),
+                std::ptr::null_mut(),
+                k.aes.as_ptr(),
+                iv,
+            ) != 1
+                || openssl_sys::HMAC_Init_ex(
+                    hctx,
+                    k.hmac.as_ptr().cast(),
+                    k.hmac.len() as c_int,
+                    openssl_sys::EVP_sha256(),
+                    std::ptr::null_mut(),
+                ) != 1
+            {
+                return -1;
+            }
+        }
+        return 1;
+    }
+    let wanted = *name;
+    let Ok(Some((k, age))) = catch_unwind(AssertUnwindSafe(|| K::decrypting(ssl, &wanted))) else {
+        // Unknown key: the ticket is ignored, a full handshake follows.
+        return 0;
+    };
+    // SAFETY: as above; the IV is the ticket's, read by OpenSSL.
+    unsafe {
+        if openssl_sys::HMAC_Init_ex(
+            hctx,
+            k.hmac.as_ptr().cast(),
+            k.hmac.len() as c_int,
+            openssl_sys::EVP_sha256(),
+            std::ptr::null_mut(),
+        ) != 1
+            || openssl_sys::EVP_DecryptInit_ex(
+                cctx,
+                cipher(&k.aes),
+                std::ptr::null_mut(),
+                k.aes.as_ptr(),
+                iv,
+            ) != 1
+        {
+            return -1;
+        }
+    }
+    // 2: valid, but issue a new ticket under the current key.
+    if age == 0 {
+        1
+    } else {
+        2
+    }
+}

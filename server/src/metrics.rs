@@ -43,6 +43,9 @@ pub struct Metrics {
     pub ocsp_staples: IntCounterVec,
     /// credential, result: fetches from a certificate's OCSP responder
     pub ocsp_fetch: IntCounterVec,
+    /// key_age (0 current, 1, 2+, unknown): tickets presented, by the
+    /// age of the key that encrypted them
+    pub ticket_keys: IntCounterVec,
     /// credential, certificate: nextUpdate of the OCSP response to staple
     pub ocsp_next_update: prometheus::IntGaugeVec,
     /// host (capped, see proxy/egress.rs): refused by REGISTRY_ONLY
@@ -251,6 +254,13 @@ impl Metrics {
              by result: ok, or why it was not used",
             &["credential", "result"],
         );
+        let ticket_keys = counter(
+            &registry,
+            "tlsgate_tls_ticket_keys_total",
+            "TLS session tickets presented, by the age of the key that encrypted them: 0 the \
+             current key, 1 the one before, 2+ older, unknown (no key listed: a full handshake)",
+            &["key_age"],
+        );
         let ocsp_next_update = prometheus::IntGaugeVec::new(
             Opts::new(
                 "tlsgate_ocsp_next_update_timestamp_seconds",
@@ -423,6 +433,7 @@ impl Metrics {
             crl_stale_accepted,
             ocsp_staples,
             ocsp_fetch,
+            ticket_keys,
             ocsp_next_update,
             outbound_blocked,
             outbound_passthrough,

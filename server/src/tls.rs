@@ -75,6 +75,10 @@ pub fn listener_acceptor(rt: SharedRuntime, addr: SocketAddr) -> Result<SslAccep
     b.set_read_ahead(true);
     tlsgate_ossl::bind_tickets::<session::PolicyKey>(&mut b)
         .map_err(|e| err(format!("session tickets: {e}")))?;
+    // Our keys, not OpenSSL's per-context random ones: replicas sharing
+    // the key files resume each other's tickets.
+    tlsgate_ossl::use_ticket_keys::<session::RuntimeKeys>(&mut b)
+        .map_err(|e| err(format!("session ticket keys: {e}")))?;
     // One TLS 1.3 ticket per handshake, not OpenSSL's two: each costs an
     // encoding and a decoding of the session with the client's certificate
     // in it (a seventh of a full mTLS handshake each, by `perf`), and a

@@ -196,11 +196,15 @@ impl Reloader {
                     .collect(),
                 CredentialSource::Named(_) => Vec::new(),
             })
-            .chain(rt.ca_bundles.keys());
+            .chain(rt.ca_bundles.keys())
+            .chain(rt.model.runtime.session_tickets.key_files.iter());
         for f in files {
             if let Some(dir) = f.parent().filter(|d| !d.as_os_str().is_empty()) {
                 dirs.insert((dir.to_path_buf(), false));
             }
+        }
+        if let Some(d) = &rt.model.runtime.session_tickets.key_directory {
+            dirs.insert((d.clone(), false));
         }
         dirs
     }
@@ -313,6 +317,12 @@ fn fingerprint(rt: &Runtime) -> String {
         {
             s.push_str(&format!("!{e}"));
         }
+    }
+    if let Some(id) = rt.tickets.content_id() {
+        s.push_str(&format!("|tickets={id:x?}"));
+    }
+    if let Some(e) = &rt.tickets_error {
+        s.push_str(&format!("!{e}"));
     }
     // A CA file is content, not only a path: a rotated one is a change.
     for (path, b) in &rt.ca_bundles {

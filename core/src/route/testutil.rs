@@ -41,6 +41,7 @@ pub fn model() -> Model {
             send_client_ca_names: true,
             revocation: Default::default(),
             ocsp_stapling: Default::default(),
+            session_tickets: Default::default(),
         },
         gateways: vec![],
         virtual_services: vec![],

@@ -22,3 +22,34 @@ impl tlsgate_ossl::TicketKey for PolicyKey {
         Some(state.session_key)
     }
 }
+
+/// Ticket keys from the runtime the connection's ClientHello was decided
+/// by: shared files, or this process's own (`runtime/tickets.rs`).
+pub(crate) struct RuntimeKeys;
+
+impl tlsgate_ossl::TicketKeyStore for RuntimeKeys {
+    fn encrypting(ssl: &SslRef) -> Option<tlsgate_ossl::TicketKeyMaterial> {
+        let state = ssl.ex_data(conn_state_index())?;
+        state.runtime.tickets.keys().first().cloned()
+    }
+
+    fn decrypting(
+        ssl: &SslRef,
+        name: &[u8; 16],
+    ) -> Option<(tlsgate_ossl::TicketKeyMaterial, usize)> {
+        let state = ssl.ex_data(conn_state_index())?;
+        let keys = state.runtime.tickets.keys();
+        let found = keys.iter().position(|k| &k.name == name);
+        let age = match found {
+            Some(0) => "0",
+            Some(1) => "1",
+            Some(_) => "2+",
+            None => "unknown",
+        };
+        crate::metrics::metrics()
+            .ticket_keys
+            .with_label_values(&[age])
+            .inc();
+        found.map(|i| (keys[i].clone(), i))
+    }
+}
