@@ -421,9 +421,9 @@ impl std::fmt::Debug for TicketKeyMaterial {
 pub trait TicketKeyStore {
     /// The key new tickets are encrypted with.
     fn encrypting(ssl: &SslRef) -> Option<TicketKeyMaterial>;
-    /// The key named `name`, and its age (0: the encrypting key; more:
-    /// an older one, whose tickets are renewed under the current key).
-    fn decrypting(ssl: &SslRef, name: &[u8; 16]) -> Option<(TicketKeyMaterial, usize)>;
+    /// The key named `name`, if still listed. Every ticket decrypted is
+    /// followed by a new one under the encrypting key.
+    fn decrypting(ssl: &SslRef, name: &[u8; 16]) -> Option<TicketKeyMaterial>;
 }
 
 /// Encrypts and decrypts the context's session tickets with `K`'s keys
@@ -504,7 +504,7 @@ unsafe extern "C" fn ticket_key_cb<K: TicketKeyStore>(
         return 1;
     }
     let wanted = *name;
-    let Ok(Some((k, age))) = catch_unwind(AssertUnwindSafe(|| K::decrypting(ssl, &wanted))) else {
+    let Ok(Some(k)) = catch_unwind(AssertUnwindSafe(|| K::decrypting(ssl, &wanted))) else {
         // Unknown key: the ticket is ignored, a full handshake follows.
         return 0;
     };
@@ -528,10 +528,9 @@ unsafe extern "C" fn ticket_key_cb<K: TicketKeyStore>(
             return -1;
         }
     }
-    // 2: valid, but issue a new ticket under the current key.
-    if age == 0 {
-        1
-    } else {
-        2
-    }
+    // 2: valid, and a new ticket follows (under the current key for an
+    // older one). Always: TLS 1.3 clients use a ticket once (RFC 8446
+    // C.4), and without a new one their next connection is a full
+    // handshake; OpenSSL's own keys behave the same.
+    2
 }

@@ -33,10 +33,7 @@ impl tlsgate_ossl::TicketKeyStore for RuntimeKeys {
         state.runtime.tickets.keys().first().cloned()
     }
 
-    fn decrypting(
-        ssl: &SslRef,
-        name: &[u8; 16],
-    ) -> Option<(tlsgate_ossl::TicketKeyMaterial, usize)> {
+    fn decrypting(ssl: &SslRef, name: &[u8; 16]) -> Option<tlsgate_ossl::TicketKeyMaterial> {
         let state = ssl.ex_data(conn_state_index())?;
         let keys = state.runtime.tickets.keys();
         let found = keys.iter().position(|k| &k.name == name);
@@ -50,6 +47,6 @@ impl tlsgate_ossl::TicketKeyStore for RuntimeKeys {
             .ticket_keys
             .with_label_values(&[age])
             .inc();
-        found.map(|i| (keys[i].clone(), i))
+        found.map(|i| keys[i].clone())
     }
 }
