@@ -21,7 +21,7 @@ use crate::config::session_tickets::SessionTickets;
 pub enum TicketKeys {
     /// From files, first encrypting; with the files, for `/certs`.
     Files {
-        keys: Vec<TicketKeyMaterial>,
+        keys: Arc<Vec<TicketKeyMaterial>>,
         files: Vec<PathBuf>,
         /// SHA-256 over the keys: a changed file is a changed runtime.
         content_id: [u8; 32],
@@ -34,7 +34,7 @@ impl TicketKeys {
     /// The keys now, first encrypting.
     pub fn keys(&self) -> Arc<Vec<TicketKeyMaterial>> {
         match self {
-            TicketKeys::Files { keys, .. } => Arc::new(keys.clone()),
+            TicketKeys::Files { keys, .. } => keys.clone(),
             TicketKeys::Random { rotation } => random_keys(*rotation),
         }
     }
@@ -78,7 +78,7 @@ pub fn load(settings: &SessionTickets) -> Result<TicketKeys, String> {
         keys.push(k);
     }
     Ok(TicketKeys::Files {
-        keys,
+        keys: Arc::new(keys),
         files,
         content_id: h.finish(),
     })
