@@ -42,6 +42,50 @@ enum Command {
     /// Create CAs, server credentials and client certificates.
     #[command(subcommand)]
     Certs(certgen::CertsCommand),
+    /// Tell a running tlsgate to drain (readiness 503, still serving), then
+    /// wait: a Kubernetes preStop hook, before SIGTERM.
+    Drain(DrainArgs),
+}
+
+#[derive(Args, Debug)]
+struct DrainArgs {
+    /// The gateway's admin address.
+    #[arg(long, default_value = "127.0.0.1:15021")]
+    admin: SocketAddr,
+    /// How long to wait afterwards (e.g. 5s), for load balancers and the
+    /// Service's endpoints to stop sending new connections.
+    #[arg(long, default_value = "5s", value_parser = wait_duration)]
+    wait: std::time::Duration,
+}
+
+fn wait_duration(s: &str) -> Result<std::time::Duration, String> {
+    let secs = s.strip_suffix('s').unwrap_or(s);
+    secs.parse::<u64>()
+        .map(std::time::Duration::from_secs)
+        .map_err(|_| format!("'{s}': whole seconds, e.g. 5s"))
+}
+
+/// `POST /drain` to the admin port, then the wait.
+fn drain(args: DrainArgs) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let mut c =
+        std::net::TcpStream::connect_timeout(&args.admin, std::time::Duration::from_secs(5))
+            .with_context(|| format!("connecting to the admin port {}", args.admin))?;
+    c.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    write!(
+        c,
+        "POST /drain HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        args.admin
+    )?;
+    let mut answer = String::new();
+    c.take(64 * 1024).read_to_string(&mut answer)?;
+    let status = answer.lines().next().unwrap_or("");
+    if !status.contains(" 200 ") {
+        anyhow::bail!("the gateway refused to drain: {status}");
+    }
+    println!("draining; waiting {:?}", args.wait);
+    std::thread::sleep(args.wait);
+    Ok(())
 }
 
 #[derive(Args, Debug)]
@@ -93,6 +137,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Check(args) => check(args),
         Command::Certs(cmd) => certgen::run(&cmd).map_err(anyhow::Error::from),
+        Command::Drain(args) => drain(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

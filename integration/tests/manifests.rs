@@ -15,6 +15,8 @@ use tlsgate_integration::*;
 
 const CONFIG_DIR: &str = "/etc/tlsgate";
 const CREDENTIALS_DIR: &str = "/etc/tlsgate/credentials";
+const TICKET_KEYS_DIR: &str = "/etc/tlsgate/ticket-keys";
+const TICKET_KEYS_SECRET: &str = "tlsgate-ticket-keys";
 const BUILD: &str = "cargo build --release --locked -p tlsgate";
 
 // ---------------------------------------------------------------- reading
@@ -431,6 +433,7 @@ fn every_manifest_is_a_known_kind_with_labels() {
                 "Deployment",
                 "Service",
                 "PodDisruptionBudget",
+                "HorizontalPodAutoscaler",
                 "Route"
             ]
             .contains(&k),
@@ -473,7 +476,25 @@ fn configmap_passes_tlsgate_check_with_the_example_credentials() {
     require_certs_example();
     let d = Deploy::load();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("tlsgate.yaml"), &d.istio_text).unwrap();
+    // The ticket keys are the Secret in the cluster; here, one made the
+    // way the README says.
+    let keys = tempfile::tempdir().unwrap();
+    let out = run_tlsgate(
+        &[
+            "certs",
+            "ticket-key",
+            "--out",
+            &keys.path().join("ticket-0.key").to_string_lossy(),
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(out.success(), "{out}");
+    let yaml = d.istio_text.replace(
+        &format!("keyDirectory: {TICKET_KEYS_DIR}"),
+        &format!("keyDirectory: {}", keys.path().display()),
+    );
+    assert_ne!(yaml, d.istio_text, "the ConfigMap reads {TICKET_KEYS_DIR}");
+    std::fs::write(dir.path().join("tlsgate.yaml"), &yaml).unwrap();
     let conf = dir.path().to_string_lossy().into_owned();
     let creds = credentials_dir().to_string_lossy().into_owned();
     let out = run_tlsgate(
@@ -511,7 +532,13 @@ fn secrets_are_the_gateway_credential_names() {
     );
     let names = d.credential_names();
     assert!(!names.is_empty());
-    let secrets = d.secret_mounts();
+    let mut secrets = d.secret_mounts();
+    // The one Secret that is no credential: the replicas' ticket keys.
+    assert_eq!(
+        secrets.remove(TICKET_KEYS_SECRET).as_deref(),
+        Some(TICKET_KEYS_DIR),
+        "the ticket keys are mounted where sessionTickets reads them"
+    );
     assert_eq!(
         secrets.keys().cloned().collect::<BTreeSet<_>>(),
         names,
@@ -985,4 +1012,84 @@ fn readme_deploying_agrees_with_the_files() {
     );
     assert!(out.stdout.contains("listener 0.0.0.0:"), "{out}");
     assert!(Path::new(&*creds_s).join("frontend-credential").is_dir());
+}
+
+/// What a rolling update and the autoscaler need: the pod leaves the
+/// endpoints before tlsgate stops accepting, the whole drain fits in the
+/// termination grace period, replicas spread, and the autoscaler targets
+/// this Deployment.
+#[test]
+fn replicas_scale_and_drain_without_loss() {
+    let d = Deploy::load();
+    let pod = d.pod();
+    let pre_stop = seq(d.container(), &["lifecycle", "preStop", "exec", "command"]);
+    let words: Vec<&str> = pre_stop.iter().filter_map(|v| v.as_str()).collect();
+    assert_eq!(
+        &words[..2],
+        ["tlsgate", "drain"],
+        "preStop drains: {words:?}"
+    );
+    let admin = format!("127.0.0.1:{}", d.admin_port());
+    assert!(
+        words.windows(2).any(|w| w == ["--admin", admin.as_str()]),
+        "{words:?}"
+    );
+    let wait: u64 = words
+        .windows(2)
+        .find(|w| w[0] == "--wait")
+        .and_then(|w| w[1].trim_end_matches('s').parse().ok())
+        .expect("preStop waits a number of seconds");
+    assert!(wait >= 3, "preStop waits {wait}s");
+    let runtime = d.runtime();
+    let secs = |path: &[&str]| -> u64 {
+        let v = s(runtime, path);
+        v.trim_end_matches('s')
+            .parse()
+            .unwrap_or_else(|_| panic!("{v}"))
+    };
+    let drain = secs(&["spec", "shutdown", "gracePeriod"]) + secs(&["spec", "shutdown", "timeout"]);
+    let grace = at(pod, &["terminationGracePeriodSeconds"])
+        .as_u64()
+        .unwrap();
+    assert!(
+        wait + drain < grace,
+        "preStop {wait}s + drain {drain}s fit in terminationGracePeriodSeconds {grace}"
+    );
+    let keys: Vec<&str> = seq(pod, &["topologySpreadConstraints"])
+        .iter()
+        .map(|c| s(c, &["topologyKey"]))
+        .collect();
+    assert!(
+        keys.contains(&"topology.kubernetes.io/zone") && keys.contains(&"kubernetes.io/hostname")
+    );
+    assert_eq!(
+        at(
+            &d.deployment,
+            &["spec", "strategy", "rollingUpdate", "maxUnavailable"]
+        )
+        .as_u64(),
+        Some(0),
+        "a replica is replaced only once its successor is ready"
+    );
+    let hpa = manifests()
+        .into_iter()
+        .map(|(_, v)| v)
+        .find(|v| kind(v) == "HorizontalPodAutoscaler")
+        .expect("an HPA");
+    assert_eq!(s(&hpa, &["spec", "scaleTargetRef", "kind"]), "Deployment");
+    assert_eq!(
+        s(&hpa, &["spec", "scaleTargetRef", "name"]),
+        s(&d.deployment, &["metadata", "name"])
+    );
+    let metric = &seq(&hpa, &["spec", "metrics"])[0];
+    assert_eq!(s(metric, &["resource", "name"]), "cpu");
+    assert!(
+        at(d.container(), &["resources", "requests", "cpu"]).is_string(),
+        "CPU utilization needs a CPU request"
+    );
+    assert!(at(&hpa, &["spec", "minReplicas"]).as_u64().unwrap() >= 2);
+    assert_eq!(
+        s(runtime, &["spec", "sessionTickets", "keyDirectory"]),
+        TICKET_KEYS_DIR
+    );
 }

@@ -267,3 +267,24 @@ fn embedded_default_serves_direct_response_on_8443() {
         .run();
     assert!(r.stderr.contains("unknown ca"), "{r}");
 }
+
+/// `tlsgate drain` (a Kubernetes preStop): readiness answers 503 while
+/// the gateway keeps serving, then SIGTERM ends it with nothing lost.
+#[test]
+fn drain_turns_readiness_off_and_keeps_serving() {
+    let mut s = Seed000::start();
+    assert_eq!(s.gateway.admin_get("/healthz/ready").unwrap().status, 200);
+    let admin = s.gateway.admin_addr().to_string();
+    let out = run_tlsgate(
+        &["drain", "--admin", &admin, "--wait", "0s"],
+        Duration::from_secs(10),
+    );
+    assert!(out.success(), "{out}");
+    let r = s.gateway.admin_get("/healthz/ready").unwrap();
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.body, "draining\n");
+    let r = s.frontend("/").run();
+    assert_eq!(r.status, 200, "still serving while draining: {r}");
+    let st = s.gateway.terminate(Duration::from_secs(10));
+    assert!(st.map(|s| s.success()).unwrap_or(false), "exit {st:?}");
+}

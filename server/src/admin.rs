@@ -22,6 +22,8 @@ use crate::watch::Reloader;
 #[derive(Default)]
 pub struct Readiness {
     ready: AtomicBool,
+    /// Shutting down: the listeners no longer accept.
+    draining: AtomicBool,
 }
 
 impl Readiness {
@@ -34,8 +36,21 @@ impl Readiness {
         self.ready.store(true, Ordering::Release);
     }
 
-    fn check(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+    /// Shutdown began: readiness answers 503 from now on, so that nothing
+    /// (a load balancer's own health check) sends a new connection here
+    /// while in-flight requests finish.
+    pub fn mark_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    fn check(&self) -> Result<(), &'static [u8]> {
+        if self.draining.load(Ordering::Acquire) {
+            Err(b"draining\n")
+        } else if self.ready.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(b"not ready\n")
+        }
     }
 }
 
@@ -67,17 +82,10 @@ impl Admin {
         const TEXT: &str = "text/plain; charset=utf-8";
         const JSON: &str = "application/json";
         match (method.as_str(), path) {
-            ("GET", "/healthz/ready") => {
-                if self.readiness.check() {
-                    (StatusCode::OK, TEXT, b"ready\n".to_vec())
-                } else {
-                    (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        TEXT,
-                        b"not ready\n".to_vec(),
-                    )
-                }
-            }
+            ("GET", "/healthz/ready") => match self.readiness.check() {
+                Ok(()) => (StatusCode::OK, TEXT, b"ready\n".to_vec()),
+                Err(why) => (StatusCode::SERVICE_UNAVAILABLE, TEXT, why.to_vec()),
+            },
             ("GET", "/healthz/live") => (StatusCode::OK, TEXT, b"live\n".to_vec()),
             ("GET", "/metrics") => {
                 crate::watch::refresh_expiring(&self.rt.load());
@@ -115,9 +123,25 @@ impl Admin {
                 let rt = self.rt.load();
                 (StatusCode::OK, JSON, to_json(&rt.cert_views()))
             }
+            ("POST", "/drain") => {
+                let token_file = self.rt.load().model.runtime.admin_token_file.clone();
+                if let Err(why) = may_post(caller, token_file.as_deref()) {
+                    metrics()
+                        .http_refused
+                        .with_label_values(&["admin_unauthorized"])
+                        .inc();
+                    tracing::warn!(peer = ?caller.peer, why, "POST /drain refused");
+                    return (StatusCode::FORBIDDEN, TEXT, format!("{why}\n").into_bytes());
+                }
+                // Still accepting: only what chooses by readiness (the
+                // kubelet, a load balancer's health check) stops sending.
+                self.readiness.mark_draining();
+                tracing::info!("draining: readiness answers 503; still serving until SIGTERM");
+                (StatusCode::OK, TEXT, b"draining\n".to_vec())
+            }
             ("POST", "/reload") => {
                 let token_file = self.rt.load().model.runtime.admin_token_file.clone();
-                if let Err(why) = may_reload(caller, token_file.as_deref()) {
+                if let Err(why) = may_post(caller, token_file.as_deref()) {
                     metrics()
                         .http_refused
                         .with_label_values(&["admin_unauthorized"])
@@ -149,7 +173,7 @@ impl Admin {
             (
                 _,
                 "/healthz/ready" | "/healthz/live" | "/metrics" | "/config_dump" | "/certs"
-                | "/reload",
+                | "/reload" | "/drain",
             ) => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 TEXT,
@@ -172,14 +196,16 @@ struct Caller<'a> {
 /// the machine may (as with the files themselves); from elsewhere only
 /// with the token of `spec.adminTokenFile`, read at each request so a
 /// rotated token applies at once.
-fn may_reload(caller: Caller<'_>, token_file: Option<&std::path::Path>) -> Result<(), String> {
+fn may_post(caller: Caller<'_>, token_file: Option<&std::path::Path>) -> Result<(), String> {
     if caller.peer.is_some_and(|ip| ip.is_loopback()) {
         return Ok(());
     }
     let Some(file) = token_file else {
-        return Err("POST /reload from outside loopback needs a token: \
+        return Err(
+            "a POST (/reload, /drain) from outside loopback needs a token: \
                     set GatewayRuntime spec.adminTokenFile"
-            .into());
+                .into(),
+        );
     };
     let token = std::fs::read_to_string(file)
         .map_err(|e| format!("admin token file {}: {e}", file.display()))?;
@@ -252,9 +278,9 @@ mod tests {
             (call(remote, Some("s3cret")), Some(missing.as_path()), false),
         ];
         for (i, (caller, file, ok)) in cases.into_iter().enumerate() {
-            assert_eq!(may_reload(caller, file).is_ok(), ok, "case {i}: {caller:?}");
+            assert_eq!(may_post(caller, file).is_ok(), ok, "case {i}: {caller:?}");
         }
         std::fs::write(&file, "\n").unwrap();
-        assert!(may_reload(call(remote, Some("")), Some(file.as_path())).is_err());
+        assert!(may_post(call(remote, Some("")), Some(file.as_path())).is_err());
     }
 }

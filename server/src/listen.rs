@@ -142,6 +142,16 @@ impl<A: ServerApp + Send + Sync + 'static> pingora::services::Service for Front<
             loops.push(tokio::spawn(acceptor.run(listener, shutdown.clone())));
         }
         self.ready.mark_ready();
+        let (ready, mut watch) = (self.ready.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            while watch.changed().await.is_ok() {
+                if *watch.borrow() {
+                    tracing::info!("shutting down: listeners closed, readiness 503, in-flight requests finishing");
+                    ready.mark_draining();
+                    return;
+                }
+            }
+        });
         for l in loops {
             let _ = l.await;
         }
