@@ -587,11 +587,16 @@ fn ports_agree_across_gateway_container_service_probes_and_routes() {
         "container ports {cports:?} vs Gateway server ports {gw_ports:?} and admin {admin}"
     );
 
-    // Probes: the admin port, /healthz/ready.
-    for probe in ["readinessProbe", "livenessProbe"] {
+    // Probes: the admin port; readiness /healthz/ready, liveness
+    // /healthz/live (a draining gateway is not ready, but alive: it must
+    // not be restarted for it).
+    for (probe, path) in [
+        ("readinessProbe", "/healthz/ready"),
+        ("livenessProbe", "/healthz/live"),
+    ] {
         let p = at(d.container(), &[probe, "httpGet"]);
         assert!(!p.is_null(), "{probe} is an httpGet");
-        assert_eq!(s(p, &["path"]), "/healthz/ready", "{probe} path");
+        assert_eq!(s(p, &["path"]), path, "{probe} path");
         assert_eq!(
             d.resolve_container_port(at(p, &["port"])),
             admin,

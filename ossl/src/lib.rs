@@ -464,7 +464,8 @@ unsafe extern "C" fn ticket_key_cb<K: TicketKeyStore>(
     // SAFETY: OpenSSL passes the live SSL, a 16-byte key name buffer, an
     // IV buffer of EVP_MAX_IV_LENGTH (16 for AES-CBC) and fresh contexts.
     let ssl = unsafe { SslRef::from_ptr(s) };
-    let name: &mut [u8; 16] = unsafe { &mut *(key_name as *mut [u8; 16]) };
+    // Only these lengths are read below: anything else is no key.
+    let usable = |k: &TicketKeyMaterial| matches!(k.aes.len(), 16 | 32) && !k.hmac.is_empty();
     let cipher = |aes: &[u8]| {
         if aes.len() == 16 {
             unsafe { openssl_sys::EVP_aes_128_cbc() }
@@ -477,12 +478,16 @@ unsafe extern "C" fn ticket_key_cb<K: TicketKeyStore>(
             // No key: no ticket (a full handshake next time).
             return 0;
         };
-        // SAFETY: buffers as above; the contexts are OpenSSL's to use.
+        if !usable(&k) {
+            return 0;
+        }
+        // SAFETY: buffers as above (the name is ours to write when
+        // encrypting); the contexts are OpenSSL's to use.
         unsafe {
             if openssl_sys::RAND_bytes(iv, 16) != 1 {
                 return -1;
             }
-            name.copy_from_slice(&k.name);
+            std::ptr::copy_nonoverlapping(k.name.as_ptr(), key_name, 16);
             if openssl_sys::EVP_EncryptInit_ex(
                 cctx,
                 cipher(&k.aes),
@@ -503,11 +508,16 @@ unsafe extern "C" fn ticket_key_cb<K: TicketKeyStore>(
         }
         return 1;
     }
-    let wanted = *name;
+    let mut wanted = [0u8; 16];
+    // SAFETY: OpenSSL passes the ticket's 16-byte key name to read.
+    unsafe { std::ptr::copy_nonoverlapping(key_name, wanted.as_mut_ptr(), 16) };
     let Ok(Some(k)) = catch_unwind(AssertUnwindSafe(|| K::decrypting(ssl, &wanted))) else {
         // Unknown key: the ticket is ignored, a full handshake follows.
         return 0;
     };
+    if !usable(&k) {
+        return 0;
+    }
     // SAFETY: as above; the IV is the ticket's, read by OpenSSL.
     unsafe {
         if openssl_sys::HMAC_Init_ex(

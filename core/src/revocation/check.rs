@@ -113,6 +113,27 @@ impl Revocation {
         all
     }
 
+    /// What the CRLs fetched for it are now: each URL, the digest of its
+    /// CRL in use and whether that CRL is stale. The same on every replica
+    /// holding the same CRLs, unlike a counter of changes.
+    pub fn fingerprint(&self, now: i64) -> [u8; 32] {
+        let mut slots = self.all_slots();
+        slots.sort_by(|a, b| a.url.cmp(&b.url));
+        let mut h = openssl::sha::Sha256::new();
+        for s in slots {
+            h.update(&(s.url.len() as u64).to_be_bytes());
+            h.update(s.url.as_bytes());
+            match s.current() {
+                Some(c) => {
+                    h.update(&c.sha256);
+                    h.update(&[u8::from(c.next_update.is_some_and(|n| n < now))]);
+                }
+                None => h.update(b"-"),
+            }
+        }
+        h.finish()
+    }
+
     fn lock_learned(&self) -> std::sync::MutexGuard<'_, Vec<Arc<CrlSlot>>> {
         self.learned.lock().unwrap_or_else(|e| e.into_inner())
     }

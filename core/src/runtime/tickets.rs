@@ -102,9 +102,11 @@ fn list(dir: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 fn parse(path: &Path, data: &[u8]) -> Result<TicketKeyMaterial, String> {
+    // nginx's layouts: 80 bytes name, HMAC, AES (Envoy's too); 48 bytes
+    // name, AES, HMAC.
     let (hmac, aes) = match data.len() {
         80 => (16..48, 48..80),
-        48 => (16..32, 32..48),
+        48 => (32..48, 16..32),
         n => {
             return Err(format!(
                 "ticket key {}: {n} bytes, expected 80 (AES-256, nginx's and Envoy's) or 48 \
@@ -131,7 +133,7 @@ fn random_keys(rotation: Duration) -> Arc<Vec<TicketKeyMaterial>> {
         .as_ref()
         .is_none_or(|(made, _)| made.elapsed() >= rotation);
     if stale {
-        let mut keys = vec![random_key()];
+        let mut keys: Vec<TicketKeyMaterial> = random_key().into_iter().collect();
         if let Some((_, old)) = k.as_ref() {
             keys.extend(old.iter().take(2).cloned());
         }
@@ -140,18 +142,21 @@ fn random_keys(rotation: Duration) -> Arc<Vec<TicketKeyMaterial>> {
     k.as_ref().map(|(_, v)| v.clone()).unwrap_or_default()
 }
 
-fn random_key() -> TicketKeyMaterial {
+/// `None` when the RNG fails: then no ticket is issued, rather than one
+/// under a key anybody could guess.
+fn random_key() -> Option<TicketKeyMaterial> {
     let mut b = [0u8; 80];
-    // A failing RNG leaves zeros, which `rand_bytes` never does in practice;
-    // the key would still be per process.
-    let _ = openssl::rand::rand_bytes(&mut b);
+    if let Err(e) = openssl::rand::rand_bytes(&mut b) {
+        tracing::error!(error = %e, "no random session ticket key: tickets are off until one is made");
+        return None;
+    }
     let mut name = [0u8; 16];
     name.copy_from_slice(&b[..16]);
-    TicketKeyMaterial {
+    Some(TicketKeyMaterial {
         name,
         hmac: b[16..48].to_vec(),
         aes: b[48..80].to_vec(),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -164,7 +169,9 @@ mod tests {
         let a = d.path().join("a.key");
         let b = d.path().join("b.key");
         std::fs::write(&a, [1u8; 80]).unwrap();
-        std::fs::write(&b, [2u8; 48]).unwrap();
+        let mut short = [2u8; 48];
+        short[16..32].copy_from_slice(&[7u8; 16]);
+        std::fs::write(&b, short).unwrap();
         let s = SessionTickets {
             key_files: vec![b.clone(), a.clone()],
             ..Default::default()
@@ -172,6 +179,7 @@ mod tests {
         let k = load(&s).unwrap().keys();
         assert_eq!(k[0].name, [2u8; 16], "the first file encrypts");
         assert_eq!((k[0].hmac.len(), k[0].aes.len()), (16, 16));
+        assert_eq!(k[0].aes, [7u8; 16], "nginx's 48 bytes: name, AES, HMAC");
         assert_eq!((k[1].hmac.len(), k[1].aes.len()), (32, 32));
         // A folder: sorted by name, dot entries skipped.
         std::fs::write(d.path().join("..data"), [3u8; 80]).unwrap();

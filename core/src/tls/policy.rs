@@ -83,20 +83,16 @@ impl ServerPolicy {
     }
 
     /// What sessions are bound to: [`ServerPolicy::key`], and, where CRLs
-    /// are fetched, the fetched CRLs' epoch, so no session resumes past a
-    /// CRL that changed (a ticket is not checked against CRLs again).
-    pub fn session_key(&self) -> [u8; 32] {
-        self.session_key_at(crate::revocation::crl_epoch())
-    }
-
-    /// [`ServerPolicy::session_key`] at fetched-CRL epoch `epoch`.
-    pub fn session_key_at(&self, epoch: u64) -> [u8; 32] {
+    /// are fetched, what those CRLs are now (their digests and staleness),
+    /// so no session resumes past a CRL that changed (a ticket is not
+    /// checked against CRLs again) on this replica or on another one.
+    pub fn session_key(&self, now: i64) -> [u8; 32] {
         if !self.revocation.fetches() || !self.requests_client_cert() {
             return self.key;
         }
         let mut h = Sha256::new();
         h.update(&self.key);
-        h.update(&epoch.to_be_bytes());
+        h.update(&self.revocation.fingerprint(now));
         h.finish()
     }
 }

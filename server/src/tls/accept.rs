@@ -74,6 +74,7 @@ pub(crate) fn client_hello(
     // Read before the key: a CRL published between the two only makes
     // the check (at the later epoch) stricter than the key says.
     let crl_epoch = tlsgate_core::revocation::crl_epoch();
+    let now = now_unix();
     let state = ConnState {
         listener: listener_name.clone(),
         listener_addr: addr,
@@ -81,9 +82,7 @@ pub(crate) fn client_hello(
         policy: policy.cloned(),
         runtime: runtime.clone(),
         failure,
-        session_key: policy
-            .map(|p| p.session_key_at(crl_epoch))
-            .unwrap_or_default(),
+        session_key: policy.map(|p| p.session_key(now)).unwrap_or_default(),
         crl_epoch,
     };
     let Some(policy) = policy.cloned() else {
