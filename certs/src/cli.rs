@@ -176,6 +176,9 @@ pub struct ClientArgs {
     /// Validity in days.
     #[arg(long, default_value_t = 825)]
     pub days: u32,
+    /// Validity in seconds instead of days (tests of an expiring client).
+    #[arg(long, conflicts_with = "days")]
+    pub seconds: Option<u32>,
     /// RSA key of this size instead of ECDSA P-256.
     #[arg(long, value_parser = rsa_bits)]
     pub rsa: Option<u32>,
@@ -453,6 +456,7 @@ fn client(a: &ClientArgs) -> Result<String, CertgenError> {
     spec.days = a.days;
     spec.key = KeyKind::from_rsa_bits(a.rsa);
     spec.crl_urls.clone_from(&a.crl_url);
+    spec.seconds = a.seconds;
     let leaf = make_leaf(&spec, &ca)?;
     write_file(&key, &leaf.key_pem()?, true)?;
     write_file(&crt, &leaf.cert_pem()?, false)?;

@@ -119,6 +119,9 @@ pub struct LeafSpec {
     pub crl_urls: Vec<String>,
     /// OCSP responders (authorityInfoAccess).
     pub ocsp_urls: Vec<String>,
+    /// Valid this many seconds from now instead of `days` (tests of what
+    /// happens when a certificate ends).
+    pub seconds: Option<u32>,
 }
 
 impl LeafSpec {
@@ -136,6 +139,7 @@ impl LeafSpec {
             key: KeyKind::EcP256,
             crl_urls: Vec::new(),
             ocsp_urls: Vec::new(),
+            seconds: None,
         }
     }
 }
@@ -271,7 +275,16 @@ pub fn make_ca(spec: &CaSpec) -> Result<Issued, CertgenError> {
 /// A server or client certificate signed by `ca`.
 pub fn make_leaf(spec: &LeafSpec, ca: &Issued) -> Result<Issued, CertgenError> {
     let key = make_key(spec.key)?;
-    let (from, to) = validity(spec.days, spec.starts_in_days)?;
+    let (from, to) = match spec.seconds {
+        Some(secs) => {
+            let now = now_unix();
+            (
+                Asn1Time::from_unix(now - BACKDATE_SECS).map_err(ossl("notBefore"))?,
+                Asn1Time::from_unix(now + i64::from(secs)).map_err(ossl("notAfter"))?,
+            )
+        }
+        None => validity(spec.days, spec.starts_in_days)?,
+    };
     let mut b = X509::builder().map_err(ossl("certificate"))?;
     b.set_version(2).map_err(ossl("version"))?;
     let serial = random_serial()?;

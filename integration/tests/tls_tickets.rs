@@ -42,3 +42,71 @@ fn one_ticket_per_handshake_and_it_resumes() {
         "{again}"
     );
 }
+
+/// A ticket never carries a client certificate past its end: once the
+/// certificate has expired, its session is not resumed, and the full
+/// handshake refuses the certificate.
+#[test]
+fn a_session_does_not_outlive_its_client_certificate() {
+    use std::time::Duration;
+    let s = Seed000::start();
+    let work = tempfile::tempdir().unwrap();
+    let client = work.path().join("brief");
+    let ca = work.path().join("ca");
+    // The partner host trusts the example Acme CA: issue from it.
+    std::fs::create_dir_all(&ca).unwrap();
+    std::fs::copy(ca_cert("acme"), ca.join("ca.crt")).unwrap();
+    std::fs::copy(ca_key("acme"), ca.join("ca.key")).unwrap();
+    let out = run_tlsgate(
+        &[
+            "certs",
+            "client",
+            "--ca",
+            &ca.to_string_lossy(),
+            "--name",
+            "brief.apps.acme.com",
+            "--out",
+            &client.to_string_lossy(),
+            "--seconds",
+            "4",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(out.success(), "{out}");
+    let sess = work.path().join("s.pem").to_string_lossy().into_owned();
+    let (crt, key) = (
+        client.join("tls.crt").to_string_lossy().into_owned(),
+        client.join("tls.key").to_string_lossy().into_owned(),
+    );
+    let get = |save: bool| {
+        s_client_get(
+            s.port,
+            PARTNER_HOST,
+            PARTNER_HOST,
+            "/",
+            &[
+                "-tls1_3",
+                if save { "-sess_out" } else { "-sess_in" },
+                &sess,
+                "-cert",
+                &crt,
+                "-key",
+                &key,
+            ],
+        )
+    };
+    let first = get(true);
+    assert!(first.stdout.contains("HTTP/1.1 200"), "{first}");
+    let again = get(false);
+    assert!(
+        again.stdout.contains("Reused, TLSv1.3"),
+        "resumes while valid: {again}"
+    );
+    std::thread::sleep(Duration::from_secs(6));
+    let late = get(false);
+    assert!(
+        !late.stdout.contains("Reused"),
+        "a session resumed past its certificate's end: {late}"
+    );
+    assert!(!late.stdout.contains("HTTP/1.1 200"), "{late}");
+}

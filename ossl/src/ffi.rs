@@ -45,6 +45,7 @@ pub type TicketKeyCb = unsafe extern "C" fn(
 ) -> c_int;
 
 extern "C" {
+    pub fn SSL_SESSION_get0_peer(s: *mut SSL_SESSION) -> *mut openssl_sys::X509;
     pub fn SSL_CTX_callback_ctrl(
         ctx: *mut SSL_CTX,
         cmd: c_int,

@@ -238,6 +238,19 @@ unsafe extern "C" fn ticket_decrypted<K: TicketKey>(
             && !data.is_null()
             && std::slice::from_raw_parts(data as *const u8, len) == key.as_slice()
     };
+    // A session whose client certificate has ended since is not resumed:
+    // renewed tickets would otherwise carry it on for as long as the
+    // client comes back. The full handshake then checks the certificate.
+    // SAFETY: `sess` is live; the peer certificate is borrowed from it.
+    let expired = unsafe {
+        let peer = ffi::SSL_SESSION_get0_peer(sess);
+        !peer.is_null()
+            && openssl::asn1::Asn1Time::days_from_now(0)
+                .is_ok_and(|now| openssl::x509::X509Ref::from_ptr(peer).not_after() < now)
+    };
+    if expired {
+        return ffi::SSL_TICKET_RETURN_IGNORE_RENEW;
+    }
     match (same, status == ffi::SSL_TICKET_SUCCESS) {
         (false, _) => ffi::SSL_TICKET_RETURN_IGNORE_RENEW,
         (true, true) => ffi::SSL_TICKET_RETURN_USE,
