@@ -452,7 +452,8 @@ fn unix_time(t: &Asn1TimeRef) -> Result<i64, openssl::error::ErrorStack> {
     Ok(i64::from(d.days) * 86_400 + i64::from(d.secs))
 }
 
-fn now_unix() -> i64 {
+/// Seconds since the epoch, by the system clock.
+pub fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -244,7 +244,7 @@ pub fn decide<H: HeaderSource + ?Sized>(
                 return respond(policy.server.clone(), host, 421, "misdirected request\n");
             }
             // The client reconnects, and its new handshake meets the CRL.
-            if info.revoked_since_handshake(unix_now()) {
+            if info.revoked_since_handshake(crate::credentials::now_unix()) {
                 return respond(policy.server.clone(), host, 421, "misdirected request\n");
             }
             policy.server.clone()
@@ -726,10 +726,4 @@ pub fn redirect_location(r: &Redirect, tls: bool, host: &str, path_and_query: &s
     let port = r.port.map(|p| format!(":{p}")).unwrap_or_default();
     let path = r.uri.as_deref().unwrap_or(path_and_query);
     format!("{scheme}://{authority}{port}{path}")
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -124,14 +124,8 @@ impl Admin {
                 (StatusCode::OK, JSON, to_json(&rt.cert_views()))
             }
             ("POST", "/drain") => {
-                let token_file = self.rt.load().model.runtime.admin_token_file.clone();
-                if let Err(why) = may_post(caller, token_file.as_deref()) {
-                    metrics()
-                        .http_refused
-                        .with_label_values(&["admin_unauthorized"])
-                        .inc();
-                    tracing::warn!(peer = ?caller.peer, why, "POST /drain refused");
-                    return (StatusCode::FORBIDDEN, TEXT, format!("{why}\n").into_bytes());
+                if let Some(refused) = self.refuse_post(caller, path) {
+                    return refused;
                 }
                 // Still accepting: only what chooses by readiness (the
                 // kubelet, a load balancer's health check) stops sending.
@@ -140,14 +134,8 @@ impl Admin {
                 (StatusCode::OK, TEXT, b"draining\n".to_vec())
             }
             ("POST", "/reload") => {
-                let token_file = self.rt.load().model.runtime.admin_token_file.clone();
-                if let Err(why) = may_post(caller, token_file.as_deref()) {
-                    metrics()
-                        .http_refused
-                        .with_label_values(&["admin_unauthorized"])
-                        .inc();
-                    tracing::warn!(peer = ?caller.peer, why, "POST /reload refused");
-                    return (StatusCode::FORBIDDEN, TEXT, format!("{why}\n").into_bytes());
+                if let Some(refused) = self.refuse_post(caller, path) {
+                    return refused;
                 }
                 let Some(reloader) = self.reloader.clone() else {
                     return (StatusCode::NOT_FOUND, TEXT, b"reload disabled\n".to_vec());
@@ -196,6 +184,29 @@ struct Caller<'a> {
 /// the machine may (as with the files themselves); from elsewhere only
 /// with the token of `spec.adminTokenFile`, read at each request so a
 /// rotated token applies at once.
+impl Admin {
+    /// A POST (`/reload`, `/drain`) changes what the gateway does: refused,
+    /// counted and logged unless `may_post` allows the caller.
+    fn refuse_post(
+        &self,
+        caller: Caller<'_>,
+        path: &str,
+    ) -> Option<(StatusCode, &'static str, Vec<u8>)> {
+        let token_file = self.rt.load().model.runtime.admin_token_file.clone();
+        let why = may_post(caller, token_file.as_deref()).err()?;
+        metrics()
+            .http_refused
+            .with_label_values(&["admin_unauthorized"])
+            .inc();
+        tracing::warn!(peer = ?caller.peer, why, path, "admin POST refused");
+        Some((
+            StatusCode::FORBIDDEN,
+            "text/plain; charset=utf-8",
+            format!("{why}\n").into_bytes(),
+        ))
+    }
+}
+
 fn may_post(caller: Caller<'_>, token_file: Option<&std::path::Path>) -> Result<(), String> {
     if caller.peer.is_some_and(|ip| ip.is_loopback()) {
         return Ok(());

@@ -54,40 +54,21 @@ async fn run(rt: SharedRuntime) {
     tokio::spawn(ocsp::run_loop(rt.clone()));
     let mut validators: BTreeMap<String, http::Validators> = BTreeMap::new();
     loop {
-        let mut due = work(&rt);
-        // A few at a time: each holds a whole CRL body and its parse.
-        while !due.is_empty() {
-            let batch: Vec<Job> = due.drain(..due.len().min(PARALLEL)).collect();
-            let mut tasks = tokio::task::JoinSet::new();
-            let mut jobs = std::collections::HashMap::new();
-            for job in batch {
-                let job = Arc::new(job);
-                let v = validators.get(&job.slot.url).cloned().unwrap_or_default();
-                let j = job.clone();
-                let handle = tasks.spawn(async move { fetch(&j, &v).await });
-                jobs.insert(handle.id(), job);
-            }
-            while let Some(done) = tasks.join_next_with_id().await {
-                let (id, result) = match done {
-                    Ok((id, r)) => (id, r),
-                    // A panic in one fetch is that URL's failure, not the
-                    // end of the others' (nor of this thread).
-                    Err(e) => (
-                        e.id(),
-                        Err(FetchError {
-                            class: "internal",
-                            message: format!("fetch failed: {e}"),
-                        }),
-                    ),
-                };
-                let Some(job) = jobs.remove(&id) else {
-                    continue;
-                };
-                if let Some(v) = record(&job, result) {
+        let due = work(&rt);
+        let known = validators.clone();
+        run_batched(
+            due,
+            move |job: Arc<Job>| {
+                let v = known.get(&job.slot.url).cloned().unwrap_or_default();
+                async move { fetch(&job, &v).await }
+            },
+            |job, result| {
+                if let Some(v) = record(job, result) {
                     validators.insert(job.slot.url.clone(), v);
                 }
-            }
-        }
+            },
+        )
+        .await;
         validators.retain(|url, _| revocation::live_slots().iter().any(|s| &s.url == url));
         mark_stale();
         tokio::time::sleep(TICK).await;
@@ -201,7 +182,7 @@ fn record(job: &Job, result: Result<Outcome, FetchError>) -> Option<http::Valida
     let now = now_unix();
     let s = &job.settings;
     let slot = &job.slot;
-    let (class, next, validators) = match result {
+    let (class, next, validators, error) = match result {
         Ok(Outcome::New(index, v)) => {
             tracing::info!(
                 url = %slot.url,
@@ -212,13 +193,13 @@ fn record(job: &Job, result: Result<Outcome, FetchError>) -> Option<http::Valida
             );
             let next = next_fetch(&index, now, s);
             slot.publish(index);
-            ("ok", next, Some(v))
+            ("ok", next, Some(v), None)
         }
         Ok(Outcome::Unchanged(v)) => {
             let next = slot
                 .current()
                 .map_or(now + secs(s.retry_interval), |c| next_fetch(&c, now, s));
-            ("unchanged", next, v)
+            ("unchanged", next, v, None)
         }
         Err(e) => {
             static LOG: crate::logrl::Throttle = crate::logrl::Throttle::new();
@@ -231,32 +212,67 @@ fn record(job: &Job, result: Result<Outcome, FetchError>) -> Option<http::Valida
                     "CRL fetch failed; the last good CRL (if any) stays in use"
                 );
             }
-            let mut failures = 0;
-            slot.update_status(|st| {
-                st.last_error = Some(e.message.clone());
-                st.consecutive_failures += 1;
-                failures = st.consecutive_failures;
-            });
-            // Doubling from retryInterval up to refreshInterval: a server
-            // that keeps failing is not hammered.
-            let backoff = secs(s.retry_interval).saturating_mul(1 << (failures.min(6) - 1));
-            (e.class, now + backoff.min(secs(s.refresh_interval)), None)
+            let next = retry_at(slot.status().consecutive_failures + 1, s, now);
+            (e.class, next, None, Some(e.message))
         }
     };
-    slot.update_status(|st| {
-        st.last_result = Some(class.to_string());
-        st.last_attempt_unix = Some(now);
-        st.next_attempt_unix = Some(next);
-        if matches!(class, "ok" | "unchanged") {
-            st.last_success_unix = Some(now);
-            st.last_error = None;
-            st.consecutive_failures = 0;
-        }
-    });
+    slot.update_status(|st| st.record(class, error.as_deref(), now, next));
     for c in &job.credentials {
         metrics().crl_fetch.with_label_values(&[c, class]).inc();
     }
     validators
+}
+
+/// After `failures` failures in a row: doubling from retryInterval up to
+/// refreshInterval, so a server that keeps failing is not hammered.
+pub(crate) fn retry_at(
+    failures: u32,
+    s: &crate::config::revocation::RevocationSettings,
+    now: i64,
+) -> i64 {
+    let backoff = secs(s.retry_interval).saturating_mul(1 << (failures.clamp(1, 6) - 1));
+    now + backoff.min(secs(s.refresh_interval))
+}
+
+/// Runs `jobs` a few at a time (each may hold a whole body and its
+/// parse), `attempt` on each and `record` on each result. A panic in
+/// one attempt is that job's failure (class `internal`), not the end of
+/// the others' nor of this thread.
+pub(crate) async fn run_batched<J, R, A, F>(
+    mut jobs: Vec<J>,
+    attempt: A,
+    mut record: impl FnMut(&J, Result<R, FetchError>),
+) where
+    J: Send + Sync + 'static,
+    R: Send + 'static,
+    A: Fn(Arc<J>) -> F,
+    F: std::future::Future<Output = Result<R, FetchError>> + Send + 'static,
+{
+    while !jobs.is_empty() {
+        let batch: Vec<J> = jobs.drain(..jobs.len().min(PARALLEL)).collect();
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut running = std::collections::HashMap::new();
+        for job in batch {
+            let job = Arc::new(job);
+            let handle = tasks.spawn(attempt(job.clone()));
+            running.insert(handle.id(), job);
+        }
+        while let Some(done) = tasks.join_next_with_id().await {
+            let (id, result) = match done {
+                Ok((id, r)) => (id, r),
+                Err(e) => (
+                    e.id(),
+                    Err(FetchError {
+                        class: "internal",
+                        message: format!("fetch failed: {e}"),
+                    }),
+                ),
+            };
+            if let Some(job) = running.remove(&id) {
+                record(&job, result);
+            }
+        }
+    }
 }
 
 /// The next fetch after a good one: at most `refreshInterval` away, and
@@ -304,11 +320,7 @@ pub(crate) fn secs(d: Duration) -> i64 {
     d.as_secs().max(1) as i64
 }
 
-pub(crate) fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
+pub(crate) use tlsgate_core::credentials::now_unix;
 
 fn rfc3339(unix: i64) -> String {
     tlsgate_core::credentials::rfc3339(unix)

@@ -411,7 +411,7 @@ pub fn publish_gauges(rt: &Runtime) {
             .with_label_values(&[&i.name])
             .set(i.not_after_unix);
     }
-    let now = unix_now();
+    let now = tlsgate_core::credentials::now_unix();
     for (src, st) in &rt.credential_status {
         let Some(c) = rt.credentials.get(src) else {
             continue;
@@ -431,7 +431,7 @@ pub fn publish_gauges(rt: &Runtime) {
 /// time, not a reload, moves a certificate into its last 14 days.
 pub fn refresh_expiring(rt: &Runtime) {
     let m = metrics();
-    let now = unix_now();
+    let now = tlsgate_core::credentials::now_unix();
     m.credential_expiring.reset();
     m.crl_next_update.reset();
     m.ocsp_next_update.reset();
@@ -485,12 +485,6 @@ pub fn refresh_expiring(rt: &Runtime) {
 
 fn expiring(not_after: i64, now: i64) -> bool {
     not_after - now < EXPIRY_WARNING_SECS
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// How long before a served certificate's notAfter the gateway warns.

@@ -112,9 +112,7 @@ pub fn check_response(der: &[u8], chain: &[X509], source: &str) -> Result<Staple
             })
         })
         .ok_or_else(|| "does not answer for this certificate".to_string())?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = super::now_unix();
     // Clients refuse a response from the future: never staple one.
     if this_update.is_some_and(|t| t > now + 300) {
         return Err("has a thisUpdate in the future".into());

@@ -32,6 +32,27 @@ pub struct FetchStatus {
     pub consecutive_failures: u32,
 }
 
+impl FetchStatus {
+    /// Records one attempt: `class` is `ok`/`unchanged` or the failure
+    /// class, `error` its message.
+    pub fn record(&mut self, class: &str, error: Option<&str>, now: i64, next: i64) {
+        self.last_result = Some(class.to_string());
+        self.last_attempt_unix = Some(now);
+        self.next_attempt_unix = Some(next);
+        match error {
+            None => {
+                self.last_success_unix = Some(now);
+                self.last_error = None;
+                self.consecutive_failures = 0;
+            }
+            Some(e) => {
+                self.last_error = Some(e.to_string());
+                self.consecutive_failures += 1;
+            }
+        }
+    }
+}
+
 impl CrlSlot {
     pub fn current(&self) -> Option<Arc<CrlIndex>> {
         self.current.load_full()

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tlsgate_core::revocation::StapleSlot;
 
 use super::http::{self, FetchError};
-use super::{now_unix, secs, PARALLEL, TICK};
+use super::{now_unix, retry_at, run_batched, secs, TICK};
 use crate::metrics::metrics;
 use crate::runtime::SharedRuntime;
 
@@ -42,33 +42,12 @@ pub(super) fn work(rt: &SharedRuntime) -> Vec<Job> {
 
 pub(super) async fn run_loop(rt: SharedRuntime) {
     loop {
-        let mut due = work(&rt);
-        while !due.is_empty() {
-            let batch: Vec<Job> = due.drain(..due.len().min(PARALLEL)).collect();
-            let mut tasks = tokio::task::JoinSet::new();
-            let mut jobs = std::collections::HashMap::new();
-            for job in batch {
-                let job = Arc::new(job);
-                let j = job.clone();
-                let handle = tasks.spawn(async move { attempt(&j).await });
-                jobs.insert(handle.id(), job);
-            }
-            while let Some(done) = tasks.join_next_with_id().await {
-                let (id, result) = match done {
-                    Ok((id, r)) => (id, r),
-                    Err(e) => (
-                        e.id(),
-                        Err(FetchError {
-                            class: "internal",
-                            message: format!("OCSP fetch failed: {e}"),
-                        }),
-                    ),
-                };
-                if let Some(job) = jobs.remove(&id) {
-                    record(&job, result);
-                }
-            }
-        }
+        run_batched(
+            work(&rt),
+            |job: Arc<Job>| async move { attempt(&job).await },
+            record,
+        )
+        .await;
         tokio::time::sleep(TICK).await;
     }
 }
@@ -146,7 +125,7 @@ fn record(job: &Job, result: Result<Arc<tlsgate_core::credentials::Staple>, Fetc
     let now = now_unix();
     let s = &job.settings;
     let slot = &job.slot;
-    let (class, next) = match result {
+    let (class, next, error) = match result {
         Ok(staple) => {
             // Halfway to nextUpdate, at most refreshInterval away.
             let mut next = now + secs(s.refresh_interval);
@@ -159,7 +138,7 @@ fn record(job: &Job, result: Result<Arc<tlsgate_core::credentials::Staple>, Fetc
                 "OCSP response fetched and stapled from now on"
             );
             slot.publish(staple);
-            ("ok", next)
+            ("ok", next, None)
         }
         Err(e) => {
             static LOG: crate::logrl::Throttle = crate::logrl::Throttle::new();
@@ -172,26 +151,11 @@ fn record(job: &Job, result: Result<Arc<tlsgate_core::credentials::Staple>, Fetc
                     "OCSP fetch failed; the last good response (if any, while current) stays stapled"
                 );
             }
-            let mut failures = 0;
-            slot.update_status(|st| {
-                st.last_error = Some(e.message.clone());
-                st.consecutive_failures += 1;
-                failures = st.consecutive_failures;
-            });
-            let backoff = secs(s.retry_interval).saturating_mul(1 << (failures.min(6) - 1));
-            (e.class, now + backoff.min(secs(s.refresh_interval)))
+            let next = retry_at(slot.status().consecutive_failures + 1, s, now);
+            (e.class, next, Some(e.message))
         }
     };
-    slot.update_status(|st| {
-        st.last_result = Some(class.to_string());
-        st.last_attempt_unix = Some(now);
-        st.next_attempt_unix = Some(next);
-        if class == "ok" {
-            st.last_success_unix = Some(now);
-            st.last_error = None;
-            st.consecutive_failures = 0;
-        }
-    });
+    slot.update_status(|st| st.record(class, error.as_deref(), now, next));
     metrics()
         .ocsp_fetch
         .with_label_values(&[&job.credential, class])

@@ -27,7 +27,7 @@ use pingora::tls::ext;
 use super::conn::FailureReason;
 use super::sni;
 use crate::config::{ServerTlsMode, TlsVersion};
-use crate::credentials::client_identity;
+use crate::credentials::{client_identity, now_unix};
 use crate::metrics::metrics;
 use crate::runtime::{Runtime, SharedRuntime};
 use crate::tls::ServerPolicy;
@@ -241,12 +241,6 @@ fn check_revocation(ctx: &mut X509StoreContextRef, r: &Revocation, credential: &
         state.failure.store(reason as u8, Ordering::Relaxed);
     }
     false
-}
-
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// OpenSSL's chain verdict, plus the server's `subjectAltNames` allow list
