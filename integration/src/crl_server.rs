@@ -28,6 +28,8 @@ pub enum Mode {
     Trickle,
     /// The request read, the connection closed without a word.
     Vanish,
+    /// A status line, then header lines without end (a flood).
+    EndlessHead,
 }
 
 pub struct CrlServer {
@@ -182,5 +184,15 @@ fn serve(mut c: TcpStream, mode: &Mode, stop: &AtomicBool) {
             Ok(())
         }
         Mode::Vanish => Ok(()),
+        Mode::EndlessHead => {
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\n");
+            let line = b"X-Flood: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+            for _ in 0..100_000 {
+                if stop.load(Ordering::Relaxed) || c.write_all(line).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        }
     };
 }
