@@ -19,7 +19,7 @@ use tlsgate_config::{AccessLogFormat, ConfigErrors, Model, Overrides, Protocol};
 use tlsgate_core::runtime::{self, Runtime};
 use tlsgate_server::admin::{Admin, Readiness};
 use tlsgate_server::watch::{self, ConfigSource, Reloader};
-use tlsgate_server::{embedded, listen, proxy, tls};
+use tlsgate_server::{embedded, listen, proxy, tls, upgrade};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -45,6 +45,11 @@ enum Command {
     /// Tell a running tlsgate to drain (readiness 503, still serving), then
     /// wait: a Kubernetes preStop hook, before SIGTERM.
     Drain(DrainArgs),
+    /// Start `tlsgate run --upgrade` with these arguments in the
+    /// background and return once it serves in place of the running one
+    /// (exit 0), or has failed (exit 1, the old one untouched): systemd's
+    /// `ExecReload`.
+    Upgrade(RunArgs),
 }
 
 #[derive(Args, Debug)]
@@ -96,6 +101,38 @@ struct RunArgs {
     /// HTTP/1.1 path (for comparison, or should the direct path misbehave).
     #[arg(long)]
     no_direct: bool,
+    /// Take over the listening sockets of the tlsgate running now (named
+    /// by the pid file), which then stops accepting, finishes its
+    /// connections within its grace period and exits: a binary upgrade,
+    /// or a restart, without a refused connection.
+    #[arg(long)]
+    upgrade: bool,
+    #[command(flatten)]
+    handover: HandoverArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+struct HandoverArgs {
+    /// Holds the PID of the serving process [default:
+    /// $TMPDIR/tlsgate-<uid>/tlsgate-<admin port>.pid]. Its folder must
+    /// not be open to other users.
+    #[arg(long, value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+    /// Where the sockets are handed over at an upgrade [default:
+    /// $TMPDIR/tlsgate-<uid>/tlsgate-<admin port>.upgrade.sock]. Its
+    /// folder must not be open to other users.
+    #[arg(long, value_name = "FILE")]
+    upgrade_socket: Option<PathBuf>,
+}
+
+impl HandoverArgs {
+    fn paths(&self, admin: SocketAddr) -> upgrade::Paths {
+        let defaults = upgrade::Paths::for_admin(admin, &upgrade::Paths::default_dir());
+        upgrade::Paths {
+            pid_file: self.pid_file.clone().unwrap_or(defaults.pid_file),
+            socket: self.upgrade_socket.clone().unwrap_or(defaults.socket),
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -138,6 +175,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check(args),
         Command::Certs(cmd) => certgen::run(&cmd).map_err(anyhow::Error::from),
         Command::Drain(args) => drain(args),
+        Command::Upgrade(args) => upgrade_in_background(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -250,11 +288,70 @@ fn listeners(model: &Model) -> BTreeMap<SocketAddr, Protocol> {
     out
 }
 
+/// How long `tlsgate upgrade` waits for the new process to serve: it
+/// waits up to 10 s to signal, Pingora up to 6 s for the sockets.
+const UPGRADE_WAIT: Duration = Duration::from_secs(60);
+
+/// `tlsgate upgrade ARGS`: `tlsgate run --upgrade ARGS`, detached, and
+/// its outcome. The new process outlives this one (its own process
+/// group; under systemd it stays in the unit and names itself the main
+/// process).
+fn upgrade_in_background(args: RunArgs) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let (source, overrides) = source(&args.config)?;
+    let rt = match load(&source, &overrides) {
+        Ok(rt) => rt,
+        Err(errors) => {
+            print_errors(&errors);
+            anyhow::bail!("configuration is not valid; nothing upgraded");
+        }
+    };
+    let paths = args.handover.paths(rt.model.runtime.admin);
+    drop(rt);
+    let exe = std::env::current_exe().context("finding this executable")?;
+    // Everything after `upgrade`, as given.
+    let passed: Vec<std::ffi::OsString> = std::env::args_os().skip(2).collect();
+    let mut child = std::process::Command::new(exe)
+        .arg("run")
+        .arg("--upgrade")
+        .args(passed)
+        .stdin(std::process::Stdio::null())
+        // Its logs go to stderr, shared (the journal, under systemd); this
+        // command's own stdout must close when it exits, for whoever
+        // reads it to the end.
+        .stdout(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .context("starting tlsgate run --upgrade")?;
+    let deadline = std::time::Instant::now() + UPGRADE_WAIT;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!("the new tlsgate exited ({status}); the running one was left alone unless its log says otherwise");
+        }
+        let named = std::fs::read_to_string(&paths.pid_file).unwrap_or_default();
+        if named.trim() == child.id().to_string() {
+            println!("upgraded: tlsgate {} serves", child.id());
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "the new tlsgate ({}) did not take over within {UPGRADE_WAIT:?}",
+                child.id()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn init_logging(format: AccessLogFormat) {
     use tracing_subscriber::EnvFilter;
     // Pingora's own info logs repeat what our access and handshake lines say.
+    // Its socket handover logs its first, expected, empty accept as an
+    // error; a failed handover is ours to report (`upgrade::UpgradeError`).
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn,pingora=warn")
+        EnvFilter::new(
+            "info,pingora_core=warn,pingora_proxy=warn,pingora=warn,pingora_core::server::transfer_fd=off",
+        )
     });
     // Access lines are written by a background thread: a slow or blocked
     // stderr must not stall request handling. When its buffer is full, lines
@@ -301,8 +398,10 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("installing the SIGHUP handler")?;
     tlsgate_server::crl_fetch::spawn(shared.clone()).context("starting the CRL fetcher")?;
 
-    let tmp = std::env::temp_dir();
-    let pid = std::process::id();
+    let paths = args.handover.paths(settings.admin);
+    // Checked at every start: the next upgrade hands this process's
+    // sockets over through it.
+    paths.check().context("the upgrade and pid file folder")?;
     let conf = ServerConf {
         threads: settings.threads,
         // One single-threaded runtime per worker thread: a connection's
@@ -318,13 +417,25 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             settings.grace_period + settings.shutdown_timeout,
         )),
         graceful_shutdown_timeout_seconds: Some(1),
-        // Per-process paths: several gateways (tests, canaries) may share a host.
-        pid_file: tmp.join(format!("tlsgate-{pid}.pid")).display().to_string(),
-        upgrade_sock: tmp
-            .join(format!("tlsgate-{pid}-upgrade.sock"))
-            .display()
-            .to_string(),
+        pid_file: paths.pid_file.display().to_string(),
+        // Where this process sends its sockets when the next one asks
+        // (SIGQUIT, from `tlsgate run --upgrade`).
+        upgrade_sock: paths.socket.display().to_string(),
         ..ServerConf::default()
+    };
+    if listen.len() + 1 > upgrade::MAX_HANDOVER_SOCKETS {
+        tracing::warn!(
+            listeners = listen.len() + 1,
+            max = upgrade::MAX_HANDOVER_SOCKETS,
+            "more listening sockets than an upgrade can hand over: the rest would be bound anew"
+        );
+    }
+    // Everything above is checked before the old process is asked for its
+    // sockets: from then on it stops accepting within seconds.
+    let mut inherited = if args.upgrade {
+        Some(upgrade::take_over(&paths).context("upgrading")?)
+    } else {
+        None
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
@@ -343,15 +454,37 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                 }),
             ),
         };
-        bound.push(listen::bind(*addr, kind, tls)?);
+        match listen::bind(*addr, kind, tls, inherited.as_mut()) {
+            Ok(b) => bound.push(b),
+            // The old process is on its way out: failing here would leave
+            // nobody serving what it handed over.
+            Err(e) if inherited.is_some() => {
+                tracing::error!(error = %e, "listener not started")
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
+    let admin_socket = match inherited.as_mut().map(|i| i.take(settings.admin)) {
+        Some(Ok(l)) => l,
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "the admin port is bound anew");
+            None
+        }
+        None => None,
+    };
+    // What the old process listened on and this configuration does not.
+    drop(inherited);
     let app = proxy::Direct::new(
         &server.configuration,
         proxy::Proxy::new(shared.clone()),
         !args.no_direct,
     );
     let readiness = Readiness::new();
-    let data = listen::Front::new(bound, app, shared.clone(), readiness.clone());
+    let mut data = listen::Front::new(bound, app, shared.clone(), readiness.clone())
+        .pid_file(paths.pid_file.clone());
+    if let Some(l) = admin_socket {
+        data = data.inherited_admin(settings.admin.to_string(), l);
+    }
     let mut admin = Service::new(
         "admin".to_string(),
         Admin::new(shared.clone(), readiness, Some(reloader)),
@@ -362,9 +495,13 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         generation = 1,
         admin = %settings.admin,
         listeners = ?listen.keys().collect::<Vec<_>>(),
+        upgrade = args.upgrade,
         "tlsgate starting"
     );
-    server.add_service(data);
-    server.add_service(admin);
+    let data = server.add_service(data);
+    let admin = server.add_service(admin);
+    // The admin service finds its inherited socket in the table the data
+    // service fills.
+    admin.add_dependency(&data);
     server.run_forever()
 }

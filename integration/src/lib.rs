@@ -25,6 +25,7 @@ pub mod crl_server;
 pub mod gateway;
 pub mod hostile;
 pub mod http;
+pub mod load;
 pub mod metrics;
 pub mod readme;
 pub mod scenario;
@@ -50,6 +51,7 @@ pub use config::{
 };
 pub use gateway::{Gateway, GatewayOptions};
 pub use http::{http_get, HttpResponse};
+pub use load::{HttpsLoad, LoadOutcome};
 pub use metrics::Metrics;
 pub use scenario::{Seed000, FRONTEND_HOST, PARTNER_HOST};
 pub use stream::StreamBackend;

@@ -557,3 +557,23 @@ unsafe extern "C" fn ticket_key_cb<K: TicketKeyStore>(
     // handshake; OpenSSL's own keys behave the same.
     2
 }
+
+/// Takes ownership of a listening TCP socket handed over by the process
+/// this one replaces (`tlsgate run --upgrade`: the descriptors arrive
+/// over a Unix socket, `SCM_RIGHTS`). It lives here because turning a
+/// descriptor number into an owner is `unsafe`; what the number is
+/// (a socket, listening, bound where expected) is checked by the caller.
+///
+/// Call it at most once per descriptor received: two owners would close
+/// it twice.
+pub fn adopt_tcp_listener(fd: std::os::fd::RawFd) -> std::io::Result<std::net::TcpListener> {
+    use std::os::fd::FromRawFd;
+    // A descriptor that is not open in this process would make the owner
+    // close a number some other code may open next.
+    if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor is open (checked above) and, per the
+    // contract, owned by nobody else in this process.
+    Ok(unsafe { std::net::TcpListener::from_raw_fd(fd) })
+}

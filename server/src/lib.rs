@@ -22,4 +22,5 @@ pub mod logrl;
 pub mod metrics;
 pub mod proxy;
 pub mod tls;
+pub mod upgrade;
 pub mod watch;

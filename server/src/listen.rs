@@ -12,7 +12,8 @@
 //!    enforces the request-level deadlines and limits.
 //!
 //! Listening sockets are bound before the server starts (`bind`), so a
-//! port in use is an error at start, not a panic in a worker.
+//! port in use is an error at start, not a panic in a worker; on an
+//! upgrade they are the old process's, taken over (`crate::upgrade`).
 
 mod handshake;
 mod opening;
@@ -29,6 +30,8 @@ use async_trait::async_trait;
 use pingora::apps::ServerApp;
 use pingora::protocols::Stream;
 use pingora::server::{ListenFds, ShutdownWatch};
+use pingora::services::{ServiceReadyNotifier, ServiceWithDependents};
+use std::os::fd::{AsRawFd, IntoRawFd};
 use tokio::net::{TcpListener, TcpStream};
 
 pub use crate::decide::connection::ListenerKind;
@@ -44,6 +47,7 @@ use crate::decide::connection::{
 use crate::l4::proxy_protocol::Header;
 use crate::metrics::metrics;
 use crate::runtime::{Runtime, SharedRuntime};
+use crate::upgrade::{self, Inherited};
 use opening::First;
 use slots::Slot;
 use sock::Sock;
@@ -64,13 +68,34 @@ pub struct Bound {
     tls: Option<Arc<TlsFront>>,
 }
 
-/// Binds `addr` now (address reuse, a deep backlog, non-blocking). A TLS
-/// listener needs its `tls`.
+/// Binds `addr` now (address reuse, a deep backlog, non-blocking), or
+/// takes the socket the old process handed over for it (`inherited`, an
+/// upgrade). A TLS listener needs its `tls`.
 pub fn bind(
     addr: SocketAddr,
     kind: ListenerKind,
     tls: Option<TlsFront>,
+    inherited: Option<&mut Inherited>,
 ) -> Result<Bound, BindError> {
+    let listener = match inherited.map(|i| i.take(addr)).transpose() {
+        Ok(Some(Some(l))) => l,
+        Ok(_) => bind_socket(addr)?,
+        Err(e) => {
+            return Err(BindError {
+                addr,
+                source: std::io::Error::other(e),
+            })
+        }
+    };
+    Ok(Bound {
+        listener,
+        addr,
+        kind,
+        tls: tls.map(Arc::new),
+    })
+}
+
+fn bind_socket(addr: SocketAddr) -> Result<std::net::TcpListener, BindError> {
     use socket2::{Domain, Protocol, Socket, Type};
     let fail = |source| BindError { addr, source };
     let socket =
@@ -79,13 +104,7 @@ pub fn bind(
     socket.set_nonblocking(true).map_err(fail)?;
     socket.bind(&addr.into()).map_err(fail)?;
     socket.listen(BACKLOG).map_err(fail)?;
-    let listener = std::net::TcpListener::from(socket);
-    Ok(Bound {
-        listener,
-        addr,
-        kind,
-        tls: tls.map(Arc::new),
-    })
+    Ok(std::net::TcpListener::from(socket))
 }
 
 /// As Pingora's listeners (the kernel caps it at `somaxconn`).
@@ -100,6 +119,11 @@ pub struct Front<A> {
     app: Arc<A>,
     rt: SharedRuntime,
     ready: Arc<Readiness>,
+    /// The admin socket handed over by the old process (an upgrade), for
+    /// Pingora's admin service to find in the descriptor table.
+    admin: Option<(String, std::net::TcpListener)>,
+    /// Written with this process's PID once every listener accepts.
+    pid_file: Option<std::path::PathBuf>,
 }
 
 impl<A> Front<A> {
@@ -110,18 +134,48 @@ impl<A> Front<A> {
             app: Arc::new(app),
             rt,
             ready,
+            admin: None,
+            pid_file: None,
         }
+    }
+
+    /// The admin service's socket, handed over by the old process: it
+    /// goes into Pingora's descriptor table before the admin service
+    /// (which must depend on this one) starts, so that service takes it
+    /// instead of binding the address the old process still holds.
+    pub fn inherited_admin(mut self, addr: String, listener: std::net::TcpListener) -> Self {
+        self.admin = Some((addr, listener));
+        self
+    }
+
+    /// Where to say that this process serves (see [`upgrade::announce`]).
+    pub fn pid_file(mut self, path: std::path::PathBuf) -> Self {
+        self.pid_file = Some(path);
+        self
     }
 }
 
 #[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> pingora::services::Service for Front<A> {
+impl<A: ServerApp + Send + Sync + 'static> ServiceWithDependents for Front<A> {
     async fn start_service(
         &mut self,
-        _fds: Option<ListenFds>,
+        fds: Option<ListenFds>,
         shutdown: ShutdownWatch,
         _listeners_per_fd: usize,
+        ready_notifier: ServiceReadyNotifier,
     ) {
+        // In Pingora's table, every listening socket is handed over at the
+        // next upgrade (SIGQUIT), ours with the admin service's.
+        if let Some(fds) = &fds {
+            let mut table = fds.lock();
+            for b in &self.bound {
+                table.add(b.addr.to_string(), b.listener.as_raw_fd());
+            }
+            if let Some((addr, listener)) = self.admin.take() {
+                table.add(addr, listener.into_raw_fd());
+            }
+        }
+        ready_notifier.notify_ready();
         let mut loops = Vec::new();
         for b in std::mem::take(&mut self.bound) {
             let listener = match TcpListener::from_std(b.listener) {
@@ -142,6 +196,9 @@ impl<A: ServerApp + Send + Sync + 'static> pingora::services::Service for Front<
             loops.push(tokio::spawn(acceptor.run(listener, shutdown.clone())));
         }
         self.ready.mark_ready();
+        if let Some(path) = &self.pid_file {
+            upgrade::announce(path);
+        }
         let (ready, mut watch) = (self.ready.clone(), shutdown.clone());
         tokio::spawn(async move {
             while watch.changed().await.is_ok() {

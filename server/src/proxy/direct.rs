@@ -254,6 +254,7 @@ impl Core {
         };
         let mut buf = BytesMut::with_capacity(HEAD_BUF);
         let mut shutdown = shutdown.clone();
+        let mut draining = *shutdown.borrow();
         let mut memory = HeadMemory::default();
         loop {
             let mut scan = HeadScan::default();
@@ -279,18 +280,28 @@ impl Core {
                     return refuse(stream, Refusal::HEAD_MEMORY, &conn).await;
                 }
                 let read = if buf.is_empty() {
-                    // Between requests: closed at once when the gateway
-                    // shuts down (the client opens a new one elsewhere), as
-                    // Pingora does.
                     let (idle, phase) = if fresh {
                         (timeouts.first_request, "first_request")
                     } else {
                         (timeouts.keep_alive_idle, "keepalive_idle")
                     };
-                    let read = tokio::select! {
-                        biased;
-                        _ = shutdown.changed() => return None,
-                        r = read_head_bytes(&mut stream, &mut buf, idle) => r,
+                    // Between requests when the gateway shuts down (or
+                    // hands over to a new process): closing now would
+                    // race a request the client may be sending, which it
+                    // would see fail. The connection waits for it instead,
+                    // answers it with `Connection: close`, and is closed
+                    // at the end of the grace period if none comes.
+                    let read = if draining {
+                        read_head_bytes(&mut stream, &mut buf, idle).await
+                    } else {
+                        tokio::select! {
+                            biased;
+                            _ = shutdown.changed() => {
+                                draining = true;
+                                continue;
+                            }
+                            r = read_head_bytes(&mut stream, &mut buf, idle) => r,
+                        }
                     };
                     if is_timeout(&read) {
                         metrics().timeouts.with_label_values(&[phase]).inc();

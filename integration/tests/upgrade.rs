@@ -1,0 +1,523 @@
+//! Binary upgrades (issue 17, part 2): `tlsgate run --upgrade` takes over
+//! the listening sockets of the running process, which finishes what it
+//! has and exits. Under keep-alive, new-connection, h2 and admin traffic,
+//! five upgrades in a row refuse no connection and fail no request; a
+//! relayed TCP connection open across an upgrade keeps working within the
+//! old process's grace period; systemd is told the new main PID; and an
+//! upgrade with nothing to take over, or a bad configuration, leaves the
+//! running process alone.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tlsgate_integration::*;
+
+const ACCESS: &str = "  accessLog:\n    format: text\n";
+
+/// The default pid file of the gateway on `admin`.
+fn pid_file(admin: SocketAddr) -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").unwrap().uid();
+    std::env::temp_dir()
+        .join(format!("tlsgate-{uid}"))
+        .join(format!("tlsgate-{}.pid", admin.port()))
+}
+
+fn pid_in(file: &std::path::Path) -> Option<u32> {
+    std::fs::read_to_string(file).ok()?.trim().parse().ok()
+}
+
+/// `tlsgate run --upgrade` with `args` on `old`'s admin port: waits
+/// until it has taken over (the pid file names it) and the process it
+/// replaced has exited, successfully.
+fn upgrade(old: &mut Gateway, args: &[String]) -> Gateway {
+    upgrade_keeping_old(old, args, &[], |_| {})
+}
+
+/// curl's h2 client, 20 requests a connection, until `stop`: (200s, failures).
+fn h2_load(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(usize, Vec<String>)> {
+    std::thread::spawn(move || {
+        let url = format!("https://{FRONTEND_HOST}:{port}/");
+        let resolve = format!("{FRONTEND_HOST}:{port}:127.0.0.1");
+        let ca = ca_cert("example");
+        let (mut ok, mut failed) = (0, Vec::new());
+        while !stop.load(Ordering::Relaxed) {
+            let mut cmd = Command::new("curl");
+            cmd.args(["-sS", "--http2", "--max-time", "20", "--resolve", &resolve])
+                .arg("--cacert")
+                .arg(&ca)
+                .args(["-w", "%{http_code} %{http_version}\\n"]);
+            for _ in 0..20 {
+                cmd.args(["-o", "/dev/null", &url]);
+            }
+            let out = cmd.output().expect("curl");
+            let text = String::from_utf8_lossy(&out.stdout);
+            for line in text.lines() {
+                if line == "200 2" {
+                    ok += 1;
+                } else {
+                    failed.push(line.to_string());
+                }
+            }
+            if !out.status.success() {
+                failed.push(format!(
+                    "curl {}: {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+        (ok, failed)
+    })
+}
+
+/// `/healthz/live` every 20 ms until `stop`; the failed probes.
+fn admin_probe(
+    admin: SocketAddr,
+    stop: Arc<AtomicBool>,
+    probes: Arc<AtomicUsize>,
+) -> std::thread::JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let mut failed = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            match http_get(admin, "/healthz/live", Duration::from_secs(5)) {
+                Ok(r) if r.status == 200 => {}
+                Ok(r) => failed.push(format!("HTTP {}", r.status)),
+                Err(e) => failed.push(e),
+            }
+            probes.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        failed
+    })
+}
+
+fn requests_served(g: &Gateway) -> f64 {
+    g.metrics().sum("tlsgate_requests_total", &[])
+}
+
+#[test]
+fn five_upgrades_under_load_refuse_no_connection_and_fail_no_request() {
+    let s = Seed000::start_custom(&[], |_, yaml| {
+        yaml.replacen(
+            ACCESS,
+            &format!("{ACCESS}  shutdown:\n    gracePeriod: 2s\n"),
+            1,
+        )
+    });
+    let args = vec!["--config".to_string(), s.config_path.display().to_string()];
+    // The backends stay up; the gateway is replaced five times.
+    let Seed000 {
+        gateway: mut current,
+        port,
+        frontend: _frontend,
+        backend_v1: _v1,
+        backend_v2: _v2,
+        conf: _conf,
+        ..
+    } = s;
+    let admin = current.admin_addr();
+    let load = HttpsLoad::start(port, FRONTEND_HOST, 4, 2);
+    let stop = Arc::new(AtomicBool::new(false));
+    let h2 = h2_load(port, stop.clone());
+    let probes = Arc::new(AtomicUsize::new(0));
+    let probe = admin_probe(admin, stop.clone(), probes.clone());
+    std::thread::sleep(Duration::from_millis(500));
+
+    let mut pids = vec![current.pid()];
+    for i in 0..5 {
+        let before = load.ok();
+        let next = upgrade(&mut current, &args);
+        pids.push(next.pid());
+        // The new process serves (its own counters), and the load goes on.
+        let (served, _) =
+            next.wait_metrics(Duration::from_secs(10), |_| requests_served(&next) >= 20.0);
+        assert!(
+            served,
+            "upgrade {i}: the new process serves nothing\n{}",
+            next.describe()
+        );
+        assert!(load.ok() > before, "upgrade {i}: no request answered");
+        current = next;
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let outcome = load.stop();
+    let (h2_ok, h2_failed) = h2.join().unwrap();
+    let probe_failed = probe.join().unwrap();
+    let logs = current.describe();
+
+    assert_eq!(
+        (outcome.refused, outcome.failed),
+        (0, 0),
+        "{outcome:?}\n{logs}"
+    );
+    assert!(
+        outcome.ok > 500,
+        "too little traffic to mean anything: {outcome:?}"
+    );
+    assert!(
+        outcome.closed_by_server >= 5,
+        "keep-alive clients were never told to close: {outcome:?}"
+    );
+    assert!(h2_failed.is_empty(), "h2: {h2_failed:?}\n{logs}");
+    assert!(h2_ok > 50, "h2: only {h2_ok} requests");
+    assert!(probe_failed.is_empty(), "admin: {probe_failed:?}\n{logs}");
+    assert!(probes.load(Ordering::Relaxed) > 100);
+    // Six different processes served in turn; the last one still does.
+    pids.sort_unstable();
+    pids.dedup();
+    assert_eq!(pids.len(), 6);
+    assert_eq!(pid_in(&pid_file(admin)), Some(current.pid()));
+    let r = Curl::https(FRONTEND_HOST, port, "/")
+        .cacert(&ca_cert("example"))
+        .run();
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+fn tcp_yaml(tcp: u16, echo: u16) -> String {
+    format!(
+        r#"apiVersion: tlsgate.io/v1
+kind: GatewayRuntime
+metadata: {{name: rt}}
+spec:
+  credentialsDir: {creds}
+  shutdown: {{gracePeriod: 3s}}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: db-gateway}}
+spec:
+  servers:
+  - port: {{number: {tcp}, name: tcp-db, protocol: TCP}}
+    bind: 127.0.0.1
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: db}}
+spec:
+  hosts: ["*"]
+  gateways: [db-gateway]
+  tcp:
+  - route:
+    - destination: {{host: db.internal, port: {{number: 5432}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: db}}
+spec:
+  hosts: [db.internal]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 5432, name: tcp-pg, protocol: TCP}}]
+  endpoints:
+  - address: 127.0.0.1
+    ports: {{tcp-pg: {echo}}}
+"#,
+        creds = credentials_dir().display()
+    )
+}
+
+fn echo(c: &mut TcpStream, what: &[u8]) -> std::io::Result<Vec<u8>> {
+    c.write_all(what)?;
+    let mut back = vec![0; what.len()];
+    c.read_exact(&mut back)?;
+    Ok(back)
+}
+
+#[test]
+fn a_relayed_connection_lives_through_the_grace_period_and_systemd_learns_the_new_pid() {
+    require_certs_example();
+    let backend = StreamBackend::echo(false);
+    let tcp = free_port();
+    let conf = ConfigDir::new();
+    conf.write("db.yaml", &tcp_yaml(tcp, backend.port()));
+    let args = vec!["--config".to_string(), conf.path().display().to_string()];
+    let mut old = Gateway::start_args(&args).unwrap();
+    let mut open = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    open.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(echo(&mut open, b"before").unwrap(), b"before");
+
+    // systemd's notify socket, as `Type=notify` sets NOTIFY_SOCKET.
+    let dir = tempfile::tempdir().unwrap();
+    let notify_path = dir.path().join("notify");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let new = upgrade_keeping_old(
+        &mut old,
+        &args,
+        &[("NOTIFY_SOCKET", notify_path.display().to_string())],
+        |old| {
+            // The old process relays what it had…
+            assert_eq!(
+                echo(&mut open, b"during").unwrap(),
+                b"during",
+                "{}",
+                old.describe()
+            );
+            // …while new connections reach the new one.
+            let mut fresh = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+            fresh
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            assert_eq!(echo(&mut fresh, b"new").unwrap(), b"new");
+        },
+    );
+    // (Another test's gateway, started while the variable was set, may
+    // have written here too.)
+    let expected = format!("READY=1\nMAINPID={}\n", new.pid());
+    let mut said = Vec::new();
+    while !said.contains(&expected) && said.len() < 10 {
+        let mut buf = [0u8; 256];
+        let n = notify.recv(&mut buf).unwrap();
+        said.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(said.contains(&expected), "{said:?}");
+    // At the end of its grace period the old process closed the relay.
+    let mut rest = Vec::new();
+    let _ = open.read_to_end(&mut rest);
+    let mut again = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    again
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(echo(&mut again, b"after").unwrap(), b"after");
+}
+
+/// [`upgrade`], running `during` once the new process has taken over and
+/// while the old one still runs.
+fn upgrade_keeping_old(
+    old: &mut Gateway,
+    args: &[String],
+    env: &[(&str, String)],
+    during: impl FnOnce(&Gateway),
+) -> Gateway {
+    let mut full = args.to_vec();
+    full.push("--upgrade".into());
+    let opts = GatewayOptions {
+        admin: Some(old.admin_addr()),
+        ..GatewayOptions::default()
+    };
+    for (k, v) in env {
+        std::env::set_var(k, v);
+    }
+    let new = Gateway::spawn_with(&full, opts).unwrap();
+    for (k, _) in env {
+        std::env::remove_var(k);
+    }
+    let file = pid_file(old.admin_addr());
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            (pid_in(&file) == Some(new.pid())).then_some(())
+        })
+        .is_some(),
+        "{}",
+        new.describe()
+    );
+    assert!(old.try_wait().is_none(), "the old process left at once");
+    during(old);
+    // 5 s of accepting side by side, the grace period, 1 s to stop.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = old.try_wait() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the old process did not exit\n{}",
+            old.describe()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}\n{}", old.describe());
+    let mut new = new;
+    assert!(new.try_wait().is_none(), "{}", new.describe());
+    new
+}
+
+#[test]
+fn an_upgrade_with_a_bad_configuration_or_nothing_to_replace_changes_nothing() {
+    let s = Seed000::start();
+    let admin = s.gateway.admin_addr();
+    // A configuration that does not load: refused before the running
+    // process is asked for anything.
+    let conf = ConfigDir::new();
+    let bad = conf.write("bad.yaml", "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec:\n  servers: [{port: {number: x}}]\n");
+    let bad = bad.display().to_string();
+    let out = run_tlsgate(
+        &[
+            "run",
+            "--upgrade",
+            "--admin",
+            &admin.to_string(),
+            "--config",
+            &bad,
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(!out.success() && out.stderr.contains("bad.yaml"), "{out}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        s.frontend("/").run().status,
+        200,
+        "{}",
+        s.gateway.describe()
+    );
+    assert_eq!(pid_in(&pid_file(admin)), Some(s.gateway.pid()));
+
+    // No tlsgate on that admin port: an error naming the pid file, at once.
+    let lonely: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let config = s.config_path.display().to_string();
+    let lonely_run = [
+        "run",
+        "--upgrade",
+        "--admin",
+        &lonely.to_string(),
+        "--config",
+        &config,
+    ];
+    let out = run_tlsgate(&lonely_run, Duration::from_secs(20));
+    assert!(
+        !out.success()
+            && out.stderr.contains("no tlsgate to upgrade")
+            && out
+                .stderr
+                .contains(&format!("tlsgate-{}.pid", lonely.port())),
+        "{out}"
+    );
+    // A pid file naming a process that is not tlsgate: never signalled.
+    let file = pid_file(lonely);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    std::fs::write(&file, format!("{}\n", sleeper.id())).unwrap();
+    let out = run_tlsgate(&lonely_run, Duration::from_secs(20));
+    let _ = std::fs::remove_file(&file);
+    let mut sleeper = sleeper;
+    assert!(
+        sleeper.try_wait().unwrap().is_none(),
+        "the stranger was signalled"
+    );
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert!(
+        !out.success() && out.stderr.contains("is not a running tlsgate"),
+        "{out}"
+    );
+    // A handover folder other users can reach: refused at start, named.
+    let open = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        open.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let pid = open.path().join("g.pid").display().to_string();
+    let out = run_tlsgate(
+        &[
+            "run",
+            "--admin",
+            &lonely.to_string(),
+            "--config",
+            &config,
+            "--pid-file",
+            &pid,
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(
+        !out.success()
+            && out.stderr.contains("other users can reach it")
+            && out.stderr.contains(&open.path().display().to_string()),
+        "{out}"
+    );
+    assert_eq!(s.frontend("/").run().status, 200);
+}
+
+fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+#[test]
+fn the_upgrade_command_returns_once_the_new_process_serves() {
+    let mut s = Seed000::start();
+    let admin = s.gateway.admin_addr().to_string();
+    let config = s.config_path.display().to_string();
+    let logs = tempfile::NamedTempFile::new().unwrap();
+    let out = upgrade_command(&["--admin", &admin, "--config", &config], logs.path());
+    assert!(out.success(), "{out}\n{}", s.gateway.describe());
+    let new = pid_in(&pid_file(s.gateway.admin_addr())).expect("pid file");
+    assert_ne!(new, s.gateway.pid());
+    assert!(
+        out.stdout
+            .contains(&format!("upgraded: tlsgate {new} serves")),
+        "{out}"
+    );
+    // Not this test's child: stopped by its PID whatever happens next.
+    struct Stop(u32);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let pid = nix::unistd::Pid::from_raw(self.0 as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    let stop = Stop(new);
+    assert!(
+        wait_for(Duration::from_secs(20), || s.gateway.try_wait()).is_some(),
+        "{}",
+        s.gateway.describe()
+    );
+    assert_eq!(s.frontend("/").run().status, 200);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(new as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || (!alive(new)).then_some(())).is_some(),
+        "the new process did not stop on SIGTERM"
+    );
+    drop(stop);
+
+    // Nothing to replace: the new process's failure is the command's.
+    let lonely = SocketAddr::from(([127, 0, 0, 1], free_port())).to_string();
+    let out = upgrade_command(&["--admin", &lonely, "--config", &config], logs.path());
+    assert!(
+        !out.success() && out.stderr.contains("no tlsgate to upgrade"),
+        "{out}"
+    );
+}
+
+/// `tlsgate upgrade ARGS`, its stdout read, its stderr (shared with the
+/// process it starts, which outlives it) in `logs`; at most 60 s.
+fn upgrade_command(args: &[&str], logs: &std::path::Path) -> CmdOutput {
+    let start = Instant::now();
+    let mut child = Command::new(tlsgate_bin())
+        .arg("upgrade")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(logs).unwrap())
+        .spawn()
+        .unwrap();
+    let status = wait_for(Duration::from_secs(60), || child.try_wait().unwrap());
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let mut stdout = String::new();
+    let _ = child.stdout.take().unwrap().read_to_string(&mut stdout);
+    CmdOutput {
+        code: status.and_then(|s| s.code()),
+        stdout,
+        stderr: std::fs::read_to_string(logs).unwrap_or_default(),
+        timed_out: status.is_none(),
+        elapsed: start.elapsed(),
+    }
+}

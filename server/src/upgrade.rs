@@ -1,0 +1,415 @@
+//! Binary upgrades: `tlsgate run --upgrade` takes over the listening
+//! sockets of the tlsgate running on the same admin port, which then
+//! stops accepting, finishes what it has and exits. The sockets never
+//! close, so no connection is refused in between, not even one waiting in
+//! a listen queue.
+//!
+//! The handover is Pingora's: on SIGQUIT the old process sends every
+//! descriptor of its table (ours register there, see `listen::Front`)
+//! over a Unix socket, keeps accepting for 5 s (both processes accept
+//! meanwhile), then shuts down gracefully (`shutdown.gracePeriod`). The
+//! new process listens on that Unix socket *before* it signals the old
+//! one, so the old one never waits for it; and it has loaded and checked
+//! its whole configuration before that, so a bad one stops here with the
+//! old process untouched.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// Pingora's handover carries at most this many descriptors; any more are
+/// lost (and their addresses refused until bound again).
+pub const MAX_HANDOVER_SOCKETS: usize = 32;
+/// How long the new process waits for its own Unix socket to listen
+/// before it gives up signalling the old one.
+const SOCKET_WAIT: Duration = Duration::from_secs(10);
+
+/// Where two generations of one gateway find each other.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// Holds the PID of the process serving now (written once it accepts).
+    pub pid_file: PathBuf,
+    /// Where the new process receives the listening sockets.
+    pub socket: PathBuf,
+}
+
+impl Paths {
+    /// Named after the admin port: one gateway per admin port on a host,
+    /// and the new process of an upgrade finds the old one's files
+    /// without being told. `dir` is private to this user (see
+    /// [`Paths::check`]).
+    pub fn for_admin(admin: SocketAddr, dir: &Path) -> Paths {
+        let port = admin.port();
+        Paths {
+            pid_file: dir.join(format!("tlsgate-{port}.pid")),
+            socket: dir.join(format!("tlsgate-{port}.upgrade.sock")),
+        }
+    }
+
+    /// The default folder: `$TMPDIR/tlsgate-<uid>`.
+    pub fn default_dir() -> PathBuf {
+        std::env::temp_dir().join(format!("tlsgate-{}", own_uid()))
+    }
+
+    /// Refuses folders other users could reach. Whoever connects to the
+    /// upgrade socket first hands this process its listening sockets, and
+    /// whoever can write the pid file chooses which process gets SIGQUIT;
+    /// Pingora makes the socket itself world-writable, so only its folder
+    /// keeps others out. A missing default folder is made, mode 0700.
+    pub fn check(&self) -> Result<(), UpgradeError> {
+        for file in [&self.pid_file, &self.socket] {
+            let dir = file.parent().unwrap_or(Path::new("."));
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            private_dir(dir)?;
+        }
+        Ok(())
+    }
+}
+
+fn own_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to the process's user: no call into libc needed.
+    std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid())
+}
+
+fn private_dir(dir: &Path) -> Result<(), UpgradeError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let fail = |why: String| UpgradeError::OpenFolder {
+        path: dir.to_path_buf(),
+        why,
+    };
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        // Another gateway on this host may make it at the same moment.
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(fail(format!("cannot create it: {e}")))
+        }
+        _ => {}
+    }
+    let m = std::fs::symlink_metadata(dir).map_err(|e| fail(e.to_string()))?;
+    if !m.is_dir() {
+        return Err(fail("not a folder".into()));
+    }
+    let uid = own_uid();
+    if m.uid() != uid && m.uid() != 0 {
+        return Err(fail(format!(
+            "owned by uid {}, not by this user ({uid}) or root",
+            m.uid()
+        )));
+    }
+    if m.mode() & 0o077 != 0 {
+        return Err(fail(format!(
+            "mode {:o}: other users can reach it (make it 0700)",
+            m.mode() & 0o7777
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpgradeError {
+    #[error("no tlsgate to upgrade: cannot read the pid file {path}: {source}")]
+    PidFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the upgrade folder {path} is refused: {why}")]
+    OpenFolder { path: PathBuf, why: String },
+    #[error("the pid file {path} does not hold a process id: {text:?}")]
+    PidFileContent { path: PathBuf, text: String },
+    #[error("process {pid} (from the pid file {path}) is not a running tlsgate")]
+    NotTlsgate { pid: i32, path: PathBuf },
+    #[error("the upgrade socket {path} did not appear within {SOCKET_WAIT:?}")]
+    NoSocket { path: PathBuf },
+    #[error("signalling process {pid} to hand over its sockets: {source}")]
+    Signal {
+        pid: i32,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("receiving the listening sockets of process {pid} on {path}: {source}")]
+    Receive {
+        pid: i32,
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("the listening socket handed over for {addr} is unusable: {source}")]
+    Adopt {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The process named by `pid_file`, if it is a running tlsgate other
+/// than this one: a stale file naming a reused PID must not get a SIGQUIT
+/// (whose default action kills).
+pub fn old_process(pid_file: &Path) -> Result<i32, UpgradeError> {
+    use std::io::Read;
+    let fail = |source| UpgradeError::PidFile {
+        path: pid_file.to_path_buf(),
+        source,
+    };
+    // A PID is a few digits: more than that is not a pid file.
+    let mut text = String::new();
+    std::fs::File::open(pid_file)
+        .and_then(|f| f.take(64).read_to_string(&mut text))
+        .map_err(fail)?;
+    let pid: i32 = text.trim().parse().ok().filter(|p| *p > 0).ok_or_else(|| {
+        UpgradeError::PidFileContent {
+            path: pid_file.to_path_buf(),
+            text: text.chars().take(32).collect(),
+        }
+    })?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    if comm.trim_end() != "tlsgate" || pid as u32 == std::process::id() {
+        return Err(UpgradeError::NotTlsgate {
+            pid,
+            path: pid_file.to_path_buf(),
+        });
+    }
+    Ok(pid)
+}
+
+/// Listening sockets received from the old process, by bind address.
+/// Those not taken are closed when it is dropped: the new configuration
+/// no longer listens there.
+pub struct Inherited {
+    fds: HashMap<String, RawFd>,
+    from: i32,
+}
+
+/// Receives the old process's listening sockets: listens on
+/// `paths.socket`, then sends the old process SIGQUIT. Blocks until they
+/// arrive (Pingora gives up after about 6 s).
+pub fn take_over(paths: &Paths) -> Result<Inherited, UpgradeError> {
+    paths.check()?;
+    let pid = old_process(&paths.pid_file)?;
+    // A file left by an earlier run would look ready before we listen.
+    let _ = std::fs::remove_file(&paths.socket);
+    let socket = paths.socket.clone();
+    let signaller = std::thread::Builder::new()
+        .name("tlsgate-upgrade".into())
+        .spawn(move || signal_when_listening(&socket, pid))
+        .map_err(|source| UpgradeError::Adopt {
+            addr: "(thread)".into(),
+            source,
+        })?;
+    let mut fds = pingora::server::Fds::new();
+    let path = paths.socket.to_string_lossy().into_owned();
+    let received = fds.get_from_sock(path.as_str());
+    let signalled = signaller.join().unwrap_or(Ok(()));
+    signalled?;
+    received.map_err(|source| UpgradeError::Receive {
+        pid,
+        path: paths.socket.clone(),
+        source,
+    })?;
+    let (binds, raw) = fds.serialize();
+    tracing::info!(from = pid, sockets = ?binds, "listening sockets received");
+    Ok(Inherited {
+        fds: binds.into_iter().zip(raw).collect(),
+        from: pid,
+    })
+}
+
+fn signal_when_listening(socket: &Path, pid: i32) -> Result<(), UpgradeError> {
+    use std::os::unix::fs::FileTypeExt;
+    let deadline = Instant::now() + SOCKET_WAIT;
+    while !std::fs::metadata(socket).is_ok_and(|m| m.file_type().is_socket()) {
+        if Instant::now() >= deadline {
+            return Err(UpgradeError::NoSocket {
+                path: socket.to_path_buf(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    kill(Pid::from_raw(pid), Signal::SIGQUIT).map_err(|source| UpgradeError::Signal { pid, source })
+}
+
+impl Inherited {
+    /// The old process's socket for `addr`, if it had one.
+    pub fn take(
+        &mut self,
+        addr: SocketAddr,
+    ) -> Result<Option<std::net::TcpListener>, UpgradeError> {
+        let key = addr.to_string();
+        let Some(fd) = self.fds.remove(&key) else {
+            return Ok(None);
+        };
+        let fail = |source| UpgradeError::Adopt {
+            addr: key.clone(),
+            source,
+        };
+        let listener = tlsgate_ossl::adopt_tcp_listener(fd).map_err(fail)?;
+        let listening =
+            nix::sys::socket::getsockopt(&listener, nix::sys::socket::sockopt::AcceptConn)
+                .map_err(|e| fail(e.into()))?;
+        if !listening || listener.local_addr().map_err(fail)? != addr {
+            return Err(fail(std::io::Error::other(
+                "not a TCP socket listening on that address",
+            )));
+        }
+        listener.set_nonblocking(true).map_err(fail)?;
+        Ok(Some(listener))
+    }
+
+    pub fn from_pid(&self) -> i32 {
+        self.from
+    }
+}
+
+impl Drop for Inherited {
+    fn drop(&mut self) {
+        for (addr, fd) in self.fds.drain() {
+            tracing::info!(%addr, "the new configuration no longer listens here: closing the old process's socket");
+            drop(tlsgate_ossl::adopt_tcp_listener(fd));
+        }
+    }
+}
+
+/// Says this process serves now: its PID in the pid file (the next
+/// upgrade's target), and, under systemd (`Type=notify`,
+/// `NotifyAccess=all`), that it is ready and is the service's main
+/// process.
+pub fn announce(pid_file: &Path) {
+    let pid = std::process::id();
+    let tmp = pid_file.with_extension(format!("pid.{pid}"));
+    let written =
+        std::fs::write(&tmp, format!("{pid}\n")).and_then(|()| std::fs::rename(&tmp, pid_file));
+    if let Err(e) = written {
+        tracing::warn!(path = %pid_file.display(), error = %e, "cannot write the pid file: `tlsgate run --upgrade` will not find this process");
+    }
+    notify_systemd(&format!("READY=1\nMAINPID={pid}\n"));
+}
+
+/// sd_notify(3), without libsystemd: one datagram to `$NOTIFY_SOCKET`
+/// (a path, or `@name` in the abstract namespace).
+fn notify_systemd(state: &str) {
+    use std::os::unix::net::UnixDatagram;
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let sent = UnixDatagram::unbound().and_then(|sock| {
+        let bytes = std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str());
+        match bytes.strip_prefix(b"@") {
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                sock.send_to_addr(state.as_bytes(), &addr)
+            }
+            None => sock.send_to(state.as_bytes(), &target),
+        }
+    });
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_follow_the_admin_port() {
+        let p = Paths::for_admin("127.0.0.1:15021".parse().unwrap(), Path::new("/run/x"));
+        assert_eq!(p.pid_file, Path::new("/run/x/tlsgate-15021.pid"));
+        assert_eq!(p.socket, Path::new("/run/x/tlsgate-15021.upgrade.sock"));
+    }
+
+    #[test]
+    fn a_pid_file_naming_anything_but_a_running_tlsgate_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x.pid");
+        assert!(matches!(old_process(&f), Err(UpgradeError::PidFile { .. })));
+        std::fs::write(&f, "garbage").unwrap();
+        assert!(matches!(
+            old_process(&f),
+            Err(UpgradeError::PidFileContent { .. })
+        ));
+        std::fs::write(&f, "0\n").unwrap();
+        assert!(matches!(
+            old_process(&f),
+            Err(UpgradeError::PidFileContent { .. })
+        ));
+        // PID 1 is never a tlsgate here; this test's own process is not one either.
+        std::fs::write(&f, "1\n").unwrap();
+        assert!(matches!(
+            old_process(&f),
+            Err(UpgradeError::NotTlsgate { .. })
+        ));
+        std::fs::write(&f, format!("{}\n", std::process::id())).unwrap();
+        assert!(matches!(
+            old_process(&f),
+            Err(UpgradeError::NotTlsgate { .. })
+        ));
+    }
+
+    #[test]
+    fn folders_other_users_can_reach_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("handover");
+        let paths = Paths::for_admin("127.0.0.1:1".parse().unwrap(), &fresh);
+        paths.check().unwrap();
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let e = paths.check().unwrap_err().to_string();
+        assert!(e.contains("mode 755") && e.contains("handover"), "{e}");
+        let file = dir.path().join("plain");
+        std::fs::write(&file, "").unwrap();
+        let inside = Paths::for_admin("127.0.0.1:1".parse().unwrap(), &file);
+        assert!(inside.check().is_err());
+    }
+
+    #[test]
+    fn an_oversized_pid_file_is_not_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x.pid");
+        std::fs::write(&f, "1".repeat(10 << 20)).unwrap();
+        match old_process(&f) {
+            Err(UpgradeError::PidFileContent { text, .. }) => assert!(text.len() <= 32),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn announce_writes_the_pid_and_notifies_systemd() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("g.pid");
+        announce(&f);
+        assert_eq!(
+            std::fs::read_to_string(&f).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+    }
+
+    #[test]
+    fn unusable_inherited_descriptors_are_refused() {
+        let bound = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = bound.local_addr().unwrap();
+        // A connected (not listening) socket under a listener's address.
+        let client = std::net::TcpStream::connect(addr).unwrap();
+        let fd = std::os::fd::IntoRawFd::into_raw_fd(client);
+        let mut inherited = Inherited {
+            fds: HashMap::from([(addr.to_string(), fd)]),
+            from: 0,
+        };
+        assert!(matches!(
+            inherited.take(addr),
+            Err(UpgradeError::Adopt { .. })
+        ));
+        assert!(inherited.take(addr).unwrap().is_none(), "taken once");
+    }
+}
