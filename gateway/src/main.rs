@@ -232,15 +232,21 @@ fn print_errors(errors: &ConfigErrors) {
     eprintln!("{} error(s)", errors.0.len());
 }
 
+/// [`load`], with every error printed; `what` says what did not happen.
+fn load_or_report(
+    source: &ConfigSource,
+    overrides: &Overrides,
+    what: &str,
+) -> anyhow::Result<Runtime> {
+    load(source, overrides).map_err(|errors| {
+        print_errors(&errors);
+        anyhow::anyhow!("configuration is not valid{what}")
+    })
+}
+
 fn check(args: CheckArgs) -> anyhow::Result<()> {
     let (source, overrides) = source(&args.config)?;
-    let rt = match load(&source, &overrides) {
-        Ok(rt) => rt,
-        Err(errors) => {
-            print_errors(&errors);
-            anyhow::bail!("configuration is not valid");
-        }
-    };
+    let rt = load_or_report(&source, &overrides, "")?;
     let m = &rt.model;
     if args.strict && !m.warnings.is_empty() {
         print_errors(&ConfigErrors(
@@ -299,13 +305,7 @@ const UPGRADE_WAIT: Duration = Duration::from_secs(60);
 fn upgrade_in_background(args: RunArgs) -> anyhow::Result<()> {
     use std::os::unix::process::CommandExt;
     let (source, overrides) = source(&args.config)?;
-    let rt = match load(&source, &overrides) {
-        Ok(rt) => rt,
-        Err(errors) => {
-            print_errors(&errors);
-            anyhow::bail!("configuration is not valid; nothing upgraded");
-        }
-    };
+    let rt = load_or_report(&source, &overrides, "; nothing upgraded")?;
     let paths = args.handover.paths(rt.model.runtime.admin);
     drop(rt);
     let exe = std::env::current_exe().context("finding this executable")?;
@@ -326,7 +326,7 @@ fn upgrade_in_background(args: RunArgs) -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + UPGRADE_WAIT;
     loop {
         if let Some(status) = child.try_wait()? {
-            anyhow::bail!("the new tlsgate exited ({status}); the running one was left alone unless its log says otherwise");
+            anyhow::bail!("the new tlsgate exited ({status}), see its log above: unless it had received the listening sockets, the running tlsgate was not signalled and serves on");
         }
         let named = std::fs::read_to_string(&paths.pid_file).unwrap_or_default();
         if named.trim() == child.id().to_string() {
@@ -376,13 +376,7 @@ fn whole_seconds(d: Duration) -> u64 {
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
     let (source, overrides) = source(&args.config)?;
-    let rt = match load(&source, &overrides) {
-        Ok(rt) => rt,
-        Err(errors) => {
-            print_errors(&errors);
-            anyhow::bail!("configuration is not valid; nothing started");
-        }
-    };
+    let rt = load_or_report(&source, &overrides, "; nothing started")?;
     let settings = rt.model.runtime.clone();
     init_logging(settings.access_log);
     let listen = listeners(&rt.model);
@@ -399,9 +393,17 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     tlsgate_server::crl_fetch::spawn(shared.clone()).context("starting the CRL fetcher")?;
 
     let paths = args.handover.paths(settings.admin);
-    // Checked at every start: the next upgrade hands this process's
-    // sockets over through it.
-    paths.check().context("the upgrade and pid file folder")?;
+    // The next upgrade hands this process's sockets over through that
+    // folder: one other users could reach turns upgrades off (SIGQUIT is
+    // then ignored), not the gateway.
+    let handover = match paths.check() {
+        Ok(()) => Ok(paths.clone()),
+        Err(e) if !args.upgrade => {
+            tracing::error!(error = %e, "upgrades are off: no pid file, SIGQUIT ignored");
+            Err(e.to_string())
+        }
+        Err(e) => return Err(e).context("upgrading"),
+    };
     let conf = ServerConf {
         threads: settings.threads,
         // One single-threaded runtime per worker thread: a connection's
@@ -423,24 +425,15 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         upgrade_sock: paths.socket.display().to_string(),
         ..ServerConf::default()
     };
-    if listen.len() + 1 > upgrade::MAX_HANDOVER_SOCKETS {
+    let sockets = listen.len() + 1;
+    if sockets > upgrade::MAX_HANDOVER_SOCKETS {
         tracing::warn!(
-            listeners = listen.len() + 1,
+            sockets,
             max = upgrade::MAX_HANDOVER_SOCKETS,
-            "more listening sockets than an upgrade can hand over: the rest would be bound anew"
+            "more listening sockets than an upgrade can hand over: SIGQUIT will be ignored"
         );
     }
-    // Everything above is checked before the old process is asked for its
-    // sockets: from then on it stops accepting within seconds.
-    let mut inherited = if args.upgrade {
-        Some(upgrade::take_over(&paths).context("upgrading")?)
-    } else {
-        None
-    };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
-    server.bootstrap();
-
-    let mut bound = Vec::new();
+    let mut fronts = Vec::new();
     for (addr, proto) in &listen {
         let (kind, tls) = match proto {
             Protocol::Http => (listen::ListenerKind::Http, None),
@@ -454,15 +447,23 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                 }),
             ),
         };
-        match listen::bind(*addr, kind, tls, inherited.as_mut()) {
-            Ok(b) => bound.push(b),
-            // The old process is on its way out: failing here would leave
-            // nobody serving what it handed over.
-            Err(e) if inherited.is_some() => {
-                tracing::error!(error = %e, "listener not started")
-            }
-            Err(e) => return Err(e.into()),
-        }
+        fronts.push((*addr, kind, tls));
+    }
+    // Everything above is checked before the old process is asked for its
+    // sockets: from then on it stops accepting within seconds, whatever
+    // happens here.
+    let mut inherited = if args.upgrade {
+        let mut mine: Vec<SocketAddr> = listen.keys().copied().collect();
+        mine.push(settings.admin);
+        Some(upgrade::take_over(&paths, &mine).context("upgrading")?)
+    } else {
+        None
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let mut bound = Vec::new();
+    for (addr, kind, tls) in fronts {
+        bound.push(listen::bind(addr, kind, tls, inherited.as_mut())?);
     }
     let admin_socket = match inherited.as_mut().map(|i| i.take(settings.admin)) {
         Some(Ok(l)) => l,
@@ -480,8 +481,10 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         !args.no_direct,
     );
     let readiness = Readiness::new();
-    let mut data = listen::Front::new(bound, app, shared.clone(), readiness.clone())
-        .pid_file(paths.pid_file.clone());
+    let mut data = listen::Front::new(bound, app, shared.clone(), readiness.clone());
+    if handover.is_ok() {
+        data = data.pid_file(paths.pid_file.clone(), settings.admin.to_string());
+    }
     if let Some(l) = admin_socket {
         data = data.inherited_admin(settings.admin.to_string(), l);
     }
@@ -503,5 +506,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     // The admin service finds its inherited socket in the table the data
     // service fills.
     admin.add_dependency(&data);
-    server.run_forever()
+    server.run(pingora::server::RunArgs {
+        shutdown_signal: Box::new(upgrade::Signals::new(handover, sockets)),
+    });
+    std::process::exit(0)
 }

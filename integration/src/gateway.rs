@@ -21,6 +21,8 @@ pub struct GatewayOptions {
     pub admin: Option<SocketAddr>,
     /// `RLIMIT_NOFILE` (soft and hard) of the process, as `ulimit -n` sets it.
     pub nofile: Option<u64>,
+    /// Environment variables set for the process only.
+    pub env: &'static [(&'static str, &'static str)],
 }
 
 /// A `tlsgate run` child process with its own admin port; killed (SIGKILL, by
@@ -121,6 +123,7 @@ impl Gateway {
             .args(&full)
             .current_dir(workspace_root())
             .env("RUST_BACKTRACE", "1")
+            .envs(opts.env.iter().copied())
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)

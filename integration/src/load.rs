@@ -15,7 +15,8 @@ use openssl::ssl::{SslConnector, SslMethod, SslStream, SslVerifyMode};
 
 use crate::certs::ca_cert;
 
-/// Running clients; [`HttpsLoad::stop`] ends them and tells the outcome.
+/// Running clients; [`HttpsLoad::stop`] ends them and tells the outcome
+/// (dropped, e.g. by a failing test, they end too).
 pub struct HttpsLoad {
     stop: Arc<AtomicBool>,
     counts: Arc<Counts>,
@@ -29,7 +30,7 @@ struct Counts {
     refused: AtomicUsize,
     /// Handshake, write or read failed, or the answer was not a 200.
     failed: AtomicUsize,
-    /// Responses with `Connection: close`.
+    /// Responses with `Connection: close` to keep-alive requests.
     closed_by_server: AtomicUsize,
     errors: Mutex<Vec<String>>,
 }
@@ -84,11 +85,8 @@ impl HttpsLoad {
         self.counts.ok.load(Ordering::Relaxed)
     }
 
-    pub fn stop(self) -> LoadOutcome {
-        self.stop.store(true, Ordering::Relaxed);
-        for w in self.workers {
-            let _ = w.join();
-        }
+    pub fn stop(mut self) -> LoadOutcome {
+        self.halt();
         let c = &self.counts;
         LoadOutcome {
             ok: c.ok.load(Ordering::Relaxed),
@@ -97,6 +95,21 @@ impl HttpsLoad {
             closed_by_server: c.closed_by_server.load(Ordering::Relaxed),
             errors: c.errors.lock().unwrap().clone(),
         }
+    }
+}
+
+impl HttpsLoad {
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for w in std::mem::take(&mut self.workers) {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for HttpsLoad {
+    fn drop(&mut self) {
+        self.halt();
     }
 }
 
@@ -139,7 +152,7 @@ fn client(
         match get(&mut c, host, !reuse) {
             Ok(keep) => {
                 counts.ok.fetch_add(1, Ordering::Relaxed);
-                if !keep {
+                if reuse && !keep {
                     counts.closed_by_server.fetch_add(1, Ordering::Relaxed);
                 }
                 if keep && reuse {

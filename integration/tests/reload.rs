@@ -2,14 +2,9 @@
 //! running gateway, which never serves a broken credential and never drops a
 //! connection.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 use tlsgate_integration::*;
 
 /// Seed 000 with its own copy of the credentials, which the test edits.
@@ -283,82 +278,11 @@ fn removing_a_ca_refuses_its_clients_and_their_sessions() {
     }
 }
 
-/// One request on `stream`; true on a 200 with the whole body read.
-fn get<S: Read + Write>(reader: &mut BufReader<S>, host: &str, close: bool) -> bool {
-    let req = format!(
-        "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: {}\r\n\r\n",
-        if close { "close" } else { "keep-alive" }
-    );
-    if reader.get_mut().write_all(req.as_bytes()).is_err() {
-        return false;
-    }
-    let mut status = String::new();
-    if reader.read_line(&mut status).is_err() || !status.starts_with("HTTP/1.1 200") {
-        return false;
-    }
-    let mut len = None;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return false;
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some(v) = l.to_ascii_lowercase().strip_prefix("content-length:") {
-            len = v.trim().parse::<usize>().ok();
-        }
-    }
-    let Some(len) = len else { return false };
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body).is_ok()
-}
-
 #[test]
 fn reloads_under_load_fail_no_request() {
     let (s, creds) = seed_with_own_credentials();
-    let port = s.port;
-    let stop = Arc::new(AtomicBool::new(false));
-    let ok = Arc::new(AtomicUsize::new(0));
-    let failed = Arc::new(AtomicUsize::new(0));
-    let mut connector = SslConnector::builder(SslMethod::tls()).unwrap();
-    connector.set_ca_file(ca_cert("example")).unwrap();
-    let connector = Arc::new(connector.build());
-    let deadline = Instant::now() + Duration::from_secs(8);
-    let mut workers = Vec::new();
-    for i in 0..32 {
-        let (stop, ok, failed, connector) =
-            (stop.clone(), ok.clone(), failed.clone(), connector.clone());
-        let keepalive = i % 2 == 0;
-        workers.push(std::thread::spawn(move || {
-            let connect = || -> Option<BufReader<openssl::ssl::SslStream<TcpStream>>> {
-                let tcp = TcpStream::connect(("127.0.0.1", port)).ok()?;
-                tcp.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-                let mut cfg = connector.configure().ok()?;
-                cfg.set_verify(SslVerifyMode::PEER);
-                Some(BufReader::new(cfg.connect(FRONTEND_HOST, tcp).ok()?))
-            };
-            let mut conn = None;
-            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                if conn.is_none() {
-                    conn = connect();
-                }
-                let good = match conn.as_mut() {
-                    Some(c) => get(c, FRONTEND_HOST, !keepalive),
-                    None => false,
-                };
-                if good {
-                    ok.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-                if !keepalive || !good {
-                    conn = None;
-                }
-            }
-        }));
-    }
+    // Half the clients keep their connection, half open one per request.
+    let load = HttpsLoad::start(s.port, FRONTEND_HOST, 16, 16);
     // 50 credential rotations (two valid certificates in turn) and 10
     // configuration reloads while the clients run.
     let spare = s.conf.path().join("spare");
@@ -390,18 +314,16 @@ fn reloads_under_load_fail_no_request() {
         }
         std::thread::sleep(Duration::from_millis(120));
     }
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.join().unwrap();
-    }
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let outcome = load.stop();
+    let (ok, failed) = (outcome.ok, outcome.failed + outcome.refused);
     let m = s.gateway.metrics();
     assert!(ok > 200, "too little traffic to mean anything: {ok} ok");
     assert_eq!(
         failed,
         0,
-        "{failed} failed of {}\n{}",
+        "{failed} failed of {}: {:?}\n{}",
         ok + failed,
+        outcome.errors,
         s.gateway.describe()
     );
     assert!(

@@ -4,8 +4,8 @@
 //! five upgrades in a row refuse no connection and fail no request; a
 //! relayed TCP connection open across an upgrade keeps working within the
 //! old process's grace period; systemd is told the new main PID; and an
-//! upgrade with nothing to take over, or a bad configuration, leaves the
-//! running process alone.
+//! upgrade with nothing to take over, a bad configuration, a stale pid
+//! file or a stray SIGQUIT leaves the running process alone.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -21,8 +21,7 @@ const ACCESS: &str = "  accessLog:\n    format: text\n";
 
 /// The default pid file of the gateway on `admin`.
 fn pid_file(admin: SocketAddr) -> PathBuf {
-    use std::os::unix::fs::MetadataExt;
-    let uid = std::fs::metadata("/proc/self").unwrap().uid();
+    let uid = nix::unistd::geteuid().as_raw();
     std::env::temp_dir()
         .join(format!("tlsgate-{uid}"))
         .join(format!("tlsgate-{}.pid", admin.port()))
@@ -37,6 +36,15 @@ fn pid_in(file: &std::path::Path) -> Option<u32> {
 /// replaced has exited, successfully.
 fn upgrade(old: &mut Gateway, args: &[String]) -> Gateway {
     upgrade_keeping_old(old, args, &[], |_| {})
+}
+
+/// Sets the flag when dropped: the load threads of a failing test stop.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// curl's h2 client, 20 requests a connection, until `stop`: (200s, failures).
@@ -97,10 +105,6 @@ fn admin_probe(
     })
 }
 
-fn requests_served(g: &Gateway) -> f64 {
-    g.metrics().sum("tlsgate_requests_total", &[])
-}
-
 #[test]
 fn five_upgrades_under_load_refuse_no_connection_and_fail_no_request() {
     let s = Seed000::start_custom(&[], |_, yaml| {
@@ -123,30 +127,29 @@ fn five_upgrades_under_load_refuse_no_connection_and_fail_no_request() {
     } = s;
     let admin = current.admin_addr();
     let load = HttpsLoad::start(port, FRONTEND_HOST, 4, 2);
-    let stop = Arc::new(AtomicBool::new(false));
-    let h2 = h2_load(port, stop.clone());
+    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+    let h2 = h2_load(port, stop.0.clone());
     let probes = Arc::new(AtomicUsize::new(0));
-    let probe = admin_probe(admin, stop.clone(), probes.clone());
+    let probe = admin_probe(admin, stop.0.clone(), probes.clone());
     std::thread::sleep(Duration::from_millis(500));
 
     let mut pids = vec![current.pid()];
     for i in 0..5 {
-        let before = load.ok();
         let next = upgrade(&mut current, &args);
         pids.push(next.pid());
-        // The new process serves (its own counters), and the load goes on.
-        let (served, _) =
-            next.wait_metrics(Duration::from_secs(10), |_| requests_served(&next) >= 20.0);
+        // The new process serves: its own counters.
+        let (served, _) = next.wait_metrics(Duration::from_secs(10), |m| {
+            m.sum("tlsgate_requests_total", &[]) >= 20.0
+        });
         assert!(
             served,
             "upgrade {i}: the new process serves nothing\n{}",
             next.describe()
         );
-        assert!(load.ok() > before, "upgrade {i}: no request answered");
         current = next;
     }
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
+    drop(stop);
     let outcome = load.stop();
     let (h2_ok, h2_failed) = h2.join().unwrap();
     let probe_failed = probe.join().unwrap();
@@ -251,39 +254,35 @@ fn a_relayed_connection_lives_through_the_grace_period_and_systemd_learns_the_ne
     notify
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    let new = upgrade_keeping_old(
-        &mut old,
-        &args,
-        &[("NOTIFY_SOCKET", notify_path.display().to_string())],
-        |old| {
-            // The old process relays what it had…
-            assert_eq!(
-                echo(&mut open, b"during").unwrap(),
-                b"during",
-                "{}",
-                old.describe()
-            );
-            // …while new connections reach the new one.
-            let mut fresh = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
-            fresh
-                .set_read_timeout(Some(Duration::from_secs(5)))
-                .unwrap();
-            assert_eq!(echo(&mut fresh, b"new").unwrap(), b"new");
-        },
-    );
-    // (Another test's gateway, started while the variable was set, may
-    // have written here too.)
-    let expected = format!("READY=1\nMAINPID={}\n", new.pid());
-    let mut said = Vec::new();
-    while !said.contains(&expected) && said.len() < 10 {
-        let mut buf = [0u8; 256];
-        let n = notify.recv(&mut buf).unwrap();
-        said.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-    }
-    assert!(said.contains(&expected), "{said:?}");
+    let notify_env: &'static str = Box::leak(notify_path.display().to_string().into_boxed_str());
+    let env: &'static [(&'static str, &'static str)] =
+        Box::leak(Box::new([("NOTIFY_SOCKET", notify_env)]));
+    let new = upgrade_keeping_old(&mut old, &args, env, |old| {
+        // The old process relays what it had…
+        assert_eq!(
+            echo(&mut open, b"during").unwrap(),
+            b"during",
+            "{}",
+            old.describe()
+        );
+        // …while new connections reach the new one.
+        let mut fresh = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+        fresh
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(echo(&mut fresh, b"new").unwrap(), b"new");
+    });
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).unwrap();
+    let said = String::from_utf8_lossy(&buf[..n]);
+    assert_eq!(said, format!("READY=1\nMAINPID={}\n", new.pid()));
     // At the end of its grace period the old process closed the relay.
     let mut rest = Vec::new();
-    let _ = open.read_to_end(&mut rest);
+    let ended = open.read_to_end(&mut rest);
+    assert!(
+        matches!(ended, Ok(0)) || ended.is_err(),
+        "the relay outlived its process: {ended:?}"
+    );
     let mut again = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
     again
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -296,48 +295,34 @@ fn a_relayed_connection_lives_through_the_grace_period_and_systemd_learns_the_ne
 fn upgrade_keeping_old(
     old: &mut Gateway,
     args: &[String],
-    env: &[(&str, String)],
+    env: &'static [(&'static str, &'static str)],
     during: impl FnOnce(&Gateway),
 ) -> Gateway {
     let mut full = args.to_vec();
     full.push("--upgrade".into());
     let opts = GatewayOptions {
         admin: Some(old.admin_addr()),
+        env,
         ..GatewayOptions::default()
     };
-    for (k, v) in env {
-        std::env::set_var(k, v);
-    }
-    let new = Gateway::spawn_with(&full, opts).unwrap();
-    for (k, _) in env {
-        std::env::remove_var(k);
-    }
+    let mut new = Gateway::spawn_with(&full, opts).unwrap();
     let file = pid_file(old.admin_addr());
+    let took_over = wait_for(Duration::from_secs(20), || {
+        (pid_in(&file) == Some(new.pid())).then_some(())
+    });
     assert!(
-        wait_for(Duration::from_secs(20), || {
-            (pid_in(&file) == Some(new.pid())).then_some(())
-        })
-        .is_some(),
-        "{}",
-        new.describe()
+        took_over.is_some(),
+        "the new process did not take over\n{}\n{}",
+        new.describe(),
+        old.describe()
     );
     assert!(old.try_wait().is_none(), "the old process left at once");
     during(old);
     // 5 s of accepting side by side, the grace period, 1 s to stop.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(st) = old.try_wait() {
-            break st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the old process did not exit\n{}",
-            old.describe()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_for(Duration::from_secs(20), || old.try_wait());
+    let status =
+        status.unwrap_or_else(|| panic!("the old process did not exit\n{}", old.describe()));
     assert!(status.success(), "{status}\n{}", old.describe());
-    let mut new = new;
     assert!(new.try_wait().is_none(), "{}", new.describe());
     new
 }
@@ -374,6 +359,7 @@ fn an_upgrade_with_a_bad_configuration_or_nothing_to_replace_changes_nothing() {
 
     // No tlsgate on that admin port: an error naming the pid file, at once.
     let lonely: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let _ = std::fs::remove_file(pid_file(lonely));
     let config = s.config_path.display().to_string();
     let lonely_run = [
         "run",
@@ -410,7 +396,52 @@ fn an_upgrade_with_a_bad_configuration_or_nothing_to_replace_changes_nothing() {
         !out.success() && out.stderr.contains("is not a running tlsgate"),
         "{out}"
     );
-    // A handover folder other users can reach: refused at start, named.
+    // A stale pid file naming a live tlsgate that serves something else
+    // (another admin port, another listener): not signalled either.
+    let elsewhere = std::fs::read_to_string(&s.config_path)
+        .unwrap()
+        .replace(&s.port.to_string(), &free_port().to_string());
+    let elsewhere = conf
+        .write("elsewhere.yaml", &elsewhere)
+        .display()
+        .to_string();
+    std::fs::write(&file, format!("{}\n", s.gateway.pid())).unwrap();
+    let out = run_tlsgate(
+        &[
+            "run",
+            "--upgrade",
+            "--admin",
+            &lonely.to_string(),
+            "--config",
+            &elsewhere,
+        ],
+        Duration::from_secs(20),
+    );
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        !out.success() && out.stderr.contains("listens on none of"),
+        "{out}"
+    );
+    // A stray SIGQUIT, with no new process waiting: ignored, said, and
+    // the gateway serves on past the 5 s a handover would have given it.
+    assert!(!s.gateway.logs().contains("SIGQUIT"));
+    let mut s = s;
+    s.gateway.signal(libc::SIGQUIT);
+    assert!(
+        s.gateway
+            .logs_with("SIGQUIT ignored")
+            .contains("no new tlsgate waits"),
+        "{}",
+        s.gateway.describe()
+    );
+    std::thread::sleep(Duration::from_secs(7));
+    assert!(s.gateway.try_wait().is_none(), "{}", s.gateway.describe());
+    assert_eq!(s.frontend("/").run().status, 200);
+    assert!(!s.gateway.logs().contains("upgrade: handing"));
+    assert_eq!(pid_in(&pid_file(admin)), Some(s.gateway.pid()));
+
+    // A handover folder other users can reach: `--upgrade` refuses it,
+    // naming it; a plain run serves with upgrades off.
     let open = tempfile::tempdir().unwrap();
     std::fs::set_permissions(
         open.path(),
@@ -418,25 +449,31 @@ fn an_upgrade_with_a_bad_configuration_or_nothing_to_replace_changes_nothing() {
     )
     .unwrap();
     let pid = open.path().join("g.pid").display().to_string();
-    let out = run_tlsgate(
-        &[
-            "run",
-            "--admin",
-            &lonely.to_string(),
-            "--config",
-            &config,
-            "--pid-file",
-            &pid,
-        ],
-        Duration::from_secs(20),
-    );
+    let mut refused = lonely_run.to_vec();
+    refused.extend(["--pid-file", &pid]);
+    let out = run_tlsgate(&refused, Duration::from_secs(20));
     assert!(
         !out.success()
             && out.stderr.contains("other users can reach it")
             && out.stderr.contains(&open.path().display().to_string()),
         "{out}"
     );
-    assert_eq!(s.frontend("/").run().status, 200);
+    let mut off = Seed000::start_with(&["--pid-file", &pid]);
+    assert!(off
+        .gateway
+        .logs_with("upgrades are off")
+        .contains("other users can reach it"));
+    assert_eq!(off.frontend("/").run().status, 200);
+    assert!(
+        !std::path::Path::new(&pid).exists(),
+        "a pid file in an open folder"
+    );
+    off.gateway.signal(libc::SIGQUIT);
+    assert!(off
+        .gateway
+        .logs_with("SIGQUIT ignored")
+        .contains("upgrades are off"));
+    assert_eq!(off.frontend("/").run().status, 200);
 }
 
 fn alive(pid: u32) -> bool {
@@ -454,13 +491,6 @@ fn the_upgrade_command_returns_once_the_new_process_serves() {
     let logs = tempfile::NamedTempFile::new().unwrap();
     let out = upgrade_command(&["--admin", &admin, "--config", &config], logs.path());
     assert!(out.success(), "{out}\n{}", s.gateway.describe());
-    let new = pid_in(&pid_file(s.gateway.admin_addr())).expect("pid file");
-    assert_ne!(new, s.gateway.pid());
-    assert!(
-        out.stdout
-            .contains(&format!("upgraded: tlsgate {new} serves")),
-        "{out}"
-    );
     // Not this test's child: stopped by its PID whatever happens next.
     struct Stop(u32);
     impl Drop for Stop {
@@ -469,7 +499,14 @@ fn the_upgrade_command_returns_once_the_new_process_serves() {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         }
     }
-    let stop = Stop(new);
+    let new = pid_in(&pid_file(s.gateway.admin_addr())).expect("pid file");
+    let stop = (new != s.gateway.pid()).then(|| Stop(new));
+    assert!(stop.is_some(), "the pid file still names the old process");
+    assert!(
+        out.stdout
+            .contains(&format!("upgraded: tlsgate {new} serves")),
+        "{out}"
+    );
     assert!(
         wait_for(Duration::from_secs(20), || s.gateway.try_wait()).is_some(),
         "{}",
@@ -487,7 +524,9 @@ fn the_upgrade_command_returns_once_the_new_process_serves() {
     drop(stop);
 
     // Nothing to replace: the new process's failure is the command's.
-    let lonely = SocketAddr::from(([127, 0, 0, 1], free_port())).to_string();
+    let lonely = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let _ = std::fs::remove_file(pid_file(lonely));
+    let lonely = lonely.to_string();
     let out = upgrade_command(&["--admin", &lonely, "--config", &config], logs.path());
     assert!(
         !out.success() && out.stderr.contains("no tlsgate to upgrade"),

@@ -15,6 +15,7 @@
 //! port in use is an error at start, not a panic in a worker; on an
 //! upgrade they are the old process's, taken over (`crate::upgrade`).
 
+mod handover;
 mod handshake;
 mod opening;
 mod relay;
@@ -31,7 +32,7 @@ use pingora::apps::ServerApp;
 use pingora::protocols::Stream;
 use pingora::server::{ListenFds, ShutdownWatch};
 use pingora::services::{ServiceReadyNotifier, ServiceWithDependents};
-use std::os::fd::{AsRawFd, IntoRawFd};
+use std::os::fd::IntoRawFd;
 use tokio::net::{TcpListener, TcpStream};
 
 pub use crate::decide::connection::ListenerKind;
@@ -62,7 +63,8 @@ pub struct BindError {
 
 /// One bound listening socket and what its connections speak.
 pub struct Bound {
-    listener: std::net::TcpListener,
+    /// `None`: to bind once the old process lets the address go.
+    listener: Option<std::net::TcpListener>,
     addr: SocketAddr,
     kind: ListenerKind,
     tls: Option<Arc<TlsFront>>,
@@ -70,22 +72,31 @@ pub struct Bound {
 
 /// Binds `addr` now (address reuse, a deep backlog, non-blocking), or
 /// takes the socket the old process handed over for it (`inherited`, an
-/// upgrade). A TLS listener needs its `tls`.
+/// upgrade). On an upgrade an address that is taken is bound once the old
+/// process lets it go: failing here would leave nobody serving what that
+/// process handed over. A TLS listener needs its `tls`.
 pub fn bind(
     addr: SocketAddr,
     kind: ListenerKind,
     tls: Option<TlsFront>,
     inherited: Option<&mut Inherited>,
 ) -> Result<Bound, BindError> {
-    let listener = match inherited.map(|i| i.take(addr)).transpose() {
-        Ok(Some(Some(l))) => l,
-        Ok(_) => bind_socket(addr)?,
-        Err(e) => {
-            return Err(BindError {
-                addr,
-                source: std::io::Error::other(e),
-            })
+    let upgrading = inherited.is_some();
+    let taken = match inherited.map(|i| i.take(addr)) {
+        Some(Ok(l)) => l,
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "bound anew instead");
+            None
         }
+        None => None,
+    };
+    let listener = match taken.map(Ok).unwrap_or_else(|| bind_socket(addr)) {
+        Ok(l) => Some(l),
+        Err(e) if upgrading => {
+            tracing::warn!(error = %e, "bound once the old process has let it go");
+            None
+        }
+        Err(e) => return Err(e),
     };
     Ok(Bound {
         listener,
@@ -122,8 +133,9 @@ pub struct Front<A> {
     /// The admin socket handed over by the old process (an upgrade), for
     /// Pingora's admin service to find in the descriptor table.
     admin: Option<(String, std::net::TcpListener)>,
-    /// Written with this process's PID once every listener accepts.
-    pid_file: Option<std::path::PathBuf>,
+    /// Written with this process's PID once every listener accepts, and
+    /// the admin service's key in the descriptor table.
+    pid_file: Option<(std::path::PathBuf, String)>,
 }
 
 impl<A> Front<A> {
@@ -148,9 +160,10 @@ impl<A> Front<A> {
         self
     }
 
-    /// Where to say that this process serves (see [`upgrade::announce`]).
-    pub fn pid_file(mut self, path: std::path::PathBuf) -> Self {
-        self.pid_file = Some(path);
+    /// Where to say that this process serves (see [`upgrade::announce`]),
+    /// once the admin service listens on `admin` too.
+    pub fn pid_file(mut self, path: std::path::PathBuf, admin: String) -> Self {
+        self.pid_file = Some((path, admin));
         self
     }
 }
@@ -166,25 +179,12 @@ impl<A: ServerApp + Send + Sync + 'static> ServiceWithDependents for Front<A> {
     ) {
         // In Pingora's table, every listening socket is handed over at the
         // next upgrade (SIGQUIT), ours with the admin service's.
-        if let Some(fds) = &fds {
-            let mut table = fds.lock();
-            for b in &self.bound {
-                table.add(b.addr.to_string(), b.listener.as_raw_fd());
-            }
-            if let Some((addr, listener)) = self.admin.take() {
-                table.add(addr, listener.into_raw_fd());
-            }
+        if let (Some(fds), Some((addr, listener))) = (&fds, self.admin.take()) {
+            fds.lock().add(addr, listener.into_raw_fd());
         }
         ready_notifier.notify_ready();
         let mut loops = Vec::new();
         for b in std::mem::take(&mut self.bound) {
-            let listener = match TcpListener::from_std(b.listener) {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::error!(addr = %b.addr, error = %e, "listener lost");
-                    continue;
-                }
-            };
             let acceptor = Accept {
                 app: self.app.clone(),
                 rt: self.rt.clone(),
@@ -193,11 +193,25 @@ impl<A: ServerApp + Send + Sync + 'static> ServiceWithDependents for Front<A> {
                 kind: b.kind,
                 open: Arc::new(AtomicUsize::new(0)),
             };
-            loops.push(tokio::spawn(acceptor.run(listener, shutdown.clone())));
+            let (table, shutdown) = (fds.clone(), shutdown.clone());
+            let (addr, bound) = (b.addr, b.listener);
+            match bound {
+                // In the table before readiness and the pid file say so.
+                Some(bound) => {
+                    if let Some(l) = handover::adopt(bound, addr, table.as_ref()) {
+                        loops.push(tokio::spawn(acceptor.run(l, shutdown)));
+                    }
+                }
+                None => loops.push(tokio::spawn(async move {
+                    if let Some(l) = handover::later(addr, table.as_ref(), &shutdown).await {
+                        acceptor.run(l, shutdown).await;
+                    }
+                })),
+            }
         }
         self.ready.mark_ready();
-        if let Some(path) = &self.pid_file {
-            upgrade::announce(path);
+        if let Some((path, admin)) = self.pid_file.clone() {
+            tokio::spawn(handover::announce(fds.clone(), Some(admin), path));
         }
         let (ready, mut watch) = (self.ready.clone(), shutdown.clone());
         tokio::spawn(async move {
@@ -211,6 +225,9 @@ impl<A: ServerApp + Send + Sync + 'static> ServiceWithDependents for Front<A> {
         });
         for l in loops {
             let _ = l.await;
+        }
+        if let Some((path, _)) = &self.pid_file {
+            upgrade::retire(path);
         }
         self.app.cleanup().await;
     }

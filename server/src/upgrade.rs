@@ -22,6 +22,11 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+mod procfs;
+mod signals;
+
+pub use signals::Signals;
+
 /// Pingora's handover carries at most this many descriptors; any more are
 /// lost (and their addresses refused until bound again).
 pub const MAX_HANDOVER_SOCKETS: usize = 32;
@@ -51,6 +56,22 @@ impl Paths {
         }
     }
 
+    /// Held by the new process from before it signals the old one until
+    /// it has the sockets: one upgrade at a time, and the old process
+    /// can tell that a new one really waits.
+    fn lock_file(&self) -> PathBuf {
+        self.socket.with_extension("lock")
+    }
+
+    /// Does a live `take_over` wait on the socket now?
+    pub fn new_process_waiting(&self) -> bool {
+        use std::os::unix::fs::FileTypeExt;
+        let listening = std::fs::metadata(&self.socket).is_ok_and(|m| m.file_type().is_socket());
+        let locked = std::fs::File::open(self.lock_file())
+            .is_ok_and(|f| matches!(try_lock(f), Err((_, nix::errno::Errno::EWOULDBLOCK))));
+        listening && locked
+    }
+
     /// The default folder: `$TMPDIR/tlsgate-<uid>`.
     pub fn default_dir() -> PathBuf {
         std::env::temp_dir().join(format!("tlsgate-{}", own_uid()))
@@ -75,10 +96,16 @@ impl Paths {
     }
 }
 
+/// flock(2), exclusive, not waiting: released when dropped (or when
+/// the process ends, however it ends).
+fn try_lock(
+    f: std::fs::File,
+) -> Result<nix::fcntl::Flock<std::fs::File>, (std::fs::File, nix::errno::Errno)> {
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
+}
+
 fn own_uid() -> u32 {
-    use std::os::unix::fs::MetadataExt;
-    // /proc/self belongs to the process's user: no call into libc needed.
-    std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid())
+    nix::unistd::geteuid().as_raw()
 }
 
 fn private_dir(dir: &Path) -> Result<(), UpgradeError> {
@@ -128,6 +155,20 @@ pub enum UpgradeError {
     PidFileContent { path: PathBuf, text: String },
     #[error("process {pid} (from the pid file {path}) is not a running tlsgate")]
     NotTlsgate { pid: i32, path: PathBuf },
+    #[error("process {pid} (from the pid file {path}) listens on none of {addrs:?}: not the tlsgate this configuration replaces (a stale pid file?)")]
+    NotListening {
+        pid: i32,
+        path: PathBuf,
+        addrs: Vec<SocketAddr>,
+    },
+    #[error("another upgrade is under way ({path} is locked)")]
+    InProgress { path: PathBuf },
+    #[error("the upgrade lock {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the upgrade socket {path} did not appear within {SOCKET_WAIT:?}")]
     NoSocket { path: PathBuf },
     #[error("signalling process {pid} to hand over its sockets: {source}")]
@@ -152,9 +193,11 @@ pub enum UpgradeError {
 }
 
 /// The process named by `pid_file`, if it is a running tlsgate other
-/// than this one: a stale file naming a reused PID must not get a SIGQUIT
-/// (whose default action kills).
-pub fn old_process(pid_file: &Path) -> Result<i32, UpgradeError> {
+/// than this one that listens on one of `addrs` (the admin address and
+/// the listeners of the new configuration): a stale file naming a reused
+/// PID must not get a SIGQUIT, whose default action kills, nor another
+/// tlsgate, which would hand its sockets to nobody.
+pub fn old_process(pid_file: &Path, addrs: &[SocketAddr]) -> Result<i32, UpgradeError> {
     use std::io::Read;
     let fail = |source| UpgradeError::PidFile {
         path: pid_file.to_path_buf(),
@@ -178,6 +221,13 @@ pub fn old_process(pid_file: &Path) -> Result<i32, UpgradeError> {
             path: pid_file.to_path_buf(),
         });
     }
+    if !procfs::listens_on(pid, addrs) {
+        return Err(UpgradeError::NotListening {
+            pid,
+            path: pid_file.to_path_buf(),
+            addrs: addrs.to_vec(),
+        });
+    }
     Ok(pid)
 }
 
@@ -192,9 +242,31 @@ pub struct Inherited {
 /// Receives the old process's listening sockets: listens on
 /// `paths.socket`, then sends the old process SIGQUIT. Blocks until they
 /// arrive (Pingora gives up after about 6 s).
-pub fn take_over(paths: &Paths) -> Result<Inherited, UpgradeError> {
+pub fn take_over(paths: &Paths, addrs: &[SocketAddr]) -> Result<Inherited, UpgradeError> {
     paths.check()?;
-    let pid = old_process(&paths.pid_file)?;
+    let lock_path = paths.lock_file();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| UpgradeError::Lock {
+            path: lock_path.clone(),
+            source,
+        })?;
+    let lock = match try_lock(lock) {
+        Ok(held) => held,
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+            return Err(UpgradeError::InProgress { path: lock_path })
+        }
+        Err((_, errno)) => {
+            return Err(UpgradeError::Lock {
+                path: lock_path,
+                source: errno.into(),
+            })
+        }
+    };
+    let pid = old_process(&paths.pid_file, addrs)?;
     // A file left by an earlier run would look ready before we listen.
     let _ = std::fs::remove_file(&paths.socket);
     let socket = paths.socket.clone();
@@ -215,6 +287,7 @@ pub fn take_over(paths: &Paths) -> Result<Inherited, UpgradeError> {
         path: paths.socket.clone(),
         source,
     })?;
+    drop(lock);
     let (binds, raw) = fds.serialize();
     tracing::info!(from = pid, sockets = ?binds, "listening sockets received");
     Ok(Inherited {
@@ -293,6 +366,16 @@ pub fn announce(pid_file: &Path) {
     notify_systemd(&format!("READY=1\nMAINPID={pid}\n"));
 }
 
+/// At shutdown: the pid file goes, unless it names the process that took
+/// over already (an upgrade).
+pub fn retire(pid_file: &Path) {
+    let ours =
+        std::fs::read_to_string(pid_file).is_ok_and(|t| t.trim() == std::process::id().to_string());
+    if ours {
+        let _ = std::fs::remove_file(pid_file);
+    }
+}
+
 /// sd_notify(3), without libsystemd: one datagram to `$NOTIFY_SOCKET`
 /// (a path, or `@name` in the abstract namespace).
 fn notify_systemd(state: &str) {
@@ -331,26 +414,29 @@ mod tests {
     fn a_pid_file_naming_anything_but_a_running_tlsgate_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("x.pid");
-        assert!(matches!(old_process(&f), Err(UpgradeError::PidFile { .. })));
+        assert!(matches!(
+            old_process(&f, &[]),
+            Err(UpgradeError::PidFile { .. })
+        ));
         std::fs::write(&f, "garbage").unwrap();
         assert!(matches!(
-            old_process(&f),
+            old_process(&f, &[]),
             Err(UpgradeError::PidFileContent { .. })
         ));
         std::fs::write(&f, "0\n").unwrap();
         assert!(matches!(
-            old_process(&f),
+            old_process(&f, &[]),
             Err(UpgradeError::PidFileContent { .. })
         ));
         // PID 1 is never a tlsgate here; this test's own process is not one either.
         std::fs::write(&f, "1\n").unwrap();
         assert!(matches!(
-            old_process(&f),
+            old_process(&f, &[]),
             Err(UpgradeError::NotTlsgate { .. })
         ));
         std::fs::write(&f, format!("{}\n", std::process::id())).unwrap();
         assert!(matches!(
-            old_process(&f),
+            old_process(&f, &[]),
             Err(UpgradeError::NotTlsgate { .. })
         ));
     }
@@ -378,7 +464,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("x.pid");
         std::fs::write(&f, "1".repeat(10 << 20)).unwrap();
-        match old_process(&f) {
+        match old_process(&f, &[]) {
             Err(UpgradeError::PidFileContent { text, .. }) => assert!(text.len() <= 32),
             other => panic!("{other:?}"),
         }

@@ -248,13 +248,18 @@ impl Core {
         mut fresh: bool,
     ) -> Option<(Stream, BytesMut, Option<Decision>)> {
         let conn = Conn::of(&stream);
-        let (limits, timeouts) = {
+        let (limits, timeouts, drain_wait) = {
             let rt = self.rt.load();
-            (rt.model.runtime.limits, rt.model.runtime.timeouts)
+            let r = &rt.model.runtime;
+            (
+                r.limits,
+                r.timeouts,
+                (r.grace_period + r.shutdown_timeout) / 2,
+            )
         };
         let mut buf = BytesMut::with_capacity(HEAD_BUF);
         let mut shutdown = shutdown.clone();
-        let mut draining = *shutdown.borrow();
+        let mut draining = shutdown.borrow().then(|| Instant::now() + drain_wait);
         let mut memory = HeadMemory::default();
         loop {
             let mut scan = HeadScan::default();
@@ -291,13 +296,21 @@ impl Core {
                     // would see fail. The connection waits for it instead,
                     // answers it with `Connection: close`, and is closed
                     // at the end of the grace period if none comes.
-                    let read = if draining {
-                        read_head_bytes(&mut stream, &mut buf, idle).await
+                    // The wait is half of what Pingora grants before it
+                    // drops the connections: a request that comes gets the
+                    // other half to be answered; later, the close is a FIN
+                    // the client's retry expects, not a cut mid-request.
+                    let read = if let Some(until) = draining {
+                        let left = until.saturating_duration_since(Instant::now());
+                        match read_head_bytes(&mut stream, &mut buf, idle.min(left)).await {
+                            r if is_timeout(&r) && left <= idle => return None,
+                            r => r,
+                        }
                     } else {
                         tokio::select! {
                             biased;
                             _ = shutdown.changed() => {
-                                draining = true;
+                                draining = Some(Instant::now() + drain_wait);
                                 continue;
                             }
                             r = read_head_bytes(&mut stream, &mut buf, idle) => r,
