@@ -476,6 +476,30 @@ fn an_upgrade_with_a_bad_configuration_or_nothing_to_replace_changes_nothing() {
     assert_eq!(off.frontend("/").run().status, 200);
 }
 
+/// A tlsgate this test started but does not parent (`tlsgate upgrade`'s):
+/// SIGKILL by PID if the test ends early.
+struct StopPid(u32);
+
+impl StopPid {
+    /// SIGTERM, and its exit within 10 s (a graceful stop).
+    fn stop(self) {
+        let pid = nix::unistd::Pid::from_raw(self.0 as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let gone = wait_for(Duration::from_secs(10), || (!alive(self.0)).then_some(()));
+        assert!(gone.is_some(), "{} did not stop on SIGTERM", self.0);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for StopPid {
+    fn drop(&mut self) {
+        if alive(self.0) {
+            let pid = nix::unistd::Pid::from_raw(self.0 as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
 fn alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -491,17 +515,14 @@ fn the_upgrade_command_returns_once_the_new_process_serves() {
     let logs = tempfile::NamedTempFile::new().unwrap();
     let out = upgrade_command(&["--admin", &admin, "--config", &config], logs.path());
     assert!(out.success(), "{out}\n{}", s.gateway.describe());
-    // Not this test's child: stopped by its PID whatever happens next.
-    struct Stop(u32);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let pid = nix::unistd::Pid::from_raw(self.0 as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        }
-    }
     let new = pid_in(&pid_file(s.gateway.admin_addr())).expect("pid file");
-    let stop = (new != s.gateway.pid()).then(|| Stop(new));
-    assert!(stop.is_some(), "the pid file still names the old process");
+    assert_ne!(
+        new,
+        s.gateway.pid(),
+        "the pid file still names the old process"
+    );
+    // Not this test's child: stopped by its PID, at the end or on a panic.
+    let stop = StopPid(new);
     assert!(
         out.stdout
             .contains(&format!("upgraded: tlsgate {new} serves")),
@@ -513,15 +534,7 @@ fn the_upgrade_command_returns_once_the_new_process_serves() {
         s.gateway.describe()
     );
     assert_eq!(s.frontend("/").run().status, 200);
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(new as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    assert!(
-        wait_for(Duration::from_secs(10), || (!alive(new)).then_some(())).is_some(),
-        "the new process did not stop on SIGTERM"
-    );
-    drop(stop);
+    stop.stop();
 
     // Nothing to replace: the new process's failure is the command's.
     let lonely = SocketAddr::from(([127, 0, 0, 1], free_port()));
@@ -534,17 +547,35 @@ fn the_upgrade_command_returns_once_the_new_process_serves() {
     );
 }
 
-/// `tlsgate upgrade ARGS`, its stdout read, its stderr (shared with the
-/// process it starts, which outlives it) in `logs`; at most 60 s.
+/// `tlsgate upgrade ARGS` (see [`detaching`]).
 fn upgrade_command(args: &[&str], logs: &std::path::Path) -> CmdOutput {
+    let mut cmd = vec![tlsgate_bin().display().to_string(), "upgrade".into()];
+    cmd.extend(args.iter().map(|a| a.to_string()));
+    detaching(&cmd, None, logs)
+}
+
+/// Runs `cmd`, whose stderr the process it starts shares and which
+/// outlives it: its stdout read, its stderr in `logs` (appended); at most
+/// 60 s. `notify`: the NOTIFY_SOCKET systemd would set.
+fn detaching(
+    cmd: &[String],
+    notify: Option<&std::path::Path>,
+    logs: &std::path::Path,
+) -> CmdOutput {
     let start = Instant::now();
-    let mut child = Command::new(tlsgate_bin())
-        .arg("upgrade")
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(logs).unwrap())
-        .spawn()
+    let err = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(logs)
         .unwrap();
+    let mut c = Command::new(&cmd[0]);
+    c.args(&cmd[1..])
+        .stdout(std::process::Stdio::piped())
+        .stderr(err);
+    if let Some(n) = notify {
+        c.env("NOTIFY_SOCKET", n);
+    }
+    let mut child = c.spawn().unwrap();
     let status = wait_for(Duration::from_secs(60), || child.try_wait().unwrap());
     if status.is_none() {
         let _ = child.kill();
@@ -558,5 +589,124 @@ fn upgrade_command(args: &[&str], logs: &std::path::Path) -> CmdOutput {
         stderr: std::fs::read_to_string(logs).unwrap_or_default(),
         timed_out: status.is_none(),
         elapsed: start.elapsed(),
+    }
+}
+
+/// The command line of `Key=` in conf/systemd/tlsgate.service, with the
+/// unit's paths made this test's.
+fn unit_command(unit: &str, key: &str, subst: &[(&str, String)]) -> Vec<String> {
+    let line = unit
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in the unit"));
+    line.split_whitespace()
+        .map(|w| {
+            subst
+                .iter()
+                .fold(w.to_string(), |w, (from, to)| w.replace(from, to))
+        })
+        .collect()
+}
+
+#[test]
+fn the_systemd_unit_upgrades_and_tells_systemd_the_new_main_pid() {
+    let unit_path = workspace_root().join("conf/systemd/tlsgate.service");
+    let unit = std::fs::read_to_string(&unit_path).unwrap();
+    for needed in [
+        "Type=notify",
+        "NotifyAccess=all",
+        "RuntimeDirectoryMode=0700",
+    ] {
+        assert!(unit.contains(needed), "{needed}");
+    }
+    let mut s = Seed000::start();
+    let admin = s.gateway.admin_addr();
+    s.gateway.kill();
+    let run = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        run.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let bin = tlsgate_bin().display().to_string();
+    let subst = [
+        ("/usr/local/bin/tlsgate", bin.clone()),
+        ("/etc/tlsgate/config", s.config_path.display().to_string()),
+        ("/run/tlsgate", run.path().display().to_string()),
+    ];
+    let start = unit_command(&unit, "ExecStart", &subst);
+    let reload = unit_command(&unit, "ExecReload", &subst);
+    assert_eq!(start[0], bin);
+    // systemd's side: the notify socket, as Type=notify sets it.
+    let notify_path = run.path().join("notify");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let logs = run.path().join("tlsgate.log");
+    let main = Command::new(&start[0])
+        .args(&start[1..])
+        .args(["--admin", &admin.to_string()])
+        .env("NOTIFY_SOCKET", &notify_path)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&logs).unwrap())
+        .spawn()
+        .unwrap();
+    // Stopped (and reaped) whatever happens next.
+    struct KillChild(std::process::Child);
+    impl Drop for KillChild {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut main = KillChild(main);
+    let first = main.0.id();
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&buf[..n]),
+        format!("READY=1\nMAINPID={first}\n")
+    );
+    assert_eq!(s.frontend("/").run().status, 200);
+
+    // `systemctl reload`: ExecReload, with the unit's environment.
+    let mut reload = reload;
+    reload.extend(["--admin".to_string(), admin.to_string()]);
+    let out = detaching(&reload, Some(&notify_path), &logs);
+    assert!(out.success(), "{out}");
+    let pid_file = run.path().join("tlsgate.pid");
+    let new = pid_in(&pid_file).expect("pid file");
+    // Not this test's child: stopped by its PID, at the end or on a panic.
+    let second = StopPid(new);
+    assert_ne!(new, first);
+    let n = notify.recv(&mut buf).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&buf[..n]),
+        format!("READY=1\nMAINPID={new}\n")
+    );
+    let status = wait_for(Duration::from_secs(20), || main.0.try_wait().unwrap());
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert_eq!(s.frontend("/").run().status, 200);
+    second.stop();
+
+    // systemd's own reading of the unit, when this machine has it.
+    let verify_copy = run.path().join("tlsgate.service");
+    std::fs::write(&verify_copy, unit.replace("/usr/local/bin/tlsgate", &bin)).unwrap();
+    match Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&verify_copy)
+        .output()
+    {
+        Ok(out) => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            // Users and folders of a real host are not this test's.
+            let problems: Vec<&str> = err
+                .lines()
+                .filter(|l| !l.contains("User=") && !l.contains("Group=") && !l.trim().is_empty())
+                .collect();
+            assert!(problems.is_empty(), "systemd-analyze verify: {err}");
+        }
+        Err(e) => eprintln!("NOTE: systemd-analyze not run: {e}"),
     }
 }

@@ -74,8 +74,10 @@ pub(super) async fn announce(table: Option<ListenFds>, admin: Option<String>, pi
         let until = Instant::now() + Duration::from_secs(30);
         while table.lock().get(&admin).is_none() {
             if Instant::now() >= until {
-                tracing::warn!(%admin, "the admin port is not listening: the pid file is written without it");
-                break;
+                // Another process's admin port, most likely: the pid file
+                // is that process's to keep.
+                tracing::warn!(%admin, "the admin port is not listening: no pid file, upgrades are off");
+                return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
