@@ -219,6 +219,9 @@ mod tests {
             n += 1;
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        assert!((3..=5).contains(&n), "{n}");
+        // Each turn sleeps at least 5 ms, so at most 5 fit in 20 ms; how
+        // few depends on how loaded the machine is (CI ran 2 once).
+        assert!((1..=5).contains(&n), "{n}");
+        assert!(s.next().await.is_none(), "the schedule ended");
     }
 }
