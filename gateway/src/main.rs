@@ -481,10 +481,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         !args.no_direct,
     );
     let readiness = Readiness::new();
-    let mut data = listen::Front::new(bound, app, shared.clone(), readiness.clone());
-    if handover.is_ok() {
-        data = data.pid_file(paths.pid_file.clone(), settings.admin.to_string());
-    }
+    let pid_file = handover.is_ok().then(|| paths.pid_file.clone());
+    let mut data = listen::Front::new(bound, app, shared.clone(), readiness.clone())
+        .pid_file(pid_file, settings.admin.to_string());
     if let Some(l) = admin_socket {
         data = data.inherited_admin(settings.admin.to_string(), l);
     }

@@ -134,8 +134,8 @@ pub struct Front<A> {
     /// Pingora's admin service to find in the descriptor table.
     admin: Option<(String, std::net::TcpListener)>,
     /// Written with this process's PID once every listener accepts, and
-    /// the admin service's key in the descriptor table.
-    pid_file: Option<(std::path::PathBuf, String)>,
+    /// the admin service's key (the second) in the descriptor table.
+    pid_file: (Option<std::path::PathBuf>, String),
 }
 
 impl<A> Front<A> {
@@ -147,7 +147,7 @@ impl<A> Front<A> {
             rt,
             ready,
             admin: None,
-            pid_file: None,
+            pid_file: (None, String::new()),
         }
     }
 
@@ -162,8 +162,9 @@ impl<A> Front<A> {
 
     /// Where to say that this process serves (see [`upgrade::announce`]),
     /// once the admin service listens on `admin` too.
-    pub fn pid_file(mut self, path: std::path::PathBuf, admin: String) -> Self {
-        self.pid_file = Some((path, admin));
+    /// `path` `None`: upgrades are off (systemd is still told when ready).
+    pub fn pid_file(mut self, path: Option<std::path::PathBuf>, admin: String) -> Self {
+        self.pid_file = (path, admin);
         self
     }
 }
@@ -210,9 +211,8 @@ impl<A: ServerApp + Send + Sync + 'static> ServiceWithDependents for Front<A> {
             }
         }
         self.ready.mark_ready();
-        if let Some((path, admin)) = self.pid_file.clone() {
-            tokio::spawn(handover::announce(fds.clone(), Some(admin), path));
-        }
+        let (path, admin) = self.pid_file.clone();
+        tokio::spawn(handover::announce(fds.clone(), admin, path));
         let (ready, mut watch) = (self.ready.clone(), shutdown.clone());
         tokio::spawn(async move {
             while watch.changed().await.is_ok() {
@@ -226,7 +226,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServiceWithDependents for Front<A> {
         for l in loops {
             let _ = l.await;
         }
-        if let Some((path, _)) = &self.pid_file {
+        if let Some(path) = &self.pid_file.0 {
             upgrade::retire(path);
         }
         self.app.cleanup().await;

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -60,7 +61,9 @@ impl Paths {
     /// it has the sockets: one upgrade at a time, and the old process
     /// can tell that a new one really waits.
     fn lock_file(&self) -> PathBuf {
-        self.socket.with_extension("lock")
+        let mut name = self.socket.clone().into_os_string();
+        name.push(".lock");
+        PathBuf::from(name)
     }
 
     /// Does a live `take_over` wait on the socket now?
@@ -161,7 +164,13 @@ pub enum UpgradeError {
         path: PathBuf,
         addrs: Vec<SocketAddr>,
     },
-    #[error("another upgrade is under way ({path} is locked)")]
+    #[error("cannot see the sockets of process {pid} (/proc/{pid}/fd: {source}): run the upgrade as the gateway's user")]
+    Proc {
+        pid: i32,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("another upgrade is still under way after {LOCK_WAIT:?} ({path} is locked)")]
     InProgress { path: PathBuf },
     #[error("the upgrade lock {path}: {source}")]
     Lock {
@@ -215,13 +224,17 @@ pub fn old_process(pid_file: &Path, addrs: &[SocketAddr]) -> Result<i32, Upgrade
         }
     })?;
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    if comm.trim_end() != "tlsgate" || pid as u32 == std::process::id() {
+    // `comm` is the executable's name, cut at 15 bytes: `tlsgate`, or a
+    // versioned copy such as `tlsgate-1.4`.
+    if !comm.starts_with("tlsgate") || pid as u32 == std::process::id() {
         return Err(UpgradeError::NotTlsgate {
             pid,
             path: pid_file.to_path_buf(),
         });
     }
-    if !procfs::listens_on(pid, addrs) {
+    let listens =
+        procfs::listens_on(pid, addrs).map_err(|source| UpgradeError::Proc { pid, source })?;
+    if !listens {
         return Err(UpgradeError::NotListening {
             pid,
             path: pid_file.to_path_buf(),
@@ -243,6 +256,18 @@ pub struct Inherited {
 /// `paths.socket`, then sends the old process SIGQUIT. Blocks until they
 /// arrive (Pingora gives up after about 6 s).
 pub fn take_over(paths: &Paths, addrs: &[SocketAddr]) -> Result<Inherited, UpgradeError> {
+    take_over_within(paths, addrs, LOCK_WAIT)
+}
+
+/// How long an upgrade waits for the one before it (until that one's old
+/// process has exited).
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+fn take_over_within(
+    paths: &Paths,
+    addrs: &[SocketAddr],
+    lock_wait: Duration,
+) -> Result<Inherited, UpgradeError> {
     paths.check()?;
     let lock_path = paths.lock_file();
     let lock = std::fs::OpenOptions::new()
@@ -254,16 +279,24 @@ pub fn take_over(paths: &Paths, addrs: &[SocketAddr]) -> Result<Inherited, Upgra
             path: lock_path.clone(),
             source,
         })?;
-    let lock = match try_lock(lock) {
-        Ok(held) => held,
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-            return Err(UpgradeError::InProgress { path: lock_path })
-        }
-        Err((_, errno)) => {
-            return Err(UpgradeError::Lock {
-                path: lock_path,
-                source: errno.into(),
-            })
+    let until = Instant::now() + lock_wait;
+    let mut lock = lock;
+    let lock = loop {
+        match try_lock(lock) {
+            Ok(held) => break held,
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < until => {
+                lock = f;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                return Err(UpgradeError::InProgress { path: lock_path })
+            }
+            Err((_, errno)) => {
+                return Err(UpgradeError::Lock {
+                    path: lock_path,
+                    source: errno.into(),
+                })
+            }
         }
     };
     let pid = old_process(&paths.pid_file, addrs)?;
@@ -287,12 +320,36 @@ pub fn take_over(paths: &Paths, addrs: &[SocketAddr]) -> Result<Inherited, Upgra
         path: paths.socket.clone(),
         source,
     })?;
-    drop(lock);
+    // One upgrade at a time, until the old process has gone: another one
+    // before that would find two processes to replace.
+    hold_until_gone(lock, pid);
     let (binds, raw) = fds.serialize();
     tracing::info!(from = pid, sockets = ?binds, "listening sockets received");
     Ok(Inherited {
         fds: binds.into_iter().zip(raw).collect(),
         from: pid,
+    })
+}
+
+/// Keeps `lock` (on a thread of its own) while `pid` lives, 10 minutes
+/// at most.
+fn hold_until_gone(lock: nix::fcntl::Flock<std::fs::File>, pid: i32) {
+    let _ = std::thread::Builder::new()
+        .name("tlsgate-upgrade-lock".into())
+        .spawn(move || {
+            let until = Instant::now() + Duration::from_secs(600);
+            while running(pid) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            drop(lock);
+        });
+}
+
+/// Neither gone nor a zombie waiting for its parent to reap it.
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
     })
 }
 
@@ -355,20 +412,41 @@ impl Drop for Inherited {
 /// upgrade's target), and, under systemd (`Type=notify`,
 /// `NotifyAccess=all`), that it is ready and is the service's main
 /// process.
-pub fn announce(pid_file: &Path) {
+/// `None`: upgrades are off, no pid file (systemd is told all the same).
+pub fn announce(pid_file: Option<&Path>) {
     let pid = std::process::id();
-    let tmp = pid_file.with_extension(format!("pid.{pid}"));
-    let written =
-        std::fs::write(&tmp, format!("{pid}\n")).and_then(|()| std::fs::rename(&tmp, pid_file));
-    if let Err(e) = written {
-        tracing::warn!(path = %pid_file.display(), error = %e, "cannot write the pid file: `tlsgate run --upgrade` will not find this process");
+    if let Some(pid_file) = pid_file {
+        let tmp = pid_file.with_extension(format!("pid.{pid}"));
+        let written =
+            std::fs::write(&tmp, format!("{pid}\n")).and_then(|()| std::fs::rename(&tmp, pid_file));
+        if let Err(e) = written {
+            tracing::warn!(path = %pid_file.display(), error = %e, "cannot write the pid file: `tlsgate run --upgrade` will not find this process");
+        }
     }
     notify_systemd(&format!("READY=1\nMAINPID={pid}\n"));
 }
 
-/// At shutdown: the pid file goes, unless it names the process that took
-/// over already (an upgrade).
+/// Set once the sockets were handed over: the pid file is the new
+/// process's then.
+static HANDED_OVER: AtomicBool = AtomicBool::new(false);
+/// Set once SIGQUIT is caught: before that its default action would kill
+/// this process, so the pid file (which invites it) waits for it.
+static SIGNALS_READY: AtomicBool = AtomicBool::new(false);
+
+/// Waits (30 s at most) until SIGQUIT is ours to handle.
+pub async fn signals_installed() {
+    let until = Instant::now() + Duration::from_secs(30);
+    while !SIGNALS_READY.load(Ordering::Acquire) && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// At shutdown: the pid file goes, unless this process handed its
+/// sockets over (the file names the new one, or is about to).
 pub fn retire(pid_file: &Path) {
+    if HANDED_OVER.load(Ordering::Acquire) {
+        return;
+    }
     let ours =
         std::fs::read_to_string(pid_file).is_ok_and(|t| t.trim() == std::process::id().to_string());
     if ours {
@@ -442,6 +520,43 @@ mod tests {
     }
 
     #[test]
+    fn an_upgrade_under_way_holds_the_lock_the_old_process_looks_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::for_admin("127.0.0.1:1".parse().unwrap(), &dir.path().join("h"));
+        paths.check().unwrap();
+        assert!(!paths.new_process_waiting());
+        let lock = try_lock(std::fs::File::create(paths.lock_file()).unwrap()).unwrap();
+        // Locked, but nobody listens: not waiting.
+        assert!(!paths.new_process_waiting());
+        let sock = std::os::unix::net::UnixListener::bind(&paths.socket).unwrap();
+        assert!(paths.new_process_waiting());
+        // A second upgrade meanwhile waits, then is refused before it
+        // signals anyone.
+        assert!(matches!(
+            take_over_within(&paths, &[], Duration::from_millis(200)),
+            Err(UpgradeError::InProgress { .. })
+        ));
+        // The waiter gone, its socket left behind: not waiting.
+        drop(lock);
+        assert!(!paths.new_process_waiting());
+        drop(sock);
+    }
+
+    #[test]
+    fn a_zombie_is_not_running() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        let gone = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            !running(pid)
+        });
+        assert!(gone, "an exited child not yet reaped counts as running");
+        child.wait().unwrap();
+        assert!(!running(pid));
+        assert!(running(std::process::id() as i32));
+    }
+
+    #[test]
     fn folders_other_users_can_reach_are_refused() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
@@ -471,10 +586,10 @@ mod tests {
     }
 
     #[test]
-    fn announce_writes_the_pid_and_notifies_systemd() {
+    fn announce_writes_the_pid() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("g.pid");
-        announce(&f);
+        announce(Some(&f));
         assert_eq!(
             std::fs::read_to_string(&f).unwrap(),
             format!("{}\n", std::process::id())

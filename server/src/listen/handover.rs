@@ -69,18 +69,20 @@ async fn retry_bind(addr: SocketAddr, shutdown: &ShutdownWatch) -> Option<std::n
 /// Writes the pid file (and tells systemd) once the admin service's
 /// socket is in the table too: the next upgrade, which the pid file lets
 /// start, must find every socket there.
-pub(super) async fn announce(table: Option<ListenFds>, admin: Option<String>, pid_file: PathBuf) {
-    if let (Some(table), Some(admin)) = (table, admin) {
+/// `pid_file` `None`: upgrades are off; systemd is told all the same.
+pub(super) async fn announce(table: Option<ListenFds>, admin: String, pid_file: Option<PathBuf>) {
+    upgrade::signals_installed().await;
+    if let (Some(table), Some(_)) = (table, &pid_file) {
         let until = Instant::now() + Duration::from_secs(30);
         while table.lock().get(&admin).is_none() {
             if Instant::now() >= until {
                 // Another process's admin port, most likely: the pid file
                 // is that process's to keep.
                 tracing::warn!(%admin, "the admin port is not listening: no pid file, upgrades are off");
-                return;
+                return upgrade::announce(None);
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-    upgrade::announce(&pid_file);
+    upgrade::announce(pid_file.as_deref());
 }

@@ -6,16 +6,19 @@
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-/// Does `pid` hold a socket listening on one of `addrs`?
-pub fn listens_on(pid: i32, addrs: &[SocketAddr]) -> bool {
+/// Does `pid` hold a socket listening on one of `addrs`? An error when
+/// its descriptors cannot be read (another user's process).
+pub fn listens_on(pid: i32, addrs: &[SocketAddr]) -> std::io::Result<bool> {
     let inodes = listening_inodes(addrs);
     if inodes.is_empty() {
-        return false;
+        return Ok(false);
     }
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return false;
+    let fds = match std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        Ok(fds) => fds,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
     };
-    fds.flatten().any(|fd| {
+    Ok(fds.flatten().any(|fd| {
         std::fs::read_link(fd.path()).is_ok_and(|target| {
             target
                 .to_str()
@@ -23,7 +26,7 @@ pub fn listens_on(pid: i32, addrs: &[SocketAddr]) -> bool {
                 .and_then(|t| t.strip_suffix(']'))
                 .is_some_and(|inode| inodes.contains(inode))
         })
-    })
+    }))
 }
 
 /// The inodes of the sockets in LISTEN state on `addrs`.
@@ -79,16 +82,16 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         let me = std::process::id() as i32;
-        assert!(listens_on(me, &[addr]));
+        assert!(listens_on(me, &[addr]).unwrap());
         let other: SocketAddr = ([127, 0, 0, 1], addr.port().wrapping_add(1)).into();
-        assert!(!listens_on(me, &[other]));
+        assert!(!listens_on(me, &[other]).unwrap());
         // A connected socket on that port is not a listener.
         let _c = std::net::TcpStream::connect(addr).unwrap();
         drop(l);
-        assert!(!listens_on(me, &[addr]));
+        assert!(!listens_on(me, &[addr]).unwrap());
         let v6 = std::net::TcpListener::bind("[::1]:0");
         if let Ok(v6) = v6 {
-            assert!(listens_on(me, &[v6.local_addr().unwrap()]));
+            assert!(listens_on(me, &[v6.local_addr().unwrap()]).unwrap());
         }
     }
 

@@ -55,10 +55,12 @@ impl ShutdownSignalWatch for Signals {
             tracing::error!("cannot install the signal handlers: shutting down");
             return ShutdownSignal::GracefulTerminate;
         };
+        super::SIGNALS_READY.store(true, std::sync::atomic::Ordering::Release);
         loop {
             tokio::select! {
                 _ = quit.recv() => match self.refusal() {
                     None => {
+                        super::HANDED_OVER.store(true, std::sync::atomic::Ordering::Release);
                         tracing::info!("upgrade: handing the listening sockets over; accepting 5 s more, then finishing in-flight requests");
                         return ShutdownSignal::GracefulUpgrade;
                     }
