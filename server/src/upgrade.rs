@@ -24,6 +24,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 mod procfs;
+mod receive;
 mod signals;
 
 pub use signals::Signals;
@@ -31,9 +32,6 @@ pub use signals::Signals;
 /// Pingora's handover carries at most this many descriptors; any more are
 /// lost (and their addresses refused until bound again).
 pub const MAX_HANDOVER_SOCKETS: usize = 32;
-/// How long the new process waits for its own Unix socket to listen
-/// before it gives up signalling the old one.
-const SOCKET_WAIT: Duration = Duration::from_secs(10);
 
 /// Where two generations of one gateway find each other.
 #[derive(Debug, Clone)]
@@ -178,8 +176,6 @@ pub enum UpgradeError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the upgrade socket {path} did not appear within {SOCKET_WAIT:?}")]
-    NoSocket { path: PathBuf },
     #[error("signalling process {pid} to hand over its sockets: {source}")]
     Signal {
         pid: i32,
@@ -191,7 +187,7 @@ pub enum UpgradeError {
         pid: i32,
         path: PathBuf,
         #[source]
-        source: nix::Error,
+        source: receive::ReceiveError,
     },
     #[error("the listening socket handed over for {addr} is unusable: {source}")]
     Adopt {
@@ -300,33 +296,22 @@ fn take_over_within(
         }
     };
     let pid = old_process(&paths.pid_file, addrs)?;
-    // A file left by an earlier run would look ready before we listen.
-    let _ = std::fs::remove_file(&paths.socket);
     let socket = paths.socket.clone();
-    let signaller = std::thread::Builder::new()
-        .name("tlsgate-upgrade".into())
-        .spawn(move || signal_when_listening(&socket, pid))
-        .map_err(|source| UpgradeError::Adopt {
-            addr: "(thread)".into(),
-            source,
+    let received =
+        receive::receive(&paths.socket, pid, RECEIVE_WAIT, || signal(pid))?.map_err(|source| {
+            UpgradeError::Receive {
+                pid,
+                path: socket,
+                source,
+            }
         })?;
-    let mut fds = pingora::server::Fds::new();
-    let path = paths.socket.to_string_lossy().into_owned();
-    let received = fds.get_from_sock(path.as_str());
-    let signalled = signaller.join().unwrap_or(Ok(()));
-    signalled?;
-    received.map_err(|source| UpgradeError::Receive {
-        pid,
-        path: paths.socket.clone(),
-        source,
-    })?;
     // One upgrade at a time, until the old process has gone: another one
     // before that would find two processes to replace.
     hold_until_gone(lock, pid);
-    let (binds, raw) = fds.serialize();
-    tracing::info!(from = pid, sockets = ?binds, "listening sockets received");
+    let names: Vec<&String> = received.iter().map(|(n, _)| n).collect();
+    tracing::info!(from = pid, sockets = ?names, "listening sockets received");
     Ok(Inherited {
-        fds: binds.into_iter().zip(raw).collect(),
+        fds: received.into_iter().collect(),
         from: pid,
     })
 }
@@ -353,17 +338,11 @@ fn running(pid: i32) -> bool {
     })
 }
 
-fn signal_when_listening(socket: &Path, pid: i32) -> Result<(), UpgradeError> {
-    use std::os::unix::fs::FileTypeExt;
-    let deadline = Instant::now() + SOCKET_WAIT;
-    while !std::fs::metadata(socket).is_ok_and(|m| m.file_type().is_socket()) {
-        if Instant::now() >= deadline {
-            return Err(UpgradeError::NoSocket {
-                path: socket.to_path_buf(),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+/// How long the new process waits for the old one's sockets (Pingora's
+/// sender tries for about 5 s).
+const RECEIVE_WAIT: Duration = Duration::from_secs(15);
+
+fn signal(pid: i32) -> Result<(), UpgradeError> {
     kill(Pid::from_raw(pid), Signal::SIGQUIT).map_err(|source| UpgradeError::Signal { pid, source })
 }
 
