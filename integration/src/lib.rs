@@ -199,7 +199,11 @@ pub fn free_port() -> u16 {
 
 /// Is something accepting TCP connections on 127.0.0.1:port?
 pub fn port_open(port: u16) -> bool {
-    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500)).is_ok()
+    // A connect to a closed port of the ephemeral range can pick that very
+    // port as its source and "succeed", connected to itself (TCP
+    // simultaneous open): that is nobody listening.
+    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500))
+        .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
 }
 
 /// Can 127.0.0.1:port be bound right now?
