@@ -360,7 +360,11 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
             Look::Nothing if self.kind == ListenerKind::Tls => Look::FirstByte,
             other => other,
         };
-        let Some((action, sock, conn)) = self.open(rt, tcp, peer, slot, local, look).await else {
+        // Boxed, as the handshake and relays below: a connection's task
+        // is as large as the largest thing it may await, and an idle
+        // HTTP connection needs none of them.
+        let opened = Box::pin(self.open(rt, tcp, peer, slot, local, look)).await;
+        let Some((action, sock, conn)) = opened else {
             return;
         };
         self.execute(action, sock, conn, shutdown).await;
@@ -496,7 +500,7 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
                     sni: sni.as_deref(),
                     client_id: None,
                 };
-                return relay::relay(rt, plan, sock, peer).await;
+                return Box::pin(relay::relay(rt, plan, sock, peer)).await;
             }
             ConnAction::Terminate => {
                 let Some(front) = &self.tls else {
@@ -505,7 +509,7 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
                 let within = handshake_by.saturating_duration_since(Instant::now());
                 // The handshake runs under the runtime it loads itself.
                 drop(rt);
-                let Some(tls) = handshake::accept(front, sock, within).await else {
+                let Some(tls) = Box::pin(handshake::accept(front, sock, within)).await else {
                     return;
                 };
                 let stream: Stream = Box::new(tls);
@@ -518,7 +522,7 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
                             sni: peer_sni.as_deref(),
                             client_id,
                         };
-                        return relay::relay(rt, plan, stream, peer).await;
+                        return Box::pin(relay::relay(rt, plan, stream, peer)).await;
                     }
                     Some((_, action, ..)) if action.refusal().is_some() => {
                         refuse_action::<()>(self.addr, client, &action);
@@ -528,10 +532,17 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
                 }
             }
         };
-        let mut next = self.app.process_new(stream, &shutdown).await;
-        while let Some(stream) = next {
-            next = self.app.process_new(stream, &shutdown).await;
-        }
+        // A task of its own, and this one ends: an HTTP connection lives
+        // long and mostly idle, and this task's future (sized for opening,
+        // handshakes and relays) is 3 KB that an idle connection would
+        // keep. The new one holds the stream and what `process_new` awaits.
+        let app = self.app.clone();
+        pingora_runtime::current_handle().spawn(async move {
+            let mut next = app.process_new(stream, &shutdown).await;
+            while let Some(stream) = next {
+                next = app.process_new(stream, &shutdown).await;
+            }
+        });
     }
 
     /// A `TLS` server's decrypted stream goes to its `tcp[]` route, decided

@@ -39,6 +39,7 @@ use super::egress::loops_back;
 use super::h2conn::{self, OnStream};
 use super::record::{record, Outcome};
 use super::{handoff, upstream, Proxy};
+use crate::config::{Limits, Timeouts};
 use crate::decide::{self, Action, ConnView, Decision, Plan, RequestView, Tls};
 use crate::metrics::metrics;
 use crate::origin::PeerCheck;
@@ -54,6 +55,24 @@ use pool::{Key, Upstream};
 
 /// Read buffer of a client connection; grows for larger heads.
 const HEAD_BUF: usize = 1024;
+
+/// What [`Core::request`] needs of its connection.
+struct RequestCtx<'a> {
+    conn: &'a Conn,
+    head_len: usize,
+    limits: &'a Limits,
+    timeouts: &'a Timeouts,
+    shutdown: &'a mut ShutdownWatch,
+}
+
+/// After one request: the connection goes on, or `serve` ends with this.
+/// Returned once per request, never held across an await: its size costs
+/// nothing an idle connection keeps.
+#[allow(clippy::large_enum_variant)]
+enum Next {
+    Again(Stream, BytesMut),
+    Done(Option<(Stream, BytesMut, Option<Decision>)>),
+}
 
 /// The data-plane application: the direct path in front of Pingora's proxy.
 pub struct Direct {
@@ -108,7 +127,9 @@ impl ServerApp for Direct {
                     core.serve_h2(session, &shutdown).await;
                 });
             });
-            h2conn::serve(stream, shutdown, limits, timeouts, on_stream).await;
+            // Boxed here and below: an idle HTTP/1.1 connection's future
+            // is as large as the largest thing it may await.
+            Box::pin(h2conn::serve(stream, shutdown, limits, timeouts, on_stream)).await;
             return None;
         }
         // Every HTTP/1.1 head passes `serve`'s gate, also with the direct
@@ -117,7 +138,7 @@ impl ServerApp for Direct {
         loop {
             let (s, buf, decision) = core.serve(stream, shutdown, fresh).await?;
             fresh = false;
-            stream = core.one_by_pingora(s, buf, decision, shutdown).await?;
+            stream = Box::pin(core.one_by_pingora(s, buf, decision, shutdown)).await?;
         }
     }
 
@@ -345,71 +366,98 @@ impl Core {
             // A complete head is the request's now, not a head in waiting.
             memory.hold(0, 0);
             fresh = false;
-            let start = Instant::now();
-            // On the heap: in the connection's future it would cost every
-            // idle connection 3 KB.
-            let mut storage = Box::new_uninit_slice(limits.request_headers);
-            let head = match head::parse(&buf[..head_len], &mut storage) {
-                Parsed::Ready(head) => head,
-                Parsed::Refused(r) => return refuse(stream, r, &conn).await,
-                // The gate saw a complete head the parser does not.
-                Parsed::Partial => return refuse(stream, Refusal::MALFORMED, &conn).await,
+            // Boxed: what a request holds while it is proxied (its parsed
+            // head, upstream exchange and buffers) is no idle
+            // connection's.
+            let ctx = RequestCtx {
+                conn: &conn,
+                head_len,
+                limits: &limits,
+                timeouts: &timeouts,
+                shutdown: &mut shutdown,
             };
-            let rt = self.rt.load_full();
-            let view = RequestView {
-                method: head.method,
-                target: head.target,
-                authority: None,
-                host_header: head.host,
-                h2: false,
-                http11: head.http11,
-                headers: &Headers(head.headers),
-            };
-            let decision = decide::decide(&rt, &conn.view(), &view, &mut rand::thread_rng());
-            let method = match head.direct {
-                Some(m) if self.enabled => m,
-                _ => {
-                    if self.enabled {
-                        metrics().direct.handoff_request.inc();
-                    }
-                    return Some((stream, buf, Some(decision)));
-                }
-            };
-            let fwd = match self.direct(rt, &conn, decision).await {
-                Ok(f) => f,
-                Err(d) => return Some((stream, buf, Some(d))),
-            };
-            let mut request = Vec::with_capacity(head_len + 512);
-            let outgoing = Outgoing {
-                method,
-                target: head.target,
-                headers: h1_headers(head.headers),
-            };
-            forward::upstream_request(&mut request, outgoing, &fwd.plan().edits);
-            let mut client = H1Client {
-                down: &mut stream,
-                keep: !head.close && !*shutdown.borrow_and_update(),
-                send_idle: timeouts.response_send_idle,
-                out: Vec::with_capacity(2048),
-                ahead: BytesMut::new(),
-            };
-            let result = self
-                .exchange(&mut client, &request, fwd.plan(), fwd.addr, method)
-                .await;
-            let ahead = std::mem::take(&mut client.ahead);
-            let Some((status, keep, error)) = result else {
-                buf.extend_from_slice(&ahead);
-                return Some((stream, buf, Some(fwd.decision)));
-            };
-            fwd.served(&conn, method, head.target, status, start, error);
-            if !keep {
-                // A client that stopped reading cannot hold the close.
-                let _ = pingora_timeout::timeout(CLOSE_LINGER, stream.shutdown()).await;
-                return None;
+            match Box::pin(self.request(stream, buf, ctx)).await {
+                Next::Again(s, b) => (stream, buf) = (s, b),
+                Next::Done(out) => return out,
             }
-            buf.advance(head_len);
-            buf.extend_from_slice(&ahead);
         }
+    }
+
+    /// One complete request head at the front of `buf`: parsed, decided,
+    /// and served here or handed to Pingora.
+    async fn request(&self, mut stream: Stream, mut buf: BytesMut, ctx: RequestCtx<'_>) -> Next {
+        let RequestCtx {
+            conn,
+            head_len,
+            limits,
+            timeouts,
+            shutdown,
+        } = ctx;
+        let start = Instant::now();
+        // On the heap: in the connection's future it would cost every
+        // idle connection 3 KB.
+        let mut storage = Box::new_uninit_slice(limits.request_headers);
+        let head = match head::parse(&buf[..head_len], &mut storage) {
+            Parsed::Ready(head) => head,
+            Parsed::Refused(r) => return Next::Done(refuse(stream, r, conn).await),
+            // The gate saw a complete head the parser does not.
+            Parsed::Partial => return Next::Done(refuse(stream, Refusal::MALFORMED, conn).await),
+        };
+        let rt = self.rt.load_full();
+        let view = RequestView {
+            method: head.method,
+            target: head.target,
+            authority: None,
+            host_header: head.host,
+            h2: false,
+            http11: head.http11,
+            headers: &Headers(head.headers),
+        };
+        let decision = decide::decide(&rt, &conn.view(), &view, &mut rand::thread_rng());
+        let method = match head.direct {
+            Some(m) if self.enabled => m,
+            _ => {
+                if self.enabled {
+                    metrics().direct.handoff_request.inc();
+                }
+                return Next::Done(Some((stream, buf, Some(decision))));
+            }
+        };
+        let fwd = match self.direct(rt, conn, decision).await {
+            Ok(f) => f,
+            Err(d) => return Next::Done(Some((stream, buf, Some(d)))),
+        };
+        let mut request = Vec::with_capacity(head_len + 512);
+        let outgoing = Outgoing {
+            method,
+            target: head.target,
+            headers: h1_headers(head.headers),
+        };
+        forward::upstream_request(&mut request, outgoing, &fwd.plan().edits);
+        let mut client = H1Client {
+            down: &mut stream,
+            keep: !head.close && !*shutdown.borrow_and_update(),
+            send_idle: timeouts.response_send_idle,
+            out: Vec::with_capacity(2048),
+            ahead: BytesMut::new(),
+        };
+        let result = self
+            .exchange(&mut client, &request, fwd.plan(), fwd.addr, method)
+            .await;
+        let ahead = std::mem::take(&mut client.ahead);
+        let Some((status, keep, error)) = result else {
+            buf.extend_from_slice(&ahead);
+            return Next::Done(Some((stream, buf, Some(fwd.decision))));
+        };
+        fwd.served(conn, method, head.target, status, start, error);
+        if !keep {
+            // A client that stopped reading cannot hold the close.
+            let _ = pingora_timeout::timeout(CLOSE_LINGER, stream.shutdown()).await;
+            return Next::Done(None);
+        }
+        buf.advance(head_len);
+        buf.extend_from_slice(&ahead);
+        Next::Again(stream, buf)
     }
 
     /// `decision` as the direct path executes it: a forward to an
@@ -750,7 +798,9 @@ async fn close_with<T>(mut stream: Stream, status: u16) -> Option<T> {
     let _ = pingora_timeout::timeout(CLOSE_LINGER, async {
         let _ = exchange::write_error(&mut stream, status).await;
         let _ = stream.shutdown().await;
-        let mut scratch = [0u8; 4096];
+        // On the heap: in the future it would be every idle
+        // connection's, since `serve` can end here.
+        let mut scratch = vec![0u8; 4096];
         let mut drained = 0;
         while drained < CLOSE_DRAIN {
             match stream.read(&mut scratch).await {
