@@ -233,8 +233,31 @@ fn json_access_log_records_each_request() {
         "expected JSON access lines with status 200 (x3) and 503:\n{}",
         s.gateway.describe()
     );
-    // Keys and certificates never appear in logs.
+    // Each line names its connection's span (made only when a line is
+    // written): the listener, SNI and TLS version of the handshake.
     let logs = s.gateway.logs();
+    let spans: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "access")
+        .map(|v| v["span"].clone())
+        .collect();
+    assert!(spans.len() >= 4, "access lines: {logs}");
+    for span in &spans {
+        assert_eq!(span["name"], "conn", "{span}");
+        assert_eq!(span["sni"], FRONTEND_HOST, "{span}");
+        assert!(
+            span["tls"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("TLSv1.")),
+            "{span}"
+        );
+        assert!(
+            span["listener"].as_str().is_some_and(|l| !l.is_empty()),
+            "{span}"
+        );
+    }
+    // Keys and certificates never appear in logs.
     assert!(!logs.contains("PRIVATE KEY"), "a key was logged");
     assert!(!logs.contains("BEGIN CERTIFICATE"), "a PEM was logged");
 }

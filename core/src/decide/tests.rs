@@ -169,7 +169,7 @@ pub(super) fn tls_conn(rt: &Arc<Runtime>, sni: &str) -> ConnInfo {
         resumed: false,
         crl_checked: 0.into(),
         version: "TLSv1.3",
-        span: tracing::Span::none(),
+        span: Default::default(),
     }
 }
 

@@ -43,11 +43,30 @@ pub struct ConnInfo {
     /// (at the handshake, then at each re-check after a CRL changed).
     pub crl_checked: std::sync::atomic::AtomicU64,
     pub version: &'static str,
-    /// One span per connection, carrying SNI and peer identity.
-    pub span: tracing::Span,
+    /// One span per connection, carrying SNI and peer identity: see
+    /// [`ConnInfo::span`].
+    pub span: std::sync::OnceLock<tracing::Span>,
 }
 
 impl ConnInfo {
+    /// The connection's span, made the first time something logs under it
+    /// (with access logs off, never): made at the handshake, a span cost
+    /// every connection about 2 KB for its whole idle life, and the
+    /// handshake the formatting of its fields.
+    pub fn span(&self) -> &tracing::Span {
+        self.span.get_or_init(|| {
+            let client_id = self.client.as_ref().map(|c| c.id()).unwrap_or_default();
+            tracing::info_span!(
+                "conn",
+                listener = %self.listener,
+                sni = %self.sni.as_deref().unwrap_or(""),
+                "client.id" = %client_id,
+                tls = self.version,
+                resumed = self.resumed,
+            )
+        })
+    }
+
     /// Has a CRL fetched since the handshake (or since the last re-check)
     /// revoked the client's certificate, or gone stale under `failClosed`?
     /// Checked once per CRL change, so a keep-alive or HTTP/2 connection

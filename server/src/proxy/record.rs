@@ -105,7 +105,9 @@ pub fn record(o: &Outcome<'_>) {
     if o.rt.model.runtime.access_log == AccessLogFormat::Off {
         return;
     }
-    let span = o.conn.map_or_else(tracing::Span::none, |c| c.span.clone());
+    let span = o
+        .conn
+        .map_or_else(tracing::Span::none, |c| c.span().clone());
     let sni = o.conn.and_then(|c| c.sni.as_deref()).unwrap_or("");
     let client_id = o
         .conn

@@ -36,16 +36,6 @@ pub(crate) fn conn_info(ssl: &SslRef, state: &ConnState) -> ConnInfo {
     };
     let resumed = ssl.session_reused();
     let version = ssl.version_str();
-    let sni = state.sni.as_deref().unwrap_or("");
-    let client_id = client.as_ref().map(|c| c.id()).unwrap_or_default();
-    let span = tracing::info_span!(
-        "conn",
-        listener = %state.listener,
-        sni = %sni,
-        "client.id" = %client_id,
-        tls = version,
-        resumed,
-    );
     metrics()
         .handshakes
         .with_label_values(&[
@@ -71,7 +61,7 @@ pub(crate) fn conn_info(ssl: &SslRef, state: &ConnState) -> ConnInfo {
         resumed,
         crl_checked: state.crl_epoch.into(),
         version,
-        span,
+        span: Default::default(),
     }
 }
 
