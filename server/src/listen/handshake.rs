@@ -7,9 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use openssl::ssl::SslAcceptor;
+use openssl::ssl::{SslAcceptor, SslVersion};
 use pingora::protocols::tls::server::handshake_with_callback;
 use pingora::protocols::tls::SslStream;
+use tokio::io::AsyncWriteExt;
 
 use super::sock::Sock;
 use crate::metrics::metrics;
@@ -27,11 +28,23 @@ pub use crate::tls::outcome::refused_in_scope;
 
 /// The finished handshake, or `None` when the connection is gone (and
 /// its failure counted).
-pub async fn accept(front: &TlsFront, sock: Sock, within: Duration) -> Option<SslStream<Sock>> {
+pub async fn accept(front: &TlsFront, mut sock: Sock, within: Duration) -> Option<SslStream<Sock>> {
+    // The session ticket, written last, leaves with the first response.
+    sock.hold_flushes(true);
     outcome::scope(async {
         let hs = handshake_with_callback(&front.acceptor, sock, &front.callbacks);
         let failure = match pingora_timeout::timeout(within, hs).await {
-            Ok(Ok(stream)) => return Some(stream),
+            Ok(Ok(mut stream)) => {
+                let tls13 = stream.ssl().version2() == Some(SslVersion::TLS1_3);
+                let sock = stream.get_mut();
+                sock.hold_flushes(false);
+                if tls13 {
+                    sock.keep_held_until_written();
+                } else if sock.flush().await.is_err() {
+                    return None;
+                }
+                return Some(stream);
+            }
             Ok(Err(e)) => {
                 if outcome::recorded_in_scope() {
                     return None;

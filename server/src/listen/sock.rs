@@ -43,6 +43,12 @@ pub struct Sock {
     /// Bytes read before deciding (`opening.rs`), served before the socket's.
     prefix: Vec<u8>,
     prefix_at: usize,
+    /// During the TLS handshake a flush leaves the bytes gathered until
+    /// the next read would wait (see [`Sock::hold_flushes`]).
+    hold_flushes: bool,
+    /// Gathered bytes leave before a read waits; off only for a TLS 1.3
+    /// session ticket, until the next write takes it along.
+    drain_before_wait: bool,
 }
 
 impl std::fmt::Debug for Sock {
@@ -61,6 +67,14 @@ impl Sock {
     /// `peer` is the client's address (a PROXY protocol header's, if one
     /// was believed); `prefix` the bytes already read from `tcp`.
     pub fn with_prefix(tcp: TcpStream, peer: SocketAddr, slot: Slot, prefix: Vec<u8>) -> Sock {
+        let mut sock = Sock::unslotted(tcp, peer, prefix);
+        sock.slot = Some(slot);
+        sock
+    }
+
+    /// Counted against no limit: for tests, which must not move the
+    /// process-wide count the slot tests read.
+    fn unslotted(tcp: TcpStream, peer: SocketAddr, prefix: Vec<u8>) -> Sock {
         let digest = SocketDigest::from_raw_fd(tcp.as_raw_fd());
         let _ = digest.peer_addr.set(Some(peer.into()));
         let _ = digest.local_addr.set(tcp.local_addr().ok().map(Into::into));
@@ -69,10 +83,32 @@ impl Sock {
             wbuf: Vec::new(),
             digest: Arc::new(digest),
             established: SystemTime::now(),
-            slot: Some(slot),
+            slot: None,
             prefix,
             prefix_at: 0,
+            hold_flushes: false,
+            drain_before_wait: true,
         }
+    }
+
+    /// While on, a flush sends nothing: what was written leaves when a
+    /// read is about to wait, with the next write past the gathering
+    /// size, or at the next flush once off. For the TLS handshake: its
+    /// last flush is the session ticket's, which then leaves in the same
+    /// segment as the first response instead of a send of its own (one
+    /// system call and one loopback delivery less per handshake). Every
+    /// flight the client needs before it can go on still leaves before we
+    /// wait for its answer.
+    pub fn hold_flushes(&mut self, on: bool) {
+        self.hold_flushes = on;
+    }
+
+    /// After a TLS 1.3 handshake: what is held (the session ticket, which
+    /// the client does not wait for) stays until the first write or
+    /// flush, even while a read waits. Not for TLS 1.2, whose client waits
+    /// for our last flight.
+    pub fn keep_held_until_written(&mut self) {
+        self.drain_before_wait = self.wbuf.is_empty();
     }
 
     /// The client's address as this connection reports it.
@@ -98,6 +134,7 @@ impl Sock {
             }
             self.wbuf.drain(..n);
         }
+        self.drain_before_wait = true;
         Poll::Ready(Ok(()))
     }
 }
@@ -106,6 +143,10 @@ impl Drop for Sock {
     fn drop(&mut self) {
         let Some(tcp) = self.tcp.take() else { return };
         if !super::handshake::refused_in_scope() {
+            // Held bytes (an alert) get one try; the socket is closing.
+            if !self.wbuf.is_empty() {
+                let _ = tcp.try_write(&self.wbuf);
+            }
             return;
         }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
@@ -157,7 +198,13 @@ impl AsyncRead for Sock {
             }
             return Poll::Ready(Ok(()));
         }
-        Pin::new(this.tcp()).poll_read(cx, buf)
+        let read = Pin::new(this.tcp()).poll_read(cx, buf);
+        // Nothing written may stay behind while we wait for the peer,
+        // who may be waiting for it.
+        if read.is_pending() && this.drain_before_wait && !this.wbuf.is_empty() {
+            ready!(this.poll_drain_wbuf(cx))?;
+        }
+        read
     }
 }
 
@@ -168,8 +215,25 @@ impl AsyncWrite for Sock {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        if this.wbuf.len() + buf.len() > WRITE_GATHER {
-            ready!(this.poll_drain_wbuf(cx))?;
+        // What is gathered and this write, together past the gathering
+        // size: one system call for both.
+        while !this.wbuf.is_empty() && this.wbuf.len() + buf.len() > WRITE_GATHER {
+            let both = [io::IoSlice::new(&this.wbuf), io::IoSlice::new(buf)];
+            let tcp = this.tcp.as_mut().expect("socket present until drop");
+            let n = ready!(Pin::new(tcp).poll_write_vectored(cx, &both))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            if n < this.wbuf.len() {
+                this.wbuf.drain(..n);
+                continue;
+            }
+            let taken = n - this.wbuf.len();
+            this.wbuf.clear();
+            this.drain_before_wait = true;
+            if taken > 0 {
+                return Poll::Ready(Ok(taken));
+            }
         }
         if buf.len() >= WRITE_GATHER {
             return Pin::new(this.tcp()).poll_write(cx, buf);
@@ -180,6 +244,9 @@ impl AsyncWrite for Sock {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if this.hold_flushes {
+            return Poll::Ready(Ok(()));
+        }
         ready!(this.poll_drain_wbuf(cx))?;
         // An idle connection holds no write buffer.
         this.wbuf = Vec::new();
@@ -230,3 +297,83 @@ impl GetSocketDigest for Sock {
 }
 
 impl Peek for Sock {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    async fn pair() -> (Sock, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (tcp, addr) = l.accept().await.unwrap();
+        (Sock::unslotted(tcp, addr, Vec::new()), peer)
+    }
+
+    /// What the peer receives until nothing more comes for `quiet`.
+    async fn received(peer: &mut TcpStream, quiet: Duration) -> Vec<u8> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(Ok(n)) = tokio::time::timeout(quiet, peer.read(&mut buf)).await {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    }
+
+    /// A read of the socket that finds nothing (it waits, then gives up).
+    async fn read_that_waits(sock: &mut Sock) {
+        let mut buf = [0u8; 16];
+        let r = tokio::time::timeout(Duration::from_millis(100), sock.read(&mut buf)).await;
+        assert!(r.is_err(), "nothing was sent to read: {r:?}");
+    }
+
+    const QUIET: Duration = Duration::from_millis(150);
+
+    #[tokio::test]
+    async fn a_held_flight_leaves_before_a_read_waits() {
+        let (mut sock, mut peer) = pair().await;
+        sock.hold_flushes(true);
+        sock.write_all(b"flight").await.unwrap();
+        sock.flush().await.unwrap();
+        assert!(received(&mut peer, QUIET).await.is_empty(), "held");
+        read_that_waits(&mut sock).await;
+        assert_eq!(received(&mut peer, QUIET).await, b"flight");
+    }
+
+    #[tokio::test]
+    async fn a_tls13_ticket_leaves_with_the_first_response_in_one_write() {
+        let (mut sock, mut peer) = pair().await;
+        sock.hold_flushes(true);
+        sock.write_all(b"ticket").await.unwrap();
+        sock.flush().await.unwrap();
+        sock.hold_flushes(false);
+        sock.keep_held_until_written();
+        read_that_waits(&mut sock).await;
+        assert!(
+            received(&mut peer, QUIET).await.is_empty(),
+            "the ticket waits"
+        );
+        // Past the gathering size together: one vectored write.
+        let response = vec![b'r'; 2 * WRITE_GATHER];
+        sock.write_all(&response).await.unwrap();
+        sock.flush().await.unwrap();
+        let got = received(&mut peer, QUIET).await;
+        assert_eq!(got.len(), 6 + response.len());
+        assert_eq!(&got[..6], b"ticket", "in order");
+        // Once written, what is gathered leaves before a read waits again.
+        sock.write_all(b"more").await.unwrap();
+        read_that_waits(&mut sock).await;
+        assert_eq!(received(&mut peer, QUIET).await, b"more");
+    }
+
+    #[tokio::test]
+    async fn without_a_hold_a_flush_sends_at_once() {
+        let (mut sock, mut peer) = pair().await;
+        sock.write_all(b"answer").await.unwrap();
+        sock.flush().await.unwrap();
+        assert_eq!(received(&mut peer, QUIET).await, b"answer");
+    }
+}
