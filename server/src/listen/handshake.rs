@@ -10,6 +10,7 @@ use std::time::Duration;
 use openssl::ssl::{SslAcceptor, SslVersion};
 use pingora::protocols::tls::server::handshake_with_callback;
 use pingora::protocols::tls::SslStream;
+use pingora_error::{Error, ErrorType::TLSHandshakeFailure};
 use tokio::io::AsyncWriteExt;
 
 use super::sock::Sock;
@@ -32,19 +33,24 @@ pub async fn accept(front: &TlsFront, mut sock: Sock, within: Duration) -> Optio
     // The session ticket, written last, leaves with the first response.
     sock.hold_flushes(true);
     outcome::scope(async {
-        let hs = handshake_with_callback(&front.acceptor, sock, &front.callbacks);
-        let failure = match pingora_timeout::timeout(within, hs).await {
-            Ok(Ok(mut stream)) => {
-                let tls13 = stream.ssl().version2() == Some(SslVersion::TLS1_3);
-                let sock = stream.get_mut();
-                sock.hold_flushes(false);
-                if tls13 {
-                    sock.keep_held_until_written();
-                } else if sock.flush().await.is_err() {
-                    return None;
-                }
-                return Some(stream);
+        let hs = async {
+            let mut stream =
+                handshake_with_callback(&front.acceptor, sock, &front.callbacks).await?;
+            let tls13 = stream.ssl().version2() == Some(SslVersion::TLS1_3);
+            let sock = stream.get_mut();
+            sock.hold_flushes(false);
+            if tls13 {
+                sock.keep_held_until_written();
+            } else {
+                // The client waits for our last flight (Finished).
+                sock.flush().await.map_err(|e| {
+                    Error::because(TLSHandshakeFailure, "sending the last flight", e)
+                })?;
             }
+            Ok::<_, Box<Error>>(stream)
+        };
+        let failure = match pingora_timeout::timeout(within, hs).await {
+            Ok(Ok(stream)) => return Some(stream),
             Ok(Err(e)) => {
                 if outcome::recorded_in_scope() {
                     return None;

@@ -49,6 +49,9 @@ pub struct Sock {
     /// Gathered bytes leave before a read waits; off only for a TLS 1.3
     /// session ticket, until the next write takes it along.
     drain_before_wait: bool,
+    /// Bytes came in since the ticket was held: a request whose answer
+    /// the ticket may wait for.
+    read_since_held: bool,
 }
 
 impl std::fmt::Debug for Sock {
@@ -88,6 +91,7 @@ impl Sock {
             prefix_at: 0,
             hold_flushes: false,
             drain_before_wait: true,
+            read_since_held: false,
         }
     }
 
@@ -104,11 +108,14 @@ impl Sock {
     }
 
     /// After a TLS 1.3 handshake: what is held (the session ticket, which
-    /// the client does not wait for) stays until the first write or
-    /// flush, even while a read waits. Not for TLS 1.2, whose client waits
-    /// for our last flight.
+    /// the client does not wait for) may wait for the answer to the first
+    /// request (it leaves with the next write) even while a read waits
+    /// meanwhile; but not with no request read yet (an idle or pre-opened
+    /// connection gets its ticket at once). Not for TLS 1.2, whose client
+    /// waits for our last flight.
     pub fn keep_held_until_written(&mut self) {
         self.drain_before_wait = self.wbuf.is_empty();
+        self.read_since_held = false;
     }
 
     /// The client's address as this connection reports it.
@@ -143,8 +150,9 @@ impl Drop for Sock {
     fn drop(&mut self) {
         let Some(tcp) = self.tcp.take() else { return };
         if !super::handshake::refused_in_scope() {
-            // Held bytes (an alert) get one try; the socket is closing.
-            if !self.wbuf.is_empty() {
+            // A handshake's held bytes (an alert) get one try; the socket
+            // is closing. Anything else unflushed is dropped, as before.
+            if self.hold_flushes && !self.wbuf.is_empty() {
                 let _ = tcp.try_write(&self.wbuf);
             }
             return;
@@ -198,11 +206,19 @@ impl AsyncRead for Sock {
             }
             return Poll::Ready(Ok(()));
         }
+        let before = buf.filled().len();
         let read = Pin::new(this.tcp()).poll_read(cx, buf);
-        // Nothing written may stay behind while we wait for the peer,
-        // who may be waiting for it.
-        if read.is_pending() && this.drain_before_wait && !this.wbuf.is_empty() {
-            ready!(this.poll_drain_wbuf(cx))?;
+        match read {
+            // Nothing written may stay behind while we wait for the peer,
+            // who may be waiting for it; a held ticket only while a
+            // request is being answered.
+            Poll::Pending
+                if !this.wbuf.is_empty() && (this.drain_before_wait || !this.read_since_held) =>
+            {
+                ready!(this.poll_drain_wbuf(cx))?;
+            }
+            Poll::Ready(Ok(())) if buf.filled().len() > before => this.read_since_held = true,
+            _ => {}
         }
         read
     }
@@ -215,6 +231,9 @@ impl AsyncWrite for Sock {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
+        // A write ends a held ticket's exception: it leaves with this
+        // write's flush at the latest.
+        this.drain_before_wait = true;
         // What is gathered and this write, together past the gathering
         // size: one system call for both.
         while !this.wbuf.is_empty() && this.wbuf.len() + buf.len() > WRITE_GATHER {
@@ -351,6 +370,11 @@ mod tests {
         sock.flush().await.unwrap();
         sock.hold_flushes(false);
         sock.keep_held_until_written();
+        // The request comes; while it is answered, reads wait (a client
+        // that leaves is watched for) and the ticket stays.
+        peer.write_all(b"request").await.unwrap();
+        let mut got = [0u8; 7];
+        sock.read_exact(&mut got).await.unwrap();
         read_that_waits(&mut sock).await;
         assert!(
             received(&mut peer, QUIET).await.is_empty(),
@@ -367,6 +391,18 @@ mod tests {
         sock.write_all(b"more").await.unwrap();
         read_that_waits(&mut sock).await;
         assert_eq!(received(&mut peer, QUIET).await, b"more");
+    }
+
+    #[tokio::test]
+    async fn a_tls13_ticket_does_not_wait_for_a_request_that_is_not_there() {
+        let (mut sock, mut peer) = pair().await;
+        sock.hold_flushes(true);
+        sock.write_all(b"ticket").await.unwrap();
+        sock.flush().await.unwrap();
+        sock.hold_flushes(false);
+        sock.keep_held_until_written();
+        read_that_waits(&mut sock).await;
+        assert_eq!(received(&mut peer, QUIET).await, b"ticket");
     }
 
     #[tokio::test]
