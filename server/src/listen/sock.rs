@@ -342,6 +342,18 @@ mod tests {
         got
     }
 
+    /// A socket as a TLS 1.3 handshake leaves it: the ticket written last
+    /// and held.
+    async fn after_tls13_handshake() -> (Sock, TcpStream) {
+        let (mut sock, peer) = pair().await;
+        sock.hold_flushes(true);
+        sock.write_all(b"ticket").await.unwrap();
+        sock.flush().await.unwrap();
+        sock.hold_flushes(false);
+        sock.keep_held_until_written();
+        (sock, peer)
+    }
+
     /// A read of the socket that finds nothing (it waits, then gives up).
     async fn read_that_waits(sock: &mut Sock) {
         let mut buf = [0u8; 16];
@@ -364,12 +376,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_tls13_ticket_leaves_with_the_first_response_in_one_write() {
-        let (mut sock, mut peer) = pair().await;
-        sock.hold_flushes(true);
-        sock.write_all(b"ticket").await.unwrap();
-        sock.flush().await.unwrap();
-        sock.hold_flushes(false);
-        sock.keep_held_until_written();
+        let (mut sock, mut peer) = after_tls13_handshake().await;
         // The request comes; while it is answered, reads wait (a client
         // that leaves is watched for) and the ticket stays.
         peer.write_all(b"request").await.unwrap();
@@ -395,12 +402,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_tls13_ticket_does_not_wait_for_a_request_that_is_not_there() {
-        let (mut sock, mut peer) = pair().await;
-        sock.hold_flushes(true);
-        sock.write_all(b"ticket").await.unwrap();
-        sock.flush().await.unwrap();
-        sock.hold_flushes(false);
-        sock.keep_held_until_written();
+        let (mut sock, mut peer) = after_tls13_handshake().await;
         read_that_waits(&mut sock).await;
         assert_eq!(received(&mut peer, QUIET).await, b"ticket");
     }
