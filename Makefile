@@ -9,10 +9,12 @@ run: deps
 # Every test: unit tests and the acceptance suite (real binary, curl, openssl),
 # then the acceptance suite again with curl speaking HTTP/1.1 unless a test
 # asks otherwise: curl picks h2 by ALPN, and HTTP/1.1 GETs take tlsgate's
-# direct path, so both request paths pass the same tests.
+# direct path, so both request paths pass the same tests. Last, the suite
+# once more with every gateway's listeners on rustls (`--tls-library rustls`).
 test: deps
 	cargo test --workspace --locked
 	bash scripts/test-http1
+	TLSGATE_TEST_TLS_LIBRARY=rustls cargo test --locked -p tlsgate-integration
 
 deps:
 	@bash scripts/install-deps

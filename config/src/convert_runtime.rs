@@ -11,7 +11,7 @@ use super::parse::{duration, resolve, spec, upper, Report};
 use super::raw::GatewayRuntimeSpec;
 use super::{
     AccessLogFormat, Findings, Limits, Mesh, OutboundPolicy, Overrides, ReloadSettings,
-    RuntimeSettings, Timeouts,
+    RuntimeSettings, Timeouts, TlsLibrary,
 };
 
 pub(crate) const DEFAULT_ADMIN: &str = "127.0.0.1:15021";
@@ -38,6 +38,7 @@ pub(crate) fn defaults() -> RuntimeSettings {
         revocation: Default::default(),
         ocsp_stapling: Default::default(),
         session_tickets: Default::default(),
+        tls_library: Default::default(),
     }
 }
 
@@ -67,6 +68,9 @@ pub(crate) fn convert(
     }
     if let Some(dir) = &overrides.credentials_dir {
         settings.credentials_dir = absolute(dir);
+    }
+    if let Some(lib) = overrides.tls_library {
+        settings.tls_library = lib;
     }
     settings
 }
@@ -191,6 +195,15 @@ fn apply(doc: &Document, s: &mut RuntimeSettings, report: &mut Report<'_>) {
     if let Some(t) = &raw.session_tickets {
         s.session_tickets = super::session_tickets::convert(t, &doc.base_dir, report);
     }
+    if let Some(lib) = &raw.tls_library {
+        match TlsLibrary::parse(lib) {
+            Some(l) => s.tls_library = l,
+            None => report.error(
+                "spec.tlsLibrary",
+                format!("unknown TLS library '{lib}': expected openssl or rustls"),
+            ),
+        }
+    }
     if let Some(o) = &raw.ocsp_stapling {
         s.ocsp_stapling = super::revocation::convert_stapling(o);
     }
@@ -309,23 +322,26 @@ spec:
         let o = Overrides {
             admin: Some("127.0.0.1:1".parse().unwrap()),
             credentials_dir: Some("/other".into()),
+            tls_library: Some(TlsLibrary::Rustls),
         };
         let (s, _) = run(FULL, &o);
         assert_eq!(s.admin, "127.0.0.1:1".parse().unwrap());
         assert_eq!(s.credentials_dir, Path::new("/other"));
+        assert_eq!(s.tls_library, TlsLibrary::Rustls);
     }
 
     #[test]
     fn bad_values_and_second_document() {
         let yaml = "apiVersion: tlsgate.io/v1\nkind: GatewayRuntime\nmetadata: {name: a}\n\
-            spec: {admin: localhost, threads: 0, accessLog: {format: xml}}\n---\n\
+            spec: {admin: localhost, threads: 0, accessLog: {format: xml}, tlsLibrary: gnutls}\n---\n\
             apiVersion: tlsgate.io/v1\nkind: GatewayRuntime\nmetadata: {name: b}\n";
         let (_, errors) = run(yaml, &Overrides::default());
-        assert_eq!(errors.len(), 4, "{errors:?}");
+        assert_eq!(errors.len(), 5, "{errors:?}");
         assert!(errors[0].starts_with("rt.yaml: GatewayRuntime/b: kind: only one GatewayRuntime"));
         assert!(errors[1].starts_with("rt.yaml: GatewayRuntime/a: spec.admin: invalid address"));
         assert!(errors[2].contains("spec.accessLog.format: unknown format 'xml'"));
         assert!(errors[3].contains("spec.threads: must be at least 1"));
+        assert!(errors[4].contains("spec.tlsLibrary: unknown TLS library 'gnutls'"));
     }
 
     #[test]

@@ -69,6 +69,8 @@ pub struct Overrides {
     pub admin: Option<SocketAddr>,
     /// `--credentials` (relative to the working directory)
     pub credentials_dir: Option<PathBuf>,
+    /// `--tls-library`
+    pub tls_library: Option<TlsLibrary>,
 }
 
 /// A load that went as far as it could: the model of every document that
@@ -321,6 +323,7 @@ mod tests {
         let overrides = Overrides {
             admin: Some("127.0.0.1:9000".parse().unwrap()),
             credentials_dir: Some(PathBuf::from("/elsewhere")),
+            tls_library: None,
         };
         let m = load(&[dir.path().to_path_buf()], &overrides).unwrap();
         assert_eq!(m.runtime.admin, "127.0.0.1:9000".parse().unwrap());

@@ -518,6 +518,7 @@ pub struct GatewayRuntimeSpec {
     pub revocation: Option<super::revocation::RawRevocation>,
     pub ocsp_stapling: Option<super::revocation::RawOcspStapling>,
     pub session_tickets: Option<super::session_tickets::RawSessionTickets>,
+    pub tls_library: Option<String>,
 }
 
 /// What the server's CertificateRequest carries.

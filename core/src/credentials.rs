@@ -447,7 +447,8 @@ fn crl_info(crl: &X509Crl, source: &str) -> CrlInfo {
     }
 }
 
-fn unix_time(t: &Asn1TimeRef) -> Result<i64, openssl::error::ErrorStack> {
+/// An ASN.1 time as seconds since the epoch.
+pub fn unix_time(t: &Asn1TimeRef) -> Result<i64, openssl::error::ErrorStack> {
     let d = Asn1Time::from_unix(0)?.diff(t)?;
     Ok(i64::from(d.days) * 86_400 + i64::from(d.secs))
 }

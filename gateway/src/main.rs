@@ -15,7 +15,7 @@ use pingora::server::Server;
 use pingora::services::listening::Service;
 
 use tlsgate_certs as certgen;
-use tlsgate_config::{AccessLogFormat, ConfigErrors, Model, Overrides, Protocol};
+use tlsgate_config::{AccessLogFormat, ConfigErrors, Model, Overrides, Protocol, TlsLibrary};
 use tlsgate_core::runtime::{self, Runtime};
 use tlsgate_server::admin::{Admin, Readiness};
 use tlsgate_server::watch::{self, ConfigSource, Reloader};
@@ -155,6 +155,15 @@ struct ConfigArgs {
     /// Credentials directory (overrides GatewayRuntime.spec.credentialsDir).
     #[arg(long, value_name = "DIR")]
     credentials: Option<PathBuf>,
+    /// TLS library of the listeners: openssl or rustls (overrides
+    /// GatewayRuntime.spec.tlsLibrary).
+    #[arg(long, value_name = "LIB")]
+    tls_library: Option<String>,
+}
+
+fn parse_tls_library(s: &str) -> anyhow::Result<tlsgate_config::TlsLibrary> {
+    tlsgate_config::TlsLibrary::parse(s)
+        .ok_or_else(|| anyhow::anyhow!("--tls-library {s}: expected openssl or rustls"))
 }
 
 // Pingora allocates per request (headers, buffers, tasks): glibc's malloc
@@ -191,6 +200,11 @@ fn source(args: &ConfigArgs) -> anyhow::Result<(ConfigSource, Overrides)> {
     let mut overrides = Overrides {
         admin: args.admin,
         credentials_dir: args.credentials.clone(),
+        tls_library: args
+            .tls_library
+            .as_deref()
+            .map(parse_tls_library)
+            .transpose()?,
     };
     if !args.config.is_empty() {
         return Ok((ConfigSource::Files(args.config.clone()), overrides));
@@ -211,7 +225,13 @@ fn source(args: &ConfigArgs) -> anyhow::Result<(ConfigSource, Overrides)> {
 fn load(source: &ConfigSource, overrides: &Overrides) -> Result<Runtime, ConfigErrors> {
     let loaded = source.load_all(overrides);
     if loaded.errors.is_empty() {
-        return Runtime::build(loaded.model, 1);
+        let rt = Runtime::build(loaded.model, 1)?;
+        // What rustls cannot serve is a configuration error, told by
+        // `check` as by `run`.
+        if rt.model.runtime.tls_library == TlsLibrary::Rustls {
+            tls::by_rustls::check(&rt)?;
+        }
+        return Ok(rt);
     }
     // Credentials are only looked at when the runtime is built; those of
     // the documents that did load are checked anyway, so that one run
@@ -382,6 +402,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let listen = listeners(&rt.model);
     watch::publish_gauges(&rt);
     watch::log_warnings(&rt.model, "start");
+    if settings.tls_library == TlsLibrary::Rustls {
+        // Checked by `load`: each policy's config is built and kept.
+        tls::by_rustls::serve_listeners();
+        tracing::info!("listeners terminate TLS with rustls and aws-lc-rs");
+    }
     let shared = rt.shared();
     let reloader = Reloader::new(shared.clone(), source, overrides);
     reloader
@@ -441,8 +466,16 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             Protocol::Https | Protocol::Tls => (
                 listen::ListenerKind::Tls,
                 Some(listen::TlsFront {
-                    acceptor: tls::listener_acceptor(shared.clone(), *addr)?,
-                    callbacks: tls::Acceptor,
+                    library: match settings.tls_library {
+                        TlsLibrary::OpenSsl => listen::Library::OpenSsl {
+                            acceptor: tls::listener_acceptor(shared.clone(), *addr)?,
+                            callbacks: tls::Acceptor,
+                        },
+                        TlsLibrary::Rustls => listen::Library::Rustls {
+                            rt: shared.clone(),
+                            addr: *addr,
+                        },
+                    },
                     name: addr.to_string().into(),
                 }),
             ),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::http::{http_get, HttpResponse};
 use crate::metrics::Metrics;
-use crate::{free_port, tlsgate_bin, workspace_root};
+use crate::{free_port, test_tls_library, tlsgate_bin, workspace_root};
 
 /// How long [`Gateway::start`] waits for `/healthz/ready`.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -106,6 +106,10 @@ impl Gateway {
         let stdout = File::create(&stdout_path).map_err(|e| e.to_string())?;
         let mut full: Vec<String> = vec!["run".into(), "--admin".into(), bind.to_string()];
         full.extend(args.iter().cloned());
+        // The whole suite runs again on the rustls acceptor (`make test`).
+        if let Some(lib) = test_tls_library() {
+            full.extend(["--tls-library".to_string(), lib]);
+        }
         let bin = tlsgate_bin();
         // A lower open-file limit goes through the shell's `ulimit`, which
         // then execs the gateway (same PID, so it is still ours to stop).

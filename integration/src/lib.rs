@@ -107,6 +107,15 @@ fn target_dir() -> PathBuf {
 /// no-ops). If another workspace member does not build, it falls back to
 /// `cargo build -p tlsgate --bin tlsgate`. A stale binary is never tested.
 /// Set `TLSGATE_BIN` to test another binary without building.
+/// `TLSGATE_TEST_TLS_LIBRARY` (openssl or rustls): the TLS library every
+/// gateway a test starts terminates with (`--tls-library`); unset, the
+/// gateway's default.
+pub fn test_tls_library() -> Option<String> {
+    std::env::var("TLSGATE_TEST_TLS_LIBRARY")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
 pub fn tlsgate_bin() -> PathBuf {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BIN.get_or_init(locate_or_build)

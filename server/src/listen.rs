@@ -18,9 +18,10 @@
 mod handover;
 mod handshake;
 mod opening;
+mod records;
 mod relay;
 mod slots;
-mod sock;
+pub(crate) mod sock;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
@@ -36,7 +37,7 @@ use std::os::fd::IntoRawFd;
 use tokio::net::{TcpListener, TcpStream};
 
 pub use crate::decide::connection::ListenerKind;
-pub use handshake::TlsFront;
+pub use handshake::{Library, TlsFront};
 pub use slots::derived_max;
 
 use crate::admin::Readiness;
@@ -512,7 +513,7 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
                 let Some(tls) = Box::pin(handshake::accept(front, sock, within)).await else {
                     return;
                 };
-                let stream: Stream = Box::new(tls);
+                let stream: Stream = tls;
                 match self.terminated_stream(&stream, client) {
                     Some((rt, ConnAction::Stream(plan), peer_sni, client_id)) => {
                         let peer = relay::Peer {
@@ -554,7 +555,7 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
         client: SocketAddr,
     ) -> Option<(Arc<Runtime>, ConnAction, Option<String>, Option<String>)> {
         let digest = stream.get_ssl_digest()?;
-        let info = digest.extension.get::<crate::tls::ConnInfo>()?;
+        let info = crate::tls::conn_info_of(&digest)?;
         let rt = info.runtime.clone();
         let sni = info.sni.as_deref().map(str::to_owned);
         let action = {

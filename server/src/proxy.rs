@@ -390,7 +390,7 @@ impl ProxyHttp for Proxy {
         };
         record::record(&record::Outcome {
             rt: &ctx.rt,
-            conn: conn_info(session),
+            conn: conn_info(session).as_deref(),
             server: ctx.server(),
             client: session
                 .client_addr()

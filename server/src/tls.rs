@@ -5,6 +5,7 @@
 //! callbacks); everything a reload may change is read per connection.
 
 mod accept;
+pub mod by_rustls;
 mod conn;
 pub mod outcome;
 mod session;
@@ -92,6 +93,16 @@ pub fn listener_acceptor(rt: SharedRuntime, addr: SocketAddr) -> Result<SslAccep
     });
     tlsgate_ossl::set_info_callback::<conn::Info>(&mut b);
     Ok(b.build())
+}
+
+/// The TLS facts of the connection whose digest this is, whichever
+/// library made it: OpenSSL's handshake attaches them to the digest,
+/// rustls streams register theirs (`by_rustls`).
+pub fn conn_info_of(digest: &Arc<pingora::protocols::tls::SslDigest>) -> Option<Arc<ConnInfo>> {
+    if let Some(info) = digest.extension.get::<Arc<ConnInfo>>() {
+        return Some(info.clone());
+    }
+    by_rustls::registered(digest)
 }
 
 /// ALPN, in our order of preference (wire format).

@@ -102,6 +102,13 @@ impl Reloader {
             .source
             .load(&self.overrides)
             .and_then(|model| Runtime::rebuild(model, &current, current.generation + 1));
+        // The listeners' library is the one they started with.
+        let built = built.and_then(|(next, refusals)| {
+            if crate::tls::by_rustls::in_use() {
+                crate::tls::by_rustls::check(&next)?;
+            }
+            Ok((next, refusals))
+        });
         let (next, refusals) = match built {
             Ok(b) => b,
             Err(errors) => {
@@ -365,6 +372,13 @@ fn needs_restart(old: &Model, new: &Model) -> Vec<String> {
     }
     if old.runtime.threads != new.runtime.threads {
         out.push("threads".to_string());
+    }
+    if old.runtime.tls_library != new.runtime.tls_library {
+        out.push(format!(
+            "tlsLibrary {} -> {}",
+            old.runtime.tls_library.as_str(),
+            new.runtime.tls_library.as_str()
+        ));
     }
     out
 }

@@ -42,6 +42,7 @@ pub fn model() -> Model {
             revocation: Default::default(),
             ocsp_stapling: Default::default(),
             session_tickets: Default::default(),
+            tls_library: Default::default(),
         },
         gateways: vec![],
         virtual_services: vec![],

@@ -53,6 +53,7 @@ impl Fixture {
         let overrides = Overrides {
             admin: None,
             credentials_dir: Some(self.creds()),
+            tls_library: None,
         };
         load_str(Path::new("test.yaml"), yaml, self.dir.path(), &overrides)
     }

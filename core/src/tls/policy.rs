@@ -56,6 +56,23 @@ pub struct ServerPolicy {
     /// `auth_key` is still its own (a rotated server certificate changes
     /// nothing; a removed CA does).
     pub auth_key: [u8; 32],
+    /// What another TLS library than OpenSSL builds from this policy once
+    /// (rustls: its `ServerConfig`), kept as long as the policy is.
+    pub library: LibrarySlot,
+}
+
+/// A TLS library's own form of a [`ServerPolicy`], built on first use.
+#[derive(Default)]
+pub struct LibrarySlot(pub std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>);
+
+impl std::fmt::Debug for LibrarySlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "LibrarySlot(built)"
+        } else {
+            "LibrarySlot(empty)"
+        })
+    }
 }
 
 impl ServerPolicy {
@@ -247,6 +264,7 @@ impl TlsPolicy {
                     ciphersuites: join(ciphersuites),
                     key: [0; 32],
                     auth_key: [0; 32],
+                    library: LibrarySlot::default(),
                 };
                 policy.key = policy_key(&policy, true);
                 policy.auth_key = policy_key(&policy, false);

@@ -4,38 +4,71 @@
 //! descriptor right here (a refused one after a short linger, see
 //! `sock.rs`); only a finished handshake goes on to HTTP.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use openssl::ssl::{SslAcceptor, SslVersion};
 use pingora::protocols::tls::server::handshake_with_callback;
-use pingora::protocols::tls::SslStream;
+use pingora::protocols::Stream;
 use pingora_error::{Error, ErrorType::TLSHandshakeFailure};
 use tokio::io::AsyncWriteExt;
 
 use super::sock::Sock;
 use crate::metrics::metrics;
+use crate::runtime::SharedRuntime;
 use crate::tls::outcome;
 use crate::tls::{Acceptor, FailureReason};
 
 /// A TLS listener's fixed parts.
 pub struct TlsFront {
-    pub acceptor: SslAcceptor,
-    pub callbacks: Acceptor,
+    pub library: Library,
     pub name: Arc<str>,
+}
+
+/// What runs a listener's handshakes (`GatewayRuntime.tlsLibrary`).
+pub enum Library {
+    OpenSsl {
+        acceptor: SslAcceptor,
+        callbacks: Acceptor,
+    },
+    /// rustls builds each policy's config itself, from the live runtime.
+    Rustls { rt: SharedRuntime, addr: SocketAddr },
 }
 
 pub use crate::tls::outcome::refused_in_scope;
 
 /// The finished handshake, or `None` when the connection is gone (and
 /// its failure counted).
-pub async fn accept(front: &TlsFront, mut sock: Sock, within: Duration) -> Option<SslStream<Sock>> {
+pub async fn accept(front: &TlsFront, mut sock: Sock, within: Duration) -> Option<Stream> {
     // The session ticket, written last, leaves with the first response.
     sock.hold_flushes(true);
+    let (acceptor, callbacks) = match &front.library {
+        Library::OpenSsl {
+            acceptor,
+            callbacks,
+        } => (acceptor, callbacks),
+        Library::Rustls { rt, addr } => {
+            return outcome::scope(async {
+                let hs = crate::tls::by_rustls::accept(rt, *addr, &front.name, sock);
+                match pingora_timeout::timeout(within, hs).await {
+                    Ok(stream) => stream.map(|s| Box::new(s) as Stream),
+                    Err(_) => {
+                        metrics()
+                            .timeouts
+                            .with_label_values(&["tls_handshake"])
+                            .inc();
+                        crate::tls::record_failure(&front.name, "-", "", FailureReason::Timeout, 0);
+                        None
+                    }
+                }
+            })
+            .await;
+        }
+    };
     outcome::scope(async {
         let hs = async {
-            let mut stream =
-                handshake_with_callback(&front.acceptor, sock, &front.callbacks).await?;
+            let mut stream = handshake_with_callback(acceptor, sock, callbacks).await?;
             let tls13 = stream.ssl().version2() == Some(SslVersion::TLS1_3);
             let sock = stream.get_mut();
             sock.hold_flushes(false);
@@ -50,7 +83,7 @@ pub async fn accept(front: &TlsFront, mut sock: Sock, within: Duration) -> Optio
             Ok::<_, Box<Error>>(stream)
         };
         let failure = match pingora_timeout::timeout(within, hs).await {
-            Ok(Ok(stream)) => return Some(stream),
+            Ok(Ok(stream)) => return Some(Box::new(stream) as Stream),
             Ok(Err(e)) => {
                 if outcome::recorded_in_scope() {
                     return None;

@@ -52,6 +52,9 @@ pub struct Sock {
     /// Bytes came in since the ticket was held: a request whose answer
     /// the ticket may wait for.
     read_since_held: bool,
+    /// After a TLS 1.2 handshake on rustls: the client's records, watched
+    /// for renegotiation requests (`records.rs`).
+    records: Option<Box<super::records::RecordScan>>,
 }
 
 impl std::fmt::Debug for Sock {
@@ -92,6 +95,7 @@ impl Sock {
             hold_flushes: false,
             drain_before_wait: true,
             read_since_held: false,
+            records: None,
         }
     }
 
@@ -116,6 +120,29 @@ impl Sock {
     pub fn keep_held_until_written(&mut self) {
         self.drain_before_wait = self.wbuf.is_empty();
         self.read_since_held = false;
+    }
+
+    /// If the last bytes held are a plaintext fatal alert `from` (one
+    /// written before encryption began), makes it `to`.
+    pub fn replace_held_alert(&mut self, from: u8, to: u8) -> bool {
+        let alert = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, from];
+        if !self.wbuf.ends_with(&alert) {
+            return false;
+        }
+        let last = self.wbuf.len() - 1;
+        self.wbuf[last] = to;
+        true
+    }
+
+    /// From now on (a TLS 1.2 handshake just ended), watch the client's
+    /// records for renegotiation requests.
+    pub fn watch_records(&mut self) {
+        self.records = Some(Box::default());
+    }
+
+    /// Renegotiation requests seen since the last call.
+    pub fn take_renegotiations(&mut self) -> u32 {
+        self.records.as_mut().map_or(0, |r| r.take_handshakes())
     }
 
     /// The client's address as this connection reports it.
@@ -217,7 +244,12 @@ impl AsyncRead for Sock {
             {
                 ready!(this.poll_drain_wbuf(cx))?;
             }
-            Poll::Ready(Ok(())) if buf.filled().len() > before => this.read_since_held = true,
+            Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                this.read_since_held = true;
+                if let Some(r) = &mut this.records {
+                    r.feed(&buf.filled()[before..]);
+                }
+            }
             _ => {}
         }
         read

@@ -12,6 +12,7 @@ use super::{conn_info, connect, handoff, respond, Ctx};
 use crate::decide::{self, Action, ConnView, Decision, RequestView, Tls};
 use crate::route::{Destination, Overflow};
 use crate::runtime::Runtime;
+use crate::tls::ConnInfo;
 
 /// Executes the request's decision; `Ok(true)` when a response was
 /// written here (Pingora then proxies nothing).
@@ -113,7 +114,8 @@ fn decide_here(session: &Session, rt: &Runtime) -> Decision {
         http11: !session.is_http2() && req.version == http::Version::HTTP_11,
         headers: &req.headers,
     };
-    let conn = conn_view(session);
+    let info = conn_info(session);
+    let conn = conn_view(session, info.as_deref());
     decide::decide(rt, &conn, &view, &mut rand::thread_rng())
 }
 
@@ -129,11 +131,8 @@ fn target(req: &RequestHeader) -> String {
     }
 }
 
-fn conn_view(session: &Session) -> ConnView<'_> {
-    let tls = match (
-        conn_info(session),
-        session.digest().and_then(|d| d.ssl_digest.as_ref()),
-    ) {
+fn conn_view<'a>(session: &'a Session, info: Option<&'a ConnInfo>) -> ConnView<'a> {
+    let tls = match (info, session.digest().and_then(|d| d.ssl_digest.as_ref())) {
         (Some(info), _) => Tls::Terminated(info),
         (None, Some(_)) => Tls::Unknown,
         (None, None) => Tls::Plain,

@@ -153,6 +153,8 @@ impl ServerApp for Direct {
 /// What the direct path knows of a client connection.
 struct Conn {
     ssl: Option<Arc<SslDigest>>,
+    /// Looked up once per connection (or HTTP/2 stream).
+    info: Option<Arc<ConnInfo>>,
     local: Option<SocketAddr>,
     client_ip: Option<IpAddr>,
 }
@@ -163,8 +165,10 @@ impl Conn {
         let inet = |a: Option<&pingora::protocols::l4::socket::SocketAddr>| {
             a.and_then(|a| a.as_inet()).copied()
         };
+        let ssl = stream.get_ssl_digest();
         Conn {
-            ssl: stream.get_ssl_digest(),
+            info: ssl.as_ref().and_then(crate::tls::conn_info_of),
+            ssl,
             local: sock.as_ref().and_then(|s| inet(s.local_addr())),
             client_ip: sock
                 .as_ref()
@@ -178,15 +182,17 @@ impl Conn {
         let inet = |a: Option<&pingora::protocols::l4::socket::SocketAddr>| {
             a.and_then(|a| a.as_inet()).copied()
         };
+        let ssl = d.and_then(|d| d.ssl_digest.clone());
         Conn {
-            ssl: d.and_then(|d| d.ssl_digest.clone()),
+            info: ssl.as_ref().and_then(crate::tls::conn_info_of),
+            ssl,
             local: sock.and_then(|s| inet(s.local_addr())),
             client_ip: sock.and_then(|s| inet(s.peer_addr())).map(|a| a.ip()),
         }
     }
 
     fn info(&self) -> Option<&ConnInfo> {
-        self.ssl.as_ref()?.extension.get::<ConnInfo>()
+        self.info.as_deref()
     }
 
     fn view(&self) -> ConnView<'_> {

@@ -211,26 +211,11 @@ fn check_revocation(ctx: &mut X509StoreContextRef, r: &Revocation, credential: &
     let (error, reason) = match verdict {
         Verdict::Good | Verdict::NotChecked => return true,
         Verdict::Stale { accepted: true } => {
-            static LOG: crate::logrl::Throttle = crate::logrl::Throttle::new();
-            metrics()
-                .crl_stale_accepted
-                .with_label_values(&[credential])
-                .inc();
-            if let Some(suppressed) = LOG.allow() {
-                tracing::warn!(
-                    credential,
-                    depth,
-                    suppressed,
-                    "client certificate accepted on a CRL past its nextUpdate (staleCrl: failOpen)"
-                );
-            }
+            count_stale_crl_accepted(credential, depth);
             return true;
         }
         Verdict::Revoked => {
-            metrics()
-                .client_cert_revoked
-                .with_label_values(&[credential])
-                .inc();
+            count_revoked(credential);
             (code::CERT_REVOKED, FailureReason::Revoked)
         }
         Verdict::Stale { accepted: false } => (code::CRL_PATH_VALIDATION, FailureReason::CrlStale),
@@ -241,6 +226,31 @@ fn check_revocation(ctx: &mut X509StoreContextRef, r: &Revocation, credential: &
         state.failure.store(reason as u8, Ordering::Relaxed);
     }
     false
+}
+
+/// A client certificate let through on a stale CRL, counted and logged
+/// (whichever TLS library checked it).
+pub(crate) fn count_stale_crl_accepted(credential: &str, depth: usize) {
+    static LOG: crate::logrl::Throttle = crate::logrl::Throttle::new();
+    metrics()
+        .crl_stale_accepted
+        .with_label_values(&[credential])
+        .inc();
+    if let Some(suppressed) = LOG.allow() {
+        tracing::warn!(
+            credential,
+            depth,
+            suppressed,
+            "client certificate accepted on a CRL past its nextUpdate (staleCrl: failOpen)"
+        );
+    }
+}
+
+pub(crate) fn count_revoked(credential: &str) {
+    metrics()
+        .client_cert_revoked
+        .with_label_values(&[credential])
+        .inc();
 }
 
 /// OpenSSL's chain verdict, plus the server's `subjectAltNames` allow list
@@ -302,7 +312,9 @@ impl TlsAccept for Acceptor {
         ssl: &TlsRef,
     ) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
         let state = ssl.ex_data(conn_state_index())?;
-        let info = super::conn::conn_info(ssl, state);
+        // An `Arc<ConnInfo>` inside: the engines take their own reference
+        // (`tls::conn_info_of`), as they do of a rustls stream's.
+        let info = Arc::new(super::conn::conn_info(ssl, state));
         Some(Arc::new(info))
     }
 }
@@ -321,6 +333,23 @@ fn install_credential(ssl: &mut SslRef, policy: &ServerPolicy) -> Result<(), Err
         }
     }
     Ok(())
+}
+
+/// An OCSP response not stapled because it is past its nextUpdate.
+pub(crate) fn count_stale_staple(name: &str, source: &str) {
+    static LOG: crate::logrl::Throttle = crate::logrl::Throttle::new();
+    metrics()
+        .ocsp_staples
+        .with_label_values(&[name, "stale"])
+        .inc();
+    if let Some(suppressed) = LOG.allow() {
+        tracing::warn!(
+            credential = %name,
+            source = %source,
+            suppressed,
+            "OCSP response past its nextUpdate: not stapled; replace it"
+        );
+    }
 }
 
 /// OpenSSL's status callback, when a client asks for OCSP: the response
@@ -348,19 +377,7 @@ pub(crate) fn staple(ssl: &mut SslRef) -> Result<bool, ErrorStack> {
     };
     let name = &policy.credential.info.name;
     if !staple.fresh(now_unix()) {
-        static LOG: crate::logrl::Throttle = crate::logrl::Throttle::new();
-        metrics()
-            .ocsp_staples
-            .with_label_values(&[name, "stale"])
-            .inc();
-        if let Some(suppressed) = LOG.allow() {
-            tracing::warn!(
-                credential = %name,
-                source = %staple.source,
-                suppressed,
-                "OCSP response past its nextUpdate: not stapled; replace it"
-            );
-        }
+        count_stale_staple(name, &staple.source);
         return Ok(false);
     }
     ssl.set_ocsp_status(&staple.der)?;

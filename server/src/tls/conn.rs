@@ -2,6 +2,7 @@
 //! classified, logged and counted.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use openssl::ssl::SslRef;
 use openssl::x509::X509VerifyResult;
@@ -14,14 +15,12 @@ use tlsgate_ossl::{SSL_CB_ALERT, SSL_CB_EXIT, SSL_CB_WRITE};
 
 /// What a finished handshake leaves for its connection's requests.
 pub(crate) fn conn_info(ssl: &SslRef, state: &ConnState) -> ConnInfo {
-    let client = state
+    let peer = state
         .policy
         .as_ref()
         .filter(|p| p.requests_client_cert())
         .and_then(|_| ssl.peer_certificate())
-        .map(|c| (client_identity(&c), c));
-    let (client, peer_certs) = match client {
-        Some((id, leaf)) => {
+        .map(|leaf| {
             // The chain as verified (leaf first, then up to the bundle's
             // CA), not as sent: a client may send certificates that
             // played no part. Empty on a resumed session, which keeps
@@ -30,48 +29,80 @@ pub(crate) fn conn_info(ssl: &SslRef, state: &ConnState) -> ConnInfo {
                 .verified_chain()
                 .map(|s| s.iter().skip(1).map(|x| x.to_owned()).collect())
                 .unwrap_or_default();
-            (Some(id), Some(PeerCerts { leaf, chain }))
-        }
-        None => (None, None),
-    };
-    let resumed = ssl.session_reused();
-    let version = ssl.version_str();
-    metrics()
-        .handshakes
-        .with_label_values(&[
-            &state.listener,
-            version,
-            if resumed { "true" } else { "false" },
-        ])
-        .inc();
-    ConnInfo {
+            PeerCerts { leaf, chain }
+        });
+    Handshaken {
         listener: state.listener.clone(),
         listener_addr: state.listener_addr,
         sni: state.sni.clone(),
         policy: state.policy.clone(),
         runtime: state.runtime.clone(),
-        xfcc: client.as_ref().filter(|_| writes_xfcc(state)).map(|c| {
-            // Most requests use the gateway's own elements.
-            let e = state.runtime.model.runtime.client_cert.xfcc;
-            let by = tlsgate_core::decide::client_cert::by(state.policy.as_deref());
-            (e, c.xfcc(e, &by, peer_certs.as_ref()))
-        }),
-        client,
-        peer_certs,
-        resumed,
-        crl_checked: state.crl_epoch.into(),
-        version,
-        span: Default::default(),
+        peer,
+        resumed: ssl.session_reused(),
+        version: ssl.version_str(),
+        crl_checked: state.crl_epoch,
+    }
+    .into_conn_info()
+}
+
+/// What either TLS library tells of a finished handshake.
+pub(crate) struct Handshaken {
+    pub listener: Arc<str>,
+    pub listener_addr: std::net::SocketAddr,
+    pub sni: Option<Box<str>>,
+    pub policy: Option<Arc<ServerPolicy>>,
+    pub runtime: Arc<crate::runtime::Runtime>,
+    /// The verified client certificate, when the policy asks for one.
+    pub peer: Option<PeerCerts>,
+    pub resumed: bool,
+    pub version: &'static str,
+    pub crl_checked: u64,
+}
+
+impl Handshaken {
+    /// Counts the handshake and makes the connection's [`ConnInfo`].
+    pub(crate) fn into_conn_info(self) -> ConnInfo {
+        let client = self.peer.as_ref().map(|p| client_identity(&p.leaf));
+        metrics()
+            .handshakes
+            .with_label_values(&[
+                &self.listener,
+                self.version,
+                if self.resumed { "true" } else { "false" },
+            ])
+            .inc();
+        ConnInfo {
+            xfcc: client
+                .as_ref()
+                .filter(|_| writes_xfcc(&self.runtime))
+                .map(|c| {
+                    // Most requests use the gateway's own elements.
+                    let e = self.runtime.model.runtime.client_cert.xfcc;
+                    let by = tlsgate_core::decide::client_cert::by(self.policy.as_deref());
+                    (e, c.xfcc(e, &by, self.peer.as_ref()))
+                }),
+            listener: self.listener,
+            listener_addr: self.listener_addr,
+            sni: self.sni,
+            policy: self.policy,
+            runtime: self.runtime,
+            client,
+            peer_certs: self.peer,
+            resumed: self.resumed,
+            crl_checked: self.crl_checked.into(),
+            version: self.version,
+            span: Default::default(),
+        }
     }
 }
 
 /// Does the gateway's own setting (at the handshake) write an XFCC
 /// element? Only then is it made here, once; a route's override makes its
 /// own per request.
-fn writes_xfcc(state: &ConnState) -> bool {
+fn writes_xfcc(runtime: &crate::runtime::Runtime) -> bool {
     use tlsgate_core::config::client_cert::ForwardClientCert as F;
     matches!(
-        state.runtime.model.runtime.client_cert.mode,
+        runtime.model.runtime.client_cert.mode,
         F::SanitizeSet | F::AppendForward
     )
 }
@@ -233,7 +264,7 @@ fn on_info(ssl: &SslRef, where_: i32, ret: i32) {
     record_failure(&state.listener, &label, sni, reason, desc);
 }
 
-fn sni_label(policy: &ServerPolicy, sni: &str) -> Option<String> {
+pub(crate) fn sni_label(policy: &ServerPolicy, sni: &str) -> Option<String> {
     policy
         .hosts
         .iter()

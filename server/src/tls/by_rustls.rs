@@ -1,0 +1,258 @@
+//! The listeners' TLS on rustls with aws-lc-rs (`tlsLibrary: rustls`): the
+//! same decisions as the OpenSSL acceptor (`accept.rs`), in rustls's
+//! order. The ClientHello is read first; SNI chooses the policy from the
+//! live runtime; the policy's own `ServerConfig` (config.rs) runs the rest
+//! of the handshake: its certificates, its client verification
+//! (verify.rs), its tickets (tickets.rs, bound to the policy). Then the
+//! same `ConnInfo` as on OpenSSL goes to every request (stream.rs).
+
+mod config;
+mod scratch;
+mod stream;
+mod tickets;
+mod verify;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use openssl::x509::X509;
+use rustls::{HandshakeKind, ProtocolVersion};
+use tokio::io::AsyncWriteExt;
+use tokio_rustls::LazyConfigAcceptor;
+
+pub use stream::{live_streams, RustlsStream};
+
+use super::conn::{record_failure, sni_label, Handshaken};
+use super::{outcome, FailureReason, PeerCerts, ServerPolicy};
+use crate::listen::sock::Sock;
+use crate::runtime::SharedRuntime;
+use crate::tls::ConnInfo;
+
+/// The `ConnInfo` of a live rustls stream whose digest this is.
+pub(crate) fn registered(
+    digest: &Arc<pingora::protocols::tls::SslDigest>,
+) -> Option<Arc<ConnInfo>> {
+    stream::registered(digest)
+}
+
+static IN_USE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From start on, this process's listeners run rustls: reloads must pass
+/// [`check`].
+pub fn serve_listeners() {
+    IN_USE.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn in_use() -> bool {
+    IN_USE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Can every TLS policy of the runtime be served by rustls? Each one's
+/// config is built now (and kept): a cipher rustls lacks or a key it
+/// cannot use is told at start and at reload, naming the server, not at
+/// a client's handshake.
+pub fn check(rt: &crate::runtime::Runtime) -> Result<(), crate::config::ConfigErrors> {
+    let mut errors = Vec::new();
+    for policy in rt.tls.policies() {
+        let Err(message) = config::for_policy(policy, rt) else {
+            continue;
+        };
+        let server = rt.model.gateways.iter().find_map(|g| {
+            let s = g
+                .servers
+                .iter()
+                .find(|s| g.id.name == *policy.gateway && s.name == *policy.server)?;
+            Some((g, s))
+        });
+        errors.push(match server {
+            Some((g, s)) => crate::config::ConfigError::field(
+                &g.id,
+                format!("spec.servers[{}].tls", s.index),
+                format!("{message} (tlsLibrary: rustls)"),
+            ),
+            None => crate::config::ConfigError::File {
+                file: "tlsLibrary".into(),
+                message: format!("server {}: {message}", policy.server),
+            },
+        });
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::config::ConfigErrors(errors))
+    }
+}
+
+/// TLS alerts written before a `ServerHello`: plaintext records.
+const ALERT_HANDSHAKE_FAILURE: u8 = 40;
+const ALERT_UNRECOGNIZED_NAME: u8 = 112;
+const ALERT_CERTIFICATE_REQUIRED: u8 = 116;
+
+/// The handshake on `sock` (under `outcome::scope`, flushes held); `None`
+/// when it failed, counted.
+pub(crate) async fn accept(
+    rt: &SharedRuntime,
+    addr: SocketAddr,
+    listener: &Arc<str>,
+    sock: Sock,
+) -> Option<RustlsStream> {
+    scratch::scope(handshake(rt, addr, listener, sock)).await
+}
+
+async fn handshake(
+    rt: &SharedRuntime,
+    addr: SocketAddr,
+    listener: &Arc<str>,
+    sock: Sock,
+) -> Option<RustlsStream> {
+    let mut lazy = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), sock);
+    let mut start = match (&mut lazy).await {
+        Ok(s) => s,
+        Err(e) => {
+            let reason = failure(&e);
+            // Dropped here, in the scope: a refused client reads our alert.
+            drop(lazy.take_io());
+            record_failure(listener, "-", "", reason, 0);
+            return None;
+        }
+    };
+    let runtime = rt.load_full();
+    let sni: Option<Box<str>> = start.client_hello().server_name().map(Into::into);
+    let policy = runtime.tls.listener(&addr).and_then(|l| match &sni {
+        Some(name) => l.sni.select(name),
+        None => l.sni.without_sni(),
+    });
+    // Read before the handshake: a CRL published meanwhile only makes the
+    // check stricter than the epoch says.
+    let crl_epoch = tlsgate_core::revocation::crl_epoch();
+    let sni_str = sni.as_deref().unwrap_or("");
+    let Some(policy) = policy.cloned() else {
+        let reason = if sni.is_none() {
+            FailureReason::NoSni
+        } else {
+            FailureReason::UnknownSni
+        };
+        refuse(&mut start.io, ALERT_UNRECOGNIZED_NAME).await;
+        record_failure(
+            listener,
+            "-",
+            sni_str,
+            reason,
+            ALERT_UNRECOGNIZED_NAME.into(),
+        );
+        return None;
+    };
+    let label = sni_label(&policy, sni_str).unwrap_or_else(|| "-".into());
+    let config = match config::for_policy(&policy, &runtime) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(server = %policy.server, error = %e, "cannot serve this policy with rustls");
+            refuse(&mut start.io, ALERT_HANDSHAKE_FAILURE).await;
+            record_failure(listener, &label, sni_str, FailureReason::Handshake, 40);
+            return None;
+        }
+    };
+    let mut tls = match start.into_stream(config).into_fallible().await {
+        Ok(tls) => tls,
+        Err((e, mut io)) => {
+            let reason = failure(&e);
+            if reason == FailureReason::NoClientCert {
+                // rustls answers a TLS 1.2 client without a certificate
+                // with TLS 1.3's certificate_required, which RFC 5246
+                // lacks; OpenSSL and nginx send handshake_failure there,
+                // and that is what clients and runbooks expect.
+                io.replace_held_alert(ALERT_CERTIFICATE_REQUIRED, ALERT_HANDSHAKE_FAILURE);
+            }
+            drop(io);
+            record_failure(listener, &label, sni_str, reason, 0);
+            return None;
+        }
+    };
+    let (sock, conn) = tls.get_mut();
+    let tls13 = conn.protocol_version() == Some(ProtocolVersion::TLSv1_3);
+    let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
+    let peer = peer_certs(&policy, conn.peer_certificates(), resumed);
+    sock.hold_flushes(false);
+    if tls13 {
+        sock.keep_held_until_written();
+    } else {
+        // The client waits for our last flight (Finished).
+        if let Err(e) = sock.flush().await {
+            record_failure(listener, &label, sni_str, failure(&e), 0);
+            return None;
+        }
+        sock.watch_records();
+    }
+    let info = Handshaken {
+        listener: listener.clone(),
+        listener_addr: addr,
+        sni,
+        policy: Some(policy),
+        runtime,
+        peer,
+        resumed,
+        version: if tls13 { "TLSv1.3" } else { "TLSv1.2" },
+        // A ticket does not say which CRLs its certificate passed: a
+        // resumed connection's is checked again at its first request
+        // wherever CRLs are fetched.
+        crl_checked: if resumed { u64::MAX } else { crl_epoch },
+    }
+    .into_conn_info();
+    Some(RustlsStream::new(tls, info))
+}
+
+/// The client's certificate as OpenSSL's side reports it: the leaf, and
+/// the path up to the bundle's CA (none on a resumed session).
+fn peer_certs(
+    policy: &ServerPolicy,
+    sent: Option<&[rustls::pki_types::CertificateDer<'static>]>,
+    resumed: bool,
+) -> Option<PeerCerts> {
+    if !policy.requests_client_cert() {
+        return None;
+    }
+    let (leaf, rest) = sent?.split_first()?;
+    let leaf = match scratch::take_leaf() {
+        Some(verified) => verified,
+        None => X509::from_der(leaf).ok()?,
+    };
+    let chain = if resumed {
+        Vec::new()
+    } else {
+        let rest: Vec<X509> = rest.iter().filter_map(|c| X509::from_der(c).ok()).collect();
+        verify::path(leaf.clone(), &rest, &policy.credential.ca_certs)
+            .into_iter()
+            .skip(1)
+            .collect()
+    };
+    Some(PeerCerts { leaf, chain })
+}
+
+/// Writes a fatal alert (held with the handshake's flushes, sent by the
+/// lingering close) and marks the handshake refused.
+async fn refuse(sock: &mut Sock, alert: u8) {
+    outcome::mark_refused();
+    let _ = sock
+        .write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, alert])
+        .await;
+}
+
+/// The failure class of a handshake error; a refusal (not the client
+/// going away) is marked so the close lets the client read the alert.
+fn failure(e: &io::Error) -> FailureReason {
+    if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        outcome::mark_refused();
+        return verify::failure_reason(tls);
+    }
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::ConnectionAborted => FailureReason::ClientClosed,
+        _ => {
+            outcome::mark_refused();
+            FailureReason::Handshake
+        }
+    }
+}
