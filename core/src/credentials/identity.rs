@@ -81,16 +81,17 @@ impl ClientIdentity {
             out.push_str(&self.hash);
         }
         if let Some(c) = certs {
-            if e.cert {
+            let leaf = (e.cert || e.chain).then(|| c.leaf()).flatten();
+            if let (true, Some(leaf)) = (e.cert, &leaf) {
                 sep(&mut out);
                 out.push_str("Cert=\"");
-                url_encode_pem(&mut out, &c.leaf);
+                url_encode_pem(&mut out, leaf);
                 out.push('"');
             }
-            if e.chain {
+            if let (true, Some(leaf)) = (e.chain, &leaf) {
                 sep(&mut out);
                 out.push_str("Chain=\"");
-                url_encode_pem(&mut out, &c.leaf);
+                url_encode_pem(&mut out, leaf);
                 for x in &c.chain {
                     url_encode_pem(&mut out, x);
                 }
@@ -344,10 +345,7 @@ mod tests {
         let leaf = client("O", "x", &["a.example"], &["spiffe://acme.com/x"]);
         let inter = client("O", "intermediate", &[], &[]);
         let id = client_identity(&leaf);
-        let certs = PeerCerts {
-            leaf: leaf.clone(),
-            chain: vec![inter.clone()],
-        };
+        let certs = PeerCerts::new(leaf.clone(), vec![inter.clone()]);
         let all = XfccElements {
             hash: true,
             cert: true,
@@ -357,6 +355,10 @@ mod tests {
             dns: true,
         };
         let x = id.xfcc(all, &["spiffe://gw/edge"], Some(&certs));
+        // The leaf kept as DER (rustls's connections) writes the same.
+        let as_der = PeerCerts::from_der(&leaf.to_der().unwrap(), vec![inter.clone()]);
+        assert_eq!(id.xfcc(all, &["spiffe://gw/edge"], Some(&as_der)), x);
+        assert_eq!(as_der.leaf_der(), certs.leaf_der());
         let keys: Vec<&str> = x.split(';').map(|f| f.split('=').next().unwrap()).collect();
         assert_eq!(
             keys,

@@ -89,8 +89,13 @@ pub fn cert_headers(fwd: ClientCertForwarding, info: Option<&ConnInfo>) -> CertH
     });
     if fwd.rfc9440 {
         if let Some(c) = &info.peer_certs {
-            h.client_cert = sf_binary(&c.leaf);
-            let chain: Vec<String> = c.chain.iter().filter_map(|x| sf_binary(x)).collect();
+            h.client_cert = c.leaf_der().map(|d| sf_binary(&d));
+            let chain: Vec<String> = c
+                .chain
+                .iter()
+                .filter_map(|x| x.to_der().ok())
+                .map(|d| sf_binary(&d))
+                .collect();
             h.client_cert_chain = (!chain.is_empty()).then(|| chain.join(", "));
         }
     }
@@ -111,7 +116,7 @@ pub fn by(policy: Option<&ServerPolicy>) -> Vec<&str> {
 }
 
 /// An RFC 8941 byte sequence of the certificate's DER.
-fn sf_binary(cert: &openssl::x509::X509Ref) -> Option<String> {
-    let der = cert.to_der().ok()?;
-    Some(format!(":{}:", openssl::base64::encode_block(&der)))
+/// RFC 9440's structured-field byte sequence of a certificate's DER.
+fn sf_binary(der: &[u8]) -> String {
+    format!(":{}:", openssl::base64::encode_block(der))
 }

@@ -29,10 +29,7 @@ pub(super) fn mtls(w: &World) -> ConnInfo {
     let mut c = tls_conn(&w.rt, "mutual.test");
     let issued = w._f.client("partner", "spiffe://acme.com/partner");
     let id = client_identity(&issued.cert);
-    let certs = PeerCerts {
-        leaf: issued.cert.clone(),
-        chain: vec![w._f.ca_cert()],
-    };
+    let certs = PeerCerts::new(issued.cert.clone(), vec![w._f.ca_cert()]);
     let e = w.rt.model.runtime.client_cert.xfcc;
     c.xfcc = Some((e, id.xfcc(e, &[], Some(&certs))));
     c.client = Some(id);
@@ -149,7 +146,7 @@ fn rfc9440_headers_carry_the_der_of_the_leaf_and_what_followed_it() {
             "client-cert-chain"
         ]
     );
-    assert_eq!(added[1].1, format!(":{}:", b64(&certs.leaf)));
+    assert_eq!(added[1].1, format!(":{}:", b64(&certs.leaf().unwrap())));
     assert_eq!(added[2].1, format!(":{}:", b64(&certs.chain[0])));
     let xfcc = &added[0].1;
     assert!(xfcc.starts_with("Hash=") && xfcc.contains(";Cert=\"-----BEGIN%20CERTIFICATE"));

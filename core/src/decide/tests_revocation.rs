@@ -46,7 +46,7 @@ fn a_connection_made_before_a_revocation_is_sent_away_at_its_next_request() {
         ))
     };
     assert!(get(&alice).starts_with("forward"), "{}", get(&alice));
-    publish(&[&alice.peer_certs.as_ref().unwrap().leaf]);
+    publish(&[&alice.peer_certs.as_ref().unwrap().leaf().unwrap()]);
     assert_eq!(get(&alice), "421", "revoked since its handshake");
     assert_eq!(get(&alice), "421", "and for good");
     assert!(

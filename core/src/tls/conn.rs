@@ -8,11 +8,53 @@ use crate::credentials::ClientIdentity;
 
 /// The client's certificate and the rest of the chain it was verified
 /// with, up to the CA of the bundle (empty on a resumed session: a ticket
-/// keeps only the leaf). References to what the TLS session holds anyway.
+/// keeps only the leaf).
 #[derive(Debug, Clone)]
 pub struct PeerCerts {
-    pub leaf: openssl::x509::X509,
+    leaf: Leaf,
     pub chain: Vec<openssl::x509::X509>,
+}
+
+#[derive(Debug, Clone)]
+enum Leaf {
+    /// OpenSSL's, shared with the TLS session that holds it anyway.
+    Decoded(openssl::x509::X509),
+    /// rustls's: a decoded OpenSSL certificate is about 4 KB that an idle
+    /// connection would hold for nothing; the identity and XFCC element
+    /// are made at the handshake, and the rare later use decodes again.
+    Der(Arc<[u8]>),
+}
+
+impl PeerCerts {
+    pub fn new(leaf: openssl::x509::X509, chain: Vec<openssl::x509::X509>) -> PeerCerts {
+        PeerCerts {
+            leaf: Leaf::Decoded(leaf),
+            chain,
+        }
+    }
+
+    pub fn from_der(leaf: &[u8], chain: Vec<openssl::x509::X509>) -> PeerCerts {
+        PeerCerts {
+            leaf: Leaf::Der(leaf.into()),
+            chain,
+        }
+    }
+
+    /// The leaf, decoded (`None` only if DER a TLS library accepted does
+    /// not decode).
+    pub fn leaf(&self) -> Option<openssl::x509::X509> {
+        match &self.leaf {
+            Leaf::Decoded(x) => Some(x.clone()),
+            Leaf::Der(d) => openssl::x509::X509::from_der(d).ok(),
+        }
+    }
+
+    pub fn leaf_der(&self) -> Option<Vec<u8>> {
+        match &self.leaf {
+            Leaf::Decoded(x) => x.to_der().ok(),
+            Leaf::Der(d) => Some(d.to_vec()),
+        }
+    }
 }
 
 /// The TLS facts of one downstream connection, shared by its requests
@@ -85,7 +127,12 @@ impl ConnInfo {
         if self.crl_checked.load(Ordering::Relaxed) == epoch {
             return false;
         }
-        match r.recheck_leaf(&peer.leaf, peer.chain.first().map(|c| &**c), now) {
+        let Some(leaf) = peer.leaf() else {
+            // Cannot happen to a certificate the handshake verified; if it
+            // did, the connection is not let on unchecked.
+            return true;
+        };
+        match r.recheck_leaf(&leaf, peer.chain.first().map(|c| &**c), now) {
             Verdict::Revoked | Verdict::Missing | Verdict::Stale { accepted: false } => true,
             Verdict::Good | Verdict::NotChecked | Verdict::Stale { accepted: true } => {
                 self.crl_checked.store(epoch, Ordering::Relaxed);

@@ -202,20 +202,21 @@ async fn handshake(
     Some(RustlsStream::new(tls, info))
 }
 
-/// The client's certificate as OpenSSL's side reports it: the leaf, and
-/// the path up to the bundle's CA (none on a resumed session).
+/// The client's certificate as OpenSSL's side reports it: the leaf
+/// (decoded for the identity; kept as DER), and the path up to the
+/// bundle's CA (none on a resumed session).
 fn peer_certs(
     policy: &ServerPolicy,
     sent: Option<&[rustls::pki_types::CertificateDer<'static>]>,
     resumed: bool,
-) -> Option<PeerCerts> {
+) -> Option<(X509, PeerCerts)> {
     if !policy.requests_client_cert() {
         return None;
     }
-    let (leaf, rest) = sent?.split_first()?;
+    let (der, rest) = sent?.split_first()?;
     let leaf = match scratch::take_leaf() {
         Some(verified) => verified,
-        None => X509::from_der(leaf).ok()?,
+        None => X509::from_der(der).ok()?,
     };
     let chain = if resumed {
         Vec::new()
@@ -226,7 +227,8 @@ fn peer_certs(
             .skip(1)
             .collect()
     };
-    Some(PeerCerts { leaf, chain })
+    let kept = PeerCerts::from_der(der, chain);
+    Some((leaf, kept))
 }
 
 /// Writes a fatal alert (held with the handshake's flushes, sent by the

@@ -29,7 +29,7 @@ pub(crate) fn conn_info(ssl: &SslRef, state: &ConnState) -> ConnInfo {
                 .verified_chain()
                 .map(|s| s.iter().skip(1).map(|x| x.to_owned()).collect())
                 .unwrap_or_default();
-            PeerCerts { leaf, chain }
+            (leaf.clone(), PeerCerts::new(leaf, chain))
         });
     Handshaken {
         listener: state.listener.clone(),
@@ -52,8 +52,9 @@ pub(crate) struct Handshaken {
     pub sni: Option<Box<str>>,
     pub policy: Option<Arc<ServerPolicy>>,
     pub runtime: Arc<crate::runtime::Runtime>,
-    /// The verified client certificate, when the policy asks for one.
-    pub peer: Option<PeerCerts>,
+    /// The verified client certificate, when the policy asks for one: its
+    /// leaf decoded (for the identity), and as the connection keeps it.
+    pub peer: Option<(openssl::x509::X509, PeerCerts)>,
     pub resumed: bool,
     pub version: &'static str,
     pub crl_checked: u64,
@@ -62,7 +63,10 @@ pub(crate) struct Handshaken {
 impl Handshaken {
     /// Counts the handshake and makes the connection's [`ConnInfo`].
     pub(crate) fn into_conn_info(self) -> ConnInfo {
-        let client = self.peer.as_ref().map(|p| client_identity(&p.leaf));
+        let (client, peer) = match self.peer {
+            Some((leaf, certs)) => (Some(client_identity(&leaf)), Some(certs)),
+            None => (None, None),
+        };
         metrics()
             .handshakes
             .with_label_values(&[
@@ -79,7 +83,7 @@ impl Handshaken {
                     // Most requests use the gateway's own elements.
                     let e = self.runtime.model.runtime.client_cert.xfcc;
                     let by = tlsgate_core::decide::client_cert::by(self.policy.as_deref());
-                    (e, c.xfcc(e, &by, self.peer.as_ref()))
+                    (e, c.xfcc(e, &by, peer.as_ref()))
                 }),
             listener: self.listener,
             listener_addr: self.listener_addr,
@@ -87,7 +91,7 @@ impl Handshaken {
             policy: self.policy,
             runtime: self.runtime,
             client,
-            peer_certs: self.peer,
+            peer_certs: peer,
             resumed: self.resumed,
             crl_checked: self.crl_checked.into(),
             version: self.version,
