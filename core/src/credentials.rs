@@ -12,10 +12,12 @@
 //! `identity.rs`.
 
 mod checks;
+mod der;
 mod error;
 mod files;
 mod identity;
 mod ocsp;
+mod path;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,10 +34,11 @@ pub use error::CredentialError;
 pub use files::list_named;
 pub(crate) use files::{parse_ca as parse_ca_bundle, read as read_file};
 pub(crate) use identity::name_to_string as name_string;
-pub use identity::{client_identity, ClientIdentity};
+pub use identity::{client_identity, client_identity_der, ClientIdentity};
 pub(crate) use identity::{common_name, SubjectAltNames};
 use identity::{hex, name_to_string};
 pub use ocsp::{check_response as check_ocsp_response, request as ocsp_request, OcspInfo, Staple};
+pub use path::verified_path;
 
 /// Everything a TLS context needs from one credential, checked.
 pub struct Credential {

@@ -32,7 +32,9 @@ use pingora::protocols::tls::HandshakeCompleteHook;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::utils::tls::CertKey;
 
-pub use peer_names::{check_names, check_trust_domain, trust_domain_prefix, PeerCheck};
+pub use peer_names::{
+    check_names, check_trust_domain, in_trust_domain, trust_domain_prefix, PeerCheck,
+};
 
 use crate::config::{ClientTls, ClientTlsMode, CredentialSource};
 use crate::credentials::Credential;

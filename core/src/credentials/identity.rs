@@ -47,6 +47,47 @@ pub fn client_identity(cert: &X509Ref) -> ClientIdentity {
     }
 }
 
+/// The identity of a certificate given as DER, and when it ends: read
+/// from the DER itself where its shape is plain (`der.rs`), else decoded
+/// by OpenSSL as [`client_identity`] does. `None` only for DER that
+/// OpenSSL cannot decode either.
+pub fn client_identity_der(der: &[u8]) -> Option<(ClientIdentity, Option<i64>)> {
+    if let Some(read) = identity_of_view(der) {
+        return Some(read);
+    }
+    let cert = openssl::x509::X509::from_der(der).ok()?;
+    let ends = super::unix_time(cert.not_after()).ok();
+    Some((client_identity(&cert), ends))
+}
+
+fn identity_of_view(der: &[u8]) -> Option<(ClientIdentity, Option<i64>)> {
+    use super::der::{CertView, GeneralName};
+    let view = CertView::parse(der)?;
+    // OpenSSL's own name decoder, so that names print exactly as they do
+    // from a decoded certificate; a name is cheap, the key is not.
+    let name = openssl::x509::X509Name::from_der(view.subject).ok()?;
+    let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_string);
+    let mut sans = SubjectAltNames::default();
+    for gn in view.sans {
+        match gn {
+            GeneralName::Dns(b) => sans.dns.extend(text(b)),
+            GeneralName::Uri(b) => sans.uris.extend(text(b)),
+            GeneralName::Ip(b) => sans.ips.extend(ip_from_bytes(b).map(|ip| ip.to_string())),
+            GeneralName::Email(b) => sans.emails.extend(text(b)),
+        }
+    }
+    let identity = ClientIdentity {
+        subject: name_to_string(&name),
+        uris: sans.uris,
+        dns: sans.dns,
+        ips: sans.ips,
+        emails: sans.emails,
+        common_name: common_name(&name),
+        hash: hex(&openssl::sha::sha256(der)),
+    };
+    Some((identity, Some(view.not_after)))
+}
+
 impl ClientIdentity {
     /// One element of Envoy's `x-forwarded-client-cert` with the chosen
     /// elements, in Envoy's order: `By` (the gateway certificate's URI
@@ -92,7 +133,7 @@ impl ClientIdentity {
                 sep(&mut out);
                 out.push_str("Chain=\"");
                 url_encode_pem(&mut out, leaf);
-                for x in &c.chain {
+                for x in c.chain() {
                     url_encode_pem(&mut out, x);
                 }
                 out.push('"');
@@ -342,8 +383,12 @@ mod tests {
 
     #[test]
     fn xfcc_elements_are_chosen_and_ordered_as_envoy_writes_them() {
-        let leaf = client("O", "x", &["a.example"], &["spiffe://acme.com/x"]);
-        let inter = client("O", "intermediate", &[], &[]);
+        let ca = make_ca(&CaSpec::new("Acme Inc.", "acme.com")).unwrap();
+        let mut spec = LeafSpec::new(Usage::Client, "x");
+        spec.dns = vec!["a.example".into()];
+        spec.uris = vec!["spiffe://acme.com/x".into()];
+        let leaf = make_leaf(&spec, &ca).unwrap().cert;
+        let inter = ca.cert.clone();
         let id = client_identity(&leaf);
         let certs = PeerCerts::new(leaf.clone(), vec![inter.clone()]);
         let all = XfccElements {
@@ -355,10 +400,25 @@ mod tests {
             dns: true,
         };
         let x = id.xfcc(all, &["spiffe://gw/edge"], Some(&certs));
-        // The leaf kept as DER (rustls's connections) writes the same.
-        let as_der = PeerCerts::from_der(&leaf.to_der().unwrap(), vec![inter.clone()]);
+        // The leaf kept as DER and its path found when asked (rustls's
+        // connections) write the same.
+        let gw = make_leaf(&LeafSpec::new(Usage::Server, "gw"), &ca).unwrap();
+        let cred = crate::credentials::Credential::from_parts(
+            crate::config::CredentialSource::Named("gw".into()),
+            vec![gw.cert],
+            gw.key,
+            vec![
+                make_ca(&CaSpec::new("Other", "other.com")).unwrap().cert,
+                inter.clone(),
+            ],
+            vec![],
+        )
+        .unwrap();
+        let der = leaf.to_der().unwrap();
+        let as_der = PeerCerts::from_der_verified(&der, Box::new([]), std::sync::Arc::new(cred));
         assert_eq!(id.xfcc(all, &["spiffe://gw/edge"], Some(&as_der)), x);
         assert_eq!(as_der.leaf_der(), certs.leaf_der());
+        assert_eq!(client_identity_der(&der).unwrap().0, id);
         let keys: Vec<&str> = x.split(';').map(|f| f.split('=').next().unwrap()).collect();
         assert_eq!(
             keys,

@@ -91,7 +91,7 @@ pub fn cert_headers(fwd: ClientCertForwarding, info: Option<&ConnInfo>) -> CertH
         if let Some(c) = &info.peer_certs {
             h.client_cert = c.leaf_der().map(|d| sf_binary(&d));
             let chain: Vec<String> = c
-                .chain
+                .chain()
                 .iter()
                 .filter_map(|x| x.to_der().ok())
                 .map(|d| sf_binary(&d))

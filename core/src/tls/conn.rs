@@ -12,7 +12,7 @@ use crate::credentials::ClientIdentity;
 #[derive(Debug, Clone)]
 pub struct PeerCerts {
     leaf: Leaf,
-    pub chain: Vec<openssl::x509::X509>,
+    chain: Chain,
 }
 
 #[derive(Debug, Clone)]
@@ -25,18 +25,53 @@ enum Leaf {
     Der(Arc<[u8]>),
 }
 
+#[derive(Debug, Clone)]
+enum Chain {
+    /// As the TLS library verified it (OpenSSL's, or none when resumed).
+    Known(Vec<openssl::x509::X509>),
+    /// rustls's: which path verified is found again the first time
+    /// something asks (a CRL re-check, an XFCC `Chain`, RFC 9440's
+    /// header); decoding and matching certificates cost a tenth of a
+    /// handshake that most connections never need.
+    Later {
+        /// What the client sent after its leaf, as DER.
+        sent: Box<[Box<[u8]>]>,
+        /// The credential whose CA bundle verified it.
+        cas: Arc<crate::credentials::Credential>,
+        found: std::sync::OnceLock<Vec<openssl::x509::X509>>,
+    },
+}
+
 impl PeerCerts {
     pub fn new(leaf: openssl::x509::X509, chain: Vec<openssl::x509::X509>) -> PeerCerts {
         PeerCerts {
             leaf: Leaf::Decoded(leaf),
-            chain,
+            chain: Chain::Known(chain),
         }
     }
 
-    pub fn from_der(leaf: &[u8], chain: Vec<openssl::x509::X509>) -> PeerCerts {
+    /// A leaf without its chain: a resumed session's.
+    pub fn from_der(leaf: &[u8]) -> PeerCerts {
         PeerCerts {
             leaf: Leaf::Der(leaf.into()),
-            chain,
+            chain: Chain::Known(Vec::new()),
+        }
+    }
+
+    /// A leaf verified with what the client `sent` after it against the
+    /// CA bundle of `cas`.
+    pub fn from_der_verified(
+        leaf: &[u8],
+        sent: Box<[Box<[u8]>]>,
+        cas: Arc<crate::credentials::Credential>,
+    ) -> PeerCerts {
+        PeerCerts {
+            leaf: Leaf::Der(leaf.into()),
+            chain: Chain::Later {
+                sent,
+                cas,
+                found: Default::default(),
+            },
         }
     }
 
@@ -53,6 +88,25 @@ impl PeerCerts {
         match &self.leaf {
             Leaf::Decoded(x) => x.to_der().ok(),
             Leaf::Der(d) => Some(d.to_vec()),
+        }
+    }
+
+    /// The chain above the leaf, up to and including the bundle's CA.
+    pub fn chain(&self) -> &[openssl::x509::X509] {
+        match &self.chain {
+            Chain::Known(c) => c,
+            Chain::Later { sent, cas, found } => found.get_or_init(|| {
+                let Some(leaf) = self.leaf() else {
+                    return Vec::new();
+                };
+                let sent: Vec<_> = sent
+                    .iter()
+                    .filter_map(|d| openssl::x509::X509::from_der(d).ok())
+                    .collect();
+                let mut path = crate::credentials::verified_path(leaf, &sent, &cas.ca_certs);
+                path.remove(0);
+                path
+            }),
         }
     }
 }
@@ -132,7 +186,7 @@ impl ConnInfo {
             // did, the connection is not let on unchecked.
             return true;
         };
-        match r.recheck_leaf(&leaf, peer.chain.first().map(|c| &**c), now) {
+        match r.recheck_leaf(&leaf, peer.chain().first().map(|c| &**c), now) {
             Verdict::Revoked | Verdict::Missing | Verdict::Stale { accepted: false } => true,
             Verdict::Good | Verdict::NotChecked | Verdict::Stale { accepted: true } => {
                 self.crl_checked.store(epoch, Ordering::Relaxed);

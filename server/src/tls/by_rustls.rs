@@ -16,8 +16,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use openssl::x509::X509;
 use rustls::{HandshakeKind, ProtocolVersion};
+use tlsgate_core::credentials::{client_identity_der, ClientIdentity};
 use tokio::io::AsyncWriteExt;
 use tokio_rustls::LazyConfigAcceptor;
 
@@ -202,33 +202,30 @@ async fn handshake(
     Some(RustlsStream::new(tls, info))
 }
 
-/// The client's certificate as OpenSSL's side reports it: the leaf
-/// (decoded for the identity; kept as DER), and the path up to the
-/// bundle's CA (none on a resumed session).
+/// The client's certificate as OpenSSL's side reports it: the identity
+/// of its leaf, the leaf itself, and (found only if something asks) the
+/// path up to the bundle's CA (none on a resumed session).
 fn peer_certs(
     policy: &ServerPolicy,
     sent: Option<&[rustls::pki_types::CertificateDer<'static>]>,
     resumed: bool,
-) -> Option<(X509, PeerCerts)> {
+) -> Option<(ClientIdentity, PeerCerts)> {
     if !policy.requests_client_cert() {
         return None;
     }
     let (der, rest) = sent?.split_first()?;
-    let leaf = match scratch::take_leaf() {
+    let identity = match scratch::take_identity() {
         Some(verified) => verified,
-        None => X509::from_der(der).ok()?,
+        // A resumption: no verifier ran, the ticket's leaf is read here.
+        None => client_identity_der(der)?.0,
     };
-    let chain = if resumed {
-        Vec::new()
+    let kept = if resumed {
+        PeerCerts::from_der(der)
     } else {
-        let rest: Vec<X509> = rest.iter().filter_map(|c| X509::from_der(c).ok()).collect();
-        verify::path(leaf.clone(), &rest, &policy.credential.ca_certs)
-            .into_iter()
-            .skip(1)
-            .collect()
+        let rest = rest.iter().map(|c| c.as_ref().into()).collect();
+        PeerCerts::from_der_verified(der, rest, policy.credential.clone())
     };
-    let kept = PeerCerts::from_der(der, chain);
-    Some((leaf, kept))
+    Some((identity, kept))
 }
 
 /// Writes a fatal alert (held with the handshake's flushes, sent by the

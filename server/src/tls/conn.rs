@@ -29,7 +29,7 @@ pub(crate) fn conn_info(ssl: &SslRef, state: &ConnState) -> ConnInfo {
                 .verified_chain()
                 .map(|s| s.iter().skip(1).map(|x| x.to_owned()).collect())
                 .unwrap_or_default();
-            (leaf.clone(), PeerCerts::new(leaf, chain))
+            (client_identity(&leaf), PeerCerts::new(leaf, chain))
         });
     Handshaken {
         listener: state.listener.clone(),
@@ -53,8 +53,8 @@ pub(crate) struct Handshaken {
     pub policy: Option<Arc<ServerPolicy>>,
     pub runtime: Arc<crate::runtime::Runtime>,
     /// The verified client certificate, when the policy asks for one: its
-    /// leaf decoded (for the identity), and as the connection keeps it.
-    pub peer: Option<(openssl::x509::X509, PeerCerts)>,
+    /// identity, and the certificate as the connection keeps it.
+    pub peer: Option<(crate::credentials::ClientIdentity, PeerCerts)>,
     pub resumed: bool,
     pub version: &'static str,
     pub crl_checked: u64,
@@ -64,7 +64,7 @@ impl Handshaken {
     /// Counts the handshake and makes the connection's [`ConnInfo`].
     pub(crate) fn into_conn_info(self) -> ConnInfo {
         let (client, peer) = match self.peer {
-            Some((leaf, certs)) => (Some(client_identity(&leaf)), Some(certs)),
+            Some((id, certs)) => (Some(id), Some(certs)),
             None => (None, None),
         };
         metrics()

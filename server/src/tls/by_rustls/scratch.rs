@@ -5,12 +5,12 @@
 use std::cell::RefCell;
 use std::future::Future;
 
-use openssl::x509::X509;
+use tlsgate_core::credentials::ClientIdentity;
 
 #[derive(Default)]
 struct Scratch {
-    /// The client's leaf, decoded once by the verifier.
-    leaf: Option<X509>,
+    /// The identity of the client's leaf, read once by the verifier.
+    identity: Option<ClientIdentity>,
     /// When the client certificate this session rests on ends: from the
     /// verified leaf, or from the ticket a resumption presented.
     not_after: Option<i64>,
@@ -28,11 +28,10 @@ fn with<R>(f: impl FnOnce(&mut Scratch) -> R) -> Option<R> {
     SCRATCH.try_with(|s| f(&mut s.borrow_mut())).ok()
 }
 
-/// The verifier accepted `leaf`.
-pub(super) fn verified(leaf: &X509) {
-    let not_after = tlsgate_core::credentials::unix_time(leaf.not_after()).ok();
+/// The verifier accepted a leaf with this identity and end.
+pub(super) fn verified(identity: ClientIdentity, not_after: Option<i64>) {
     with(|s| {
-        s.leaf = Some(leaf.clone());
+        s.identity = Some(identity);
         s.not_after = not_after;
     });
 }
@@ -46,6 +45,6 @@ pub(super) fn not_after() -> Option<i64> {
     with(|s| s.not_after).flatten()
 }
 
-pub(super) fn take_leaf() -> Option<X509> {
-    with(|s| s.leaf.take()).flatten()
+pub(super) fn take_identity() -> Option<ClientIdentity> {
+    with(|s| s.identity.take()).flatten()
 }

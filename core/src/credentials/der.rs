@@ -1,0 +1,267 @@
+//! Just enough DER to read a client certificate's identity without
+//! OpenSSL decoding the whole certificate: OpenSSL 3 decodes the public
+//! key through its provider decoders on every `d2i_X509`, which cost 9% of
+//! a full rustls handshake that webpki had already parsed and verified.
+//!
+//! Strict by design: anything outside the plain shapes every CA issues
+//! (a multi-byte tag, an indefinite or over-long length, a second SAN
+//! extension, a GeneralName of a tag X.509 does not define, a time that
+//! is not `...Z` to the second) is `None`, and the caller decodes with
+//! OpenSSL as before. So this reader never decides an identity OpenSSL
+//! would read differently; it only skips work where the answer is plain.
+
+/// The fields of a certificate that its identity is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CertView<'a> {
+    /// The subject `Name`, tag and length included (for `d2i_X509_NAME`).
+    pub subject: &'a [u8],
+    /// notAfter, in seconds since the epoch.
+    pub not_after: i64,
+    /// The `GeneralName`s of the SAN extension, in order.
+    pub sans: Vec<GeneralName<'a>>,
+}
+
+/// A GeneralName of a kind `SubjectAltNames::of` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GeneralName<'a> {
+    Email(&'a [u8]),
+    Dns(&'a [u8]),
+    Uri(&'a [u8]),
+    Ip(&'a [u8]),
+}
+
+const SEQUENCE: u8 = 0x30;
+const INTEGER: u8 = 0x02;
+const BOOLEAN: u8 = 0x01;
+const OCTET_STRING: u8 = 0x04;
+const OID: u8 = 0x06;
+const UTC_TIME: u8 = 0x17;
+const GENERALIZED_TIME: u8 = 0x18;
+/// id-ce-subjectAltName, 2.5.29.17, as its OID's content bytes.
+const SAN_OID: &[u8] = &[0x55, 0x1d, 0x11];
+
+/// One TLV at a time over a slice.
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn new(rest: &'a [u8]) -> Reader<'a> {
+        Reader { rest }
+    }
+
+    fn done(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    fn peek_tag(&self) -> Option<u8> {
+        self.rest.first().copied()
+    }
+
+    /// The next TLV: its tag, its content, and the whole of it.
+    fn next(&mut self) -> Option<(u8, &'a [u8], &'a [u8])> {
+        let all = self.rest;
+        let (&tag, after) = all.split_first()?;
+        // Tag numbers of 31 and up take more bytes; no certificate field
+        // read here has one.
+        if tag & 0x1f == 0x1f {
+            return None;
+        }
+        let (&first, mut after) = after.split_first()?;
+        let len = if first < 0x80 {
+            usize::from(first)
+        } else {
+            // 0x80 is BER's indefinite length; more than four length
+            // bytes would be a certificate of gigabytes.
+            let n = usize::from(first & 0x7f);
+            if n == 0 || n > 4 || after.len() < n {
+                return None;
+            }
+            let (bytes, tail) = after.split_at(n);
+            after = tail;
+            bytes
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
+        };
+        if after.len() < len {
+            return None;
+        }
+        let header = all.len() - after.len();
+        let (whole, rest) = all.split_at(header + len);
+        self.rest = rest;
+        Some((tag, &whole[header..], whole))
+    }
+
+    fn expect(&mut self, tag: u8) -> Option<&'a [u8]> {
+        match self.next()? {
+            (t, content, _) if t == tag => Some(content),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> CertView<'a> {
+    /// Reads `der`, a whole certificate; `None` wherever OpenSSL should
+    /// read it instead.
+    pub(crate) fn parse(der: &'a [u8]) -> Option<CertView<'a>> {
+        let mut outer = Reader::new(der);
+        let cert = outer.expect(SEQUENCE)?;
+        if !outer.done() {
+            return None;
+        }
+        let mut cert = Reader::new(cert);
+        let mut tbs = Reader::new(cert.expect(SEQUENCE)?);
+        if tbs.peek_tag() == Some(0xa0) {
+            tbs.next()?;
+        }
+        tbs.expect(INTEGER)?;
+        tbs.expect(SEQUENCE)?; // signature algorithm
+        tbs.expect(SEQUENCE)?; // issuer
+        let mut validity = Reader::new(tbs.expect(SEQUENCE)?);
+        validity.next()?; // notBefore: webpki checked it
+        let not_after = match validity.next()? {
+            (UTC_TIME, t, _) => utc_time(t)?,
+            (GENERALIZED_TIME, t, _) => generalized_time(t)?,
+            _ => return None,
+        };
+        if !validity.done() {
+            return None;
+        }
+        let (tag, _, subject) = tbs.next()?;
+        if tag != SEQUENCE {
+            return None;
+        }
+        tbs.expect(SEQUENCE)?; // subjectPublicKeyInfo
+        let mut sans = None;
+        while let Some((tag, content, _)) = tbs.next() {
+            match tag {
+                0x81 | 0x82 => continue, // issuer/subject unique ids
+                0xa3 => {
+                    let mut exts = Reader::new(content);
+                    let mut list = Reader::new(exts.expect(SEQUENCE)?);
+                    if !exts.done() {
+                        return None;
+                    }
+                    while !list.done() {
+                        let mut ext = Reader::new(list.expect(SEQUENCE)?);
+                        let oid = ext.expect(OID)?;
+                        if ext.peek_tag() == Some(BOOLEAN) {
+                            ext.next()?;
+                        }
+                        let value = ext.expect(OCTET_STRING)?;
+                        if !ext.done() {
+                            return None;
+                        }
+                        if oid == SAN_OID {
+                            if sans.is_some() {
+                                return None;
+                            }
+                            sans = Some(general_names(value)?);
+                        }
+                    }
+                }
+                _ => return None,
+            }
+        }
+        if !tbs.done() {
+            return None;
+        }
+        Some(CertView {
+            subject,
+            not_after,
+            sans: sans.unwrap_or_default(),
+        })
+    }
+}
+
+/// `GeneralNames ::= SEQUENCE OF GeneralName` (RFC 5280 4.2.1.6).
+fn general_names(value: &[u8]) -> Option<Vec<GeneralName<'_>>> {
+    let mut outer = Reader::new(value);
+    let mut names = Reader::new(outer.expect(SEQUENCE)?);
+    if !outer.done() {
+        return None;
+    }
+    let mut out = Vec::new();
+    while !names.done() {
+        let (tag, content, _) = names.next()?;
+        out.push(match tag {
+            0x81 => GeneralName::Email(content),
+            0x82 => GeneralName::Dns(content),
+            0x86 => GeneralName::Uri(content),
+            0x87 => GeneralName::Ip(content),
+            // otherName, x400Address, directoryName, ediPartyName,
+            // registeredID: OpenSSL decodes their insides, and where it
+            // cannot, it reads no SANs at all; so it reads these too.
+            _ => return None,
+        });
+    }
+    Some(out)
+}
+
+/// `YYMMDDHHMMSSZ`; RFC 5280: years 50-99 are 19xx.
+fn utc_time(t: &[u8]) -> Option<i64> {
+    if t.len() != 13 || t[12] != b'Z' {
+        return None;
+    }
+    let yy = digits(&t[0..2])?;
+    let year = if yy >= 50 { 1900 + yy } else { 2000 + yy };
+    civil(year, &t[2..12])
+}
+
+/// `YYYYMMDDHHMMSSZ`.
+fn generalized_time(t: &[u8]) -> Option<i64> {
+    if t.len() != 15 || t[14] != b'Z' {
+        return None;
+    }
+    civil(digits(&t[0..4])?, &t[4..14])
+}
+
+/// Seconds since the epoch of `year` and `MMDDHHMMSS`.
+fn civil(year: i64, rest: &[u8]) -> Option<i64> {
+    let month = digits(&rest[0..2])?;
+    let day = digits(&rest[2..4])?;
+    let hour = digits(&rest[4..6])?;
+    let minute = digits(&rest[6..8])?;
+    let second = digits(&rest[8..10])?;
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second)
+}
+
+fn digits(b: &[u8]) -> Option<i64> {
+    b.iter().try_fold(0i64, |acc, c| {
+        c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+    })
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        4 | 6 | 9 | 11 => 30,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+#[path = "der_tests.rs"]
+mod tests;
