@@ -122,6 +122,14 @@ impl Sock {
         self.read_since_held = false;
     }
 
+    /// The first request came with the handshake's last flight and the TLS
+    /// library holds it already (rustls reads whatever the socket has, so
+    /// no byte arrives after the handshake to say so): the held ticket
+    /// waits for its answer as for a request read later.
+    pub fn request_already_read(&mut self) {
+        self.read_since_held = true;
+    }
+
     /// If the last bytes held are a plaintext fatal alert `from` (one
     /// written before encryption began), makes it `to`.
     pub fn replace_held_alert(&mut self, from: u8, to: u8) -> bool {
@@ -430,6 +438,20 @@ mod tests {
         sock.write_all(b"more").await.unwrap();
         read_that_waits(&mut sock).await;
         assert_eq!(received(&mut peer, QUIET).await, b"more");
+    }
+
+    #[tokio::test]
+    async fn a_ticket_waits_for_the_answer_to_a_request_read_with_the_handshake() {
+        let (mut sock, mut peer) = after_tls13_handshake().await;
+        sock.request_already_read();
+        read_that_waits(&mut sock).await;
+        assert!(
+            received(&mut peer, QUIET).await.is_empty(),
+            "the ticket waits"
+        );
+        sock.write_all(b"response").await.unwrap();
+        sock.flush().await.unwrap();
+        assert_eq!(received(&mut peer, QUIET).await, b"ticketresponse");
     }
 
     #[tokio::test]
