@@ -3,16 +3,22 @@
 //! key through its provider decoders on every `d2i_X509`, which cost 9% of
 //! a full rustls handshake that webpki had already parsed and verified.
 //!
-//! Strict by design: anything outside the plain shapes every CA issues
-//! (a multi-byte tag, an indefinite or over-long length, a second SAN
-//! extension, a GeneralName of a tag X.509 does not define, a time that
-//! is not `...Z` to the second) is `None`, and the caller decodes with
-//! OpenSSL as before. So this reader never decides an identity OpenSSL
-//! would read differently; it only skips work where the answer is plain.
+//! Strict by design, on every field and not only those it reads: anything
+//! outside the plain shapes every CA issues, or that OpenSSL's decoder
+//! would refuse (a multi-byte tag, an indefinite or non-minimal length, a
+//! padded serial, a malformed OID, unique ids out of order, a second SAN
+//! extension, a GeneralName other than DNS/URI/IP/email, a time that is
+//! not `...Z` to the second, a `Name` OpenSSL does not decode) is `None`,
+//! and the caller decodes with OpenSSL as before. So this reader never
+//! gives an identity OpenSSL would read differently, or would not read at
+//! all; it only skips work where the answer is plain.
 
 /// The fields of a certificate that its identity is made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CertView<'a> {
+    /// The issuer `Name`, tag and length included: decoded by OpenSSL's
+    /// name decoder only to refuse what it refuses.
+    pub issuer: &'a [u8],
     /// The subject `Name`, tag and length included (for `d2i_X509_NAME`).
     pub subject: &'a [u8],
     /// notAfter, in seconds since the epoch.
@@ -35,6 +41,8 @@ const INTEGER: u8 = 0x02;
 const BOOLEAN: u8 = 0x01;
 const OCTET_STRING: u8 = 0x04;
 const OID: u8 = 0x06;
+const NULL: u8 = 0x05;
+const BIT_STRING: u8 = 0x03;
 const UTC_TIME: u8 = 0x17;
 const GENERALIZED_TIME: u8 = 0x18;
 /// id-ce-subjectAltName, 2.5.29.17, as its OID's content bytes.
@@ -79,9 +87,16 @@ impl<'a> Reader<'a> {
             }
             let (bytes, tail) = after.split_at(n);
             after = tail;
-            bytes
+            let len = bytes
                 .iter()
-                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+            // DER's lengths are minimal. OpenSSL refuses some longer forms
+            // (`82 81 00` ending a SAN list makes it read no SANs at all),
+            // so a reader that took them could read names it does not.
+            if bytes[0] == 0 || len < 0x80 {
+                return None;
+            }
+            len
         };
         if after.len() < len {
             return None;
@@ -102,76 +117,173 @@ impl<'a> Reader<'a> {
 
 impl<'a> CertView<'a> {
     /// Reads `der`, a whole certificate; `None` wherever OpenSSL should
-    /// read it instead.
+    /// read it instead. Every field is checked as far as OpenSSL's decoder
+    /// checks it (or further), not only the fields read: a certificate
+    /// OpenSSL cannot decode must not get an identity here.
     pub(crate) fn parse(der: &'a [u8]) -> Option<CertView<'a>> {
         let mut outer = Reader::new(der);
-        let cert = outer.expect(SEQUENCE)?;
+        let mut cert = Reader::new(outer.expect(SEQUENCE)?);
         if !outer.done() {
             return None;
         }
-        let mut cert = Reader::new(cert);
-        let mut tbs = Reader::new(cert.expect(SEQUENCE)?);
-        if tbs.peek_tag() == Some(0xa0) {
-            tbs.next()?;
+        let view = tbs_certificate(cert.expect(SEQUENCE)?)?;
+        if !algorithm_ok(cert.expect(SEQUENCE)?) || !bit_string_ok(cert.expect(BIT_STRING)?) {
+            return None;
         }
-        tbs.expect(INTEGER)?;
-        tbs.expect(SEQUENCE)?; // signature algorithm
-        tbs.expect(SEQUENCE)?; // issuer
-        let mut validity = Reader::new(tbs.expect(SEQUENCE)?);
-        validity.next()?; // notBefore: webpki checked it
-        let not_after = match validity.next()? {
-            (UTC_TIME, t, _) => utc_time(t)?,
-            (GENERALIZED_TIME, t, _) => generalized_time(t)?,
+        cert.done().then_some(view)
+    }
+}
+
+/// TBSCertificate (RFC 5280 4.1), field by field in order.
+fn tbs_certificate(tbs: &[u8]) -> Option<CertView<'_>> {
+    let mut tbs = Reader::new(tbs);
+    if tbs.peek_tag() == Some(0xa0) {
+        // [0] EXPLICIT Version: v1, v2 or v3, as a one-byte INTEGER.
+        if !matches!(tbs.next()?.1, [INTEGER, 1, 0..=2]) {
+            return None;
+        }
+    }
+    if !integer_ok(tbs.expect(INTEGER)?) || !algorithm_ok(tbs.expect(SEQUENCE)?) {
+        return None;
+    }
+    let (tag, _, issuer) = tbs.next()?;
+    if tag != SEQUENCE {
+        return None;
+    }
+    let mut validity = Reader::new(tbs.expect(SEQUENCE)?);
+    time(validity.next()?)?;
+    let not_after = time(validity.next()?)?;
+    if !validity.done() {
+        return None;
+    }
+    let (tag, _, subject) = tbs.next()?;
+    if tag != SEQUENCE || !public_key_info_ok(tbs.expect(SEQUENCE)?) {
+        return None;
+    }
+    // issuerUniqueID [1], subjectUniqueID [2], extensions [3]: each at
+    // most once, in this order.
+    let mut last = 0;
+    let mut sans = None;
+    while !tbs.done() {
+        let (tag, content, _) = tbs.next()?;
+        let order = match tag {
+            0x81 | 0x82 if bit_string_ok(content) => tag & 0x0f,
+            0xa3 => {
+                sans = extensions(content)?;
+                3
+            }
             _ => return None,
         };
-        if !validity.done() {
+        if order <= last {
             return None;
         }
-        let (tag, _, subject) = tbs.next()?;
-        if tag != SEQUENCE {
-            return None;
-        }
-        tbs.expect(SEQUENCE)?; // subjectPublicKeyInfo
-        let mut sans = None;
-        while let Some((tag, content, _)) = tbs.next() {
-            match tag {
-                0x81 | 0x82 => continue, // issuer/subject unique ids
-                0xa3 => {
-                    let mut exts = Reader::new(content);
-                    let mut list = Reader::new(exts.expect(SEQUENCE)?);
-                    if !exts.done() {
-                        return None;
-                    }
-                    while !list.done() {
-                        let mut ext = Reader::new(list.expect(SEQUENCE)?);
-                        let oid = ext.expect(OID)?;
-                        if ext.peek_tag() == Some(BOOLEAN) {
-                            ext.next()?;
-                        }
-                        let value = ext.expect(OCTET_STRING)?;
-                        if !ext.done() {
-                            return None;
-                        }
-                        if oid == SAN_OID {
-                            if sans.is_some() {
-                                return None;
-                            }
-                            sans = Some(general_names(value)?);
-                        }
-                    }
-                }
-                _ => return None,
-            }
-        }
-        if !tbs.done() {
-            return None;
-        }
-        Some(CertView {
-            subject,
-            not_after,
-            sans: sans.unwrap_or_default(),
-        })
+        last = order;
     }
+    Some(CertView {
+        issuer,
+        subject,
+        not_after,
+        sans: sans.unwrap_or_default(),
+    })
+}
+
+/// `[3] EXPLICIT Extensions`: the SAN extension's names, if there is one.
+fn extensions(content: &[u8]) -> Option<Option<Vec<GeneralName<'_>>>> {
+    let mut exts = Reader::new(content);
+    let mut list = Reader::new(exts.expect(SEQUENCE)?);
+    if !exts.done() {
+        return None;
+    }
+    let mut sans = None;
+    while !list.done() {
+        let mut ext = Reader::new(list.expect(SEQUENCE)?);
+        let oid = ext.expect(OID)?;
+        if !oid_ok(oid) {
+            return None;
+        }
+        if ext.peek_tag() == Some(BOOLEAN) && ext.expect(BOOLEAN)?.len() != 1 {
+            return None;
+        }
+        let value = ext.expect(OCTET_STRING)?;
+        if !ext.done() {
+            return None;
+        }
+        if oid == SAN_OID {
+            if sans.is_some() {
+                return None;
+            }
+            sans = Some(general_names(value)?);
+        }
+    }
+    Some(sans)
+}
+
+/// A UTCTime or GeneralizedTime, in seconds since the epoch.
+fn time((tag, t, _): (u8, &[u8], &[u8])) -> Option<i64> {
+    match tag {
+        UTC_TIME => utc_time(t),
+        GENERALIZED_TIME => generalized_time(t),
+        _ => None,
+    }
+}
+
+/// INTEGER content: not empty, no redundant leading byte (OpenSSL
+/// refuses both).
+fn integer_ok(c: &[u8]) -> bool {
+    match c {
+        [] => false,
+        [0x00, b, ..] if b & 0x80 == 0 => false,
+        [0xff, b, ..] if b & 0x80 != 0 => false,
+        _ => true,
+    }
+}
+
+/// OBJECT IDENTIFIER content as OpenSSL accepts it: not empty, no
+/// sub-identifier starting with 0x80, the last one ended.
+fn oid_ok(c: &[u8]) -> bool {
+    let Some(last) = c.last() else {
+        return false;
+    };
+    last & 0x80 == 0
+        && !c
+            .iter()
+            .enumerate()
+            .any(|(i, &b)| b == 0x80 && (i == 0 || c[i - 1] & 0x80 == 0))
+}
+
+/// BIT STRING content: the unused-bits count, at most 7, and 0 when
+/// there are no bits.
+fn bit_string_ok(c: &[u8]) -> bool {
+    match c {
+        [] => false,
+        [unused] => *unused == 0,
+        [unused, ..] => *unused <= 7,
+    }
+}
+
+/// AlgorithmIdentifier content: an OID and parameters that are absent,
+/// NULL or an OID (every ECDSA, RSA and EdDSA one); any other
+/// parameters (RSA-PSS's) are left to OpenSSL.
+fn algorithm_ok(c: &[u8]) -> bool {
+    let mut r = Reader::new(c);
+    let Some(oid) = r.expect(OID) else {
+        return false;
+    };
+    let params_ok = match r.next() {
+        None => true,
+        Some((NULL, p, _)) => p.is_empty(),
+        Some((OID, p, _)) => oid_ok(p),
+        Some(_) => false,
+    };
+    oid_ok(oid) && params_ok && r.done()
+}
+
+/// SubjectPublicKeyInfo content.
+fn public_key_info_ok(c: &[u8]) -> bool {
+    let mut r = Reader::new(c);
+    r.expect(SEQUENCE).is_some_and(algorithm_ok)
+        && r.expect(BIT_STRING).is_some_and(bit_string_ok)
+        && r.done()
 }
 
 /// `GeneralNames ::= SEQUENCE OF GeneralName` (RFC 5280 4.2.1.6).

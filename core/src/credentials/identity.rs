@@ -66,6 +66,7 @@ fn identity_of_view(der: &[u8]) -> Option<(ClientIdentity, Option<i64>)> {
     // OpenSSL's own name decoder, so that names print exactly as they do
     // from a decoded certificate; a name is cheap, the key is not.
     let name = openssl::x509::X509Name::from_der(view.subject).ok()?;
+    openssl::x509::X509Name::from_der(view.issuer).ok()?;
     let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_string);
     let mut sans = SubjectAltNames::default();
     for gn in view.sans {
