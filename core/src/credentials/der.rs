@@ -127,7 +127,10 @@ impl<'a> CertView<'a> {
             return None;
         }
         let view = tbs_certificate(cert.expect(SEQUENCE)?)?;
-        if !algorithm_ok(cert.expect(SEQUENCE)?) || !bit_string_ok(cert.expect(BIT_STRING)?) {
+        // A signature with unused bits OpenSSL clears when it decodes, and
+        // then hashes its own encoding: not the bytes hashed here.
+        if !algorithm_ok(cert.expect(SEQUENCE)?) || !matches!(cert.expect(BIT_STRING)?, [0, _, ..])
+        {
             return None;
         }
         cert.done().then_some(view)
@@ -269,6 +272,8 @@ fn algorithm_ok(c: &[u8]) -> bool {
     let Some(oid) = r.expect(OID) else {
         return false;
     };
+    // A malformed parameter is `None` here too, but leaves it unread, so
+    // `r.done()` below refuses it.
     let params_ok = match r.next() {
         None => true,
         Some((NULL, p, _)) => p.is_empty(),
