@@ -194,3 +194,38 @@ fn a_misspelt_override_is_a_config_error_naming_it() {
         "{err}"
     );
 }
+
+/// Certificates a client sends beyond its chain play no part: the chain a
+/// backend is told of is the one that verified, whether the client sent
+/// one certificate more or many (on rustls a short list is kept as sent
+/// and its path found when asked; a long one is not kept, its path is
+/// found at the handshake).
+#[test]
+fn extra_certificates_a_client_sends_are_not_its_chain() {
+    let s = start(
+        "  gatewayTopology:\n    forwardClientCertDetails: SANITIZE_SET\n  \
+         clientCertDetails:\n    rfc9440: true\n",
+        "",
+    );
+    let (cert, key) = client_cert("great-partner");
+    let chain = [format!(":{}:", der_b64(&ca_cert("acme")))];
+    let dir = tempfile::tempdir().unwrap();
+    for extra in [1, 6] {
+        let mut pem = pem_of(&cert);
+        for i in 0..extra {
+            pem.push_str(&pem_of(&ca_cert(["pirate", "example"][i % 2])));
+        }
+        let file = dir.path().join(format!("with-{extra}.crt"));
+        std::fs::write(&file, pem).unwrap();
+        for (xfcc, client_cert) in
+            seen_with_chain(&s, || s.partner("/").cert_files(&file, &key), &chain)
+        {
+            assert_eq!(xfcc.len(), 1, "{extra} more: {xfcc:?}");
+            assert!(
+                xfcc[0].contains("URI=spiffe://acme.com/great-partner"),
+                "{xfcc:?}"
+            );
+            assert_eq!(client_cert, [format!(":{}:", der_b64(&cert))]);
+        }
+    }
+}

@@ -58,6 +58,14 @@ impl PeerCerts {
         }
     }
 
+    /// A leaf kept as DER with the path it was verified by, found already.
+    pub fn from_der_with_chain(leaf: &[u8], chain: Vec<openssl::x509::X509>) -> PeerCerts {
+        PeerCerts {
+            leaf: Leaf::Der(leaf.into()),
+            chain: Chain::Known(chain),
+        }
+    }
+
     /// A leaf verified with what the client `sent` after it against the
     /// CA bundle of `cas`.
     pub fn from_der_verified(

@@ -230,11 +230,34 @@ fn peer_certs(
     };
     let kept = if resumed {
         PeerCerts::from_der(der)
-    } else {
+    } else if keeps_sent(rest) {
         let rest = rest.iter().map(|c| c.as_ref().into()).collect();
         PeerCerts::from_der_verified(der, rest, policy.credential.clone())
+    } else {
+        // Whatever else the client sent (webpki ignores what plays no
+        // part) is not kept for the connection's life: the path is found
+        // now and only it is kept, as on OpenSSL.
+        let leaf = openssl::x509::X509::from_der(der).ok()?;
+        let sent: Vec<_> = rest
+            .iter()
+            .filter_map(|c| openssl::x509::X509::from_der(c).ok())
+            .collect();
+        let mut path =
+            tlsgate_core::credentials::verified_path(leaf, &sent, &policy.credential.ca_certs);
+        path.remove(0);
+        PeerCerts::from_der_with_chain(der, path)
     };
     Some((identity, kept))
+}
+
+/// Are the certificates a client sent after its leaf few and small enough
+/// to keep as they came, their path found only if something asks? A
+/// client's chain has one or two intermediates; a client that sends tens
+/// of kilobytes would otherwise have them held for as long as it stays.
+fn keeps_sent(rest: &[rustls::pki_types::CertificateDer<'_>]) -> bool {
+    const MOST: usize = 4;
+    const MOST_BYTES: usize = 8 * 1024;
+    rest.len() <= MOST && rest.iter().map(|c| c.len()).sum::<usize>() <= MOST_BYTES
 }
 
 /// Writes a fatal alert (held with the handshake's flushes, sent by the
@@ -262,5 +285,26 @@ fn failure(e: &io::Error) -> FailureReason {
             outcome::mark_refused();
             FailureReason::Handshake
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::pki_types::CertificateDer;
+
+    #[test]
+    fn only_a_short_chain_is_kept_as_sent() {
+        let cert = |n: usize| CertificateDer::from(vec![0u8; n]);
+        assert!(keeps_sent(&[]));
+        assert!(keeps_sent(&[cert(1500), cert(1500)]));
+        assert!(!keeps_sent(&[
+            cert(100),
+            cert(100),
+            cert(100),
+            cert(100),
+            cert(100)
+        ]));
+        assert!(!keeps_sent(&[cert(9000)]));
     }
 }
