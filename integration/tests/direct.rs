@@ -134,6 +134,9 @@ fn script(_method: &str, path: &str) -> Answer {
             Answer::keep(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow")
         }
         "/stale" => Answer::close(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale"),
+        "/dated" => Answer::keep(
+            b"HTTP/1.1 200 OK\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\nContent-Length: 4\r\n\r\nfine",
+        ),
         "/head-with-body" => Answer::keep(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!"),
         _ => Answer::keep(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfine"),
     }
@@ -283,6 +286,36 @@ fn http2_streams_take_the_direct_path_too() {
     assert_eq!(got[4], (200, 0, "fine"));
     assert_eq!(direct(&g, "served"), 4.0, "{}", g.describe());
     assert_eq!(direct(&g, "handoff_request"), 1.0, "the POST");
+}
+
+/// The upstream's `Date` is not relayed over HTTP/2: the stream carries
+/// exactly one, the gateway's (as over HTTP/1.1 on the direct path).
+#[test]
+fn h2_responses_carry_one_date_of_their_own() {
+    let up = scripted();
+    let (g, port, _conf) = gateway_to(up.port());
+    let ca = ca_cert("example");
+    let resolve = format!("{FRONTEND_HOST}:{port}:127.0.0.1");
+    let url = format!("https://{FRONTEND_HOST}:{port}/dated");
+    let out = curl(&[
+        "--http2",
+        "-i",
+        "--resolve",
+        &resolve,
+        "--cacert",
+        ca.to_str().unwrap(),
+        &url,
+    ]);
+    assert!(out.stdout.starts_with("HTTP/2 200"), "{}", out.combined());
+    let dates: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("date: "))
+        .collect();
+    assert_eq!(dates.len(), 1, "{}", out.combined());
+    assert!(dates[0].trim_end().ends_with(" GMT"), "{dates:?}");
+    assert!(!dates[0].contains("1970"), "the upstream's: {dates:?}");
+    assert_eq!(direct(&g, "served"), 1.0, "{}", g.describe());
 }
 
 #[test]

@@ -112,7 +112,10 @@ pub fn response_header_h2(
         return Ok(None);
     };
     let bad = |_| Invalid("header not valid in HTTP/2");
-    let mut header = ResponseHeader::build(r.status, Some(resp.headers.len())).map_err(bad)?;
+    // HTTP/2 names are lowercase on the wire: no case map to fill (and
+    // for Pingora's session to clone again).
+    let mut header =
+        ResponseHeader::build_no_case(r.status, Some(resp.headers.len())).map_err(bad)?;
     for h in resp.headers.iter() {
         let name = h.name;
         if DROPPED
@@ -127,9 +130,7 @@ pub fn response_header_h2(
         let value = http::HeaderValue::from_bytes(h.value).map_err(|_| Invalid("header value"))?;
         header.append_header(name, value).map_err(bad)?;
     }
-    if r.status >= 200 {
-        with_date(|d| header.insert_header(http::header::DATE, d)).map_err(bad)?;
-    }
+    // No `Date` here: Pingora's HTTP/2 session sets it on every response.
     Ok(Some((r, Box::new(header))))
 }
 
@@ -357,7 +358,9 @@ mod tests {
         assert!(
             h.headers.get("transfer-encoding").is_none() && h.headers.get("connection").is_none()
         );
-        assert!(h.headers.get("date").is_some());
+        // The upstream's `Date` is not relayed; Pingora's session writes
+        // its own (see `h2_responses_carry_a_date`).
+        assert!(h.headers.get("date").is_none());
     }
 
     #[test]
