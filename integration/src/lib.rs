@@ -191,19 +191,61 @@ fn locate_or_build() -> Result<PathBuf, String> {
 
 /// A TCP port on 127.0.0.1 that was free a moment ago. Never the same port
 /// twice in one test process, so parallel tests do not collide with each other.
+///
+/// Drawn from below the kernel's ephemeral range: a port the kernel hands out
+/// (a backend's `bind(0)`, a client connection's source port) can be taken
+/// between this check and the gateway's own bind, and a CI run failed on
+/// exactly that ("Address already in use" for a listener). Below the range
+/// only an explicit bind can take it, and in this process that is us.
 pub fn free_port() -> u16 {
     static GIVEN: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
     let given = GIVEN.get_or_init(|| Mutex::new(HashSet::new()));
-    for _ in 0..200 {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = l.local_addr().expect("local_addr").port();
-        drop(l);
-        let mut g = given.lock().unwrap_or_else(|p| p.into_inner());
-        if g.insert(port) {
+    let mut g = given.lock().unwrap_or_else(|p| p.into_inner());
+    let (lo, hi) = quiet_port_range();
+    for i in 0..400u64 {
+        let port = if hi > lo {
+            lo + (random_u64(i) % u64::from(hi - lo)) as u16
+        } else {
+            let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+            l.local_addr().expect("local_addr").port()
+        };
+        if !g.contains(&port) && port_bindable(port) {
+            g.insert(port);
             return port;
         }
     }
-    panic!("no free port found in 200 tries");
+    panic!("no free port found in 400 tries");
+}
+
+/// `[lo, hi)`: the ports between half the ephemeral range's start and its
+/// start (16384..32768 on Linux's defaults); empty where that is too small to
+/// draw from, and then `free_port` takes the kernel's choice.
+fn quiet_port_range() -> (u16, u16) {
+    let start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let lo = (start / 2).max(1024);
+    if start.saturating_sub(lo) < 2048 {
+        (0, 0)
+    } else {
+        (lo, start)
+    }
+}
+
+/// A different number for each call and each process: std's per-process
+/// random hash keys, so two test processes do not walk the same ports.
+fn random_u64(i: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static KEYS: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    let mut h = KEYS.get_or_init(Default::default).build_hasher();
+    h.write_u64(i);
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
 }
 
 /// Is something accepting TCP connections on 127.0.0.1:port?

@@ -91,6 +91,15 @@ fn free_ports_are_distinct() {
     sorted.dedup();
     assert_eq!(sorted.len(), ports.len());
     assert!(ports.iter().all(|p| port_bindable(*p)));
+    // Below the kernel's ephemeral range, where no `bind(0)` or client
+    // connection's source port can take them before the gateway binds.
+    let start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    if start >= 8192 {
+        assert!(ports.iter().all(|p| *p < start), "{ports:?} vs {start}");
+    }
 }
 
 #[test]
