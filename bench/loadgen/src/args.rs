@@ -43,6 +43,9 @@ Output: one JSON object on stdout, counting only what started after --warmup:
   proxy_cpu_s         with --cpu-pid: CPU seconds (user+system) those
                       processes used during the measured window
   rps_per_proxy_cpu_s ok / proxy_cpu_s
+  proxy_system_cpu_s  the part of proxy_cpu_s the kernel spent on their
+                      behalf (system time; on loopback it includes the
+                      receiver's TCP input that their sends run)
   tls                 what the first handshake negotiated: version, cipher
                       suite, key exchange group
 

@@ -105,7 +105,7 @@ fn main() -> ExitCode {
                 let before = cpu::total(&pids);
                 sleep_until_std(b);
                 let after = cpu::total(&pids);
-                Some(after?.saturating_sub(before?))
+                Some(after?.since(before?))
             })
         });
         let ctx = Arc::new(run::Ctx {
@@ -175,14 +175,15 @@ fn report(
     args: &Args,
     plan: &Plan,
     mut total: Recorder,
-    cpu: Option<Duration>,
+    cpu: Option<cpu::Cpu>,
     unsent: Option<u64>,
     tls: Option<String>,
 ) -> serde_json::Value {
     let s = summarize(&mut total.latencies_us);
     let ok = total.requests - total.non_2xx;
     let secs = args.duration.as_secs_f64();
-    let cpu_s = cpu.map(|d| d.as_secs_f64());
+    let cpu_s = cpu.map(|c| c.total().as_secs_f64());
+    let system_s = cpu.map(|c| c.system.as_secs_f64());
     json!({
         "url": args.url,
         "addr": plan.addr.to_string(),
@@ -215,6 +216,7 @@ fn report(
         "max_ms": s.max,
         "proxy_cpu_s": cpu_s.map(round3),
         "rps_per_proxy_cpu_s": cpu_s.filter(|&c| c > 0.0).map(|c| round3(ok as f64 / c)),
+        "proxy_system_cpu_s": system_s.map(round3),
         "errors_by_kind": total.error_kinds,
     })
 }

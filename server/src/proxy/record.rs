@@ -10,6 +10,8 @@ use crate::route::{CompiledRoute, Destination};
 use crate::runtime::Runtime;
 use crate::tls::ConnInfo;
 
+mod handles;
+
 pub const LABEL_NONE: &str = "-";
 
 /// What became of one request.
@@ -62,14 +64,9 @@ pub fn record(o: &Outcome<'_>) {
     // Label with the host only when a route matched it: an unmatched Host
     // is client-chosen and would make label values unbounded.
     // A `*` or `*.suffix` route matches hosts the client chooses: the
-    // first thousand are labels, the rest `other` (see `egress::host_label`).
-    let capped;
-    let host = if o.route.is_some() {
-        capped = super::egress::host_label(o.host);
-        &*capped
-    } else {
-        LABEL_NONE
-    };
+    // first thousand are labels, the rest `other` (see `egress::host_label`,
+    // applied where the handles are made).
+    let host = o.route.is_some().then_some(o.host);
     let m = metrics();
     if o.blocked || o.passthrough {
         let label = super::egress::host_label(o.host);
@@ -94,14 +91,17 @@ pub fn record(o: &Outcome<'_>) {
     if let Some(v) = o.authz {
         count_authz(v);
     }
-    let mut code = itoa_buf();
-    m.requests
-        .with_label_values(&[o.server, host, route, dest, status_str(o.status, &mut code)])
-        .inc();
     let elapsed = o.start.elapsed();
-    m.request_duration
-        .with_label_values(&[o.server, route])
-        .observe(elapsed.as_secs_f64());
+    handles::count(
+        &handles::Labels {
+            server: o.server,
+            host,
+            route,
+            dest,
+            status: o.status,
+        },
+        elapsed.as_secs_f64(),
+    );
     if o.rt.model.runtime.access_log == AccessLogFormat::Off {
         return;
     }
@@ -180,10 +180,6 @@ fn authz_counter(
     })
 }
 
-fn itoa_buf() -> [u8; 3] {
-    [b'0'; 3]
-}
-
 /// A status code as label text without allocating: every status a
 /// response can carry has three digits; 0 (no response) is "0".
 fn status_str(status: u16, buf: &mut [u8; 3]) -> &str {
@@ -202,7 +198,7 @@ mod tests {
 
     #[test]
     fn status_labels() {
-        let mut b = itoa_buf();
+        let mut b = [b'0'; 3];
         assert_eq!(status_str(200, &mut b), "200");
         assert_eq!(status_str(504, &mut b), "504");
         assert_eq!(status_str(0, &mut b), "0");
