@@ -85,11 +85,8 @@ fn over_the_limits_requests_queue_then_overflow_with_503_and_are_counted() {
         ),
         6.0
     );
-    assert!(
-        gateway.logs().contains("upstream_overflow"),
-        "{}",
-        gateway.logs()
-    );
+    let logs = gateway.logs_with("upstream_overflow");
+    assert!(logs.contains("upstream_overflow"), "{logs}");
 
     // The load is gone: each request is served again.
     for _ in 0..5 {

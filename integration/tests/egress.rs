@@ -154,6 +154,16 @@ fn conf_text(name: &str, subs: &[(&str, String)]) -> String {
 }
 
 /// `text` without ANSI colour sequences (`ESC [ ... m`).
+/// The gateway's logs without colours, once they contain `needle` or after
+/// 5 s: a line is written a moment after the metric that counts it.
+fn logs_containing(eg: &Egress, needle: &str) -> String {
+    let found = wait_for(Duration::from_secs(5), || {
+        let logs = plain_text(&eg.gateway.logs());
+        logs.contains(needle).then_some(logs)
+    });
+    found.unwrap_or_else(|| plain_text(&eg.gateway.logs()))
+}
+
 fn plain_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
@@ -239,7 +249,8 @@ fn registry_only_blocks_unknown_hosts_until_a_service_entry_registers_them() {
     assert!(r.body.contains("REGISTRY_ONLY"), "{r}");
     let blocked = [("host", "other.remote.test")];
     assert_eq!(eg.metric("tlsgate_outbound_blocked_total", &blocked), 1.0);
-    assert!(plain_text(&eg.gateway.logs()).contains("outbound request blocked"));
+    let logs = logs_containing(&eg, "outbound request blocked");
+    assert!(logs.contains("outbound request blocked"), "{logs}");
     assert_eq!(other.count(), 0);
 
     let se = format!(
@@ -412,7 +423,7 @@ fn upstream_failures_are_answered_logged_and_counted_by_reason() {
         let labels = [("destination", &*format!("{host}:80")), ("reason", reason)];
         let n = eg.metric("tlsgate_upstream_tls_failures_total", &labels);
         assert_eq!(n, 1.0, "{host}: {reason}\n{}", eg.gateway.metrics().text);
-        let logs = plain_text(&eg.gateway.logs());
+        let logs = logs_containing(&eg, &format!("reason=\"{reason}\""));
         assert!(
             logs.contains(&format!("reason=\"{reason}\"")),
             "{host}: no log line with {reason}\n{}",
