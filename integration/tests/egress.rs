@@ -153,7 +153,6 @@ fn conf_text(name: &str, subs: &[(&str, String)]) -> String {
     tlsgate_integration::config::substitute(&text, subs)
 }
 
-/// `text` without ANSI colour sequences (`ESC [ ... m`).
 /// The gateway's logs without colours, once they contain `needle` or after
 /// 5 s: a line is written a moment after the metric that counts it.
 fn logs_containing(eg: &Egress, needle: &str) -> String {
@@ -164,6 +163,7 @@ fn logs_containing(eg: &Egress, needle: &str) -> String {
     found.unwrap_or_else(|| plain_text(&eg.gateway.logs()))
 }
 
+/// `text` without ANSI colour sequences (`ESC [ ... m`).
 fn plain_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();

@@ -142,42 +142,10 @@ pub fn record(o: &Outcome<'_>) {
 pub(crate) fn count_authz(v: &crate::authz::Verdict) {
     let result = if v.allowed { "allowed" } else { "denied" };
     let policy = v.by.as_ref().map_or(LABEL_NONE, |(p, _)| &**p);
-    authz_counter(policy, v.action.as_str(), result).inc();
+    handles::count_authz(policy, v.action.as_str(), result);
     if let Some((audit, _)) = &v.audit {
-        authz_counter(audit, "AUDIT", "audited").inc();
+        handles::count_authz(audit, "AUDIT", "audited");
     }
-}
-
-/// `tlsgate_authz_total{policy,action,result}`, found once per worker
-/// thread: a labelled lookup hashes every label under a lock, which every
-/// request would otherwise pay.
-fn authz_counter(
-    policy: &str,
-    action: &'static str,
-    result: &'static str,
-) -> prometheus::IntCounter {
-    use std::cell::RefCell;
-    use std::collections::HashMap;
-    type ByPolicy = HashMap<Box<str>, prometheus::IntCounter>;
-    thread_local! {
-        static CACHE: RefCell<HashMap<(&'static str, &'static str), ByPolicy>> =
-            RefCell::new(HashMap::new());
-    }
-    CACHE.with(|c| {
-        let mut c = c.borrow_mut();
-        let by_policy = c.entry((action, result)).or_default();
-        if let Some(counter) = by_policy.get(policy) {
-            return counter.clone();
-        }
-        // Policies come from the configuration, so the labels are bounded;
-        // a long run of reloads renaming them starts the cache again.
-        if by_policy.len() > 1024 {
-            by_policy.clear();
-        }
-        let counter = metrics().authz.with_label_values(&[policy, action, result]);
-        by_policy.insert(policy.into(), counter.clone());
-        counter
-    })
 }
 
 /// A status code as label text without allocating: every status a

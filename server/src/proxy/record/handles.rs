@@ -1,5 +1,5 @@
-//! The handles of `tlsgate_requests_total` and
-//! `tlsgate_request_duration_seconds` for one request's labels, found once
+//! Metric handles counted on every request (`tlsgate_requests_total`,
+//! `tlsgate_request_duration_seconds`, `tlsgate_authz_total`), found once
 //! per worker thread and label set: a labelled lookup hashes every label
 //! under a lock (and the host label is one more), which every request would
 //! otherwise pay, and a connection's requests repeat their labels.
@@ -13,6 +13,30 @@ use crate::metrics::metrics;
 /// Enough for the label sets one thread's connections are serving at
 /// once; a miss costs only the lookups this saves.
 const ENTRIES: usize = 32;
+
+/// The last `ENTRIES` label sets a thread counted, with their handles,
+/// found by a scan: fewer comparisons than one hash of the labels.
+struct Recent<E>(Vec<E>);
+
+impl<E> Recent<E> {
+    const fn new() -> Self {
+        Recent(Vec::new())
+    }
+
+    fn get(&mut self, is: impl Fn(&E) -> bool, make: impl FnOnce() -> E) -> &E {
+        let at = match self.0.iter().position(is) {
+            Some(i) => i,
+            None => {
+                if self.0.len() >= ENTRIES {
+                    self.0.remove(0);
+                }
+                self.0.push(make());
+                self.0.len() - 1
+            }
+        };
+        &self.0[at]
+    }
+}
 
 /// One request's labels, borrowed. `host` is the Host the client sent when
 /// a route matched it (else the label is `-`): the label it becomes is
@@ -46,26 +70,42 @@ impl Entry {
     }
 }
 
+struct AuthzEntry {
+    policy: Box<str>,
+    action: &'static str,
+    result: &'static str,
+    counter: IntCounter,
+}
+
 thread_local! {
-    static CACHE: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+    static CACHE: RefCell<Recent<Entry>> = const { RefCell::new(Recent::new()) };
+    static AUTHZ: RefCell<Recent<AuthzEntry>> = const { RefCell::new(Recent::new()) };
 }
 
 /// Counts one request and observes its duration under `labels`.
 pub fn count(labels: &Labels<'_>, seconds: f64) {
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
-        if let Some(e) = c.iter().find(|e| e.is(labels)) {
-            e.requests.inc();
-            e.duration.observe(seconds);
-            return;
-        }
-        let e = entry(labels);
+        let e = c.get(|e| e.is(labels), || entry(labels));
         e.requests.inc();
         e.duration.observe(seconds);
-        if c.len() >= ENTRIES {
-            c.remove(0);
-        }
-        c.push(e);
+    });
+}
+
+/// Counts one verdict in `tlsgate_authz_total{policy,action,result}`.
+pub fn count_authz(policy: &str, action: &'static str, result: &'static str) {
+    AUTHZ.with(|c| {
+        let mut c = c.borrow_mut();
+        let e = c.get(
+            |e| e.action == action && e.result == result && *e.policy == *policy,
+            || AuthzEntry {
+                policy: policy.into(),
+                action,
+                result,
+                counter: metrics().authz.with_label_values(&[policy, action, result]),
+            },
+        );
+        e.counter.inc();
     });
 }
 
@@ -150,7 +190,26 @@ mod tests {
         for r in &routes {
             assert_eq!(value(s, "h.example", r, "d", "200"), 3, "{r}");
         }
-        CACHE.with(|c| assert!(c.borrow().len() <= ENTRIES));
+        CACHE.with(|c| assert!(c.borrow().0.len() <= ENTRIES));
+    }
+
+    #[test]
+    fn authz_verdicts_count_under_their_policy_action_and_result() {
+        let policies: Vec<String> = (0..ENTRIES + 3)
+            .map(|i| format!("handles-test-authz-{i}"))
+            .collect();
+        for _ in 0..2 {
+            for p in &policies {
+                count_authz(p, "ALLOW", "allowed");
+            }
+        }
+        count_authz(&policies[0], "DENY", "denied");
+        let get = |p: &str, a: &str, r: &str| metrics().authz.with_label_values(&[p, a, r]).get();
+        for p in &policies {
+            assert_eq!(get(p, "ALLOW", "allowed"), 2, "{p}");
+        }
+        assert_eq!(get(&policies[0], "DENY", "denied"), 1);
+        assert_eq!(get(&policies[1], "DENY", "denied"), 0);
     }
 
     const LABEL: &str = super::super::LABEL_NONE;
