@@ -35,7 +35,7 @@ pub use files::list_named;
 pub(crate) use files::{parse_ca as parse_ca_bundle, read as read_file};
 pub(crate) use identity::name_to_string as name_string;
 pub use identity::{client_identity, client_identity_der, ClientIdentity};
-pub(crate) use identity::{common_name, SubjectAltNames};
+pub(crate) use identity::{common_name, sha256, SubjectAltNames};
 use identity::{hex, name_to_string};
 pub use ocsp::{check_response as check_ocsp_response, request as ocsp_request, OcspInfo, Staple};
 pub use path::verified_path;
@@ -424,7 +424,7 @@ fn info(
             .iter()
             .map(|c| name_to_string(c.subject_name()))
             .collect(),
-        fingerprint_sha256: hex(&openssl::sha::sha256(&der)),
+        fingerprint_sha256: hex(&identity::sha256(&der)),
         crls: crls
             .iter()
             .map(|c| crl_info(c, &crl_path.display().to_string()))

@@ -41,6 +41,7 @@ const INTEGER: u8 = 0x02;
 const BOOLEAN: u8 = 0x01;
 const OCTET_STRING: u8 = 0x04;
 const OID: u8 = 0x06;
+const SET: u8 = 0x31;
 const NULL: u8 = 0x05;
 const BIT_STRING: u8 = 0x03;
 const UTC_TIME: u8 = 0x17;
@@ -289,6 +290,78 @@ fn public_key_info_ok(c: &[u8]) -> bool {
     r.expect(SEQUENCE).is_some_and(algorithm_ok)
         && r.expect(BIT_STRING).is_some_and(bit_string_ok)
         && r.done()
+}
+
+/// The attributes OpenSSL prints by a short name that a plain name may
+/// hold, by their OIDs' content bytes, with that short name.
+const NAMED_ATTRIBUTES: &[(&[u8], &str)] = &[
+    (&[0x55, 0x04, 0x03], "CN"),
+    (&[0x55, 0x04, 0x04], "SN"),
+    (&[0x55, 0x04, 0x05], "serialNumber"),
+    (&[0x55, 0x04, 0x06], "C"),
+    (&[0x55, 0x04, 0x07], "L"),
+    (&[0x55, 0x04, 0x08], "ST"),
+    (&[0x55, 0x04, 0x09], "street"),
+    (&[0x55, 0x04, 0x0a], "O"),
+    (&[0x55, 0x04, 0x0b], "OU"),
+    (&[0x55, 0x04, 0x0c], "title"),
+    (&[0x55, 0x04, 0x2a], "GN"),
+    (
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01],
+        "emailAddress",
+    ),
+    (
+        &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x01],
+        "UID",
+    ),
+    (
+        &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19],
+        "DC",
+    ),
+];
+
+const UTF8_STRING: u8 = 0x0c;
+const PRINTABLE_STRING: u8 = 0x13;
+const IA5_STRING: u8 = 0x16;
+
+/// A `Name` (tag and length included) as its attributes, in the order
+/// they are encoded, each as OpenSSL's short name and its text: only
+/// where the name is plain, one attribute to each RDN, every attribute
+/// one of `NAMED_ATTRIBUTES`, every value a non-empty UTF8String,
+/// PrintableString or IA5String of visible ASCII and spaces. Decoding a
+/// name with OpenSSL costs more than two percent of a full rustls
+/// handshake; for a plain name its text is these bytes, whatever the
+/// string type, so the reading cannot differ from OpenSSL's. Anything
+/// else (a multi-valued RDN, an unnamed OID, a BMPString, a byte above
+/// 0x7e) is `None`, and OpenSSL decodes the name.
+pub(crate) fn plain_name(der: &[u8]) -> Option<Vec<(&'static str, &str)>> {
+    let mut outer = Reader::new(der);
+    let mut rdns = Reader::new(outer.expect(SEQUENCE)?);
+    if !outer.done() {
+        return None;
+    }
+    let mut attributes = Vec::with_capacity(4);
+    while !rdns.done() {
+        let mut rdn = Reader::new(rdns.expect(SET)?);
+        let mut atv = Reader::new(rdn.expect(SEQUENCE)?);
+        if !rdn.done() {
+            return None;
+        }
+        let oid = atv.expect(OID)?;
+        let (tag, value, _) = atv.next()?;
+        if !atv.done() {
+            return None;
+        }
+        let name = NAMED_ATTRIBUTES.iter().find(|(o, _)| *o == oid)?.1;
+        let plain = matches!(tag, UTF8_STRING | PRINTABLE_STRING | IA5_STRING)
+            && !value.is_empty()
+            && value.iter().all(|&b| (0x20..0x7f).contains(&b));
+        if !plain {
+            return None;
+        }
+        attributes.push((name, std::str::from_utf8(value).ok()?));
+    }
+    Some(attributes)
 }
 
 /// `GeneralNames ::= SEQUENCE OF GeneralName` (RFC 5280 4.2.1.6).

@@ -42,7 +42,7 @@ pub fn client_identity(cert: &X509Ref) -> ClientIdentity {
         common_name: common_name(cert.subject_name()),
         hash: cert
             .to_der()
-            .map(|der| hex(&openssl::sha::sha256(&der)))
+            .map(|der| hex(&sha256(&der)))
             .unwrap_or_default(),
     }
 }
@@ -63,10 +63,20 @@ pub fn client_identity_der(der: &[u8]) -> Option<(ClientIdentity, Option<i64>)> 
 fn identity_of_view(der: &[u8]) -> Option<(ClientIdentity, Option<i64>)> {
     use super::der::{CertView, GeneralName};
     let view = CertView::parse(der)?;
-    // OpenSSL's own name decoder, so that names print exactly as they do
-    // from a decoded certificate; a name is cheap, the key is not.
-    let name = openssl::x509::X509Name::from_der(view.subject).ok()?;
-    openssl::x509::X509Name::from_der(view.issuer).ok()?;
+    // A plain name reads as its bytes; any other goes through OpenSSL's
+    // own name decoder, so that it prints exactly as it does from a
+    // decoded certificate. The issuer is decoded only to refuse what
+    // OpenSSL refuses.
+    if super::der::plain_name(view.issuer).is_none() {
+        openssl::x509::X509Name::from_der(view.issuer).ok()?;
+    }
+    let (subject, common_name) = match super::der::plain_name(view.subject) {
+        Some(attributes) => plain_name_text(&attributes),
+        None => {
+            let name = openssl::x509::X509Name::from_der(view.subject).ok()?;
+            (name_to_string(&name), common_name(&name))
+        }
+    };
     let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_string);
     let mut sans = SubjectAltNames::default();
     for gn in view.sans {
@@ -78,13 +88,13 @@ fn identity_of_view(der: &[u8]) -> Option<(ClientIdentity, Option<i64>)> {
         }
     }
     let identity = ClientIdentity {
-        subject: name_to_string(&name),
+        subject,
         uris: sans.uris,
         dns: sans.dns,
         ips: sans.ips,
         emails: sans.emails,
-        common_name: common_name(&name),
-        hash: hex(&openssl::sha::sha256(der)),
+        common_name,
+        hash: hex(&sha256(der)),
     };
     Some((identity, Some(view.not_after)))
 }
@@ -267,6 +277,35 @@ fn url_encode_pem(out: &mut String, cert: &X509Ref) {
 /// gives for ordinary names: RDNs in reverse order, `,` between them, and
 /// `\`-escapes for `, + ; < > \` and edge spaces. `"` is left bare so that
 /// XFCC quoting is the only escaping layer around it.
+/// A plain name's text and common name, as `name_to_string` and
+/// `common_name` give them for the same name decoded by OpenSSL.
+fn plain_name_text(attributes: &[(&str, &str)]) -> (String, Option<String>) {
+    let mut text = String::with_capacity(64);
+    for (key, value) in attributes.iter().rev() {
+        if !text.is_empty() {
+            text.push(',');
+        }
+        text.push_str(key);
+        text.push('=');
+        text.push_str(&escape_rdn_value(value));
+    }
+    let cn = attributes
+        .iter()
+        .rev()
+        .find(|(key, _)| *key == "CN")
+        .map(|(_, value)| value.to_string());
+    (text, cn)
+}
+
+/// SHA-256 by OpenSSL's low-level calls: its one-shot `SHA256()` fetches
+/// the digest from the provider store on every call (pthread_once, a
+/// locked lookup), a third of the time it takes for a certificate.
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut hasher = openssl::sha::Sha256::new();
+    hasher.update(data);
+    hasher.finish()
+}
+
 pub(crate) fn name_to_string(name: &X509NameRef) -> String {
     let mut parts: Vec<String> = name
         .entries()
@@ -501,5 +540,126 @@ mod tests {
         assert_eq!(escape_rdn_value(" a,b+c "), "\\ a\\,b\\+c\\ ");
         assert_eq!(escape_rdn_value("#x;<>\\"), "\\#x\\;\\<\\>\\\\");
         assert_eq!(escape_rdn_value(""), "");
+    }
+
+    /// Names built by OpenSSL from these attributes; the first ones plain
+    /// (every named attribute, every escape a plain value can need), the
+    /// rest left to OpenSSL.
+    fn names() -> Vec<(bool, openssl::x509::X509Name)> {
+        let plain: &[&[(&str, &str)]] = &[
+            &[],
+            &[("CN", "x")],
+            &[
+                ("DC", "com"),
+                ("DC", "acme"),
+                ("C", "DE"),
+                ("ST", "Berlin"),
+                ("L", "Mitte"),
+                ("street", "Unter den Linden 1"),
+                ("O", "Acme Inc."),
+                ("OU", "Partners"),
+                ("title", "Gateway"),
+                ("GN", "Great"),
+                ("SN", "Partner"),
+                ("serialNumber", "0042"),
+                ("UID", "gp"),
+                ("emailAddress", "gp@acme.com"),
+                ("CN", "great-partner.apps.acme.com"),
+            ],
+            &[
+                ("O", " Lead,ing+;<>\\ "),
+                ("OU", "#hash \"quoted\" = %41"),
+                ("CN", "first"),
+                ("CN", "second"),
+            ],
+        ];
+        let other: &[&[(&str, &str)]] = &[
+            &[("CN", "Zo\u{eb}")],
+            &[("1.2.3.4.5", "unnamed")],
+            &[("O", "x"), ("businessCategory", "y")],
+        ];
+        let build = |entries: &[(&str, &str)]| {
+            let mut b = openssl::x509::X509Name::builder().unwrap();
+            for (k, v) in entries {
+                b.append_entry_by_text(k, v).unwrap();
+            }
+            b.build()
+        };
+        plain
+            .iter()
+            .map(|e| (true, build(e)))
+            .chain(other.iter().map(|e| (false, build(e))))
+            .collect()
+    }
+
+    fn by_openssl(der: &[u8]) -> Option<(String, Option<String>)> {
+        let name = openssl::x509::X509Name::from_der(der).ok()?;
+        Some((name_to_string(&name), common_name(&name)))
+    }
+
+    #[test]
+    fn plain_names_read_as_openssl_prints_them() {
+        for (plain, name) in names() {
+            let der = name.to_der().unwrap();
+            let read = super::super::der::plain_name(&der);
+            assert_eq!(read.is_some(), plain, "{der:02x?}");
+            if let Some(attributes) = read {
+                assert_eq!(Some(plain_name_text(&attributes)), by_openssl(&der));
+            }
+        }
+    }
+
+    /// Every byte of every name changed: whatever still reads as plain,
+    /// OpenSSL decodes, and prints the same.
+    #[test]
+    fn changed_names_never_read_differently_from_openssl() {
+        let mut read = 0;
+        for (_, name) in names() {
+            let der = name.to_der().unwrap();
+            for i in 0..der.len() {
+                for value in [
+                    der[i] ^ 0x01,
+                    der[i] ^ 0x02,
+                    der[i] ^ 0x20,
+                    der[i] ^ 0x80,
+                    der[i] ^ 0xff,
+                    0x00,
+                    0x0c,
+                    0x13,
+                    0x16,
+                    0x1e,
+                    0x31,
+                    0x80,
+                    0x81,
+                ] {
+                    let mut bad = der.clone();
+                    bad[i] = value;
+                    let Some(attributes) = super::super::der::plain_name(&bad) else {
+                        continue;
+                    };
+                    read += 1;
+                    assert_eq!(
+                        Some(plain_name_text(&attributes)),
+                        by_openssl(&bad),
+                        "byte {i} set to {value:#04x} in {der:02x?}"
+                    );
+                }
+                // Cut short at every length.
+                if let Some(attributes) = super::super::der::plain_name(&der[..i]) {
+                    assert_eq!(Some(plain_name_text(&attributes)), by_openssl(&der[..i]));
+                }
+            }
+        }
+        assert!(read > 200, "only {read} changed names read as plain");
+    }
+
+    #[test]
+    fn sha256_is_the_digest() {
+        assert_eq!(
+            hex(&sha256(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let der = client("O", "cn", &[], &[]).to_der().unwrap();
+        assert_eq!(sha256(&der), openssl::sha::sha256(&der));
     }
 }

@@ -123,7 +123,7 @@ impl CrlIndex {
         let issuer = crl.issuer_name().to_owned().map_err(ossl)?;
         let issuer_str = crate::credentials::name_string(&issuer);
         let der = crl.to_der().map_err(ossl)?;
-        let sha256 = openssl::sha::sha256(&der);
+        let sha256 = crate::credentials::sha256(&der);
         let index = CrlIndex {
             issuer,
             issuer_str,

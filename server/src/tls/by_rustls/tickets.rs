@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use openssl::symm::{decrypt_aead, encrypt_aead, Cipher};
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_256_GCM};
 use rustls::server::ProducesTickets;
 
 use crate::metrics::metrics;
@@ -59,12 +59,18 @@ impl PolicyTickets {
     }
 }
 
-fn cipher(key: &[u8]) -> Option<Cipher> {
-    match key.len() {
-        32 => Some(Cipher::aes_256_gcm()),
-        16 => Some(Cipher::aes_128_gcm()),
-        _ => None,
-    }
+/// AES-GCM under `key` (AES-256 or AES-128 by its length). aws-lc-rs,
+/// not OpenSSL: OpenSSL 3 looks the cipher up in its provider store and
+/// draws the nonce through its locked DRBG on every ticket, 2% of a full
+/// rustls handshake, all of it spent outside the cipher itself. The format
+/// is the same, so tickets open across binaries of either kind.
+fn cipher(key: &[u8]) -> Option<LessSafeKey> {
+    let algorithm = match key.len() {
+        32 => &AES_256_GCM,
+        16 => &AES_128_GCM,
+        _ => return None,
+    };
+    Some(LessSafeKey::new(UnboundKey::new(algorithm, key).ok()?))
 }
 
 impl ProducesTickets for PolicyTickets {
@@ -84,24 +90,23 @@ impl ProducesTickets for PolicyTickets {
             .unwrap_or(i64::MAX)
             .to_be_bytes();
         let aad = self.aad(&key.name, &ends)?;
+        let sealing = cipher(&key.aes)?;
         let mut nonce = [0u8; NONCE];
-        openssl::rand::rand_bytes(&mut nonce).ok()?;
-        let mut tag = [0u8; TAG];
-        let sealed = encrypt_aead(
-            cipher(&key.aes)?,
-            &key.aes,
-            Some(&nonce),
-            &aad,
-            plain,
-            &mut tag,
-        )
-        .ok()?;
-        let mut out = Vec::with_capacity(NAME + NONCE + ENDS + sealed.len() + TAG);
+        aws_lc_rs::rand::fill(&mut nonce).ok()?;
+        let mut out = Vec::with_capacity(NAME + NONCE + ENDS + plain.len() + TAG);
         out.extend_from_slice(&key.name);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ends);
-        out.extend_from_slice(&sealed);
-        out.extend_from_slice(&tag);
+        let head = out.len();
+        out.extend_from_slice(plain);
+        let tag = sealing
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&aad),
+                &mut out[head..],
+            )
+            .ok()?;
+        out.extend_from_slice(tag.as_ref());
         Some(out)
     }
 
@@ -124,8 +129,15 @@ impl ProducesTickets for PolicyTickets {
         metrics().ticket_keys.with_label_values(&[age]).inc();
         let key = &keys[found?];
         let aad = self.aad(name, ends)?;
-        let plain =
-            decrypt_aead(cipher(&key.aes)?, &key.aes, Some(nonce), &aad, sealed, tag).ok()?;
+        let mut plain = sealed.to_vec();
+        cipher(&key.aes)?
+            .open_in_place_separate_tag(
+                Nonce::try_assume_unique_for_key(nonce).ok()?,
+                Aad::from(&aad),
+                tag,
+                &mut plain,
+            )
+            .ok()?;
         let ends = i64::from_be_bytes(ends.try_into().ok()?);
         if ends < crate::credentials::now_unix() {
             return None;
@@ -222,6 +234,50 @@ mod tests {
         assert!(cipher(&[0; 32]).is_some());
         assert!(cipher(&[0; 16]).is_some());
         assert!(cipher(&[0; 20]).is_none());
+    }
+
+    /// Replicas mid-upgrade hold binaries that sealed tickets with
+    /// OpenSSL's AES-GCM: theirs must open here and ours there, or every
+    /// client moving between them makes a full handshake.
+    #[test]
+    fn tickets_open_across_the_openssl_and_aws_lc_implementations() {
+        use openssl::symm::{decrypt_aead, encrypt_aead, Cipher};
+        static BOUND: AtomicU8 = AtomicU8::new(9);
+        for (aes_len, openssl_cipher) in [(32, Cipher::aes_256_gcm()), (16, Cipher::aes_128_gcm())]
+        {
+            let keys = file_keys(&[4], aes_len);
+            let t = tickets(&keys, &BOUND);
+            let key = keys.keys()[0].clone();
+            let ends = i64::MAX.to_be_bytes();
+            let aad = t.aad(&key.name, &ends).unwrap();
+            // Sealed as the OpenSSL implementation did.
+            let nonce = [7u8; NONCE];
+            let mut tag = [0u8; TAG];
+            let sealed = encrypt_aead(
+                openssl_cipher,
+                &key.aes,
+                Some(&nonce),
+                &aad,
+                b"old state",
+                &mut tag,
+            )
+            .unwrap();
+            let ticket = [&key.name[..], &nonce, &ends, &sealed, &tag].concat();
+            assert_eq!(t.decrypt(&ticket).unwrap(), b"old state");
+            // And ours opened by it.
+            let ours = t.encrypt(b"new state").unwrap();
+            let (head, tag) = ours.split_at(ours.len() - TAG);
+            let opened = decrypt_aead(
+                openssl_cipher,
+                &key.aes,
+                Some(&head[NAME..NAME + NONCE]),
+                &aad,
+                &head[NAME + NONCE + ENDS..],
+                tag,
+            )
+            .unwrap();
+            assert_eq!(opened, b"new state");
+        }
     }
 
     #[tokio::test]
