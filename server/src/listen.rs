@@ -38,7 +38,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 pub use crate::decide::connection::ListenerKind;
 pub use handshake::{Library, TlsFront};
-pub use slots::derived_max;
+pub use slots::{derived_max, reread_fd_limit};
 
 use crate::admin::Readiness;
 use crate::config::ProxyProtocolIn;
@@ -345,7 +345,7 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
                 reset(&tcp);
                 return refuse_action(self.addr, peer, &action).unwrap_or(());
             }
-            let sock = Sock::new(tcp, peer, slot);
+            let sock = Sock::new(tcp, peer, local, slot);
             let conn = Opened {
                 rt,
                 destination: local,
@@ -462,7 +462,7 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
             reset(&tcp);
             return refuse_action(self.addr, client, &action);
         }
-        let sock = Sock::with_prefix(tcp, client, slot, opening.buf);
+        let sock = Sock::with_prefix(tcp, client, local, slot, opening.buf);
         let handshake_by = Instant::now() + rt.model.runtime.timeouts.tls_handshake;
         let conn = Opened {
             rt,

@@ -89,6 +89,8 @@ impl Reloader {
     /// Rebuilds from the files now on disk; publishes only a changed runtime.
     pub fn reload(&self, trigger: &str) -> Outcome {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        // `maxConnections: 0` follows the descriptor limit as it is now.
+        crate::listen::reread_fd_limit();
         let current = self.rt.load_full();
         let m = metrics();
         let mut outcome = Outcome {

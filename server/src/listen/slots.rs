@@ -74,10 +74,31 @@ pub fn derived_max(configured: usize) -> usize {
     if configured > 0 {
         return configured;
     }
-    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        .map_or(1024, |(soft, _)| soft);
-    let soft = usize::try_from(soft).unwrap_or(usize::MAX);
-    (soft.saturating_sub(64) / 2).max(16)
+    (fd_limit().saturating_sub(64) / 2).max(16)
+}
+
+/// The soft `RLIMIT_NOFILE` as last read; 0 until then. Read once, not at
+/// every accept (a system call per connection): the limit only changes
+/// when someone runs `prlimit` on the process, and a reload
+/// ([`reread_fd_limit`]) reads it again.
+static FD_LIMIT: AtomicUsize = AtomicUsize::new(0);
+
+fn fd_limit() -> usize {
+    match FD_LIMIT.load(Ordering::Relaxed) {
+        0 => {
+            let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                .map_or(1024, |(soft, _)| soft);
+            let soft = usize::try_from(soft).unwrap_or(usize::MAX).max(1);
+            FD_LIMIT.store(soft, Ordering::Relaxed);
+            soft
+        }
+        soft => soft,
+    }
+}
+
+/// The next connection reads `RLIMIT_NOFILE` again (at every reload).
+pub fn reread_fd_limit() {
+    FD_LIMIT.store(0, Ordering::Relaxed);
 }
 
 #[cfg(test)]

@@ -66,24 +66,32 @@ impl std::fmt::Debug for Sock {
 }
 
 impl Sock {
-    pub fn new(tcp: TcpStream, peer: SocketAddr, slot: Slot) -> Sock {
-        Sock::with_prefix(tcp, peer, slot, Vec::new())
+    pub fn new(tcp: TcpStream, peer: SocketAddr, local: SocketAddr, slot: Slot) -> Sock {
+        Sock::with_prefix(tcp, peer, local, slot, Vec::new())
     }
 
     /// `peer` is the client's address (a PROXY protocol header's, if one
-    /// was believed); `prefix` the bytes already read from `tcp`.
-    pub fn with_prefix(tcp: TcpStream, peer: SocketAddr, slot: Slot, prefix: Vec<u8>) -> Sock {
-        let mut sock = Sock::unslotted(tcp, peer, prefix);
+    /// was believed); `local` the socket's own, as the listener read it
+    /// (a `getsockname` per connection is enough); `prefix` the bytes
+    /// already read from `tcp`.
+    pub fn with_prefix(
+        tcp: TcpStream,
+        peer: SocketAddr,
+        local: SocketAddr,
+        slot: Slot,
+        prefix: Vec<u8>,
+    ) -> Sock {
+        let mut sock = Sock::unslotted(tcp, peer, local, prefix);
         sock.slot = Some(slot);
         sock
     }
 
     /// Counted against no limit: for tests, which must not move the
     /// process-wide count the slot tests read.
-    fn unslotted(tcp: TcpStream, peer: SocketAddr, prefix: Vec<u8>) -> Sock {
+    fn unslotted(tcp: TcpStream, peer: SocketAddr, local: SocketAddr, prefix: Vec<u8>) -> Sock {
         let digest = SocketDigest::from_raw_fd(tcp.as_raw_fd());
         let _ = digest.peer_addr.set(Some(peer.into()));
-        let _ = digest.local_addr.set(tcp.local_addr().ok().map(Into::into));
+        let _ = digest.local_addr.set(Some(local.into()));
         Sock {
             tcp: Some(tcp),
             wbuf: Vec::new(),
@@ -366,7 +374,8 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let peer = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
         let (tcp, addr) = l.accept().await.unwrap();
-        (Sock::unslotted(tcp, addr, Vec::new()), peer)
+        let local = tcp.local_addr().unwrap();
+        (Sock::unslotted(tcp, addr, local, Vec::new()), peer)
     }
 
     /// What the peer receives until nothing more comes for `quiet`.
