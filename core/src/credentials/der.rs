@@ -335,6 +335,10 @@ const IA5_STRING: u8 = 0x16;
 /// else (a multi-valued RDN, an unnamed OID, a BMPString, a byte above
 /// 0x7e) is `None`, and OpenSSL decodes the name.
 pub(crate) fn plain_name(der: &[u8]) -> Option<Vec<(&'static str, &str)>> {
+    // OpenSSL's `X509_NAME_MAX`: a longer name it refuses to decode.
+    if der.len() > 1 << 20 {
+        return None;
+    }
     let mut outer = Reader::new(der);
     let mut rdns = Reader::new(outer.expect(SEQUENCE)?);
     if !outer.done() {

@@ -273,10 +273,6 @@ fn url_encode_pem(out: &mut String, cert: &X509Ref) {
     }
 }
 
-/// RFC 2253 rendering, as Envoy's `X509_NAME_print_ex(.., XN_FLAG_RFC2253)`
-/// gives for ordinary names: RDNs in reverse order, `,` between them, and
-/// `\`-escapes for `, + ; < > \` and edge spaces. `"` is left bare so that
-/// XFCC quoting is the only escaping layer around it.
 /// A plain name's text and common name, as `name_to_string` and
 /// `common_name` give them for the same name decoded by OpenSSL.
 fn plain_name_text(attributes: &[(&str, &str)]) -> (String, Option<String>) {
@@ -306,6 +302,10 @@ pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     hasher.finish()
 }
 
+/// RFC 2253 rendering, as Envoy's `X509_NAME_print_ex(.., XN_FLAG_RFC2253)`
+/// gives for ordinary names: RDNs in reverse order, `,` between them, and
+/// `\`-escapes for `, + ; < > \` and edge spaces. `"` is left bare so that
+/// XFCC quoting is the only escaping layer around it.
 pub(crate) fn name_to_string(name: &X509NameRef) -> String {
     let mut parts: Vec<String> = name
         .entries()
@@ -651,6 +651,47 @@ mod tests {
             }
         }
         assert!(read > 200, "only {read} changed names read as plain");
+    }
+
+    /// OpenSSL refuses a `Name` over 1 MiB (`X509_NAME_MAX`); so must
+    /// the plain reader, or an issuer it reads would get an identity.
+    #[test]
+    fn a_name_over_openssls_limit_is_not_plain() {
+        let cn = vec![b'a'; 1 << 20];
+        let tlv = |tag: u8, content: &[u8]| {
+            let n = content.len();
+            let mut out = vec![tag];
+            if n < 0x80 {
+                out.push(n as u8);
+            } else {
+                let bytes: Vec<u8> = n
+                    .to_be_bytes()
+                    .iter()
+                    .copied()
+                    .skip_while(|b| *b == 0)
+                    .collect();
+                out.push(0x80 | bytes.len() as u8);
+                out.extend(bytes);
+            }
+            out.extend_from_slice(content);
+            out
+        };
+        let atv = [tlv(0x06, &[0x55, 0x04, 0x03]), tlv(0x0c, &cn)].concat();
+        let der = tlv(0x30, &tlv(0x31, &tlv(0x30, &atv)));
+        assert!(by_openssl(&der).is_none(), "OpenSSL reads it after all");
+        assert!(super::super::der::plain_name(&der).is_none());
+        // Just under the limit, both read it.
+        let small = tlv(
+            0x30,
+            &tlv(
+                0x31,
+                &tlv(
+                    0x30,
+                    &[tlv(0x06, &[0x55, 0x04, 0x03]), tlv(0x0c, b"a")].concat(),
+                ),
+            ),
+        );
+        assert!(super::super::der::plain_name(&small).is_some());
     }
 
     #[test]
