@@ -658,24 +658,7 @@ mod tests {
     #[test]
     fn a_name_over_openssls_limit_is_not_plain() {
         let cn = vec![b'a'; 1 << 20];
-        let tlv = |tag: u8, content: &[u8]| {
-            let n = content.len();
-            let mut out = vec![tag];
-            if n < 0x80 {
-                out.push(n as u8);
-            } else {
-                let bytes: Vec<u8> = n
-                    .to_be_bytes()
-                    .iter()
-                    .copied()
-                    .skip_while(|b| *b == 0)
-                    .collect();
-                out.push(0x80 | bytes.len() as u8);
-                out.extend(bytes);
-            }
-            out.extend_from_slice(content);
-            out
-        };
+        use super::super::der::tests::tlv;
         let atv = [tlv(0x06, &[0x55, 0x04, 0x03]), tlv(0x0c, &cn)].concat();
         let der = tlv(0x30, &tlv(0x31, &tlv(0x30, &atv)));
         assert!(by_openssl(&der).is_none(), "OpenSSL reads it after all");
