@@ -17,6 +17,9 @@ use super::{
 pub(crate) const DEFAULT_ADMIN: &str = "127.0.0.1:15021";
 pub(crate) const DEFAULT_CREDENTIALS_DIR: &str = "/etc/tlsgate/credentials";
 
+/// About 100 bytes each: a gateway's regular clients, a few hundred KB.
+pub const DEFAULT_CLIENT_CERTIFICATE_CACHE: usize = 1024;
+
 pub(crate) fn defaults() -> RuntimeSettings {
     RuntimeSettings {
         admin: DEFAULT_ADMIN.parse().expect("valid default admin address"),
@@ -35,6 +38,7 @@ pub(crate) fn defaults() -> RuntimeSettings {
         client_cert: Default::default(),
         num_trusted_proxies: 0,
         send_client_ca_names: true,
+        client_certificate_cache: DEFAULT_CLIENT_CERTIFICATE_CACHE,
         revocation: Default::default(),
         ocsp_stapling: Default::default(),
         session_tickets: Default::default(),
@@ -189,6 +193,16 @@ fn apply(doc: &Document, s: &mut RuntimeSettings, report: &mut Report<'_>) {
     {
         s.send_client_ca_names = b;
     }
+    if let Some(n) = raw
+        .client_certificate_cache
+        .as_ref()
+        .and_then(|c| c.entries)
+    {
+        let path = "spec.clientCertificateCache.entries";
+        if let Some(n) = report.check(path, super::limits::in_range(n, 0, 1_000_000)) {
+            s.client_certificate_cache = n as usize;
+        }
+    }
     if let Some(r) = &raw.revocation {
         s.revocation = super::revocation::convert(r, report);
     }
@@ -245,6 +259,7 @@ spec:
   timeouts: {tlsHandshake: 2s, firstRequest: 3s, requestHead: 4s, requestBodyIdle: 5s,
              keepAliveIdle: 6s, http2Idle: 7s, responseSendIdle: 8s}
   adminTokenFile: token
+  clientCertificateCache: {entries: 50}
 ";
 
     #[test]
@@ -287,6 +302,7 @@ spec:
             s.admin_token_file.as_deref(),
             Some(Path::new("/conf/token"))
         );
+        assert_eq!(s.client_certificate_cache, 50);
 
         let (d, errors) = run("", &Overrides::default());
         assert!(errors.is_empty());
@@ -296,6 +312,32 @@ spec:
         assert_eq!(d.shutdown_timeout, Duration::from_secs(1));
         assert_eq!(d.limits, Limits::default());
         assert_eq!(d.timeouts, Timeouts::default());
+        assert_eq!(d.client_certificate_cache, DEFAULT_CLIENT_CERTIFICATE_CACHE);
+    }
+
+    #[test]
+    fn client_certificate_cache_off_and_out_of_range() {
+        let doc = |entries: &str| {
+            format!(
+                "apiVersion: tlsgate.io/v1\nkind: GatewayRuntime\nmetadata: {{name: a}}\n\
+                 spec: {{clientCertificateCache: {{entries: {entries}}}}}\n"
+            )
+        };
+        let (s, errors) = run(&doc("0"), &Overrides::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(s.client_certificate_cache, 0);
+        let (s, errors) = run(&doc("2000000"), &Overrides::default());
+        assert_eq!(
+            errors,
+            ["rt.yaml: GatewayRuntime/a: spec.clientCertificateCache.entries: 2000000 is out of \
+              range: expected 0 to 1000000"]
+        );
+        assert_eq!(s.client_certificate_cache, DEFAULT_CLIENT_CERTIFICATE_CACHE);
+        let (_, errors) = run(&doc("-1"), &Overrides::default());
+        assert!(
+            errors.len() == 1 && errors[0].contains("spec.clientCertificateCache"),
+            "{errors:?}"
+        );
     }
 
     #[test]

@@ -208,7 +208,7 @@ pub(crate) fn timeouts(raw: &RawTimeouts, report: &mut Report<'_>) -> Timeouts {
 /// The shortest `tcpIdle`/`tcpHalfClosed` (and listener `tcpIdleTimeout`).
 pub(crate) const MIN_TCP_TIMEOUT: Duration = Duration::from_secs(1);
 
-fn in_range(v: u64, min: u64, max: u64) -> Result<u64, String> {
+pub(crate) fn in_range(v: u64, min: u64, max: u64) -> Result<u64, String> {
     if (min..=max).contains(&v) {
         Ok(v)
     } else {

@@ -265,6 +265,11 @@ pub struct RuntimeSettings {
     /// names make a message some clients choke on, and a browser's
     /// certificate picker misbehave.
     pub send_client_ca_names: bool,
+    /// `clientCertificateCache.entries`: how many verified client chains
+    /// each server policy remembers on rustls listeners, so that a client
+    /// reconnecting without resumption skips its chain's signature checks
+    /// (0: every chain is verified in full, every time).
+    pub client_certificate_cache: usize,
     /// `revocation`: CRL fetching and freshness.
     pub revocation: super::revocation::RevocationSettings,
     /// `ocspStapling`: OCSP responses fetched for the served certificates.

@@ -515,6 +515,7 @@ pub struct GatewayRuntimeSpec {
     pub gateway_topology: Option<RawGatewayTopology>,
     pub client_cert_details: Option<RawClientCertDetails>,
     pub client_certificate_request: Option<RawCertificateRequest>,
+    pub client_certificate_cache: Option<RawClientCertificateCache>,
     pub revocation: Option<super::revocation::RawRevocation>,
     pub ocsp_stapling: Option<super::revocation::RawOcspStapling>,
     pub session_tickets: Option<super::session_tickets::RawSessionTickets>,
@@ -526,6 +527,13 @@ pub struct GatewayRuntimeSpec {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawCertificateRequest {
     pub send_ca_names: Option<bool>,
+}
+
+/// Verified client chains kept by each rustls listener policy.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawClientCertificateCache {
+    pub entries: Option<u64>,
 }
 
 /// Istio's `ProxyConfig.gatewayTopology`, as users keep it in their mesh

@@ -145,9 +145,18 @@ fn a_partner_revoked_at_the_ca_is_refused_within_the_refresh_interval() {
         .0
     };
     assert!(fetched(&gw, "ok", 1.0), "{}", gw.describe());
-    for who in [&p.alice, &p.bob] {
+    for who in [&p.alice, &p.bob, &p.alice] {
         let r = get(&p, "svc.test.example", port, who);
         assert_eq!(r.status, 200, "{r}\n{}", gw.describe());
+    }
+    // On rustls, alice's chain is now remembered as verified
+    // (`clientCertificateCache`): the CRL must still refuse her.
+    if test_tls_library().as_deref() == Some("rustls") {
+        let hits = gw.metrics().sum(
+            "tlsgate_client_chain_cache_total",
+            &[("credential", "svc"), ("result", "hit")],
+        );
+        assert_eq!(hits, 1.0, "{}", gw.describe());
     }
 
     // At the CA: alice revoked and the CRL republished. Nothing is done

@@ -46,6 +46,9 @@ pub struct Metrics {
     /// key_age (0 current, 1, 2+, unknown): tickets presented, by the
     /// age of the key that encrypted them
     pub ticket_keys: IntCounterVec,
+    /// credential, result (hit, miss, evicted): the verified client
+    /// chains rustls listeners remember (`clientCertificateCache`)
+    pub client_chain_cache: IntCounterVec,
     /// credential, certificate: nextUpdate of the OCSP response to staple
     pub ocsp_next_update: prometheus::IntGaugeVec,
     /// host (capped, see proxy/egress.rs): refused by REGISTRY_ONLY
@@ -261,6 +264,14 @@ impl Metrics {
              current key, 1 the one before, 2+ older, unknown (no key listed: a full handshake)",
             &["key_age"],
         );
+        let client_chain_cache = counter(
+            &registry,
+            "tlsgate_client_chain_cache_total",
+            "Client certificate chains on rustls listeners, by the client CA credential: hit \
+             (verified before, signatures not checked again), miss (verified in full), \
+             evicted (forgotten to make room; clientCertificateCache.entries)",
+            &["credential", "result"],
+        );
         let ocsp_next_update = prometheus::IntGaugeVec::new(
             Opts::new(
                 "tlsgate_ocsp_next_update_timestamp_seconds",
@@ -434,6 +445,7 @@ impl Metrics {
             ocsp_staples,
             ocsp_fetch,
             ticket_keys,
+            client_chain_cache,
             ocsp_next_update,
             outbound_blocked,
             outbound_passthrough,

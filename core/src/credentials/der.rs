@@ -21,6 +21,8 @@ pub(crate) struct CertView<'a> {
     pub issuer: &'a [u8],
     /// The subject `Name`, tag and length included (for `d2i_X509_NAME`).
     pub subject: &'a [u8],
+    /// notBefore, in seconds since the epoch.
+    pub not_before: i64,
     /// notAfter, in seconds since the epoch.
     pub not_after: i64,
     /// The `GeneralName`s of the SAN extension, in order.
@@ -155,7 +157,7 @@ fn tbs_certificate(tbs: &[u8]) -> Option<CertView<'_>> {
         return None;
     }
     let mut validity = Reader::new(tbs.expect(SEQUENCE)?);
-    time(validity.next()?)?;
+    let not_before = time(validity.next()?)?;
     let not_after = time(validity.next()?)?;
     if !validity.done() {
         return None;
@@ -186,6 +188,7 @@ fn tbs_certificate(tbs: &[u8]) -> Option<CertView<'_>> {
     Some(CertView {
         issuer,
         subject,
+        not_before,
         not_after,
         sans: sans.unwrap_or_default(),
     })

@@ -518,3 +518,36 @@ fn lengths_are_minimal() {
     long.extend([0u8; 0x80]);
     assert!(Reader::new(&long).next().is_some());
 }
+
+/// The DER of a self-signed certificate valid from `not_before` to
+/// `not_after` (`YYYYMMDDHHMMSSZ`).
+pub(crate) fn cert_with_validity(not_before: &str, not_after: &str) -> Vec<u8> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+    let mut name = X509Name::builder().unwrap();
+    name.append_entry_by_text("CN", "validity").unwrap();
+    let name = name.build();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    let serial = BigNum::from_u32(9).unwrap().to_asn1_integer().unwrap();
+    b.set_serial_number(&serial).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::from_str(not_before).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::from_str(not_after).unwrap())
+        .unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    b.build().to_der().unwrap()
+}
+
+#[test]
+fn validity_reads_as_openssl_prints_it() {
+    let der = cert_with_validity("19700101001640Z", "20500101000000Z");
+    let view = CertView::parse(&der).unwrap();
+    let cert = X509::from_der(&der).unwrap();
+    assert_eq!(view.not_before, 1000);
+    assert_eq!(Some(view.not_before), unix_time(cert.not_before()).ok());
+    assert_eq!(Some(view.not_after), unix_time(cert.not_after()).ok());
+}

@@ -39,6 +39,7 @@ pub fn model() -> Model {
             client_cert: Default::default(),
             num_trusted_proxies: 0,
             send_client_ca_names: true,
+            client_certificate_cache: 0,
             revocation: Default::default(),
             ocsp_stapling: Default::default(),
             session_tickets: Default::default(),

@@ -32,6 +32,9 @@ pub struct ServerPolicy {
     pub spiffe_prefix: Option<String>,
     /// List the client CA bundle's subjects in the CertificateRequest.
     pub send_ca_names: bool,
+    /// How many verified client chains a rustls verifier of this policy
+    /// remembers (`clientCertificateCache.entries`).
+    pub verified_chains: usize,
     /// The client CA bundle's CRLs (files and fetched) and their policy.
     pub revocation: Arc<Revocation>,
     /// With `ocspStapling.fetch`: per certificate served (in
@@ -243,6 +246,7 @@ impl TlsPolicy {
                         .as_deref()
                         .map(crate::origin::trust_domain_prefix),
                     send_ca_names: model.runtime.send_client_ca_names,
+                    verified_chains: model.runtime.client_certificate_cache,
                     ocsp_slots: if model.runtime.ocsp_stapling.fetch {
                         credential
                             .served()

@@ -3,6 +3,12 @@
 //! server's `subjectAltNames` allow list (or, for `ISTIO_MUTUAL`, its
 //! SPIFFE trust domain) on the leaf, and our CRL index on every
 //! certificate of the chain.
+//!
+//! A chain webpki accepted is remembered (`VerifiedChains`, up to
+//! `clientCertificateCache.entries`): the same bytes, sent again while
+//! every certificate in them is valid, are not verified by webpki again.
+//! The CRLs and the names are checked on every handshake, and the
+//! client's CertificateVerify signature always.
 
 use std::sync::Arc;
 
@@ -19,7 +25,8 @@ use rustls::{
 
 use crate::config::ServerTlsMode;
 use crate::credentials::{
-    client_identity_der, now_unix, verified_path, ClientIdentity, Credential,
+    client_identity_der, now_unix, verified_path, ChainKey, ClientIdentity, Credential, Lookup,
+    VerifiedChains,
 };
 use crate::tls::{FailureReason, ServerPolicy};
 use tlsgate_core::origin::in_trust_domain;
@@ -63,6 +70,32 @@ pub(crate) struct ClientVerifier {
     spiffe: Option<String>,
     revocation: Arc<Revocation>,
     credential: Arc<Credential>,
+    chains: VerifiedChains,
+    counts: ChainCounts,
+}
+
+/// `tlsgate_client_chain_cache_total`'s handles for this credential,
+/// looked up once rather than per handshake.
+#[derive(Debug)]
+struct ChainCounts {
+    hit: prometheus::IntCounter,
+    miss: prometheus::IntCounter,
+    evicted: prometheus::IntCounter,
+}
+
+impl ChainCounts {
+    fn of(credential: &str) -> ChainCounts {
+        let c = |result| {
+            crate::metrics::metrics()
+                .client_chain_cache
+                .with_label_values(&[credential, result])
+        };
+        ChainCounts {
+            hit: c("hit"),
+            miss: c("miss"),
+            evicted: c("evicted"),
+        }
+    }
 }
 
 impl ClientVerifier {
@@ -97,6 +130,8 @@ impl ClientVerifier {
             spiffe: policy.spiffe_prefix.clone(),
             revocation: policy.revocation.clone(),
             credential: cred.clone(),
+            chains: VerifiedChains::new(policy.verified_chains),
+            counts: ChainCounts::of(&cred.info.name),
         }))
     }
 
@@ -166,9 +201,31 @@ impl ClientCertVerifier for ClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
-        let verified = self
-            .webpki
-            .verify_client_cert(end_entity, intermediates, now)?;
+        let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        let key = self
+            .chains
+            .enabled()
+            .then(|| ChainKey::of(end_entity, intermediates.iter().map(|c| c.as_ref())));
+        let verified = match key.map(|k| (k, self.chains.look_up(&k, secs))) {
+            Some((_, Lookup::Hit)) => {
+                self.counts.hit.inc();
+                ClientCertVerified::assertion()
+            }
+            found => {
+                let verified = self
+                    .webpki
+                    .verify_client_cert(end_entity, intermediates, now)?;
+                if let Some((key, _)) = found {
+                    self.counts.miss.inc();
+                    let certs = std::iter::once(end_entity)
+                        .chain(intermediates)
+                        .map(|c| c.as_ref());
+                    let dropped = self.chains.remember(key, certs, secs);
+                    self.counts.evicted.inc_by(dropped as u64);
+                }
+                verified
+            }
+        };
         // Read once, here: the connection's identity and the tickets' end
         // (scratch.rs) come from it too. OpenSSL decodes the certificate
         // only for the CRL check, which needs its issuer's key.

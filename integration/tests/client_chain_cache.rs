@@ -1,0 +1,195 @@
+//! `clientCertificateCache` on rustls listeners: a client chain verified
+//! once is not verified by webpki again while the bundle that verified it
+//! serves and every certificate in it is valid. These tests first prove
+//! a chain was served from memory (the `hit` count), then change what the
+//! memory must not outlive: the CA bundle, the time, the room.
+//! (CRLs fetched without a reload: `revocation_fetch.rs`, under rustls.)
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tlsgate_integration::hostile::proc::wait_until;
+use tlsgate_integration::*;
+
+const RUNTIME_LINE: &str = "  accessLog:\n    format: text\n";
+
+/// `None` when the suite forces OpenSSL listeners: nothing to test.
+fn rustls_seed(entries: u32, partner_cas: &[&str]) -> Option<(Seed000, PathBuf)> {
+    if test_tls_library().as_deref() == Some("openssl") {
+        eprintln!("NOTE: --tls-library openssl overrides the file here; nothing to test");
+        return None;
+    }
+    let cas: Vec<PathBuf> = partner_cas.iter().map(|c| ca_cert(c)).collect();
+    let s = Seed000::start_custom(&[], |conf, yaml| {
+        let creds = conf.path().join("credentials");
+        copy_credentials(&creds).expect("copy credentials");
+        let bundle: Vec<u8> = cas.iter().flat_map(|c| std::fs::read(c).unwrap()).collect();
+        std::fs::write(creds.join("partner-credential/ca.crt"), bundle).unwrap();
+        assert!(
+            yaml.contains(RUNTIME_LINE),
+            "the seed's GatewayRuntime changed"
+        );
+        yaml.replace(
+            &credentials_dir().display().to_string(),
+            &creds.display().to_string(),
+        )
+        .replace(
+            RUNTIME_LINE,
+            &format!(
+                "{RUNTIME_LINE}  tlsLibrary: rustls\n  clientCertificateCache: {{entries: {entries}}}\n"
+            ),
+        )
+    });
+    let creds = s.conf.path().join("credentials");
+    Some((s, creds))
+}
+
+fn get(s: &Seed000, crt: &Path, key: &Path) -> CurlResult {
+    s.partner("/")
+        .cacert(&ca_cert("example"))
+        .cert_files(crt, key)
+        .run()
+}
+
+fn counted(s: &Seed000, result: &str) -> f64 {
+    s.gateway
+        .metrics()
+        .sum("tlsgate_client_chain_cache_total", &[("result", result)])
+}
+
+fn replace_file(path: &Path, contents: &[u8]) {
+    let tmp = path.with_file_name(".swap.tmp");
+    std::fs::write(&tmp, contents).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn a_remembered_chain_is_refused_once_its_ca_is_removed() {
+    let Some((s, creds)) = rustls_seed(16, &["acme", "pirate"]) else {
+        return;
+    };
+    let (pirate_crt, pirate_key) = client_cert("bad-partner");
+    let (acme_crt, acme_key) = client_cert("great-partner");
+    for _ in 0..3 {
+        let r = get(&s, &pirate_crt, &pirate_key);
+        assert_eq!(r.status, 200, "{r}\n{}", s.gateway.describe());
+    }
+    assert_eq!(counted(&s, "miss"), 1.0, "{}", s.gateway.describe());
+    assert_eq!(counted(&s, "hit"), 2.0, "{}", s.gateway.describe());
+
+    // Pirate's CA leaves the bundle: its remembered chain must not outlive it.
+    replace_file(
+        &creds.join("partner-credential/ca.crt"),
+        &std::fs::read(ca_cert("acme")).unwrap(),
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || get(&s, &pirate_crt, &pirate_key)
+            .status
+            != 200),
+        "Pirate still served after its CA was removed: {}",
+        s.gateway.describe()
+    );
+    let r = get(&s, &pirate_crt, &pirate_key);
+    assert!(r.stderr.contains("unknown ca"), "{r}");
+    let hits = counted(&s, "hit");
+    let r = get(&s, &acme_crt, &acme_key);
+    assert_eq!(r.status, 200, "{r}");
+    assert_eq!(
+        counted(&s, "hit"),
+        hits,
+        "a new bundle starts with no memory"
+    );
+    assert_eq!(get(&s, &acme_crt, &acme_key).status, 200);
+    assert_eq!(counted(&s, "hit"), hits + 1.0);
+}
+
+#[test]
+fn a_remembered_chain_is_verified_again_when_its_certificate_ends() {
+    let Some((s, _)) = rustls_seed(16, &["acme"]) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let (ca, client) = (work.path().join("ca"), work.path().join("brief"));
+    std::fs::create_dir_all(&ca).unwrap();
+    std::fs::copy(ca_cert("acme"), ca.join("ca.crt")).unwrap();
+    std::fs::copy(ca_key("acme"), ca.join("ca.key")).unwrap();
+    let out = run_tlsgate(
+        &[
+            "certs",
+            "client",
+            "--ca",
+            &ca.to_string_lossy(),
+            "--name",
+            "brief.apps.acme.com",
+            "--out",
+            &client.to_string_lossy(),
+            "--seconds",
+            "3",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(out.success(), "{out}");
+    let (crt, key) = (client.join("tls.crt"), client.join("tls.key"));
+    assert_eq!(get(&s, &crt, &key).status, 200);
+    let r = get(&s, &crt, &key);
+    assert_eq!(r.status, 200, "{r}");
+    assert_eq!(counted(&s, "hit"), 1.0, "{}", s.gateway.describe());
+
+    assert!(
+        wait_until(Duration::from_secs(10), || get(&s, &crt, &key).status
+            != 200),
+        "served after its certificate ended: {}",
+        s.gateway.describe()
+    );
+    let hits = counted(&s, "hit");
+    let r = get(&s, &crt, &key);
+    assert!(r.status != 200 && r.stderr.contains("expired"), "{r}");
+    assert_eq!(counted(&s, "hit"), hits, "an ended chain is not a hit");
+    let m = s.gateway.metrics();
+    assert!(
+        m.sum(
+            "tlsgate_tls_handshake_failures_total",
+            &[("reason", "bad_client_cert")]
+        ) >= 1.0,
+        "{}",
+        s.gateway.describe()
+    );
+    // A client whose certificate is still good is served as before.
+    let (acme_crt, acme_key) = client_cert("great-partner");
+    assert_eq!(get(&s, &acme_crt, &acme_key).status, 200);
+}
+
+/// Many clients against a small memory: the oldest go, counted, and the
+/// memory never holds more than `entries`; `entries: 0` remembers nothing.
+#[test]
+fn the_memory_is_bounded_and_zero_turns_it_off() {
+    let work = tempfile::tempdir().unwrap();
+    let ca = work.path().join("ca");
+    std::fs::create_dir_all(&ca).unwrap();
+    std::fs::copy(ca_cert("acme"), ca.join("ca.crt")).unwrap();
+    std::fs::copy(ca_key("acme"), ca.join("ca.key")).unwrap();
+    let clients: Vec<PathBuf> = (0..4)
+        .map(|i| {
+            let dir = work.path().join(format!("c{i}"));
+            let out = tlsgate_certs_client(&ca, &dir, &format!("c{i}.apps.acme.com"), &[]);
+            assert!(out.success(), "{out}");
+            dir
+        })
+        .collect();
+    for (entries, evicted, hits) in [(2u32, 2.0, 2.0), (0, 0.0, 0.0)] {
+        let Some((s, _)) = rustls_seed(entries, &["acme"]) else {
+            return;
+        };
+        // Four chains through a memory of two, then the last two again.
+        for c in clients.iter().chain(&clients[2..]) {
+            let r = get(&s, &c.join("tls.crt"), &c.join("tls.key"));
+            assert_eq!(r.status, 200, "entries {entries}: {r}");
+        }
+        let label = format!("entries {entries}: {}", s.gateway.describe());
+        assert_eq!(counted(&s, "evicted"), evicted, "{label}");
+        assert_eq!(counted(&s, "hit"), hits, "{label}");
+        let misses = if entries == 0 { 0.0 } else { 4.0 };
+        assert_eq!(counted(&s, "miss"), misses, "{label}");
+        assert_eq!(s.backend_total(), 6, "{label}");
+    }
+}
