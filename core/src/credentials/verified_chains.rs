@@ -10,7 +10,9 @@
 //! window it is verified in full again. What can change without the bytes
 //! or the bundle changing (CRLs, the SAN allow list's answer, the proof of
 //! the client's key in CertificateVerify) is never remembered: the caller
-//! checks it on every handshake.
+//! checks it on every handshake. A caller may keep something the chain's
+//! bytes and the bundle decide beside it (`T`: the path the CRL check
+//! walks, decoded once).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -64,33 +66,28 @@ impl Window {
     }
 }
 
-/// What [`VerifiedChains::look_up`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lookup {
-    /// Verified before, and every certificate is valid now.
-    Hit,
-    /// Not remembered, or outside its window: verify in full.
-    Miss,
-}
-
-/// Up to `capacity` verified chains; the oldest goes first when full.
+/// Up to `capacity` verified chains, each with a `T`; the oldest goes
+/// first when full.
 #[derive(Debug)]
-pub struct VerifiedChains {
+pub struct VerifiedChains<T> {
     capacity: usize,
-    inner: Mutex<Inner>,
+    inner: Mutex<Inner<T>>,
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    windows: HashMap<ChainKey, Window>,
+#[derive(Debug)]
+struct Inner<T> {
+    windows: HashMap<ChainKey, (Window, T)>,
     order: VecDeque<ChainKey>,
 }
 
-impl VerifiedChains {
-    pub fn new(capacity: usize) -> VerifiedChains {
+impl<T: Clone> VerifiedChains<T> {
+    pub fn new(capacity: usize) -> VerifiedChains<T> {
         VerifiedChains {
             capacity,
-            inner: Mutex::default(),
+            inner: Mutex::new(Inner {
+                windows: HashMap::new(),
+                order: VecDeque::new(),
+            }),
         }
     }
 
@@ -100,11 +97,13 @@ impl VerifiedChains {
         self.capacity > 0
     }
 
-    pub fn look_up(&self, key: &ChainKey, now: i64) -> Lookup {
+    /// What was kept with `key`, if it verified before and every
+    /// certificate in it is valid `now`; else `None`: verify in full.
+    pub fn look_up(&self, key: &ChainKey, now: i64) -> Option<T> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         match inner.windows.get(key) {
-            Some(w) if w.covers(now) => Lookup::Hit,
-            _ => Lookup::Miss,
+            Some((w, kept)) if w.covers(now) => Some(kept.clone()),
+            _ => None,
         }
     }
 
@@ -116,6 +115,7 @@ impl VerifiedChains {
         key: ChainKey,
         certs: impl Iterator<Item = &'a [u8]>,
         now: i64,
+        keep: T,
     ) -> usize {
         if self.capacity == 0 {
             return 0;
@@ -124,7 +124,7 @@ impl VerifiedChains {
             return 0;
         };
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if inner.windows.insert(key, window).is_some() {
+        if inner.windows.insert(key, (window, keep)).is_some() {
             // Seen again after its window, say: its place in line stays.
             return 0;
         }
@@ -159,21 +159,21 @@ mod tests {
         // Leaf valid 1000-5000, intermediate 2000-9000: the chain 2000-5000.
         let leaf = cert_with_validity("19700101001640Z", "19700101012320Z");
         let mid = cert_with_validity("19700101003320Z", "19700101023000Z");
-        let chains = VerifiedChains::new(8);
+        let chains = VerifiedChains::<u8>::new(8);
         let key = ChainKey::of(&leaf, [mid.as_slice()].into_iter());
         let certs = || [leaf.as_slice(), mid.as_slice()].into_iter();
-        assert_eq!(chains.look_up(&key, 3000), Lookup::Miss);
+        assert_eq!(chains.look_up(&key, 3000), None);
         // Accepted at a time the chain is not valid: a verifier's mistake
         // is not made permanent.
-        assert_eq!(chains.remember(key, certs(), 1500), 0);
-        assert_eq!(chains.look_up(&key, 3000), Lookup::Miss);
-        chains.remember(key, certs(), 3000);
+        assert_eq!(chains.remember(key, certs(), 1500, 7), 0);
+        assert_eq!(chains.look_up(&key, 3000), None);
+        chains.remember(key, certs(), 3000, 7);
         for (now, want) in [
-            (1999, Lookup::Miss),
-            (2000, Lookup::Hit),
-            (3000, Lookup::Hit),
-            (5000, Lookup::Hit),
-            (5001, Lookup::Miss),
+            (1999, None),
+            (2000, Some(7)),
+            (3000, Some(7)),
+            (5000, Some(7)),
+            (5001, None),
         ] {
             assert_eq!(chains.look_up(&key, now), want, "at {now}");
         }
@@ -204,11 +204,11 @@ mod tests {
     #[test]
     fn unread_certificates_are_never_remembered() {
         let good = cert_with_validity("19700101000000Z", "20991231235959Z");
-        let chains = VerifiedChains::new(8);
+        let chains = VerifiedChains::<u8>::new(8);
         let garbage: &[u8] = b"\x30\x03\x02\x01\x00";
         let key = ChainKey::of(&good, [garbage].into_iter());
-        chains.remember(key, [good.as_slice(), garbage].into_iter(), 100);
-        assert_eq!(chains.look_up(&key, 100), Lookup::Miss);
+        chains.remember(key, [good.as_slice(), garbage].into_iter(), 100, 7);
+        assert_eq!(chains.look_up(&key, 100), None);
         assert!(chains.is_empty());
     }
 
@@ -221,25 +221,25 @@ mod tests {
             .iter()
             .map(|c| ChainKey::of(c, std::iter::empty()))
             .collect();
-        let chains = VerifiedChains::new(3);
+        let chains = VerifiedChains::<u8>::new(3);
         let mut dropped = 0;
         for (c, k) in certs.iter().zip(&keys) {
-            dropped += chains.remember(*k, [c.as_slice()].into_iter(), 100);
+            dropped += chains.remember(*k, [c.as_slice()].into_iter(), 100, 7);
         }
         assert_eq!((chains.len(), dropped), (3, 2));
-        let found: Vec<Lookup> = keys.iter().map(|k| chains.look_up(k, 100)).collect();
-        use Lookup::*;
-        assert_eq!(found, [Miss, Miss, Hit, Hit, Hit]);
+        let found: Vec<Option<u8>> = keys.iter().map(|k| chains.look_up(k, 100)).collect();
+        assert_eq!(found, [None, None, Some(7), Some(7), Some(7)]);
         // Remembered again: no second place in line.
         assert_eq!(
-            chains.remember(keys[4], [certs[4].as_slice()].into_iter(), 100),
+            chains.remember(keys[4], [certs[4].as_slice()].into_iter(), 100, 8),
             0
         );
+        assert_eq!(chains.look_up(&keys[4], 100), Some(8), "kept anew");
         assert_eq!(chains.len(), 3);
 
-        let off = VerifiedChains::new(0);
-        off.remember(keys[0], [certs[0].as_slice()].into_iter(), 100);
-        assert_eq!(off.look_up(&keys[0], 100), Miss);
+        let off = VerifiedChains::<u8>::new(0);
+        off.remember(keys[0], [certs[0].as_slice()].into_iter(), 100, 7);
+        assert_eq!(off.look_up(&keys[0], 100), None);
         assert!(off.is_empty() && !off.enabled() && chains.enabled());
     }
 }

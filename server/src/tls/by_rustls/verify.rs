@@ -25,7 +25,7 @@ use rustls::{
 
 use crate::config::ServerTlsMode;
 use crate::credentials::{
-    client_identity_der, now_unix, verified_path, ChainKey, ClientIdentity, Credential, Lookup,
+    client_identity_der, now_unix, verified_path, ChainKey, ClientIdentity, Credential,
     VerifiedChains,
 };
 use crate::tls::{FailureReason, ServerPolicy};
@@ -70,8 +70,17 @@ pub(crate) struct ClientVerifier {
     spiffe: Option<String>,
     revocation: Arc<Revocation>,
     credential: Arc<Credential>,
-    chains: VerifiedChains,
+    chains: VerifiedChains<Known>,
     counts: ChainCounts,
+}
+
+/// What a verified chain's bytes decide, kept with it: the leaf's
+/// identity and end, and (once CRLs are checked) the decoded path.
+#[derive(Debug, Clone)]
+struct Known {
+    id: ClientIdentity,
+    not_after: Option<i64>,
+    path: Option<Arc<[X509]>>,
 }
 
 /// `tlsgate_client_chain_cache_total`'s handles for this credential,
@@ -147,12 +156,24 @@ impl ClientVerifier {
 
     /// Our CRL check of each certificate of the path webpki accepted: the
     /// leaf up to the bundle's CA, each with the next one up as issuer.
-    fn revocation(&self, leaf: X509, intermediates: &[CertificateDer<'_>]) -> Result<(), Error> {
+    /// The path our CRL check walks: the leaf up to the bundle's CA, each
+    /// with the next one up as issuer, decoded by OpenSSL (whose keys
+    /// check the CRLs' signatures).
+    fn path(
+        &self,
+        leaf: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+    ) -> Result<Arc<[X509]>, Error> {
+        let leaf = X509::from_der(leaf)
+            .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
         let sent: Vec<X509> = intermediates
             .iter()
             .filter_map(|c| X509::from_der(c).ok())
             .collect();
-        let chain = verified_path(leaf, &sent, &self.credential.ca_certs);
+        Ok(verified_path(leaf, &sent, &self.credential.ca_certs).into())
+    }
+
+    fn revocation(&self, chain: &[X509]) -> Result<(), Error> {
         let name = &self.credential.info.name;
         let now = now_unix();
         for (depth, cert) in chain.iter().enumerate() {
@@ -206,44 +227,62 @@ impl ClientCertVerifier for ClientVerifier {
             .chains
             .enabled()
             .then(|| ChainKey::of(end_entity, intermediates.iter().map(|c| c.as_ref())));
-        let verified = match key.map(|k| (k, self.chains.look_up(&k, secs))) {
-            Some((_, Lookup::Hit)) => {
+        let found = key.as_ref().and_then(|k| self.chains.look_up(k, secs));
+        let hit = found.is_some();
+        let mut known = match found {
+            Some(known) => {
                 self.counts.hit.inc();
-                ClientCertVerified::assertion()
+                known
             }
-            found => {
-                let verified = self
-                    .webpki
+            None => {
+                self.webpki
                     .verify_client_cert(end_entity, intermediates, now)?;
-                if let Some((key, _)) = found {
-                    self.counts.miss.inc();
-                    let certs = std::iter::once(end_entity)
-                        .chain(intermediates)
-                        .map(|c| c.as_ref());
-                    let dropped = self.chains.remember(key, certs, secs);
-                    self.counts.evicted.inc_by(dropped as u64);
+                // Read once, here: the connection's identity and the
+                // tickets' end (scratch.rs) come from it too.
+                let (id, not_after) = client_identity_der(end_entity)
+                    .ok_or(Error::InvalidCertificate(CertificateError::BadEncoding))?;
+                Known {
+                    id,
+                    not_after,
+                    path: None,
                 }
-                verified
             }
         };
-        // Read once, here: the connection's identity and the tickets' end
-        // (scratch.rs) come from it too. OpenSSL decodes the certificate
-        // only for the CRL check, which needs its issuer's key.
-        let (id, not_after) = client_identity_der(end_entity)
-            .ok_or(Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let mut decoded = false;
         if self.revocation.is_active() {
-            let leaf = X509::from_der(end_entity)
-                .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
-            self.revocation(leaf, intermediates)?;
+            let path = match &known.path {
+                Some(path) => path.clone(),
+                None => {
+                    let path = self.path(end_entity, intermediates)?;
+                    known.path = Some(path.clone());
+                    decoded = true;
+                    path
+                }
+            };
+            self.revocation(&path)?;
+        }
+        // Remembered only once the CRLs passed it: a revoked client's chain
+        // is not kept, and pays for its full verification every time. A
+        // chain remembered before its credential's CRLs were fetched gets
+        // its path kept now.
+        if let (true, Some(key)) = (!hit || decoded, key) {
+            if !hit {
+                self.counts.miss.inc();
+            }
+            let certs = std::iter::once(end_entity)
+                .chain(intermediates)
+                .map(|c| c.as_ref());
+            let dropped = self.chains.remember(key, certs, secs, known.clone());
+            self.counts.evicted.inc_by(dropped as u64);
         }
         let checks_names = !self.allowed.is_empty() || self.spiffe.is_some();
-        if checks_names && !self.names_allowed(&id) {
+        if checks_names && !self.names_allowed(&known.id) {
             return Err(Error::InvalidCertificate(
                 CertificateError::ApplicationVerificationFailure,
             ));
         }
-        super::scratch::verified(id, not_after);
-        Ok(verified)
+        super::scratch::verified(known.id, known.not_after);
+        Ok(ClientCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
