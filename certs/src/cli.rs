@@ -10,7 +10,10 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use super::output::{file_name, read_ca_bundle, refuse_overwrite, sh, write_file};
-use super::{load_ca, make_ca, make_leaf, CaSpec, CertgenError, Issued, KeyKind, LeafSpec, Usage};
+use super::{
+    load_ca, make_ca, make_intermediate, make_leaf, CaSpec, CertgenError, Issued, KeyKind,
+    LeafSpec, Usage,
+};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum CertsCommand {
@@ -90,6 +93,14 @@ pub struct CaArgs {
     /// Replace an existing key.
     #[arg(long)]
     pub force: bool,
+    /// An intermediate CA, signed by the CA in this folder (clients then
+    /// send their certificate followed by this one's ca.crt).
+    #[arg(long = "ca")]
+    pub parent: Option<PathBuf>,
+    /// With --ca: validity in seconds instead of days (tests of an
+    /// intermediate that ends before its leaves).
+    #[arg(long, requires = "parent")]
+    pub seconds: Option<u32>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -296,7 +307,15 @@ fn ca(a: &CaArgs) -> Result<String, CertgenError> {
         days: a.days,
         key: KeyKind::from_rsa_bits(a.rsa),
     };
-    let issued = make_ca(&spec)?;
+    let issued = match &a.parent {
+        Some(parent) => {
+            if a.seconds == Some(0) {
+                return Err(CertgenError::Invalid("--seconds must be at least 1".into()));
+            }
+            make_intermediate(&spec, &load_ca(parent)?, a.seconds)?
+        }
+        None => make_ca(&spec)?,
+    };
     write_file(&key, &issued.key_pem()?, true)?;
     write_file(&crt, &issued.cert_pem()?, false)?;
     let dir = sh(&a.out);

@@ -234,15 +234,44 @@ pub(crate) fn now_unix() -> i64 {
 /// A self-signed CA: basicConstraints CA:TRUE and keyUsage keyCertSign +
 /// cRLSign, both critical, as RFC 5280 asks of a trust anchor.
 pub fn make_ca(spec: &CaSpec) -> Result<Issued, CertgenError> {
+    make_ca_under(spec, None, None)
+}
+
+/// An intermediate CA signed by `parent`; valid `seconds` from now
+/// (backdated as leaves are) instead of `spec.days` when given: tests of
+/// what happens when an intermediate ends before its leaves.
+pub fn make_intermediate(
+    spec: &CaSpec,
+    parent: &Issued,
+    seconds: Option<u32>,
+) -> Result<Issued, CertgenError> {
+    make_ca_under(spec, Some(parent), seconds)
+}
+
+fn make_ca_under(
+    spec: &CaSpec,
+    parent: Option<&Issued>,
+    seconds: Option<u32>,
+) -> Result<Issued, CertgenError> {
     let key = make_key(spec.key)?;
     let name = subject(spec.org.as_deref(), &spec.cn)?;
-    let (from, to) = validity(spec.days, 0)?;
+    let (from, to) = match seconds {
+        Some(secs) => {
+            let now = now_unix();
+            (
+                Asn1Time::from_unix(now - BACKDATE_SECS).map_err(ossl("notBefore"))?,
+                Asn1Time::from_unix(now + i64::from(secs)).map_err(ossl("notAfter"))?,
+            )
+        }
+        None => validity(spec.days, 0)?,
+    };
     let mut b = X509::builder().map_err(ossl("certificate"))?;
     b.set_version(2).map_err(ossl("version"))?;
     let serial = random_serial()?;
     b.set_serial_number(&serial).map_err(ossl("serial"))?;
     b.set_subject_name(&name).map_err(ossl("subject"))?;
-    b.set_issuer_name(&name).map_err(ossl("issuer"))?;
+    let issuer = parent.map_or(name.as_ref(), |p| p.cert.subject_name());
+    b.set_issuer_name(issuer).map_err(ossl("issuer"))?;
     b.set_pubkey(&key).map_err(ossl("public key"))?;
     b.set_not_before(&from).map_err(ossl("notBefore"))?;
     b.set_not_after(&to).map_err(ossl("notAfter"))?;
@@ -261,10 +290,10 @@ pub fn make_ca(spec: &CaSpec) -> Result<Issued, CertgenError> {
         .map_err(ossl("subjectKeyIdentifier"))?;
     let aki = AuthorityKeyIdentifier::new()
         .keyid(true)
-        .build(&b.x509v3_context(None, None));
+        .build(&b.x509v3_context(parent.map(|p| p.cert.as_ref()), None));
     b.append_extension(aki.map_err(ossl("authorityKeyIdentifier"))?)
         .map_err(ossl("authorityKeyIdentifier"))?;
-    b.sign(&key, MessageDigest::sha256())
+    b.sign(parent.map_or(&key, |p| &p.key), MessageDigest::sha256())
         .map_err(ossl("signing"))?;
     Ok(Issued {
         cert: b.build(),
@@ -765,5 +794,40 @@ mod tests {
         assert!(e.contains("does not match"), "{e}");
         let e = load_ca(&d.path().join("none")).err().unwrap().to_string();
         assert!(e.contains("ca.crt"), "{e}");
+    }
+
+    #[test]
+    fn an_intermediate_chains_to_its_parent_and_ends_when_told() {
+        use openssl::stack::Stack;
+        use openssl::x509::store::X509StoreBuilder;
+        use openssl::x509::X509StoreContext;
+        let root = make_ca(&CaSpec::new("P", "Partners Root")).unwrap();
+        let mid =
+            make_intermediate(&CaSpec::new("P", "Partners Issuing"), &root, Some(60)).unwrap();
+        let leaf = make_leaf(&LeafSpec::new(Usage::Client, "c.partners.example"), &mid).unwrap();
+        let mut store = X509StoreBuilder::new().unwrap();
+        store.add_cert(root.cert.clone()).unwrap();
+        let store = store.build();
+        let mut chain = Stack::new().unwrap();
+        chain.push(mid.cert.clone()).unwrap();
+        let mut ctx = X509StoreContext::new().unwrap();
+        let ok = ctx
+            .init(&store, &leaf.cert, &chain, |c| c.verify_cert())
+            .unwrap();
+        assert!(ok, "{}", ctx.error());
+        let now = Asn1Time::from_unix(now_unix()).unwrap();
+        let ends = now.diff(mid.cert.not_after()).unwrap();
+        let ends = i64::from(ends.days) * 86_400 + i64::from(ends.secs);
+        assert!((55..=65).contains(&ends), "ends in {ends}s");
+        assert_eq!(
+            mid.cert
+                .issuer_name()
+                .entries()
+                .last()
+                .unwrap()
+                .data()
+                .as_slice(),
+            b"Partners Root"
+        );
     }
 }

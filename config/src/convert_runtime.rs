@@ -17,7 +17,8 @@ use super::{
 pub(crate) const DEFAULT_ADMIN: &str = "127.0.0.1:15021";
 pub(crate) const DEFAULT_CREDENTIALS_DIR: &str = "/etc/tlsgate/credentials";
 
-/// About 100 bytes each: a gateway's regular clients, a few hundred KB.
+/// A gateway's regular clients. Each holds the client's identity (under a
+/// KB) and, with CRLs, its decoded path (a few KB): a few MB at most.
 pub const DEFAULT_CLIENT_CERTIFICATE_CACHE: usize = 1024;
 
 pub(crate) fn defaults() -> RuntimeSettings {
@@ -199,7 +200,7 @@ fn apply(doc: &Document, s: &mut RuntimeSettings, report: &mut Report<'_>) {
         .and_then(|c| c.entries)
     {
         let path = "spec.clientCertificateCache.entries";
-        if let Some(n) = report.check(path, super::limits::in_range(n, 0, 1_000_000)) {
+        if let Some(n) = report.check(path, super::limits::in_range(n, 0, 100_000)) {
             s.client_certificate_cache = n as usize;
         }
     }
@@ -326,11 +327,13 @@ spec:
         let (s, errors) = run(&doc("0"), &Overrides::default());
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(s.client_certificate_cache, 0);
-        let (s, errors) = run(&doc("2000000"), &Overrides::default());
+        let (s, errors) = run(&doc("200000"), &Overrides::default());
         assert_eq!(
             errors,
-            ["rt.yaml: GatewayRuntime/a: spec.clientCertificateCache.entries: 2000000 is out of \
-              range: expected 0 to 1000000"]
+            [
+                "rt.yaml: GatewayRuntime/a: spec.clientCertificateCache.entries: 200000 is out of \
+              range: expected 0 to 100000"
+            ]
         );
         assert_eq!(s.client_certificate_cache, DEFAULT_CLIENT_CERTIFICATE_CACHE);
         let (_, errors) = run(&doc("-1"), &Overrides::default());

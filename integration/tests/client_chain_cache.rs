@@ -5,7 +5,9 @@
 //! memory must not outlive: the CA bundle, the time, the room.
 //! (CRLs fetched without a reload: `revocation_fetch.rs`, under rustls.)
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tlsgate_integration::hostile::proc::wait_until;
@@ -15,11 +17,16 @@ const RUNTIME_LINE: &str = "  accessLog:\n    format: text\n";
 
 /// `None` when the suite forces OpenSSL listeners: nothing to test.
 fn rustls_seed(entries: u32, partner_cas: &[&str]) -> Option<(Seed000, PathBuf)> {
+    let cas: Vec<PathBuf> = partner_cas.iter().map(|c| ca_cert(c)).collect();
+    rustls_seed_trusting(entries, &cas)
+}
+
+/// The seed on rustls, its partner host trusting the CA files `cas`.
+fn rustls_seed_trusting(entries: u32, cas: &[PathBuf]) -> Option<(Seed000, PathBuf)> {
     if test_tls_library().as_deref() == Some("openssl") {
         eprintln!("NOTE: --tls-library openssl overrides the file here; nothing to test");
         return None;
     }
-    let cas: Vec<PathBuf> = partner_cas.iter().map(|c| ca_cert(c)).collect();
     let s = Seed000::start_custom(&[], |conf, yaml| {
         let creds = conf.path().join("credentials");
         copy_credentials(&creds).expect("copy credentials");
@@ -124,7 +131,7 @@ fn a_remembered_chain_is_verified_again_when_its_certificate_ends() {
             "--out",
             &client.to_string_lossy(),
             "--seconds",
-            "3",
+            "6",
         ],
         Duration::from_secs(30),
     );
@@ -192,4 +199,201 @@ fn the_memory_is_bounded_and_zero_turns_it_off() {
         assert_eq!(counted(&s, "miss"), misses, "{label}");
         assert_eq!(s.backend_total(), 6, "{label}");
     }
+}
+
+/// A chain with an intermediate: remembered as the bytes sent, so the same
+/// leaf without its intermediate is verified (and refused) in full, and
+/// the remembered chain ends when its intermediate does, before the leaf.
+#[test]
+fn a_remembered_chain_is_its_intermediates_too() {
+    let work = tempfile::tempdir().unwrap();
+    let (root, mid, client) = (
+        work.path().join("root"),
+        work.path().join("mid"),
+        work.path().join("client"),
+    );
+    assert!(tlsgate_certs_ca(&root, "Partners Root").success());
+    let out = run_tlsgate(
+        &[
+            "certs",
+            "ca",
+            "--out",
+            &mid.to_string_lossy(),
+            "--cn",
+            "Partners Issuing",
+            "--ca",
+            &root.to_string_lossy(),
+            "--seconds",
+            "8",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(out.success(), "{out}");
+    let out = tlsgate_certs_client(&mid, &client, "fleet.partners.example", &[]);
+    assert!(out.success(), "{out}");
+    let (leaf, key) = (client.join("tls.crt"), client.join("tls.key"));
+    let chain = work.path().join("chain.crt");
+    let mut bytes = std::fs::read(&leaf).unwrap();
+    bytes.extend(std::fs::read(mid.join("ca.crt")).unwrap());
+    std::fs::write(&chain, bytes).unwrap();
+    let Some((s, _)) = rustls_seed_trusting(16, &[root.join("ca.crt")]) else {
+        return;
+    };
+    for _ in 0..2 {
+        let r = get(&s, &chain, &key);
+        assert_eq!(r.status, 200, "{r}\n{}", s.gateway.describe());
+    }
+    assert_eq!(counted(&s, "hit"), 1.0, "{}", s.gateway.describe());
+    let r = get(&s, &leaf, &key);
+    assert!(
+        r.status != 200 && r.stderr.contains("unknown ca"),
+        "the leaf without its intermediate: {r}"
+    );
+    assert_eq!(counted(&s, "hit"), 1.0, "another chain is no hit");
+
+    // The intermediate ends; the leaf is good for years.
+    assert!(
+        wait_until(Duration::from_secs(15), || get(&s, &chain, &key).status
+            != 200),
+        "served after its intermediate ended: {}",
+        s.gateway.describe()
+    );
+    let hits = counted(&s, "hit");
+    let r = get(&s, &chain, &key);
+    assert!(r.status != 200 && r.stderr.contains("expired"), "{r}");
+    assert_eq!(counted(&s, "hit"), hits, "an ended chain is not a hit");
+}
+
+/// Forges a client's CertificateVerify: what someone who has a chain's
+/// bytes (no secret) but not its key can send.
+#[derive(Debug)]
+struct Forger;
+
+impl rustls::sign::SigningKey for Forger {
+    fn choose_scheme(
+        &self,
+        offered: &[rustls::SignatureScheme],
+    ) -> Option<Box<dyn rustls::sign::Signer>> {
+        let scheme = rustls::SignatureScheme::ECDSA_NISTP256_SHA256;
+        offered
+            .contains(&scheme)
+            .then(|| Box::new(Forger) as Box<dyn rustls::sign::Signer>)
+    }
+
+    fn algorithm(&self) -> rustls::SignatureAlgorithm {
+        rustls::SignatureAlgorithm::ECDSA
+    }
+}
+
+impl rustls::sign::Signer for Forger {
+    fn sign(&self, _message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
+        // A well-formed ECDSA signature (r = s = 1) that verifies nothing.
+        Ok(vec![0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01])
+    }
+
+    fn scheme(&self) -> rustls::SignatureScheme {
+        rustls::SignatureScheme::ECDSA_NISTP256_SHA256
+    }
+}
+
+#[derive(Debug)]
+struct Presents(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for Presents {
+    fn resolve(
+        &self,
+        _hints: &[&[u8]],
+        _schemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// One GET to the partner host presenting `chain` (PEM files, in order)
+/// with a forged CertificateVerify; what came back, if anything.
+fn forged(port: u16, chain: &[PathBuf]) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let certs: Vec<CertificateDer<'static>> = chain
+        .iter()
+        .flat_map(|p| {
+            CertificateDer::pem_file_iter(p)
+                .unwrap()
+                .map(|c| c.unwrap())
+        })
+        .collect();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca_cert("example")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_cert_resolver(Arc::new(Presents(Arc::new(
+            rustls::sign::CertifiedKey::new(certs, Arc::new(Forger)),
+        ))));
+    let name = PARTNER_HOST.to_string().try_into().unwrap();
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+    let request = format!("GET / HTTP/1.1\r\nHost: {PARTNER_HOST}\r\nConnection: close\r\n\r\n");
+    let mut answer = Vec::new();
+    if tls.write_all(request.as_bytes()).is_ok() {
+        let _ = tls.read_to_end(&mut answer);
+    }
+    answer
+}
+
+/// A chain's bytes are no secret: presenting them without the key (a
+/// forged CertificateVerify) is refused, counted, and remembers nothing,
+/// so it cannot push out the chain of a client that holds its key.
+#[test]
+fn only_a_client_holding_its_key_is_remembered() {
+    let Some((s, _)) = rustls_seed(1, &["acme", "pirate"]) else {
+        return;
+    };
+    let (crt, key) = client_cert("great-partner");
+    for _ in 0..2 {
+        assert_eq!(get(&s, &crt, &key).status, 200);
+    }
+    assert_eq!(counted(&s, "hit"), 1.0, "{}", s.gateway.describe());
+    let failures = |s: &Seed000| {
+        s.gateway
+            .metrics()
+            .sum("tlsgate_tls_handshake_failures_total", &[])
+    };
+    let before = failures(&s);
+    // The legitimate leaf, then a different unused certificate each time:
+    // each a new chain webpki accepts.
+    for junk in [ca_cert("pirate"), ca_cert("example"), ca_cert("acme")] {
+        let answer = forged(s.port, &[crt.clone(), junk]);
+        assert!(
+            !String::from_utf8_lossy(&answer).contains(" 200 "),
+            "a forged CertificateVerify was served"
+        );
+    }
+    let (ok, _) = s.gateway.wait_metrics(Duration::from_secs(5), |m| {
+        m.sum("tlsgate_tls_handshake_failures_total", &[]) >= before + 3.0
+    });
+    assert!(
+        ok,
+        "forged handshakes not counted: {}",
+        s.gateway.describe()
+    );
+    assert_eq!(counted(&s, "evicted"), 0.0, "{}", s.gateway.describe());
+    let hits = counted(&s, "hit");
+    assert_eq!(get(&s, &crt, &key).status, 200);
+    assert_eq!(
+        counted(&s, "hit"),
+        hits + 1.0,
+        "the real client is still remembered"
+    );
+    assert_eq!(s.backend_total(), 3, "no forged request reached a backend");
 }

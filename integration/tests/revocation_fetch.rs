@@ -176,6 +176,16 @@ fn a_partner_revoked_at_the_ca_is_refused_within_the_refresh_interval() {
     let served = backend.count();
     let r = get(&p, "svc.test.example", port, &p.alice);
     assert!(r.stderr.contains("revoked"), "{r}");
+    if test_tls_library().as_deref() == Some("rustls") {
+        let hits = gw.metrics().sum(
+            "tlsgate_client_chain_cache_total",
+            &[("credential", "svc"), ("result", "hit")],
+        );
+        assert!(
+            hits >= 2.0,
+            "the refusals came from a remembered chain: {hits}"
+        );
+    }
     assert_eq!(get(&p, "svc.test.example", port, &p.bob).status, 200);
     let m = gw.metrics();
     assert_eq!(

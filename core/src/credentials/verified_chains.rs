@@ -38,7 +38,7 @@ impl ChainKey {
 
 /// When every certificate of a chain is valid, in seconds since the epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Window {
+pub struct Window {
     not_before: i64,
     not_after: i64,
 }
@@ -47,7 +47,7 @@ impl Window {
     /// The intersection of the certificates' validities; `None` when one
     /// of them is not read by `der.rs` (such a chain is never remembered)
     /// or they share no second.
-    fn of<'a>(certs: impl Iterator<Item = &'a [u8]>) -> Option<Window> {
+    pub fn of<'a>(certs: impl Iterator<Item = &'a [u8]>) -> Option<Window> {
         let mut w = Window {
             not_before: i64::MIN,
             not_after: i64::MAX,
@@ -107,22 +107,13 @@ impl<T: Clone> VerifiedChains<T> {
         }
     }
 
-    /// Remembers a chain the full verification accepted at `now`: `certs`
-    /// are the leaf and the intermediates `key` was made of. Returns how
-    /// many chains were dropped to make room (0 or 1).
-    pub fn remember<'a>(
-        &self,
-        key: ChainKey,
-        certs: impl Iterator<Item = &'a [u8]>,
-        now: i64,
-        keep: T,
-    ) -> usize {
-        if self.capacity == 0 {
+    /// Remembers a chain the full verification accepted at `now`: `window`
+    /// is [`Window::of`] the leaf and the intermediates `key` was made of.
+    /// Returns how many chains were dropped to make room (0 or 1).
+    pub fn remember(&self, key: ChainKey, window: Window, now: i64, keep: T) -> usize {
+        if self.capacity == 0 || !window.covers(now) {
             return 0;
         }
-        let Some(window) = Window::of(certs).filter(|w| w.covers(now)) else {
-            return 0;
-        };
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if inner.windows.insert(key, (window, keep)).is_some() {
             // Seen again after its window, say: its place in line stays.
@@ -154,6 +145,19 @@ mod tests {
     use super::*;
     use crate::credentials::der::tests::cert_with_validity;
 
+    impl VerifiedChains<u8> {
+        /// As a verifier does: remembers what `Window::of` reads, if anything.
+        fn remember_all<'a>(
+            &self,
+            key: ChainKey,
+            certs: impl Iterator<Item = &'a [u8]>,
+            now: i64,
+            keep: u8,
+        ) -> usize {
+            Window::of(certs).map_or(0, |w| self.remember(key, w, now, keep))
+        }
+    }
+
     #[test]
     fn a_chain_is_remembered_only_within_every_certificates_validity() {
         // Leaf valid 1000-5000, intermediate 2000-9000: the chain 2000-5000.
@@ -165,9 +169,9 @@ mod tests {
         assert_eq!(chains.look_up(&key, 3000), None);
         // Accepted at a time the chain is not valid: a verifier's mistake
         // is not made permanent.
-        assert_eq!(chains.remember(key, certs(), 1500, 7), 0);
+        assert_eq!(chains.remember_all(key, certs(), 1500, 7), 0);
         assert_eq!(chains.look_up(&key, 3000), None);
-        chains.remember(key, certs(), 3000, 7);
+        chains.remember_all(key, certs(), 3000, 7);
         for (now, want) in [
             (1999, None),
             (2000, Some(7)),
@@ -207,7 +211,7 @@ mod tests {
         let chains = VerifiedChains::<u8>::new(8);
         let garbage: &[u8] = b"\x30\x03\x02\x01\x00";
         let key = ChainKey::of(&good, [garbage].into_iter());
-        chains.remember(key, [good.as_slice(), garbage].into_iter(), 100, 7);
+        chains.remember_all(key, [good.as_slice(), garbage].into_iter(), 100, 7);
         assert_eq!(chains.look_up(&key, 100), None);
         assert!(chains.is_empty());
     }
@@ -224,21 +228,21 @@ mod tests {
         let chains = VerifiedChains::<u8>::new(3);
         let mut dropped = 0;
         for (c, k) in certs.iter().zip(&keys) {
-            dropped += chains.remember(*k, [c.as_slice()].into_iter(), 100, 7);
+            dropped += chains.remember_all(*k, [c.as_slice()].into_iter(), 100, 7);
         }
         assert_eq!((chains.len(), dropped), (3, 2));
         let found: Vec<Option<u8>> = keys.iter().map(|k| chains.look_up(k, 100)).collect();
         assert_eq!(found, [None, None, Some(7), Some(7), Some(7)]);
         // Remembered again: no second place in line.
         assert_eq!(
-            chains.remember(keys[4], [certs[4].as_slice()].into_iter(), 100, 8),
+            chains.remember_all(keys[4], [certs[4].as_slice()].into_iter(), 100, 8),
             0
         );
         assert_eq!(chains.look_up(&keys[4], 100), Some(8), "kept anew");
         assert_eq!(chains.len(), 3);
 
         let off = VerifiedChains::<u8>::new(0);
-        off.remember(keys[0], [certs[0].as_slice()].into_iter(), 100, 7);
+        off.remember_all(keys[0], [certs[0].as_slice()].into_iter(), 100, 7);
         assert_eq!(off.look_up(&keys[0], 100), None);
         assert!(off.is_empty() && !off.enabled() && chains.enabled());
     }

@@ -14,6 +14,9 @@ struct Scratch {
     /// When the client certificate this session rests on ends: from the
     /// verified leaf, or from the ticket a resumption presented.
     not_after: Option<i64>,
+    /// A chain the verifier accepted, remembered only once the client's
+    /// CertificateVerify proves it holds the leaf's key.
+    pending_chain: Option<super::verify::PendingChain>,
 }
 
 tokio::task_local! {
@@ -43,6 +46,14 @@ pub(super) fn resumed_until(not_after: Option<i64>) {
 
 pub(super) fn not_after() -> Option<i64> {
     with(|s| s.not_after).flatten()
+}
+
+pub(super) fn set_pending_chain(p: super::verify::PendingChain) {
+    with(|s| s.pending_chain = Some(p));
+}
+
+pub(super) fn take_pending_chain() -> Option<super::verify::PendingChain> {
+    with(|s| s.pending_chain.take()).flatten()
 }
 
 pub(super) fn take_identity() -> Option<ClientIdentity> {

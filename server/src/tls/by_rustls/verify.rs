@@ -4,11 +4,14 @@
 //! SPIFFE trust domain) on the leaf, and our CRL index on every
 //! certificate of the chain.
 //!
-//! A chain webpki accepted is remembered (`VerifiedChains`, up to
+//! A chain that passed is remembered (`VerifiedChains`, up to
 //! `clientCertificateCache.entries`): the same bytes, sent again while
 //! every certificate in them is valid, are not verified by webpki again.
 //! The CRLs and the names are checked on every handshake, and the
-//! client's CertificateVerify signature always.
+//! client's CertificateVerify signature always. A chain is remembered
+//! only after that signature verified: a chain's bytes are no secret, and
+//! whoever only has them must not be able to push the chains of clients
+//! that do hold their keys out of the memory.
 
 use std::sync::Arc;
 
@@ -25,8 +28,8 @@ use rustls::{
 
 use crate::config::ServerTlsMode;
 use crate::credentials::{
-    client_identity_der, now_unix, verified_path, ChainKey, ClientIdentity, Credential,
-    VerifiedChains,
+    client_identity_der, now_unix, verified_path, ChainKey, ChainWindow as Window, ClientIdentity,
+    Credential, VerifiedChains,
 };
 use crate::tls::{FailureReason, ServerPolicy};
 use tlsgate_core::origin::in_trust_domain;
@@ -70,8 +73,25 @@ pub(crate) struct ClientVerifier {
     spiffe: Option<String>,
     revocation: Arc<Revocation>,
     credential: Arc<Credential>,
-    chains: VerifiedChains<Known>,
+    chains: VerifiedChains<Arc<Known>>,
     counts: ChainCounts,
+}
+
+/// Past this, a chain is verified every time rather than remembered: what
+/// any CA issues is a leaf and a few intermediates of a few KB.
+const MAX_REMEMBERED_INTERMEDIATES: usize = 4;
+const MAX_REMEMBERED_BYTES: usize = 16 * 1024;
+
+/// A chain this handshake's verifier accepted, waiting for the client's
+/// CertificateVerify (`scratch.rs` carries it between the two calls).
+pub(super) struct PendingChain {
+    /// Which verifier accepted it (its address: it outlives the handshake).
+    verifier: usize,
+    leaf: Vec<u8>,
+    key: ChainKey,
+    window: Window,
+    at: i64,
+    known: Arc<Known>,
 }
 
 /// What a verified chain's bytes decide, kept with it: the leaf's
@@ -156,6 +176,49 @@ impl ClientVerifier {
 
     /// Our CRL check of each certificate of the path webpki accepted: the
     /// leaf up to the bundle's CA, each with the next one up as issuer.
+    /// Leaves an accepted chain for [`Self::commit`], if it is one to
+    /// remember at all.
+    fn pend(
+        &self,
+        key: ChainKey,
+        leaf: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        at: i64,
+        known: Arc<Known>,
+    ) {
+        let bytes: usize = intermediates.iter().map(|c| c.len()).sum::<usize>() + leaf.len();
+        if intermediates.len() > MAX_REMEMBERED_INTERMEDIATES || bytes > MAX_REMEMBERED_BYTES {
+            return;
+        }
+        let certs = std::iter::once(leaf)
+            .chain(intermediates)
+            .map(|c| c.as_ref());
+        let Some(window) = Window::of(certs) else {
+            return;
+        };
+        super::scratch::set_pending_chain(PendingChain {
+            verifier: self as *const Self as usize,
+            leaf: leaf.to_vec(),
+            key,
+            window,
+            at,
+            known,
+        });
+    }
+
+    /// The client proved it holds `leaf`'s key: the chain this verifier
+    /// accepted for that leaf in this handshake is remembered.
+    fn commit(&self, leaf: &CertificateDer<'_>) {
+        let Some(p) = super::scratch::take_pending_chain() else {
+            return;
+        };
+        if p.verifier != self as *const Self as usize || p.leaf != leaf.as_ref() {
+            return;
+        }
+        let dropped = self.chains.remember(p.key, p.window, p.at, p.known);
+        self.counts.evicted.inc_by(dropped as u64);
+    }
+
     /// The path our CRL check walks: the leaf up to the bundle's CA, each
     /// with the next one up as issuer, decoded by OpenSSL (whose keys
     /// check the CRLs' signatures).
@@ -235,17 +298,20 @@ impl ClientCertVerifier for ClientVerifier {
                 known
             }
             None => {
+                if key.is_some() {
+                    self.counts.miss.inc();
+                }
                 self.webpki
                     .verify_client_cert(end_entity, intermediates, now)?;
                 // Read once, here: the connection's identity and the
                 // tickets' end (scratch.rs) come from it too.
                 let (id, not_after) = client_identity_der(end_entity)
                     .ok_or(Error::InvalidCertificate(CertificateError::BadEncoding))?;
-                Known {
+                Arc::new(Known {
                     id,
                     not_after,
                     path: None,
-                }
+                })
             }
         };
         let mut decoded = false;
@@ -254,26 +320,12 @@ impl ClientCertVerifier for ClientVerifier {
                 Some(path) => path.clone(),
                 None => {
                     let path = self.path(end_entity, intermediates)?;
-                    known.path = Some(path.clone());
+                    Arc::make_mut(&mut known).path = Some(path.clone());
                     decoded = true;
                     path
                 }
             };
             self.revocation(&path)?;
-        }
-        // Remembered only once the CRLs passed it: a revoked client's chain
-        // is not kept, and pays for its full verification every time. A
-        // chain remembered before its credential's CRLs were fetched gets
-        // its path kept now.
-        if let (true, Some(key)) = (!hit || decoded, key) {
-            if !hit {
-                self.counts.miss.inc();
-            }
-            let certs = std::iter::once(end_entity)
-                .chain(intermediates)
-                .map(|c| c.as_ref());
-            let dropped = self.chains.remember(key, certs, secs, known.clone());
-            self.counts.evicted.inc_by(dropped as u64);
         }
         let checks_names = !self.allowed.is_empty() || self.spiffe.is_some();
         if checks_names && !self.names_allowed(&known.id) {
@@ -281,7 +333,13 @@ impl ClientCertVerifier for ClientVerifier {
                 CertificateError::ApplicationVerificationFailure,
             ));
         }
-        super::scratch::verified(known.id, known.not_after);
+        // A revoked or refused chain is not remembered: it pays for its
+        // full verification every time. A chain remembered before its
+        // credential's CRLs were fetched gets its decoded path kept now.
+        if let (true, Some(key)) = (!hit || decoded, key) {
+            self.pend(key, end_entity, intermediates, secs, known.clone());
+        }
+        super::scratch::verified(known.id.clone(), known.not_after);
         Ok(ClientCertVerified::assertion())
     }
 
@@ -291,7 +349,9 @@ impl ClientCertVerifier for ClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
+        let valid = self.webpki.verify_tls12_signature(message, cert, dss)?;
+        self.commit(cert);
+        Ok(valid)
     }
 
     fn verify_tls13_signature(
@@ -300,7 +360,9 @@ impl ClientCertVerifier for ClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
+        let valid = self.webpki.verify_tls13_signature(message, cert, dss)?;
+        self.commit(cert);
+        Ok(valid)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
