@@ -387,6 +387,21 @@ fn only_a_client_holding_its_key_is_remembered() {
         "forged handshakes not counted: {}",
         s.gateway.describe()
     );
+    // Counted as OpenSSL counts a bad CertificateVerify: a failed
+    // handshake, not a certificate from an unknown CA.
+    let m = s.gateway.metrics();
+    let by = |reason| {
+        m.sum(
+            "tlsgate_tls_handshake_failures_total",
+            &[("reason", reason)],
+        )
+    };
+    assert_eq!(
+        (by("handshake"), by("unknown_ca")),
+        (3.0, 0.0),
+        "{}",
+        s.gateway.describe()
+    );
     assert_eq!(counted(&s, "evicted"), 0.0, "{}", s.gateway.describe());
     let hits = counted(&s, "hit");
     assert_eq!(get(&s, &crt, &key).status, 200);

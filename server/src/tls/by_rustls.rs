@@ -274,6 +274,9 @@ async fn refuse(sock: &mut Sock, alert: u8) {
 fn failure(e: &io::Error) -> FailureReason {
     if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
         outcome::mark_refused();
+        if scratch::take_proof_refused() {
+            return FailureReason::Handshake;
+        }
         return verify::failure_reason(tls);
     }
     match e.kind() {

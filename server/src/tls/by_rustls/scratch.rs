@@ -17,6 +17,10 @@ struct Scratch {
     /// A chain the verifier accepted, remembered only once the client's
     /// CertificateVerify proves it holds the leaf's key.
     pending_chain: Option<super::verify::PendingChain>,
+    /// The client's CertificateVerify did not verify: webpki says
+    /// `BadSignature`, as for a chain no CA signed, but this is no
+    /// unknown CA (OpenSSL's side counts it as a failed handshake too).
+    proof_refused: bool,
 }
 
 tokio::task_local! {
@@ -54,6 +58,14 @@ pub(super) fn set_pending_chain(p: super::verify::PendingChain) {
 
 pub(super) fn take_pending_chain() -> Option<super::verify::PendingChain> {
     with(|s| s.pending_chain.take()).flatten()
+}
+
+pub(super) fn proof_refused() {
+    with(|s| s.proof_refused = true);
+}
+
+pub(super) fn take_proof_refused() -> bool {
+    with(|s| std::mem::take(&mut s.proof_refused)).unwrap_or(false)
 }
 
 pub(super) fn take_identity() -> Option<ClientIdentity> {

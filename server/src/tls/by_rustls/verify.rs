@@ -349,7 +349,10 @@ impl ClientCertVerifier for ClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        let valid = self.webpki.verify_tls12_signature(message, cert, dss)?;
+        let valid = self
+            .webpki
+            .verify_tls12_signature(message, cert, dss)
+            .inspect_err(|_| super::scratch::proof_refused())?;
         self.commit(cert);
         Ok(valid)
     }
@@ -360,7 +363,10 @@ impl ClientCertVerifier for ClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        let valid = self.webpki.verify_tls13_signature(message, cert, dss)?;
+        let valid = self
+            .webpki
+            .verify_tls13_signature(message, cert, dss)
+            .inspect_err(|_| super::scratch::proof_refused())?;
         self.commit(cert);
         Ok(valid)
     }
