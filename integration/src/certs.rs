@@ -176,3 +176,37 @@ pub fn tlsgate_certs_client(
     }
     crate::cmd::run_tlsgate(&args, std::time::Duration::from_secs(30))
 }
+
+/// A copy of the example Acme CA (which the seed's partner host trusts) in
+/// `work/acme-ca`, to issue more clients from with `tlsgate certs client`.
+pub fn acme_ca_copy(work: &Path) -> PathBuf {
+    let ca = work.join("acme-ca");
+    std::fs::create_dir_all(&ca).expect("create the CA folder");
+    std::fs::copy(ca_cert("acme"), ca.join("ca.crt")).expect("copy ca.crt");
+    std::fs::copy(ca_key("acme"), ca.join("ca.key")).expect("copy ca.key");
+    ca
+}
+
+/// An Acme client `name` in `work/<name>` (`tls.crt`, `tls.key`) that ends
+/// `seconds` from now: tests of what happens when a certificate ends.
+pub fn short_lived_acme_client(work: &Path, name: &str, seconds: u32) -> PathBuf {
+    let ca = acme_ca_copy(work);
+    let out = work.join(name);
+    let run = crate::cmd::run_tlsgate(
+        &[
+            "certs",
+            "client",
+            "--ca",
+            &ca.to_string_lossy(),
+            "--name",
+            name,
+            "--out",
+            &out.to_string_lossy(),
+            "--seconds",
+            &seconds.to_string(),
+        ],
+        std::time::Duration::from_secs(30),
+    );
+    assert!(run.success(), "{run}");
+    out
+}

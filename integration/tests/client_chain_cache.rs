@@ -116,26 +116,7 @@ fn a_remembered_chain_is_verified_again_when_its_certificate_ends() {
         return;
     };
     let work = tempfile::tempdir().unwrap();
-    let (ca, client) = (work.path().join("ca"), work.path().join("brief"));
-    std::fs::create_dir_all(&ca).unwrap();
-    std::fs::copy(ca_cert("acme"), ca.join("ca.crt")).unwrap();
-    std::fs::copy(ca_key("acme"), ca.join("ca.key")).unwrap();
-    let out = run_tlsgate(
-        &[
-            "certs",
-            "client",
-            "--ca",
-            &ca.to_string_lossy(),
-            "--name",
-            "brief.apps.acme.com",
-            "--out",
-            &client.to_string_lossy(),
-            "--seconds",
-            "6",
-        ],
-        Duration::from_secs(30),
-    );
-    assert!(out.success(), "{out}");
+    let client = short_lived_acme_client(work.path(), "brief.apps.acme.com", 6);
     let (crt, key) = (client.join("tls.crt"), client.join("tls.key"));
     assert_eq!(get(&s, &crt, &key).status, 200);
     let r = get(&s, &crt, &key);
@@ -171,10 +152,7 @@ fn a_remembered_chain_is_verified_again_when_its_certificate_ends() {
 #[test]
 fn the_memory_is_bounded_and_zero_turns_it_off() {
     let work = tempfile::tempdir().unwrap();
-    let ca = work.path().join("ca");
-    std::fs::create_dir_all(&ca).unwrap();
-    std::fs::copy(ca_cert("acme"), ca.join("ca.crt")).unwrap();
-    std::fs::copy(ca_key("acme"), ca.join("ca.key")).unwrap();
+    let ca = acme_ca_copy(work.path());
     let clients: Vec<PathBuf> = (0..4)
         .map(|i| {
             let dir = work.path().join(format!("c{i}"));

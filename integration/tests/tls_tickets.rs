@@ -51,28 +51,7 @@ fn a_session_does_not_outlive_its_client_certificate() {
     use std::time::Duration;
     let s = Seed000::start();
     let work = tempfile::tempdir().unwrap();
-    let client = work.path().join("brief");
-    let ca = work.path().join("ca");
-    // The partner host trusts the example Acme CA: issue from it.
-    std::fs::create_dir_all(&ca).unwrap();
-    std::fs::copy(ca_cert("acme"), ca.join("ca.crt")).unwrap();
-    std::fs::copy(ca_key("acme"), ca.join("ca.key")).unwrap();
-    let out = run_tlsgate(
-        &[
-            "certs",
-            "client",
-            "--ca",
-            &ca.to_string_lossy(),
-            "--name",
-            "brief.apps.acme.com",
-            "--out",
-            &client.to_string_lossy(),
-            "--seconds",
-            "4",
-        ],
-        Duration::from_secs(30),
-    );
-    assert!(out.success(), "{out}");
+    let client = short_lived_acme_client(work.path(), "brief.apps.acme.com", 4);
     let sess = work.path().join("s.pem").to_string_lossy().into_owned();
     let (crt, key) = (
         client.join("tls.crt").to_string_lossy().into_owned(),

@@ -22,6 +22,21 @@ fn custom(
     sans: &[fn(&mut SubjectAlternativeName)],
     not_after: &str,
 ) -> X509 {
+    custom_from(
+        subject,
+        sans,
+        &Asn1Time::days_from_now(0).unwrap(),
+        not_after,
+    )
+}
+
+/// [`custom`], valid from `not_before`.
+fn custom_from(
+    subject: &[(&str, &str)],
+    sans: &[fn(&mut SubjectAlternativeName)],
+    not_before: &openssl::asn1::Asn1TimeRef,
+    not_after: &str,
+) -> X509 {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
     let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
     let mut name = X509Name::builder().unwrap();
@@ -36,8 +51,7 @@ fn custom(
     b.set_subject_name(&name).unwrap();
     b.set_issuer_name(&name).unwrap();
     b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
+    b.set_not_before(not_before).unwrap();
     b.set_not_after(&Asn1Time::from_str(not_after).unwrap())
         .unwrap();
     for fill in sans {
@@ -522,24 +536,9 @@ fn lengths_are_minimal() {
 /// The DER of a self-signed certificate valid from `not_before` to
 /// `not_after` (`YYYYMMDDHHMMSSZ`).
 pub(crate) fn cert_with_validity(not_before: &str, not_after: &str) -> Vec<u8> {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-    let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
-    let mut name = X509Name::builder().unwrap();
-    name.append_entry_by_text("CN", "validity").unwrap();
-    let name = name.build();
-    let mut b = X509::builder().unwrap();
-    b.set_version(2).unwrap();
-    let serial = BigNum::from_u32(9).unwrap().to_asn1_integer().unwrap();
-    b.set_serial_number(&serial).unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(&name).unwrap();
-    b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::from_str(not_before).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::from_str(not_after).unwrap())
-        .unwrap();
-    b.sign(&key, MessageDigest::sha256()).unwrap();
-    b.build().to_der().unwrap()
+    let from = Asn1Time::from_str(not_before).unwrap();
+    let cert = custom_from(&[("CN", "validity")], &[], &from, not_after);
+    cert.to_der().unwrap()
 }
 
 #[test]
