@@ -174,8 +174,6 @@ impl ClientVerifier {
         }
     }
 
-    /// Our CRL check of each certificate of the path webpki accepted: the
-    /// leaf up to the bundle's CA, each with the next one up as issuer.
     /// Leaves an accepted chain for [`Self::commit`], if it is one to
     /// remember at all.
     fn pend(
@@ -236,6 +234,8 @@ impl ClientVerifier {
         Ok(verified_path(leaf, &sent, &self.credential.ca_certs).into())
     }
 
+    /// Our CRL check of each certificate of the path webpki accepted: the
+    /// leaf up to the bundle's CA, each with the next one up as issuer.
     fn revocation(&self, chain: &[X509]) -> Result<(), Error> {
         let name = &self.credential.info.name;
         let now = now_unix();
