@@ -204,6 +204,26 @@ impl ClientVerifier {
         });
     }
 
+    /// The outcome of the client's CertificateVerify over `leaf`: a
+    /// refusal is marked for its count (`scratch::proof_refused`), a proof
+    /// remembers the chain accepted for that leaf.
+    fn proof(
+        &self,
+        leaf: &CertificateDer<'_>,
+        checked: Result<HandshakeSignatureValid, Error>,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        match checked {
+            Ok(valid) => {
+                self.commit(leaf);
+                Ok(valid)
+            }
+            Err(e) => {
+                super::scratch::proof_refused();
+                Err(e)
+            }
+        }
+    }
+
     /// The client proved it holds `leaf`'s key: the chain this verifier
     /// accepted for that leaf in this handshake is remembered.
     fn commit(&self, leaf: &CertificateDer<'_>) {
@@ -349,12 +369,7 @@ impl ClientCertVerifier for ClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        let valid = self
-            .webpki
-            .verify_tls12_signature(message, cert, dss)
-            .inspect_err(|_| super::scratch::proof_refused())?;
-        self.commit(cert);
-        Ok(valid)
+        self.proof(cert, self.webpki.verify_tls12_signature(message, cert, dss))
     }
 
     fn verify_tls13_signature(
@@ -363,12 +378,7 @@ impl ClientCertVerifier for ClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        let valid = self
-            .webpki
-            .verify_tls13_signature(message, cert, dss)
-            .inspect_err(|_| super::scratch::proof_refused())?;
-        self.commit(cert);
-        Ok(valid)
+        self.proof(cert, self.webpki.verify_tls13_signature(message, cert, dss))
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
