@@ -31,6 +31,7 @@ use openssl::x509::{X509Crl, X509};
 
 use crate::config::model::CredentialSource;
 use crate::revocation::CrlIndex;
+pub use der::{version_one_key, SubjectKey};
 pub use error::CredentialError;
 pub use files::list_named;
 pub(crate) use files::{parse_ca as parse_ca_bundle, read as read_file};

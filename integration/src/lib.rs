@@ -31,6 +31,7 @@ pub mod readme;
 pub mod scenario;
 pub mod script;
 pub mod stream;
+pub mod tls_client;
 pub mod upstream;
 pub mod wire;
 

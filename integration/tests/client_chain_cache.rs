@@ -5,7 +5,6 @@
 //! memory must not outlive: the CA bundle, the time, the room.
 //! (CRLs fetched without a reload: `revocation_fetch.rs`, under rustls.)
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -274,59 +273,17 @@ impl rustls::sign::Signer for Forger {
     }
 }
 
-#[derive(Debug)]
-struct Presents(Arc<rustls::sign::CertifiedKey>);
-
-impl rustls::client::ResolvesClientCert for Presents {
-    fn resolve(
-        &self,
-        _hints: &[&[u8]],
-        _schemes: &[rustls::SignatureScheme],
-    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        Some(self.0.clone())
-    }
-
-    fn has_certs(&self) -> bool {
-        true
-    }
-}
-
 /// One GET to the partner host presenting `chain` (PEM files, in order)
 /// with a forged CertificateVerify; what came back, if anything.
 fn forged(port: u16, chain: &[PathBuf]) -> Vec<u8> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let certs: Vec<CertificateDer<'static>> = chain
-        .iter()
-        .flat_map(|p| {
-            CertificateDer::pem_file_iter(p)
-                .unwrap()
-                .map(|c| c.unwrap())
-        })
-        .collect();
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(ca_cert("example")).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_cert_resolver(Arc::new(Presents(Arc::new(
-            rustls::sign::CertifiedKey::new(certs, Arc::new(Forger)),
-        ))));
-    let name = PARTNER_HOST.to_string().try_into().unwrap();
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
-    let request = format!("GET / HTTP/1.1\r\nHost: {PARTNER_HOST}\r\nConnection: close\r\n\r\n");
-    let mut answer = Vec::new();
-    if tls.write_all(request.as_bytes()).is_ok() {
-        let _ = tls.read_to_end(&mut answer);
-    }
-    answer
+    tls_client::get_presenting(
+        port,
+        PARTNER_HOST,
+        &ca_cert("example"),
+        tls_client::pem_certs(chain),
+        Arc::new(Forger),
+        false,
+    )
 }
 
 /// A chain's bytes are no secret: presenting them without the key (a

@@ -295,6 +295,37 @@ fn public_key_info_ok(c: &[u8]) -> bool {
         && r.done()
 }
 
+/// A certificate's subject public key, split as a signature algorithm
+/// takes it: the AlgorithmIdentifier's content and the key's bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubjectKey<'a> {
+    pub algorithm: &'a [u8],
+    pub key: &'a [u8],
+}
+
+/// The public key of `der` if it is an X.509 v1 certificate, one with no
+/// version field (or DER's forbidden explicit v1): what `openssl x509
+/// -req` of OpenSSL 3.0 and 1.1, and LibreSSL, issue without extensions,
+/// and what webpki does not read. `None` for any other version, and for
+/// a shape this walk does not follow.
+pub fn version_one_key(der: &[u8]) -> Option<SubjectKey<'_>> {
+    let mut outer = Reader::new(der);
+    let mut cert = Reader::new(outer.expect(SEQUENCE)?);
+    let mut tbs = Reader::new(cert.expect(SEQUENCE)?);
+    if tbs.peek_tag() == Some(0xa0) && tbs.next()?.1 != [INTEGER, 1, 0] {
+        return None;
+    }
+    tbs.expect(INTEGER)?;
+    // signature, issuer, validity, subject
+    for _ in 0..4 {
+        tbs.expect(SEQUENCE)?;
+    }
+    let mut spki = Reader::new(tbs.expect(SEQUENCE)?);
+    let algorithm = spki.expect(SEQUENCE)?;
+    let (&unused, key) = spki.expect(BIT_STRING)?.split_first()?;
+    (unused == 0 && spki.done()).then_some(SubjectKey { algorithm, key })
+}
+
 /// The attributes OpenSSL prints by a short name that a plain name may
 /// hold, by their OIDs' content bytes, with that short name.
 const NAMED_ATTRIBUTES: &[(&[u8], &str)] = &[

@@ -550,3 +550,45 @@ fn validity_reads_as_openssl_prints_it() {
     assert_eq!(Some(view.not_before), unix_time(cert.not_before()).ok());
     assert_eq!(Some(view.not_after), unix_time(cert.not_after()).ok());
 }
+
+/// A self-signed P-256 certificate of `version` (0 is v1).
+fn versioned(version: i32) -> (X509, Vec<u8>) {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+    let mut name = X509Name::builder().unwrap();
+    name.append_entry_by_text("CN", "alice").unwrap();
+    let name = name.build();
+    let mut b = X509::builder().unwrap();
+    b.set_version(version).unwrap();
+    let serial = BigNum::from_u32(0).unwrap().to_asn1_integer().unwrap();
+    b.set_serial_number(&serial).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+        .unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    let spki = key.public_key_to_der().unwrap();
+    (b.build(), spki)
+}
+
+#[test]
+fn the_key_of_a_version_one_certificate_is_its_spki_split() {
+    let (v1, spki) = versioned(0);
+    let der = v1.to_der().unwrap();
+    let key = version_one_key(&der).expect("a v1 certificate");
+    // SubjectPublicKeyInfo ::= SEQUENCE { algorithm, BIT STRING (0 unused bits, key) }
+    let parts = items(Reader::new(&spki).expect(SEQUENCE).unwrap());
+    assert_eq!(key.algorithm, &parts[0][2..]);
+    assert_eq!(key.key, &parts[1][3..]);
+    // v2 and v3 are webpki's to read; so is anything truncated.
+    for version in [1, 2] {
+        let der = versioned(version).0.to_der().unwrap();
+        assert_eq!(version_one_key(&der), None, "version {version}");
+    }
+    for cut in 0..der.len() {
+        assert_eq!(version_one_key(&der[..cut]), None, "cut at {cut}");
+    }
+}

@@ -11,6 +11,7 @@ mod scratch;
 mod stream;
 mod tickets;
 mod verify;
+mod version_one;
 
 use std::io;
 use std::net::SocketAddr;

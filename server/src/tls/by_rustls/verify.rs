@@ -28,12 +28,14 @@ use rustls::{
 
 use crate::config::ServerTlsMode;
 use crate::credentials::{
-    client_identity_der, now_unix, verified_path, ChainKey, ChainWindow as Window, ClientIdentity,
-    Credential, VerifiedChains,
+    client_identity_der, now_unix, verified_path, version_one_key, ChainKey, ChainWindow as Window,
+    ClientIdentity, Credential, VerifiedChains,
 };
 use crate::tls::{FailureReason, ServerPolicy};
 use tlsgate_core::origin::in_trust_domain;
 use tlsgate_core::revocation::{Revocation, Verdict};
+
+use super::version_one::VersionOne;
 
 /// Why a chain that webpki accepted is refused by a CRL; carried in the
 /// handshake's error so the failure is counted under its reason.
@@ -75,6 +77,7 @@ pub(crate) struct ClientVerifier {
     credential: Arc<Credential>,
     chains: VerifiedChains<Arc<Known>>,
     counts: ChainCounts,
+    version_one: VersionOne,
 }
 
 /// Past this, a chain is verified every time rather than remembered: what
@@ -143,6 +146,7 @@ impl ClientVerifier {
                 .add(CertificateDer::from(der))
                 .map_err(|e| format!("client CA bundle of '{}': {e}", cred.info.name))?;
         }
+        let algorithms = provider.signature_verification_algorithms;
         let mut b = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
         if !policy.send_ca_names {
             b = b.clear_root_hint_subjects();
@@ -161,6 +165,7 @@ impl ClientVerifier {
             credential: cred.clone(),
             chains: VerifiedChains::new(policy.verified_chains),
             counts: ChainCounts::of(&cred.info.name),
+            version_one: VersionOne::new(cred.clone(), algorithms),
         }))
     }
 
@@ -321,8 +326,12 @@ impl ClientCertVerifier for ClientVerifier {
                 if key.is_some() {
                     self.counts.miss.inc();
                 }
-                self.webpki
-                    .verify_client_cert(end_entity, intermediates, now)?;
+                if version_one_key(end_entity).is_some() {
+                    self.version_one.verify_chain(end_entity, intermediates)?;
+                } else {
+                    self.webpki
+                        .verify_client_cert(end_entity, intermediates, now)?;
+                }
                 // Read once, here: the connection's identity and the
                 // tickets' end (scratch.rs) come from it too.
                 let (id, not_after) = client_identity_der(end_entity)
@@ -369,7 +378,11 @@ impl ClientCertVerifier for ClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.proof(cert, self.webpki.verify_tls12_signature(message, cert, dss))
+        let checked = match version_one_key(cert) {
+            Some(key) => self.version_one.verify_signature(&key, message, dss, false),
+            None => self.webpki.verify_tls12_signature(message, cert, dss),
+        };
+        self.proof(cert, checked)
     }
 
     fn verify_tls13_signature(
@@ -378,7 +391,11 @@ impl ClientCertVerifier for ClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.proof(cert, self.webpki.verify_tls13_signature(message, cert, dss))
+        let checked = match version_one_key(cert) {
+            Some(key) => self.version_one.verify_signature(&key, message, dss, true),
+            None => self.webpki.verify_tls13_signature(message, cert, dss),
+        };
+        self.proof(cert, checked)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -1,0 +1,88 @@
+//! A rustls client that presents whatever chain and signing key a test
+//! gives it: what curl will not send (a CertificateVerify made by a key
+//! that is not the leaf's, a chain its own OpenSSL refuses to load).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::{CertifiedKey, SigningKey};
+
+/// The certificates of these PEM files, in order.
+pub fn pem_certs(files: &[PathBuf]) -> Vec<CertificateDer<'static>> {
+    files
+        .iter()
+        .flat_map(|p| {
+            CertificateDer::pem_file_iter(p)
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+                .map(|c| c.unwrap())
+        })
+        .collect()
+}
+
+/// The signing key of a PEM private key file.
+pub fn signing_key(pem: &Path) -> Arc<dyn SigningKey> {
+    let der =
+        PrivateKeyDer::from_pem_file(pem).unwrap_or_else(|e| panic!("{}: {e}", pem.display()));
+    rustls::crypto::aws_lc_rs::sign::any_supported_type(&der).expect("a key rustls signs with")
+}
+
+#[derive(Debug)]
+struct Presents(Arc<CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for Presents {
+    fn resolve(
+        &self,
+        _hints: &[&[u8]],
+        _schemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// One `GET /` to `host` on 127.0.0.1:`port` (trusting `server_ca`),
+/// presenting `chain` and signing the CertificateVerify with `key`, in
+/// TLS 1.2 if `tls12`, else 1.3; whatever came back before the socket
+/// closed or 5 s passed.
+pub fn get_presenting(
+    port: u16,
+    host: &str,
+    server_ca: &Path,
+    chain: Vec<CertificateDer<'static>>,
+    key: Arc<dyn SigningKey>,
+    tls12: bool,
+) -> Vec<u8> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(server_ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let version: &'static rustls::SupportedProtocolVersion = if tls12 {
+        &rustls::version::TLS12
+    } else {
+        &rustls::version::TLS13
+    };
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_cert_resolver(Arc::new(Presents(Arc::new(CertifiedKey::new(chain, key)))));
+    let name = host.to_string().try_into().unwrap();
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let mut answer = Vec::new();
+    if tls.write_all(request.as_bytes()).is_ok() {
+        let _ = tls.read_to_end(&mut answer);
+    }
+    answer
+}

@@ -1,0 +1,182 @@
+//! X.509 v1 client certificates under rustls. webpki reads v3 only, but
+//! `openssl x509 -req` of OpenSSL 3.0 and 1.1 (and LibreSSL) issues v1
+//! when given no extensions: the very command of Istio's mTLS tasks and
+//! of our seed runbooks. OpenSSL listeners serve such clients, so rustls
+//! listeners must too, with the same answer.
+//!
+//! A v1 leaf is verified by OpenSSL against the credential's bundle, as
+//! an OpenSSL listener verifies it (root in the bundle, purpose
+//! `sslclient`), at security level 2 so what webpki would refuse in a
+//! chain (RSA under 2048 bits, SHA-1 signatures) is refused here too. The
+//! client's CertificateVerify is checked against the leaf's key with
+//! rustls's own signature algorithms, as for any other leaf. Everything
+//! after the chain (CRLs, names, the chain memory) is the same code.
+//! OpenSSL itself takes v1 only as a leaf or a self-signed root, so v1
+//! intermediates are refused as they are on OpenSSL listeners.
+
+use std::sync::{Arc, OnceLock};
+
+use openssl::stack::Stack;
+use openssl::x509::store::{X509Store, X509StoreBuilder};
+use openssl::x509::verify::X509VerifyParam;
+use openssl::x509::{X509PurposeId, X509StoreContext, X509};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::CertificateDer;
+use rustls::{
+    CertificateError, DigitallySignedStruct, Error, OtherError, PeerMisbehaved, SignatureScheme,
+};
+
+use crate::credentials::{Credential, SubjectKey};
+
+/// Why OpenSSL refused a v1 chain, where no `CertificateError` says it.
+#[derive(Debug, thiserror::Error)]
+#[error("X.509 v1 client certificate refused: {0}")]
+pub(crate) struct VersionOneRefusal(String);
+
+/// Security level 2: 112-bit keys and digests, webpki's floor.
+const AUTH_LEVEL: i32 = 2;
+
+pub(super) struct VersionOne {
+    credential: Arc<Credential>,
+    /// Built at the first v1 client: most bundles never see one, and a
+    /// large bundle costs to copy into a store.
+    store: OnceLock<Option<X509Store>>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl std::fmt::Debug for VersionOne {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VersionOne")
+            .field("store_built", &self.store.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// RFC 8446 4.2.3: what TLS 1.3 allows a CertificateVerify to use (no
+/// PKCS#1 v1.5, no SHA-1), of the schemes rustls verifies.
+const TLS13_SCHEMES: &[SignatureScheme] = &[
+    SignatureScheme::ECDSA_NISTP256_SHA256,
+    SignatureScheme::ECDSA_NISTP384_SHA384,
+    SignatureScheme::ECDSA_NISTP521_SHA512,
+    SignatureScheme::RSA_PSS_SHA256,
+    SignatureScheme::RSA_PSS_SHA384,
+    SignatureScheme::RSA_PSS_SHA512,
+    SignatureScheme::ED25519,
+    SignatureScheme::ED448,
+];
+
+impl VersionOne {
+    pub(super) fn new(credential: Arc<Credential>, algorithms: WebPkiSupportedAlgorithms) -> Self {
+        VersionOne {
+            credential,
+            store: OnceLock::new(),
+            algorithms,
+        }
+    }
+
+    fn store(&self) -> Option<&X509Store> {
+        self.store
+            .get_or_init(|| {
+                let build = || -> Result<X509Store, openssl::error::ErrorStack> {
+                    let mut b = X509StoreBuilder::new()?;
+                    for ca in &self.credential.ca_certs {
+                        b.add_cert(ca.clone())?;
+                    }
+                    let mut param = X509VerifyParam::new()?;
+                    param.set_purpose(X509PurposeId::SSL_CLIENT)?;
+                    param.set_auth_level(AUTH_LEVEL);
+                    b.set_param(&param)?;
+                    Ok(b.build())
+                };
+                build()
+                    .map_err(|e| tracing::error!(error = %e, "cannot build the v1 client CA store"))
+                    .ok()
+            })
+            .as_ref()
+    }
+
+    /// Verifies the v1 `leaf` and the chain it came with against the
+    /// credential's bundle, now.
+    pub(super) fn verify_chain(
+        &self,
+        leaf: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+    ) -> Result<(), Error> {
+        let refused = |why: String| {
+            Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(
+                VersionOneRefusal(why),
+            ))))
+        };
+        let bad = |_| Error::InvalidCertificate(CertificateError::BadEncoding);
+        let store = self.store().ok_or_else(|| refused("no CA store".into()))?;
+        let leaf = X509::from_der(leaf).map_err(bad)?;
+        let mut chain = Stack::new().map_err(|e| refused(e.to_string()))?;
+        for c in intermediates {
+            chain
+                .push(X509::from_der(c).map_err(bad)?)
+                .map_err(|e| refused(e.to_string()))?;
+        }
+        let mut ctx = X509StoreContext::new().map_err(|e| refused(e.to_string()))?;
+        let (ok, result) = ctx
+            .init(store, &leaf, &chain, |c| Ok((c.verify_cert()?, c.error())))
+            .map_err(|e| refused(e.to_string()))?;
+        if ok {
+            return Ok(());
+        }
+        use openssl_sys as sys;
+        let class = match result.as_raw() {
+            sys::X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT
+            | sys::X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+            | sys::X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE
+            | sys::X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT
+            | sys::X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN
+            | sys::X509_V_ERR_CERT_UNTRUSTED
+            | sys::X509_V_ERR_INVALID_CA => CertificateError::UnknownIssuer,
+            sys::X509_V_ERR_CERT_SIGNATURE_FAILURE => CertificateError::BadSignature,
+            sys::X509_V_ERR_CERT_HAS_EXPIRED => CertificateError::Expired,
+            sys::X509_V_ERR_CERT_NOT_YET_VALID => CertificateError::NotValidYet,
+            sys::X509_V_ERR_INVALID_PURPOSE => CertificateError::InvalidPurpose,
+            _ => return Err(refused(result.error_string().to_string())),
+        };
+        Err(Error::InvalidCertificate(class))
+    }
+
+    /// The client's handshake signature over `message`, checked against
+    /// the v1 leaf's `key` as rustls checks any leaf's: the schemes it
+    /// offered, and in TLS 1.3 only the first algorithm of a scheme.
+    pub(super) fn verify_signature(
+        &self,
+        key: &SubjectKey<'_>,
+        message: &[u8],
+        dss: &DigitallySignedStruct,
+        tls13: bool,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        if tls13 && !TLS13_SCHEMES.contains(&dss.scheme) {
+            return Err(PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme.into());
+        }
+        let candidates = self
+            .algorithms
+            .mapping
+            .iter()
+            .find(|(scheme, _)| *scheme == dss.scheme)
+            .map(|(_, algs)| *algs)
+            .ok_or(PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme)?;
+        let candidates = if tls13 {
+            &candidates[..candidates.len().min(1)]
+        } else {
+            candidates
+        };
+        let verified = candidates.iter().any(|alg| {
+            alg.public_key_alg_id().as_ref() == key.algorithm
+                && alg
+                    .verify_signature(key.key, message, dss.signature())
+                    .is_ok()
+        });
+        if verified {
+            Ok(HandshakeSignatureValid::assertion())
+        } else {
+            Err(Error::InvalidCertificate(CertificateError::BadSignature))
+        }
+    }
+}
