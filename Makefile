@@ -10,11 +10,12 @@ run: deps
 # then the acceptance suite again with curl speaking HTTP/1.1 unless a test
 # asks otherwise: curl picks h2 by ALPN, and HTTP/1.1 GETs take tlsgate's
 # direct path, so both request paths pass the same tests. Last, the suite
-# once more with every gateway's listeners on rustls (`--tls-library rustls`).
+# once more with every gateway's listeners on OpenSSL (`--tls-library
+# openssl`; rustls is the default).
 test: deps
 	cargo test --workspace --locked
 	bash scripts/test-http1
-	TLSGATE_TEST_TLS_LIBRARY=rustls cargo test --locked -p tlsgate-integration
+	TLSGATE_TEST_TLS_LIBRARY=openssl cargo test --locked -p tlsgate-integration
 
 deps:
 	@bash scripts/install-deps

@@ -367,12 +367,14 @@ spec:
         let o = Overrides {
             admin: Some("127.0.0.1:1".parse().unwrap()),
             credentials_dir: Some("/other".into()),
-            tls_library: Some(TlsLibrary::Rustls),
+            tls_library: Some(TlsLibrary::OpenSsl),
         };
         let (s, _) = run(FULL, &o);
         assert_eq!(s.admin, "127.0.0.1:1".parse().unwrap());
         assert_eq!(s.credentials_dir, Path::new("/other"));
-        assert_eq!(s.tls_library, TlsLibrary::Rustls);
+        assert_eq!(s.tls_library, TlsLibrary::OpenSsl);
+        // Without the override, the default: rustls.
+        assert_eq!(defaults().tls_library, TlsLibrary::Rustls);
     }
 
     #[test]

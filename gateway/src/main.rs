@@ -406,6 +406,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         // Checked by `load`: each policy's config is built and kept.
         tls::by_rustls::serve_listeners();
         tracing::info!("listeners terminate TLS with rustls and aws-lc-rs");
+    } else {
+        tracing::info!("listeners terminate TLS with OpenSSL");
     }
     let shared = rt.shared();
     let reloader = Reloader::new(shared.clone(), source, overrides);

@@ -117,6 +117,12 @@ pub fn test_tls_library() -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// The library the suite's gateways terminate with when their file names
+/// none: the forced one, else tlsgate's default (rustls).
+pub fn suite_tls_library() -> String {
+    test_tls_library().unwrap_or_else(|| "rustls".into())
+}
+
 pub fn tlsgate_bin() -> PathBuf {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BIN.get_or_init(locate_or_build)

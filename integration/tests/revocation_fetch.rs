@@ -151,7 +151,7 @@ fn a_partner_revoked_at_the_ca_is_refused_within_the_refresh_interval() {
     }
     // On rustls, alice's chain is now remembered as verified
     // (`clientCertificateCache`): the CRL must still refuse her.
-    if test_tls_library().as_deref() == Some("rustls") {
+    if suite_tls_library() == "rustls" {
         let hits = gw.metrics().sum(
             "tlsgate_client_chain_cache_total",
             &[("credential", "svc"), ("result", "hit")],
@@ -176,7 +176,7 @@ fn a_partner_revoked_at_the_ca_is_refused_within_the_refresh_interval() {
     let served = backend.count();
     let r = get(&p, "svc.test.example", port, &p.alice);
     assert!(r.stderr.contains("revoked"), "{r}");
-    if test_tls_library().as_deref() == Some("rustls") {
+    if suite_tls_library() == "rustls" {
         let hits = gw.metrics().sum(
             "tlsgate_client_chain_cache_total",
             &[("credential", "svc"), ("result", "hit")],

@@ -1,8 +1,8 @@
-//! `tlsLibrary: rustls`: chosen in the GatewayRuntime file, the listeners
-//! run on rustls and pass the seed's curls; what rustls cannot serve is a
-//! configuration error naming the server. (The whole suite also runs with
-//! every gateway on rustls: `TLSGATE_TEST_TLS_LIBRARY=rustls`, in
-//! `make test`.)
+//! `tlsLibrary`: rustls by default, OpenSSL when the GatewayRuntime file
+//! says so; either passes the seed's curls, and what rustls cannot serve
+//! is a configuration error naming the server and the way out. (The whole
+//! suite runs once more with every gateway on OpenSSL:
+//! `TLSGATE_TEST_TLS_LIBRARY=openssl`, in `make test`.)
 
 use std::time::Duration;
 
@@ -10,28 +10,29 @@ use tlsgate_integration::*;
 
 const RUNTIME_LINE: &str = "  accessLog:\n    format: text\n";
 
-fn with_rustls(yaml: String) -> String {
+fn with_library(yaml: String, library: &str) -> String {
     assert!(
         yaml.contains(RUNTIME_LINE),
         "the seed's GatewayRuntime changed"
     );
     yaml.replace(
         RUNTIME_LINE,
-        &format!("{RUNTIME_LINE}  tlsLibrary: rustls\n"),
+        &format!("{RUNTIME_LINE}  tlsLibrary: {library}\n"),
     )
 }
 
-#[test]
-fn rustls_from_the_file_serves_the_seed_curls() {
-    if test_tls_library().as_deref() == Some("openssl") {
-        eprintln!("NOTE: --tls-library openssl overrides the file here; nothing to test");
+/// The library named in the file serves the seed's curls (nothing to test
+/// when the suite forces the other one: `--tls-library` wins over the file).
+fn seed_curls_on(library: &str, logged: &str) {
+    if test_tls_library().is_some_and(|forced| forced != library) {
+        eprintln!("NOTE: --tls-library overrides the file here; nothing to test");
         return;
     }
-    let s = Seed000::start_custom(&[], |_, yaml| with_rustls(yaml));
+    let s = Seed000::start_custom(&[], |_, yaml| with_library(yaml, library));
     assert!(
         s.gateway
             .logs()
-            .contains("listeners terminate TLS with rustls"),
+            .contains(&format!("listeners terminate TLS with {logged}")),
         "{}",
         s.gateway.describe()
     );
@@ -67,6 +68,38 @@ fn rustls_from_the_file_serves_the_seed_curls() {
 }
 
 #[test]
+fn rustls_from_the_file_serves_the_seed_curls() {
+    seed_curls_on("rustls", "rustls");
+}
+
+#[test]
+fn openssl_from_the_file_serves_the_seed_curls() {
+    seed_curls_on("openssl", "OpenSSL");
+}
+
+/// With neither the file nor `--tls-library` naming one, rustls.
+#[test]
+fn the_default_library_is_rustls() {
+    if test_tls_library().is_some() {
+        eprintln!("NOTE: the suite forces a library here; nothing to test");
+        return;
+    }
+    let s = Seed000::start();
+    let logs = s.gateway.logs();
+    assert!(
+        logs.contains("listeners terminate TLS with rustls"),
+        "{}",
+        s.gateway.describe()
+    );
+    let r = s
+        .partner("/")
+        .cacert(&ca_cert("example"))
+        .client("great-partner")
+        .run();
+    assert_eq!(r.status, 200, "{r}");
+}
+
+#[test]
 fn check_names_the_server_whose_cipher_suites_rustls_lacks() {
     require_certs_example();
     let conf = ConfigDir::new();
@@ -80,32 +113,30 @@ fn check_names_the_server_whose_cipher_suites_rustls_lacks() {
     let file = conf.write("gw.yaml", &yaml);
     let file = file.to_string_lossy().into_owned();
     let creds = credentials_dir().to_string_lossy().into_owned();
-    let check = |lib: &str| {
-        run_tlsgate(
-            &[
-                "check",
-                "--config",
-                &file,
-                "--credentials",
-                &creds,
-                "--tls-library",
-                lib,
-            ],
-            Duration::from_secs(30),
-        )
+    let check = |lib: Option<&str>| {
+        let mut args = vec!["check", "--config", &file, "--credentials", &creds];
+        if let Some(lib) = lib {
+            args.extend(["--tls-library", lib]);
+        }
+        run_tlsgate(&args, Duration::from_secs(30))
     };
-    let out = check("rustls");
-    assert!(!out.success(), "a CBC suite accepted under rustls: {out}");
-    for want in [
-        "gw.yaml",
-        "Gateway/frontend-gateway",
-        "spec.servers[1].tls",
-        "'ECDHE-ECDSA-AES128-SHA' is not available",
-    ] {
-        assert!(out.stderr.contains(want), "missing `{want}`: {out}");
+    // rustls is the default: the same refusal with and without the flag,
+    // and it says how to serve the suite.
+    for lib in [Some("rustls"), None] {
+        let out = check(lib);
+        assert!(!out.success(), "a CBC suite accepted under rustls: {out}");
+        for want in [
+            "gw.yaml",
+            "Gateway/frontend-gateway",
+            "spec.servers[1].tls",
+            "'ECDHE-ECDSA-AES128-SHA' is not available",
+            "spec.tlsLibrary: openssl serves it",
+        ] {
+            assert!(out.stderr.contains(want), "missing `{want}`: {out}");
+        }
     }
     // OpenSSL has the suite: the same file is fine there.
-    let out = check("openssl");
+    let out = check(Some("openssl"));
     assert!(out.success(), "{out}");
     // And `run` refuses to start on it, naming the same field.
     let run = run_tlsgate(

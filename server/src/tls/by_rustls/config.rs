@@ -99,7 +99,8 @@ fn suites(
                     .ok_or_else(|| {
                         format!(
                             "cipher suite '{name}' is not available with tlsLibrary: rustls \
-                             (it offers only AEAD suites: {})",
+                             (it offers only AEAD suites: {}); GatewayRuntime \
+                             spec.tlsLibrary: openssl serves it",
                             SUITES
                                 .iter()
                                 .map(|(n, _)| *n)
