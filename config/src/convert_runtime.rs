@@ -256,7 +256,7 @@ spec:
   threads: 4
   shutdown: {gracePeriod: 2s, timeout: 500ms}
   limits: {maxConnections: 500, requestHeadBytes: 32Ki, requestHeaders: 50, requestHeadMemory: 8Mi,
-           http2MaxConcurrentStreams: 20, http2MaxResetStreams: 7}
+           http2MaxConcurrentStreams: 20, http2MaxResetStreams: 7, clientCertificateIntermediates: 3}
   timeouts: {tlsHandshake: 2s, firstRequest: 3s, requestHead: 4s, requestBodyIdle: 5s,
              keepAliveIdle: 6s, http2Idle: 7s, responseSendIdle: 8s}
   adminTokenFile: token
@@ -284,6 +284,7 @@ spec:
             (l.http2_max_concurrent_streams, l.http2_max_reset_streams),
             (20, 7)
         );
+        assert_eq!(l.client_certificate_intermediates, 3);
         let t = s.timeouts;
         let secs = |d: Duration| d.as_secs();
         assert_eq!(
@@ -346,14 +347,15 @@ spec:
     #[test]
     fn limits_out_of_range_and_zero_timeouts() {
         let yaml = "apiVersion: tlsgate.io/v1\nkind: GatewayRuntime\nmetadata: {name: a}\n\
-            spec: {limits: {requestHeadBytes: 10, requestHeaders: 5000, http2MaxResetStreams: 0}, \
-            timeouts: {requestHead: 0s, http2Idle: soon}}\n";
+            spec: {limits: {requestHeadBytes: 10, requestHeaders: 5000, http2MaxResetStreams: 0, \
+            clientCertificateIntermediates: 65}, timeouts: {requestHead: 0s, http2Idle: soon}}\n";
         let (_, errors) = run(yaml, &Overrides::default());
-        assert_eq!(errors.len(), 5, "{errors:?}");
+        assert_eq!(errors.len(), 6, "{errors:?}");
         let all = errors.join("\n");
         for want in [
             "spec.limits.requestHeaders: 5000 is out of range: expected 8 to 1000",
             "spec.limits.http2MaxResetStreams: 0 is out of range",
+            "spec.limits.clientCertificateIntermediates: 65 is out of range: expected 0 to 64",
             "spec.limits.requestHeadBytes: 10 is out of range",
             "spec.timeouts.requestHead: must be more than 0s",
             "spec.timeouts.http2Idle: invalid duration 'soon'",

@@ -26,6 +26,9 @@ pub struct Limits {
     /// Streams a client may reset (or make us reset) per connection within
     /// [`RESET_WINDOW`] before it gets GOAWAY `ENHANCE_YOUR_CALM`.
     pub http2_max_reset_streams: u32,
+    /// Certificates a client may send after its own: each is decoded
+    /// before the client has proved anything.
+    pub client_certificate_intermediates: usize,
 }
 
 /// The window `http2MaxResetStreams` counts over.
@@ -42,6 +45,9 @@ impl Default for Limits {
             request_head_memory: 32 * 1024 * 1024,
             http2_max_concurrent_streams: 100,
             http2_max_reset_streams: 100,
+            // A leaf and a few intermediates is what any CA issues; OpenSSL
+            // 3 takes about a tenth of a millisecond to decode each one.
+            client_certificate_intermediates: 8,
         }
     }
 }
@@ -130,6 +136,14 @@ pub(crate) fn limits(raw: &RawLimits, report: &mut Report<'_>) -> Limits {
         1_000_000,
     ) {
         l.http2_max_reset_streams = v as u32;
+    }
+    if let Some(v) = count(
+        "clientCertificateIntermediates",
+        raw.client_certificate_intermediates,
+        0,
+        64,
+    ) {
+        l.client_certificate_intermediates = v as usize;
     }
     let mut size = |field: &str, v: &Option<Size>, min: u64, max: u64| -> Option<usize> {
         let path = format!("spec.limits.{field}");

@@ -611,6 +611,7 @@ pub struct RawLimits {
     pub request_head_memory: Option<Size>,
     pub http2_max_concurrent_streams: Option<u64>,
     pub http2_max_reset_streams: Option<u64>,
+    pub client_certificate_intermediates: Option<u64>,
 }
 
 /// A byte count: a number, or a string with a Kubernetes suffix (`64Ki`).

@@ -183,3 +183,53 @@ fn tls12_renegotiation_is_refused_and_counted() {
     t.check_counted(FAILURES, &[("reason", "renegotiation")], 5.0);
     t.finish();
 }
+
+/// A client's certificate followed by more certificates than
+/// `limits.clientCertificateIntermediates` (a flood of them fits in one
+/// Certificate message, each costing a decode before the client has
+/// proved anything) is refused and counted, while a chain within the
+/// limit is served; good clients of both hosts are served meanwhile, and
+/// descriptors and memory return.
+#[test]
+fn long_client_chains_are_refused_and_counted() {
+    let t = Hardening::short()
+        .set("limits.clientCertificateIntermediates", "2")
+        .start();
+    let good = t.good_clients();
+    let (crt, key) = client_cert("great-partner");
+    let leaf = tls_client::pem_certs(&[crt]);
+    let junk = tls_client::pem_certs(&[ca_cert("pirate"), ca_cert("example"), ca_cert("acme")]);
+    let served = |after_leaf: usize| {
+        let chain: Vec<_> = leaf
+            .iter()
+            .cloned()
+            .chain(junk.iter().cycle().take(after_leaf).cloned())
+            .collect();
+        let answer = tls_client::get_presenting(
+            t.port(),
+            PARTNER_HOST,
+            &ca_cert("example"),
+            chain,
+            tls_client::signing_key(&key),
+            false,
+        );
+        String::from_utf8_lossy(&answer).contains(" 200 ")
+    };
+    t.check(served(2), || {
+        "two certificates after the leaf: within the limit, refused".into()
+    });
+    let mut refused = 0;
+    for after_leaf in [3, 60] {
+        for _ in 0..20 {
+            refused += usize::from(!served(after_leaf));
+        }
+    }
+    t.check(refused == 40, || {
+        format!("{refused} of 40 long chains refused")
+    });
+    let report = good.stop();
+    t.check_recovered(Duration::from_secs(1));
+    t.check_good(&report);
+    t.check_counted(FAILURES, &[("reason", "chain_too_long")], 40.0);
+    t.finish();
+}

@@ -316,8 +316,30 @@ pub fn crl_has_extension(crl: &X509CrlRef, nid: c_int) -> bool {
     unsafe { openssl_sys::X509_CRL_get_ext_by_NID(crl.as_ptr(), nid, -1) >= 0 }
 }
 
+extern "C" {
+    fn X509_STORE_CTX_get0_untrusted(
+        ctx: *const openssl_sys::X509_STORE_CTX,
+    ) -> *mut openssl_sys::stack_st_X509;
+}
+
+/// How many certificates the peer sent, its own included, for the chain
+/// `ctx` verifies (libssl hands them over as the untrusted list).
+pub fn peer_sent_certificates(ctx: &openssl::x509::X509StoreContextRef) -> usize {
+    // SAFETY: `ctx` is live for the call; the stack it returns belongs to
+    // it and is only counted, never kept.
+    unsafe {
+        let sent = X509_STORE_CTX_get0_untrusted(ctx.as_ptr());
+        if sent.is_null() {
+            return 0;
+        }
+        usize::try_from(openssl_sys::OPENSSL_sk_num(sent.cast())).unwrap_or(0)
+    }
+}
+
 /// X509 verification error codes openssl's crate has no constant for.
 pub mod verify_error {
+    /// "certificate chain too long": `bad_certificate` alert.
+    pub const CERT_CHAIN_TOO_LONG: libc::c_int = 22;
     /// `certificate_revoked` alert.
     pub const CERT_REVOKED: libc::c_int = 23;
     /// "unable to get certificate CRL": `unknown_ca` alert.

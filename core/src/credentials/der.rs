@@ -323,7 +323,9 @@ pub fn version_one_key(der: &[u8]) -> Option<SubjectKey<'_>> {
     let mut spki = Reader::new(tbs.expect(SEQUENCE)?);
     let algorithm = spki.expect(SEQUENCE)?;
     let (&unused, key) = spki.expect(BIT_STRING)?.split_first()?;
-    (unused == 0 && spki.done()).then_some(SubjectKey { algorithm, key })
+    // Bytes after the certificate: OpenSSL's decoder would ignore them,
+    // and they would reach backends in `Client-Cert` (webpki refuses them).
+    (unused == 0 && spki.done() && outer.done()).then_some(SubjectKey { algorithm, key })
 }
 
 /// The attributes OpenSSL prints by a short name that a plain name may

@@ -591,4 +591,7 @@ fn the_key_of_a_version_one_certificate_is_its_spki_split() {
     for cut in 0..der.len() {
         assert_eq!(version_one_key(&der[..cut]), None, "cut at {cut}");
     }
+    let mut trailing = der.clone();
+    trailing.push(0);
+    assert_eq!(version_one_key(&trailing), None, "a byte after it");
 }

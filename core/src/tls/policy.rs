@@ -35,6 +35,9 @@ pub struct ServerPolicy {
     /// How many verified client chains a rustls verifier of this policy
     /// remembers (`clientCertificateCache.entries`).
     pub verified_chains: usize,
+    /// Certificates a client may send after its own
+    /// (`limits.clientCertificateIntermediates`).
+    pub max_intermediates: usize,
     /// The client CA bundle's CRLs (files and fetched) and their policy.
     pub revocation: Arc<Revocation>,
     /// With `ocspStapling.fetch`: per certificate served (in
@@ -247,6 +250,7 @@ impl TlsPolicy {
                         .map(crate::origin::trust_domain_prefix),
                     send_ca_names: model.runtime.send_client_ca_names,
                     verified_chains: model.runtime.client_certificate_cache,
+                    max_intermediates: model.runtime.limits.client_certificate_intermediates,
                     ocsp_slots: if model.runtime.ocsp_stapling.fetch {
                         credential
                             .served()

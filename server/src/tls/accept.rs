@@ -178,12 +178,34 @@ fn set_client_verification(ssl: &mut SslRef, policy: &ServerPolicy) {
     let spiffe = policy.spiffe_prefix.clone();
     let revocation = policy.revocation.clone();
     let credential = policy.credential.clone();
+    let max_intermediates = policy.max_intermediates;
     ssl.set_verify_callback(mode, move |ok, ctx| {
+        if !chain_length_allowed(ctx, max_intermediates) {
+            return false;
+        }
         if ok && !check_revocation(ctx, &revocation, &credential.info.name) {
             return false;
         }
         verify_client(ok, ctx, &allowed, spiffe.as_deref())
     });
+}
+
+/// `limits.clientCertificateIntermediates`, on what the client sent (not
+/// on the path OpenSSL built from it): the same count rustls listeners
+/// refuse at. On refusal it leaves the error and failure reason.
+fn chain_length_allowed(ctx: &mut X509StoreContextRef, max_intermediates: usize) -> bool {
+    if tlsgate_ossl::peer_sent_certificates(ctx) <= max_intermediates + 1 {
+        return true;
+    }
+    ctx.set_error(tlsgate_ossl::verify_result(
+        tlsgate_ossl::verify_error::CERT_CHAIN_TOO_LONG,
+    ));
+    if let Some(state) = ssl_of(ctx).and_then(|s| s.ex_data(conn_state_index())) {
+        state
+            .failure
+            .store(FailureReason::ChainTooLong as u8, Ordering::Relaxed);
+    }
+    false
 }
 
 /// Our CRL check of the certificate at the context's depth, once OpenSSL

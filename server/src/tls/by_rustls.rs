@@ -7,11 +7,11 @@
 //! same `ConnInfo` as on OpenSSL goes to every request (stream.rs).
 
 mod config;
+mod openssl_chain;
 mod scratch;
 mod stream;
 mod tickets;
 mod verify;
-mod version_one;
 
 use std::io;
 use std::net::SocketAddr;

@@ -135,6 +135,9 @@ pub enum FailureReason {
     CrlStale,
     /// CRLs are configured, none from this issuer is loaded.
     CrlMissing,
+    /// More certificates after the client's own than
+    /// `limits.clientCertificateIntermediates`.
+    ChainTooLong,
 }
 
 impl FailureReason {
@@ -153,6 +156,7 @@ impl FailureReason {
             FailureReason::Revoked => "revoked",
             FailureReason::CrlStale => "crl_stale",
             FailureReason::CrlMissing => "crl_missing",
+            FailureReason::ChainTooLong => "chain_too_long",
         }
     }
 
@@ -172,6 +176,7 @@ impl FailureReason {
             FailureReason::Revoked,
             FailureReason::CrlStale,
             FailureReason::CrlMissing,
+            FailureReason::ChainTooLong,
         ]
         .get(v as usize)
         .copied()

@@ -35,7 +35,7 @@ use crate::tls::{FailureReason, ServerPolicy};
 use tlsgate_core::origin::in_trust_domain;
 use tlsgate_core::revocation::{Revocation, Verdict};
 
-use super::version_one::VersionOne;
+use super::openssl_chain::OpensslChain;
 
 /// Why a chain that webpki accepted is refused by a CRL; carried in the
 /// handshake's error so the failure is counted under its reason.
@@ -46,6 +46,11 @@ pub(crate) enum CrlRefusal {
     #[error("CRLs are configured and none from this issuer is loaded")]
     Missing,
 }
+
+/// More certificates after the client's own than the policy takes.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} certificates after the client's own: more than limits.clientCertificateIntermediates")]
+pub(crate) struct ChainTooLong(usize);
 
 /// The failure class of a refused handshake, from the error rustls gives.
 pub(crate) fn failure_reason(e: &Error) -> FailureReason {
@@ -60,6 +65,7 @@ pub(crate) fn failure_reason(e: &Error) -> FailureReason {
             CertificateError::Other(OtherError(o)) => match o.downcast_ref::<CrlRefusal>() {
                 Some(CrlRefusal::Stale) => FailureReason::CrlStale,
                 Some(CrlRefusal::Missing) => FailureReason::CrlMissing,
+                None if o.is::<ChainTooLong>() => FailureReason::ChainTooLong,
                 None => FailureReason::BadClientCert,
             },
             _ => FailureReason::BadClientCert,
@@ -77,7 +83,8 @@ pub(crate) struct ClientVerifier {
     credential: Arc<Credential>,
     chains: VerifiedChains<Arc<Known>>,
     counts: ChainCounts,
-    version_one: VersionOne,
+    max_intermediates: usize,
+    openssl: OpensslChain,
 }
 
 /// Past this, a chain is verified every time rather than remembered: what
@@ -165,8 +172,40 @@ impl ClientVerifier {
             credential: cred.clone(),
             chains: VerifiedChains::new(policy.verified_chains),
             counts: ChainCounts::of(&cred.info.name),
-            version_one: VersionOne::new(cred.clone(), algorithms),
+            max_intermediates: policy.max_intermediates,
+            openssl: OpensslChain::new(cred.clone(), algorithms),
         }))
+    }
+
+    /// The chain's full verification: webpki's, or OpenSSL's for the
+    /// certificates webpki does not take (`openssl_chain.rs`). Whether the
+    /// chain may be remembered: only what webpki verified.
+    fn verify_chain(
+        &self,
+        leaf: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<bool, Error> {
+        if version_one_key(leaf).is_some() {
+            return self
+                .openssl
+                .verify_chain(leaf, intermediates)
+                .map(|_| false);
+        }
+        match self.webpki.verify_client_cert(leaf, intermediates, now) {
+            Ok(_) => Ok(true),
+            // webpki's refusal of a CA as a client (its own error, not
+            // one rustls names): a bundle may pin the client's own
+            // self-signed certificate.
+            Err(Error::InvalidCertificate(CertificateError::Other(_)))
+                if self.openssl.pinned(leaf) =>
+            {
+                self.openssl
+                    .verify_chain(leaf, intermediates)
+                    .map(|_| false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The SAN allow list or trust domain, on the leaf's identity.
@@ -310,6 +349,13 @@ impl ClientCertVerifier for ClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
+        // Before anything is hashed or decoded: each certificate sent
+        // costs work before the client has proved anything.
+        if intermediates.len() > self.max_intermediates {
+            return Err(Error::InvalidCertificate(CertificateError::Other(
+                OtherError(Arc::new(ChainTooLong(intermediates.len()))),
+            )));
+        }
         let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
         let key = self
             .chains
@@ -317,6 +363,8 @@ impl ClientCertVerifier for ClientVerifier {
             .then(|| ChainKey::of(end_entity, intermediates.iter().map(|c| c.as_ref())));
         let found = key.as_ref().and_then(|k| self.chains.look_up(k, secs));
         let hit = found.is_some();
+        // A hit was verified by webpki when it was remembered.
+        let mut rememberable = hit;
         let mut known = match found {
             Some(known) => {
                 self.counts.hit.inc();
@@ -326,12 +374,7 @@ impl ClientCertVerifier for ClientVerifier {
                 if key.is_some() {
                     self.counts.miss.inc();
                 }
-                if version_one_key(end_entity).is_some() {
-                    self.version_one.verify_chain(end_entity, intermediates)?;
-                } else {
-                    self.webpki
-                        .verify_client_cert(end_entity, intermediates, now)?;
-                }
+                rememberable = self.verify_chain(end_entity, intermediates, now)?;
                 // Read once, here: the connection's identity and the
                 // tickets' end (scratch.rs) come from it too.
                 let (id, not_after) = client_identity_der(end_entity)
@@ -365,7 +408,7 @@ impl ClientCertVerifier for ClientVerifier {
         // A revoked or refused chain is not remembered: it pays for its
         // full verification every time. A chain remembered before its
         // credential's CRLs were fetched gets its decoded path kept now.
-        if let (true, Some(key)) = (!hit || decoded, key) {
+        if let (true, Some(key)) = (rememberable && (!hit || decoded), key) {
             self.pend(key, end_entity, intermediates, secs, known.clone());
         }
         super::scratch::verified(known.id.clone(), known.not_after);
@@ -379,7 +422,7 @@ impl ClientCertVerifier for ClientVerifier {
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
         let checked = match version_one_key(cert) {
-            Some(key) => self.version_one.verify_signature(&key, message, dss, false),
+            Some(key) => self.openssl.verify_signature(&key, message, dss, false),
             None => self.webpki.verify_tls12_signature(message, cert, dss),
         };
         self.proof(cert, checked)
@@ -392,7 +435,7 @@ impl ClientCertVerifier for ClientVerifier {
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
         let checked = match version_one_key(cert) {
-            Some(key) => self.version_one.verify_signature(&key, message, dss, true),
+            Some(key) => self.openssl.verify_signature(&key, message, dss, true),
             None => self.webpki.verify_tls13_signature(message, cert, dss),
         };
         self.proof(cert, checked)
@@ -438,6 +481,12 @@ mod tests {
             ),
             (other(CrlRefusal::Stale), FailureReason::CrlStale),
             (other(CrlRefusal::Missing), FailureReason::CrlMissing),
+            (
+                cert(CertificateError::Other(OtherError(Arc::new(ChainTooLong(
+                    9,
+                ))))),
+                FailureReason::ChainTooLong,
+            ),
             (Error::DecryptError, FailureReason::Handshake),
         ] {
             assert_eq!(failure_reason(&error), reason, "{error:?}");

@@ -1,19 +1,38 @@
-//! X.509 v1 client certificates under rustls. webpki reads v3 only, but
-//! `openssl x509 -req` of OpenSSL 3.0 and 1.1 (and LibreSSL) issues v1
-//! when given no extensions: the very command of Istio's mTLS tasks and
-//! of our seed runbooks. OpenSSL listeners serve such clients, so rustls
-//! listeners must too, with the same answer.
+//! Client certificates webpki does not take and OpenSSL listeners serve,
+//! verified under rustls as OpenSSL verifies them:
 //!
-//! A v1 leaf is verified by OpenSSL against the credential's bundle, as
+//! - X.509 v1 leaves. webpki reads v3 only, but `openssl x509 -req` of
+//!   OpenSSL 3.0 and 1.1 (and LibreSSL) issues v1 when given no
+//!   extensions: the very command of Istio's mTLS tasks and of our seed
+//!   runbooks. Their CertificateVerify is checked against the leaf's key
+//!   here, with rustls's own signature algorithms (webpki would not parse
+//!   the leaf for it either).
+//! - A client's own certificate pinned in the bundle, which `openssl req
+//!   -x509` makes a CA (`basicConstraints CA:TRUE`), and webpki refuses a
+//!   CA as a client. Envoy and OpenSSL listeners serve it: it is trusted
+//!   as it stands. Its CertificateVerify goes through webpki as usual.
+//!
+//! The chain is verified by OpenSSL against the credential's bundle, as
 //! an OpenSSL listener verifies it (root in the bundle, purpose
-//! `sslclient`), at security level 2 so what webpki would refuse in a
-//! chain (RSA under 2048 bits, SHA-1 signatures) is refused here too. The
-//! client's CertificateVerify is checked against the leaf's key with
-//! rustls's own signature algorithms, as for any other leaf. Everything
-//! after the chain (CRLs, names, the chain memory) is the same code.
-//! OpenSSL itself takes v1 only as a leaf or a self-signed root, so v1
-//! intermediates are refused as they are on OpenSSL listeners.
+//! `sslclient`, the whole path's validity), at security level 2, so RSA
+//! under 2048 bits and SHA-1 signatures, which webpki refuses, are
+//! refused here too. OpenSSL still takes some shapes webpki does not (a
+//! v1 certificate with extensions, P-224 or brainpool keys), as OpenSSL
+//! listeners always have. OpenSSL takes v1 only as a leaf or a
+//! self-signed root, so v1 intermediates are refused as they are on
+//! OpenSSL listeners. The CRLs and names are checked after it by the same
+//! code as for any chain; such a chain is not remembered
+//! (`clientCertificateCache`), since its answer also depends on the
+//! bundle's own certificates' validity, which webpki's memory does not
+//! track.
+//!
+//! A client reaches this path before proving anything, so what it sent
+//! is bounded (`limits.clientCertificateIntermediates`, checked by the
+//! caller) before OpenSSL decodes any of it: decoding a certificate costs
+//! OpenSSL 3 about a tenth of a millisecond, and a Certificate message of
+//! 64 KiB holds hundreds.
 
+use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
 use openssl::stack::Stack;
@@ -29,25 +48,28 @@ use rustls::{
 
 use crate::credentials::{Credential, SubjectKey};
 
-/// Why OpenSSL refused a v1 chain, where no `CertificateError` says it.
+/// Why OpenSSL refused a chain, where no `CertificateError` says it.
 #[derive(Debug, thiserror::Error)]
-#[error("X.509 v1 client certificate refused: {0}")]
-pub(crate) struct VersionOneRefusal(String);
+#[error("client certificate refused by OpenSSL's verification: {0}")]
+pub(crate) struct OpensslRefusal(String);
 
 /// Security level 2: 112-bit keys and digests, webpki's floor.
 const AUTH_LEVEL: i32 = 2;
 
-pub(super) struct VersionOne {
+pub(super) struct OpensslChain {
     credential: Arc<Credential>,
-    /// Built at the first v1 client: most bundles never see one, and a
-    /// large bundle costs to copy into a store.
+    /// Built at the first client that needs it: most bundles never see
+    /// one, and a large bundle costs to copy into a store.
     store: OnceLock<Option<X509Store>>,
+    /// The bundle's certificates as DER, for [`Self::pinned`]; built at
+    /// its first call.
+    bundle: OnceLock<HashSet<Vec<u8>>>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl std::fmt::Debug for VersionOne {
+impl std::fmt::Debug for OpensslChain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VersionOne")
+        f.debug_struct("OpensslChain")
             .field("store_built", &self.store.get().is_some())
             .finish_non_exhaustive()
     }
@@ -66,13 +88,27 @@ const TLS13_SCHEMES: &[SignatureScheme] = &[
     SignatureScheme::ED448,
 ];
 
-impl VersionOne {
+impl OpensslChain {
     pub(super) fn new(credential: Arc<Credential>, algorithms: WebPkiSupportedAlgorithms) -> Self {
-        VersionOne {
+        OpensslChain {
             credential,
             store: OnceLock::new(),
+            bundle: OnceLock::new(),
             algorithms,
         }
+    }
+
+    /// Is `leaf` one of the bundle's own certificates, byte for byte?
+    pub(super) fn pinned(&self, leaf: &CertificateDer<'_>) -> bool {
+        self.bundle
+            .get_or_init(|| {
+                self.credential
+                    .ca_certs
+                    .iter()
+                    .filter_map(|c| c.to_der().ok())
+                    .collect()
+            })
+            .contains(leaf.as_ref())
     }
 
     fn store(&self) -> Option<&X509Store> {
@@ -90,14 +126,14 @@ impl VersionOne {
                     Ok(b.build())
                 };
                 build()
-                    .map_err(|e| tracing::error!(error = %e, "cannot build the v1 client CA store"))
+                    .map_err(|e| tracing::error!(error = %e, "cannot build the client CA store"))
                     .ok()
             })
             .as_ref()
     }
 
-    /// Verifies the v1 `leaf` and the chain it came with against the
-    /// credential's bundle, now.
+    /// Verifies `leaf` and the chain it came with against the
+    /// credential's bundle, now, as an OpenSSL listener would.
     pub(super) fn verify_chain(
         &self,
         leaf: &CertificateDer<'_>,
@@ -105,7 +141,7 @@ impl VersionOne {
     ) -> Result<(), Error> {
         let refused = |why: String| {
             Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(
-                VersionOneRefusal(why),
+                OpensslRefusal(why),
             ))))
         };
         let bad = |_| Error::InvalidCertificate(CertificateError::BadEncoding);
