@@ -26,8 +26,10 @@ pub struct Limits {
     /// Streams a client may reset (or make us reset) per connection within
     /// [`RESET_WINDOW`] before it gets GOAWAY `ENHANCE_YOUR_CALM`.
     pub http2_max_reset_streams: u32,
-    /// Certificates a client may send after its own: each is decoded
-    /// before the client has proved anything.
+    /// Certificates a client may send after its own: rustls listeners
+    /// refuse more before decoding any (each decode comes before the
+    /// client has proved anything); OpenSSL listeners, whose libssl has
+    /// decoded them all by then, before building a path.
     pub client_certificate_intermediates: usize,
 }
 

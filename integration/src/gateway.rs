@@ -106,7 +106,7 @@ impl Gateway {
         let stdout = File::create(&stdout_path).map_err(|e| e.to_string())?;
         let mut full: Vec<String> = vec!["run".into(), "--admin".into(), bind.to_string()];
         full.extend(args.iter().cloned());
-        // The whole suite runs again on the rustls acceptor (`make test`).
+        // The whole suite runs again on OpenSSL listeners (`make test`).
         if let Some(lib) = test_tls_library() {
             full.extend(["--tls-library".to_string(), lib]);
         }

@@ -338,7 +338,7 @@ pub fn peer_sent_certificates(ctx: &openssl::x509::X509StoreContextRef) -> usize
 
 /// X509 verification error codes openssl's crate has no constant for.
 pub mod verify_error {
-    /// "certificate chain too long": `bad_certificate` alert.
+    /// "certificate chain too long": libssl sends `unknown_ca` for it.
     pub const CERT_CHAIN_TOO_LONG: libc::c_int = 22;
     /// `certificate_revoked` alert.
     pub const CERT_REVOKED: libc::c_int = 23;

@@ -97,10 +97,14 @@ fn suites(
                     .find(|(n, _)| *n == name)
                     .map(|(_, s)| *s)
                     .ok_or_else(|| {
+                        let way_out = if openssl_has(name) {
+                            "GatewayRuntime spec.tlsLibrary: openssl serves it"
+                        } else {
+                            "OpenSSL does not know it either"
+                        };
                         format!(
                             "cipher suite '{name}' is not available with tlsLibrary: rustls \
-                             (it offers only AEAD suites: {}); GatewayRuntime \
-                             spec.tlsLibrary: openssl serves it",
+                             (it offers only AEAD suites: {}); {way_out}",
                             SUITES
                                 .iter()
                                 .map(|(n, _)| *n)
@@ -114,6 +118,19 @@ fn suites(
     let mut all = pick(ciphersuites, true)?;
     all.extend(pick(cipher_list, false)?);
     Ok(all)
+}
+
+/// Does this binary's OpenSSL have a suite of this name (TLS 1.3's by
+/// IANA name, the others by OpenSSL's)? Asked only to word an error.
+fn openssl_has(name: &str) -> bool {
+    let Ok(mut b) = openssl::ssl::SslContext::builder(openssl::ssl::SslMethod::tls()) else {
+        return false;
+    };
+    if name.starts_with("TLS_") {
+        b.set_ciphersuites(name).is_ok()
+    } else {
+        b.set_cipher_list(name).is_ok()
+    }
 }
 
 fn versions(
@@ -250,6 +267,15 @@ mod tests {
 
     fn names(v: &[SupportedCipherSuite]) -> Vec<CipherSuite> {
         v.iter().map(|s| s.suite()).collect()
+    }
+
+    #[test]
+    fn a_suite_rustls_lacks_says_whether_openssl_has_it() {
+        let refusal = |name: &str| suites(&None, &Some(name.into())).unwrap_err();
+        let cbc = refusal("ECDHE-ECDSA-AES128-SHA");
+        assert!(cbc.contains("spec.tlsLibrary: openssl serves it"), "{cbc}");
+        let typo = refusal("ECDHE-ECDSA-AES128-GCM-SHA265");
+        assert!(typo.contains("OpenSSL does not know it either"), "{typo}");
     }
 
     #[test]
