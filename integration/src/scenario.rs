@@ -1,7 +1,7 @@
 //! Ready-made scenarios: seed 000 (`conf/seed-000-ingress.yaml`) with its backends.
 
 use crate::backend::Backend;
-use crate::certs::{ca_cert, require_certs_example};
+use crate::certs::{ca_cert, copy_credentials, credentials_dir, require_certs_example};
 use crate::cmd::Curl;
 use crate::config::{seed000_yaml, ConfigDir, Seed000Ports};
 use crate::free_port;
@@ -41,6 +41,28 @@ impl Seed000 {
         edit: impl FnOnce(&ConfigDir, String) -> String,
     ) -> Seed000 {
         Self::try_start(GatewayOptions::default(), extra, edit).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Seed 000 on its own copy of the credentials (in `conf/credentials`),
+    /// its partner host trusting the CA `bundle` (PEM), and `runtime`
+    /// (indented lines, e.g. `"  tlsLibrary: rustls\n"`) added to its
+    /// GatewayRuntime.
+    pub fn start_partner_trusting(bundle: &[u8], runtime: &str) -> Seed000 {
+        const RUNTIME_LINE: &str = "  accessLog:\n    format: text\n";
+        Self::start_custom(&[], |conf, yaml| {
+            let creds = conf.path().join("credentials");
+            copy_credentials(&creds).expect("copy credentials");
+            std::fs::write(creds.join("partner-credential/ca.crt"), bundle).unwrap();
+            assert!(
+                yaml.contains(RUNTIME_LINE),
+                "the seed's GatewayRuntime changed"
+            );
+            yaml.replace(
+                &credentials_dir().display().to_string(),
+                &creds.display().to_string(),
+            )
+            .replace(RUNTIME_LINE, &format!("{RUNTIME_LINE}{runtime}"))
+        })
     }
 
     /// [`Seed000::start_custom`] with [`GatewayOptions`]; an error (with the

@@ -16,8 +16,6 @@ use std::time::Duration;
 
 use tlsgate_integration::*;
 
-const RUNTIME_LINE: &str = "  accessLog:\n    format: text\n";
-
 fn libraries() -> Vec<String> {
     match test_tls_library() {
         Some(forced) => vec![forced],
@@ -135,23 +133,10 @@ fn issue_v1(ca: &Path, csr: &Path, crt: &Path, digest: &str) {
 
 /// Seed 000 on `library`, its partner host trusting the CA file `ca`.
 fn seed_on(library: &str, ca: &Path) -> Seed000 {
-    Seed000::start_custom(&[], |conf, yaml| {
-        let creds = conf.path().join("credentials");
-        copy_credentials(&creds).expect("copy credentials");
-        std::fs::copy(ca, creds.join("partner-credential/ca.crt")).unwrap();
-        assert!(
-            yaml.contains(RUNTIME_LINE),
-            "the seed's GatewayRuntime changed"
-        );
-        yaml.replace(
-            &credentials_dir().display().to_string(),
-            &creds.display().to_string(),
-        )
-        .replace(
-            RUNTIME_LINE,
-            &format!("{RUNTIME_LINE}  tlsLibrary: {library}\n"),
-        )
-    })
+    Seed000::start_partner_trusting(
+        &std::fs::read(ca).unwrap(),
+        &format!("  tlsLibrary: {library}\n"),
+    )
 }
 
 fn failures(s: &Seed000, reason: Option<&str>) -> f64 {

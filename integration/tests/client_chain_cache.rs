@@ -12,8 +12,6 @@ use std::time::Duration;
 use tlsgate_integration::hostile::proc::wait_until;
 use tlsgate_integration::*;
 
-const RUNTIME_LINE: &str = "  accessLog:\n    format: text\n";
-
 /// `None` when the suite forces OpenSSL listeners: nothing to test.
 fn rustls_seed(entries: u32, partner_cas: &[&str]) -> Option<(Seed000, PathBuf)> {
     let cas: Vec<PathBuf> = partner_cas.iter().map(|c| ca_cert(c)).collect();
@@ -26,26 +24,11 @@ fn rustls_seed_trusting(entries: u32, cas: &[PathBuf]) -> Option<(Seed000, PathB
         eprintln!("NOTE: --tls-library openssl overrides the file here; nothing to test");
         return None;
     }
-    let s = Seed000::start_custom(&[], |conf, yaml| {
-        let creds = conf.path().join("credentials");
-        copy_credentials(&creds).expect("copy credentials");
-        let bundle: Vec<u8> = cas.iter().flat_map(|c| std::fs::read(c).unwrap()).collect();
-        std::fs::write(creds.join("partner-credential/ca.crt"), bundle).unwrap();
-        assert!(
-            yaml.contains(RUNTIME_LINE),
-            "the seed's GatewayRuntime changed"
-        );
-        yaml.replace(
-            &credentials_dir().display().to_string(),
-            &creds.display().to_string(),
-        )
-        .replace(
-            RUNTIME_LINE,
-            &format!(
-                "{RUNTIME_LINE}  tlsLibrary: rustls\n  clientCertificateCache: {{entries: {entries}}}\n"
-            ),
-        )
-    });
+    let bundle: Vec<u8> = cas.iter().flat_map(|c| std::fs::read(c).unwrap()).collect();
+    let s = Seed000::start_partner_trusting(
+        &bundle,
+        &format!("  tlsLibrary: rustls\n  clientCertificateCache: {{entries: {entries}}}\n"),
+    );
     let creds = s.conf.path().join("credentials");
     Some((s, creds))
 }
