@@ -47,6 +47,8 @@ use rustls::{
 };
 
 use crate::credentials::{Credential, SubjectKey};
+use crate::tls::conn::classify_verify_error;
+use crate::tls::FailureReason;
 
 /// Why OpenSSL refused a chain, where no `CertificateError` says it.
 #[derive(Debug, thiserror::Error)]
@@ -160,19 +162,17 @@ impl OpensslChain {
         if ok {
             return Ok(());
         }
+        // Counted as an OpenSSL listener counts the same verdict
+        // (`classify_verify_error`), each with the alert rustls gives it.
         use openssl_sys as sys;
         let class = match result.as_raw() {
-            sys::X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT
-            | sys::X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
-            | sys::X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE
-            | sys::X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT
-            | sys::X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN
-            | sys::X509_V_ERR_CERT_UNTRUSTED
-            | sys::X509_V_ERR_INVALID_CA => CertificateError::UnknownIssuer,
             sys::X509_V_ERR_CERT_SIGNATURE_FAILURE => CertificateError::BadSignature,
             sys::X509_V_ERR_CERT_HAS_EXPIRED => CertificateError::Expired,
             sys::X509_V_ERR_CERT_NOT_YET_VALID => CertificateError::NotValidYet,
             sys::X509_V_ERR_INVALID_PURPOSE => CertificateError::InvalidPurpose,
+            _ if classify_verify_error(result) == FailureReason::UnknownCa => {
+                CertificateError::UnknownIssuer
+            }
             _ => return Err(refused(result.error_string().to_string())),
         };
         Err(Error::InvalidCertificate(class))
