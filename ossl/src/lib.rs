@@ -272,9 +272,21 @@ pub fn renegotiate<S: std::io::Read + std::io::Write>(
 
 /// A store trusting `cas`. Revocation is checked outside OpenSSL.
 pub fn trust_store(cas: &[X509]) -> Result<X509Store, ErrorStack> {
+    trust_store_with(cas, None)
+}
+
+/// [`trust_store`] verifying under `param` (a purpose, a security level)
+/// where no SSL connection sets them.
+pub fn trust_store_with(
+    cas: &[X509],
+    param: Option<&openssl::x509::verify::X509VerifyParamRef>,
+) -> Result<X509Store, ErrorStack> {
     let mut b = X509StoreBuilder::new()?;
     for ca in cas {
         b.add_cert(ca.clone())?;
+    }
+    if let Some(param) = param {
+        b.set_param(param)?;
     }
     Ok(b.build())
 }

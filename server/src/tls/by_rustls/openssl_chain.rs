@@ -36,7 +36,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
 use openssl::stack::Stack;
-use openssl::x509::store::{X509Store, X509StoreBuilder};
+use openssl::x509::store::X509Store;
 use openssl::x509::verify::X509VerifyParam;
 use openssl::x509::{X509PurposeId, X509StoreContext, X509};
 use rustls::client::danger::HandshakeSignatureValid;
@@ -117,15 +117,10 @@ impl OpensslChain {
         self.store
             .get_or_init(|| {
                 let build = || -> Result<X509Store, openssl::error::ErrorStack> {
-                    let mut b = X509StoreBuilder::new()?;
-                    for ca in &self.credential.ca_certs {
-                        b.add_cert(ca.clone())?;
-                    }
                     let mut param = X509VerifyParam::new()?;
                     param.set_purpose(X509PurposeId::SSL_CLIENT)?;
                     param.set_auth_level(AUTH_LEVEL);
-                    b.set_param(&param)?;
-                    Ok(b.build())
+                    tlsgate_ossl::trust_store_with(&self.credential.ca_certs, Some(&param))
                 };
                 build()
                     .map_err(|e| tracing::error!(error = %e, "cannot build the client CA store"))
