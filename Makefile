@@ -11,11 +11,14 @@ run: deps
 # asks otherwise: curl picks h2 by ALPN, and HTTP/1.1 GETs take tlsgate's
 # direct path, so both request paths pass the same tests. Last, the suite
 # once more with every gateway's listeners on OpenSSL (`--tls-library
-# openssl`; rustls is the default).
+# openssl`; rustls is the default). The later passes select the acceptance
+# suite as `--workspace --test '*'`, not `-p tlsgate-integration`: the same
+# feature set as the first pass, so its test binaries are reused, not built
+# (and stored) a second time.
 test: deps
 	cargo test --workspace --locked
 	bash scripts/test-http1
-	TLSGATE_TEST_TLS_LIBRARY=openssl cargo test --locked -p tlsgate-integration
+	TLSGATE_TEST_TLS_LIBRARY=openssl cargo test --locked --workspace --test '*'
 
 deps:
 	@bash scripts/install-deps
