@@ -256,7 +256,8 @@ spec:
   threads: 4
   shutdown: {gracePeriod: 2s, timeout: 500ms}
   limits: {maxConnections: 500, requestHeadBytes: 32Ki, requestHeaders: 50, requestHeadMemory: 8Mi,
-           http2MaxConcurrentStreams: 20, http2MaxResetStreams: 7, clientCertificateIntermediates: 3}
+           http2MaxConcurrentStreams: 20, http2MaxResetStreams: 7, clientCertificateIntermediates: 3,
+           tlsSessionCacheBytes: 1Mi}
   timeouts: {tlsHandshake: 2s, firstRequest: 3s, requestHead: 4s, requestBodyIdle: 5s,
              keepAliveIdle: 6s, http2Idle: 7s, responseSendIdle: 8s}
   adminTokenFile: token
@@ -285,6 +286,7 @@ spec:
             (20, 7)
         );
         assert_eq!(l.client_certificate_intermediates, 3);
+        assert_eq!(l.tls_session_cache_bytes, 1 << 20);
         let t = s.timeouts;
         let secs = |d: Duration| d.as_secs();
         assert_eq!(
@@ -348,14 +350,15 @@ spec:
     fn limits_out_of_range_and_zero_timeouts() {
         let yaml = "apiVersion: tlsgate.io/v1\nkind: GatewayRuntime\nmetadata: {name: a}\n\
             spec: {limits: {requestHeadBytes: 10, requestHeaders: 5000, http2MaxResetStreams: 0, \
-            clientCertificateIntermediates: 65}, timeouts: {requestHead: 0s, http2Idle: soon}}\n";
+            clientCertificateIntermediates: 65, tlsSessionCacheBytes: 5Gi}, timeouts: {requestHead: 0s, http2Idle: soon}}\n";
         let (_, errors) = run(yaml, &Overrides::default());
-        assert_eq!(errors.len(), 6, "{errors:?}");
+        assert_eq!(errors.len(), 7, "{errors:?}");
         let all = errors.join("\n");
         for want in [
             "spec.limits.requestHeaders: 5000 is out of range: expected 8 to 1000",
             "spec.limits.http2MaxResetStreams: 0 is out of range",
             "spec.limits.clientCertificateIntermediates: 65 is out of range: expected 0 to 64",
+            "spec.limits.tlsSessionCacheBytes: 5368709120 is out of range",
             "spec.limits.requestHeadBytes: 10 is out of range",
             "spec.timeouts.requestHead: must be more than 0s",
             "spec.timeouts.http2Idle: invalid duration 'soon'",

@@ -612,6 +612,7 @@ pub struct RawLimits {
     pub http2_max_concurrent_streams: Option<u64>,
     pub http2_max_reset_streams: Option<u64>,
     pub client_certificate_intermediates: Option<u64>,
+    pub tls_session_cache_bytes: Option<Size>,
 }
 
 /// A byte count: a number, or a string with a Kubernetes suffix (`64Ki`).

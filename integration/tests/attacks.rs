@@ -49,7 +49,7 @@ fn host_of_another_tls_policy_gets_421() {
     assert_eq!(r.status, 200, "{r}");
 }
 
-fn resumption_attack(tls: &str) {
+fn resumption_attack(tls: &[&str]) {
     let s = Seed000::start();
     let dir = tempfile::tempdir().unwrap();
     let sess = dir.path().join("frontend.sess");
@@ -61,11 +61,11 @@ fn resumption_attack(tls: &str) {
         FRONTEND_HOST,
         FRONTEND_HOST,
         "/",
-        &[tls, "-sess_out", &sess_s],
+        &[tls, &["-sess_out", &sess_s]].concat(),
     );
     assert!(
         first.stdout.contains("HTTP/1.1 200"),
-        "{tls}: first connection failed: {first}\n{}",
+        "{tls:?}: first connection failed: {first}\n{}",
         s.gateway.describe()
     );
     assert_eq!(s.frontend.count(), 1);
@@ -74,7 +74,7 @@ fn resumption_attack(tls: &str) {
         .unwrap_or(false);
     if !issued {
         // No session or ticket was issued at all: nothing can be resumed.
-        eprintln!("{tls}: the gateway issued no resumable session (resumption off)");
+        eprintln!("{tls:?}: the gateway issued no resumable session (resumption off)");
         return;
     }
 
@@ -84,10 +84,10 @@ fn resumption_attack(tls: &str) {
         FRONTEND_HOST,
         FRONTEND_HOST,
         "/",
-        &[tls, "-sess_in", &sess_s],
+        &[tls, &["-sess_in", &sess_s]].concat(),
     );
     eprintln!(
-        "{tls}: resumption on the same host: {}",
+        "{tls:?}: resumption on the same host: {}",
         if same.stdout.contains("Reused,") {
             "yes"
         } else {
@@ -102,20 +102,20 @@ fn resumption_attack(tls: &str) {
         PARTNER_HOST,
         PARTNER_HOST,
         "/",
-        &[tls, "-sess_in", &sess_s],
+        &[tls, &["-sess_in", &sess_s]].concat(),
     );
     assert!(
         !attack.stdout.contains("Reused,"),
-        "{tls}: a SIMPLE host's session resumed on the MUTUAL host: {attack}"
+        "{tls:?}: a SIMPLE host's session resumed on the MUTUAL host: {attack}"
     );
     assert!(
         !attack.stdout.contains("HTTP/1.1 200"),
-        "{tls}: the MUTUAL host answered without a client certificate: {attack}"
+        "{tls:?}: the MUTUAL host answered without a client certificate: {attack}"
     );
     assert_eq!(
         s.frontend.count(),
         before,
-        "{tls}: the attack reached the backend"
+        "{tls:?}: the attack reached the backend"
     );
 
     // 3. Same with the Host header of the SIMPLE host (a session for the
@@ -125,20 +125,26 @@ fn resumption_attack(tls: &str) {
         PARTNER_HOST,
         FRONTEND_HOST,
         "/",
-        &[tls, "-sess_in", &sess_s],
+        &[tls, &["-sess_in", &sess_s]].concat(),
     );
-    assert!(!attack.stdout.contains("Reused,"), "{tls}: {attack}");
-    assert!(!attack.stdout.contains("HTTP/1.1 200"), "{tls}: {attack}");
+    assert!(!attack.stdout.contains("Reused,"), "{tls:?}: {attack}");
+    assert!(!attack.stdout.contains("HTTP/1.1 200"), "{tls:?}: {attack}");
 }
 
 #[test]
 fn simple_host_session_does_not_resume_on_mutual_host_tls13() {
-    resumption_attack("-tls1_3");
+    resumption_attack(&["-tls1_3"]);
 }
 
 #[test]
 fn simple_host_session_does_not_resume_on_mutual_host_tls12() {
-    resumption_attack("-tls1_2");
+    resumption_attack(&["-tls1_2"]);
+}
+
+/// A TLS 1.2 client without tickets offers its session id instead.
+#[test]
+fn simple_host_session_id_does_not_resume_on_mutual_host_tls12() {
+    resumption_attack(&["-tls1_2", "-no_ticket"]);
 }
 
 #[test]

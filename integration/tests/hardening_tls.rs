@@ -233,3 +233,73 @@ fn long_client_chains_are_refused_and_counted() {
     t.check_counted(FAILURES, &[("reason", "chain_too_long")], 40.0);
     t.finish();
 }
+
+/// Every TLS 1.2 full handshake of a client without tickets leaves a
+/// session in the cache: a flood of them stays within
+/// `limits.tlsSessionCacheBytes`, the oldest leave first (counted on
+/// rustls), the newest still resumes, a client offering the id of an
+/// evicted session gets a full handshake, good clients are served, and
+/// descriptors and memory return.
+#[test]
+fn a_flood_of_tls12_sessions_stays_within_the_cache() {
+    let t = Hardening::short()
+        .set("limits.tlsSessionCacheBytes", "16Ki")
+        .start();
+    let good = t.good_clients();
+    let dir = tempfile::tempdir().unwrap();
+    let (crt, key) = client_cert("great-partner");
+    let (crt, key) = (crt.display().to_string(), key.display().to_string());
+    let sess = |i: usize| dir.path().join(format!("{i}.sess")).display().to_string();
+    let get = |i: usize, save: bool| {
+        let io = if save { "-sess_out" } else { "-sess_in" };
+        let file = sess(i);
+        s_client_get(
+            t.port(),
+            PARTNER_HOST,
+            PARTNER_HOST,
+            "/",
+            &[
+                "-tls1_2",
+                "-no_ticket",
+                io,
+                &file,
+                "-cert",
+                &crt,
+                "-key",
+                &key,
+            ],
+        )
+    };
+    const FLOOD: usize = 60;
+    for i in 0..FLOOD {
+        let out = get(i, true);
+        t.check(out.stdout.contains("HTTP/1.1 200"), || {
+            format!("handshake {i} of the flood: {out}")
+        });
+    }
+    let newest = get(FLOOD - 1, false);
+    t.check(newest.stdout.contains("Reused, TLSv1.2"), || {
+        format!("the newest session did not resume: {newest}")
+    });
+    let oldest = get(0, false);
+    t.check(
+        !oldest.stdout.contains("Reused,") && oldest.stdout.contains("HTTP/1.1 200"),
+        || format!("the oldest session is not the one that left: {oldest}"),
+    );
+    if suite_tls_library() == "rustls" {
+        let bytes = t.counted("tlsgate_tls_session_cache_bytes", &[]);
+        let entries = t.counted("tlsgate_tls_session_cache_entries", &[]);
+        t.check(bytes <= 16384.0 && entries >= 4.0, || {
+            format!("{entries} sessions in {bytes} bytes against 16 KiB")
+        });
+        t.check_counted(
+            "tlsgate_tls_session_cache_evictions_total",
+            &[],
+            (FLOOD as f64) - entries,
+        );
+    }
+    let report = good.stop();
+    t.check_recovered(Duration::from_secs(1));
+    t.check_good(&report);
+    t.finish();
+}

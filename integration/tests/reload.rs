@@ -217,16 +217,17 @@ fn removing_a_ca_refuses_its_clients_and_their_sessions() {
 
     let (crt, key) = client_cert("bad-partner");
     let (crt_s, key_s) = (crt.display().to_string(), key.display().to_string());
-    let versions = ["-tls1_2", "-tls1_3"];
-    let sess = |v: &str| {
+    // TLS 1.2 and 1.3 tickets, and a TLS 1.2 session id.
+    let versions: [&[&str]; 3] = [&["-tls1_2"], &["-tls1_3"], &["-tls1_2", "-no_ticket"]];
+    let sess = |v: &[&str]| {
         s.conf
             .path()
-            .join(format!("pirate{v}.sess"))
+            .join(format!("pirate{}.sess", v.concat()))
             .display()
             .to_string()
     };
     for v in versions {
-        let args = [v, "-cert", &crt_s, "-key", &key_s];
+        let args = [v, &["-cert", &crt_s, "-key", &key_s]].concat();
         let first = s_client_get(
             s.port,
             PARTNER_HOST,
@@ -236,7 +237,7 @@ fn removing_a_ca_refuses_its_clients_and_their_sessions() {
         );
         assert!(
             first.stdout.contains("HTTP/1.1 200"),
-            "{v} first: {}",
+            "{v:?} first: {}",
             first.combined()
         );
         let again = s_client_get(
@@ -248,7 +249,7 @@ fn removing_a_ca_refuses_its_clients_and_their_sessions() {
         );
         assert!(
             again.stdout.contains("Reused,"),
-            "{v} resumes before the change: {}",
+            "{v:?} resumes before the change: {}",
             again.combined()
         );
     }
@@ -263,16 +264,17 @@ fn removing_a_ca_refuses_its_clients_and_their_sessions() {
     let r = pirate();
     assert!(r.stderr.contains("unknown ca"), "{r}");
     for v in versions {
-        let args = [v, "-cert", &crt_s, "-key", &key_s, "-sess_in", &sess(v)];
+        let sess_in = sess(v);
+        let args = [v, &["-cert", &crt_s, "-key", &key_s, "-sess_in", &sess_in]].concat();
         let out = s_client_get(s.port, PARTNER_HOST, PARTNER_HOST, "/", &args);
         assert!(
             !out.stdout.contains("Reused,"),
-            "{v}: a session from before the CA removal resumed: {}",
+            "{v:?}: a session from before the CA removal resumed: {}",
             out.combined()
         );
         assert!(
             !out.stdout.contains("HTTP/1.1 200"),
-            "{v}: Pirate got in with an old session: {}",
+            "{v:?}: Pirate got in with an old session: {}",
             out.combined()
         );
     }

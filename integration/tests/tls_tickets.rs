@@ -48,6 +48,23 @@ fn one_ticket_per_handshake_and_it_resumes() {
 /// handshake refuses the certificate.
 #[test]
 fn a_session_does_not_outlive_its_client_certificate() {
+    session_ends_with_the_certificate(&["-tls1_3"]);
+}
+
+/// The same for a TLS 1.2 client without tickets, resuming by session id
+/// (libssl's cache on OpenSSL, sessions.rs on rustls).
+#[test]
+fn a_tls12_session_id_does_not_outlive_its_client_certificate() {
+    session_ends_with_the_certificate(&["-tls1_2", "-no_ticket"]);
+}
+
+/// And for a TLS 1.2 ticket.
+#[test]
+fn a_tls12_ticket_does_not_outlive_its_client_certificate() {
+    session_ends_with_the_certificate(&["-tls1_2"]);
+}
+
+fn session_ends_with_the_certificate(version: &[&str]) {
     use std::time::Duration;
     let s = Seed000::start();
     let work = tempfile::tempdir().unwrap();
@@ -64,8 +81,56 @@ fn a_session_does_not_outlive_its_client_certificate() {
             PARTNER_HOST,
             "/",
             &[
-                "-tls1_3",
-                if save { "-sess_out" } else { "-sess_in" },
+                version,
+                &[
+                    if save { "-sess_out" } else { "-sess_in" },
+                    &sess,
+                    "-cert",
+                    &crt,
+                    "-key",
+                    &key,
+                ],
+            ]
+            .concat(),
+        )
+    };
+    let first = get(true);
+    assert!(first.stdout.contains("HTTP/1.1 200"), "{first}");
+    let again = get(false);
+    assert!(
+        again.stdout.contains("Reused, TLSv1."),
+        "{version:?} resumes while valid: {again}"
+    );
+    std::thread::sleep(Duration::from_secs(6));
+    let late = get(false);
+    assert!(
+        !late.stdout.contains("Reused"),
+        "{version:?}: a session resumed past its certificate's end: {late}"
+    );
+    assert!(!late.stdout.contains("HTTP/1.1 200"), "{late}");
+}
+
+/// A TLS 1.2 client that sends no ticket extension resumes by session id,
+/// on either library, and is served on the resumed session; on rustls the
+/// cache's gauges show the session.
+#[test]
+fn tls12_clients_without_tickets_resume_by_session_id() {
+    let s = Seed000::start();
+    let dir = tempfile::tempdir().unwrap();
+    let sess = dir.path().join("id.sess").to_string_lossy().into_owned();
+    let (crt, key) = client_cert("great-partner");
+    let (crt, key) = (crt.display().to_string(), key.display().to_string());
+    let get = |save: bool| {
+        let io = if save { "-sess_out" } else { "-sess_in" };
+        s_client_get(
+            s.port,
+            PARTNER_HOST,
+            PARTNER_HOST,
+            "/",
+            &[
+                "-tls1_2",
+                "-no_ticket",
+                io,
                 &sess,
                 "-cert",
                 &crt,
@@ -76,16 +141,23 @@ fn a_session_does_not_outlive_its_client_certificate() {
     };
     let first = get(true);
     assert!(first.stdout.contains("HTTP/1.1 200"), "{first}");
-    let again = get(false);
     assert!(
-        again.stdout.contains("Reused, TLSv1.3"),
-        "resumes while valid: {again}"
+        !first.stdout.contains("TLS session ticket:"),
+        "a ticket was issued to a client that asked for none: {first}"
     );
-    std::thread::sleep(Duration::from_secs(6));
-    let late = get(false);
-    assert!(
-        !late.stdout.contains("Reused"),
-        "a session resumed past its certificate's end: {late}"
-    );
-    assert!(!late.stdout.contains("HTTP/1.1 200"), "{late}");
+    for _ in 0..2 {
+        let again = get(false);
+        assert!(again.stdout.contains("Reused, TLSv1.2"), "{again}");
+        assert!(again.stdout.contains("HTTP/1.1 200"), "{again}");
+    }
+    assert_eq!(s.backend_total(), 3);
+    if suite_tls_library() == "rustls" {
+        let m = s.gateway.metrics();
+        assert_eq!(m.sum("tlsgate_tls_session_cache_entries", &[]), 1.0);
+        let bytes = m.sum("tlsgate_tls_session_cache_bytes", &[]);
+        assert!(
+            bytes > 500.0,
+            "{bytes} bytes for a session with a certificate"
+        );
+    }
 }

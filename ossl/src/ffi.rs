@@ -46,6 +46,8 @@ pub type TicketKeyCb = unsafe extern "C" fn(
 
 extern "C" {
     pub fn SSL_SESSION_get0_peer(s: *mut SSL_SESSION) -> *mut openssl_sys::X509;
+    pub fn SSL_SESSION_get_timeout(s: *const SSL_SESSION) -> libc::c_long;
+    pub fn SSL_SESSION_set_timeout(s: *mut SSL_SESSION, t: libc::c_long) -> libc::c_long;
     pub fn SSL_CTX_callback_ctrl(
         ctx: *mut SSL_CTX,
         cmd: c_int,

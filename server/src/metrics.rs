@@ -49,6 +49,12 @@ pub struct Metrics {
     /// credential, result (hit, miss, evicted): the verified client
     /// chains rustls listeners remember (`clientCertificateCache`)
     pub client_chain_cache: IntCounterVec,
+    /// TLS 1.2 sessions kept by id on rustls listeners, and their bytes
+    /// (`limits.tlsSessionCacheBytes`)
+    pub tls_session_cache_entries: IntGauge,
+    pub tls_session_cache_bytes: IntGauge,
+    /// Sessions dropped before their time to make room
+    pub tls_session_cache_evictions: IntCounter,
     /// credential, certificate: nextUpdate of the OCSP response to staple
     pub ocsp_next_update: prometheus::IntGaugeVec,
     /// host (capped, see proxy/egress.rs): refused by REGISTRY_ONLY
@@ -272,6 +278,30 @@ impl Metrics {
              evicted (forgotten to make room; clientCertificateCache.entries)",
             &["credential", "result"],
         );
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid gauge");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("metric registered once");
+            g
+        };
+        let tls_session_cache_entries = gauge(
+            "tlsgate_tls_session_cache_entries",
+            "TLS 1.2 sessions kept for resumption by session id on rustls listeners",
+        );
+        let tls_session_cache_bytes = gauge(
+            "tlsgate_tls_session_cache_bytes",
+            "Bytes of those sessions, against limits.tlsSessionCacheBytes",
+        );
+        let tls_session_cache_evictions = IntCounter::new(
+            "tlsgate_tls_session_cache_evictions_total",
+            "TLS 1.2 sessions dropped before their lifetime ended to make room \
+             (limits.tlsSessionCacheBytes)",
+        )
+        .expect("valid counter");
+        registry
+            .register(Box::new(tls_session_cache_evictions.clone()))
+            .expect("metric registered once");
         let ocsp_next_update = prometheus::IntGaugeVec::new(
             Opts::new(
                 "tlsgate_ocsp_next_update_timestamp_seconds",
@@ -446,6 +476,9 @@ impl Metrics {
             ocsp_fetch,
             ticket_keys,
             client_chain_cache,
+            tls_session_cache_entries,
+            tls_session_cache_bytes,
+            tls_session_cache_evictions,
             ocsp_next_update,
             outbound_blocked,
             outbound_passthrough,

@@ -64,8 +64,17 @@ pub fn listener_acceptor(rt: SharedRuntime, addr: SocketAddr) -> Result<SslAccep
     // at the client's will: refused (and counted, see conn.rs).
     b.set_options(SslOptions::NO_RENEGOTIATION);
     // Server-side cache for TLS 1.2 session ids; tickets are stateless.
-    // Both are bound to the policy key (see session.rs).
-    b.set_session_cache_mode(SslSessionCacheMode::SERVER);
+    // Both are bound to the policy key (see session.rs). libssl counts
+    // sessions, not bytes: `limits.tlsSessionCacheBytes` at 2 KiB each (a
+    // session with its client certificate, decoded), read at start.
+    let cache_bytes = rt.load().model.runtime.limits.tls_session_cache_bytes;
+    if cache_bytes == 0 {
+        b.set_session_cache_mode(SslSessionCacheMode::OFF);
+    } else {
+        b.set_session_cache_mode(SslSessionCacheMode::SERVER);
+        b.set_session_cache_size(i32::try_from(cache_bytes / 2048).unwrap_or(i32::MAX).max(1));
+    }
+    tlsgate_ossl::end_sessions_with_client_certificate(&mut b);
     // An idle keep-alive connection then holds no 34 KB of TLS record
     // buffers (nginx does the same): memory per idle connection is what
     // limits how many clients one gateway holds.

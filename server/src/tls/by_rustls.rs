@@ -3,12 +3,14 @@
 //! order. The ClientHello is read first; SNI chooses the policy from the
 //! live runtime; the policy's own `ServerConfig` (config.rs) runs the rest
 //! of the handshake: its certificates, its client verification
-//! (verify.rs), its tickets (tickets.rs, bound to the policy). Then the
+//! (verify.rs), its tickets (tickets.rs, bound to the policy) and TLS 1.2
+//! session ids (sessions.rs, bound the same way). Then the
 //! same `ConnInfo` as on OpenSSL goes to every request (stream.rs).
 
 mod config;
 mod openssl_chain;
 mod scratch;
+mod sessions;
 mod stream;
 mod tickets;
 mod verify;

@@ -7,11 +7,12 @@ use std::sync::{Arc, Weak};
 use rustls::crypto::aws_lc_rs::{self as provider, cipher_suite as cs, kx_group};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::server::{ClientHello, NoServerSessionStorage, ResolvesServerCert};
+use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, SupportedCipherSuite, SupportedProtocolVersion};
 
-use super::tickets::PolicyTickets;
+use super::sessions::{PolicySessions, SessionCache};
+use super::tickets::{Binding, PolicyTickets};
 use super::verify::ClientVerifier;
 use crate::config::TlsVersion;
 use crate::credentials::now_unix;
@@ -178,15 +179,18 @@ fn build(policy: &Arc<ServerPolicy>, rt: &Runtime) -> Result<Arc<ServerConfig>, 
     if !policy.stream {
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     }
-    // Resumption by tickets only, under our keys and bound to the policy
-    // (tickets.rs): a session-id cache would resume past a CRL change.
-    config.session_storage = Arc::new(NoServerSessionStorage {});
+    // Resumption by tickets under our keys, and for TLS 1.2 clients without
+    // tickets by session id: both bound to the policy's session key (which
+    // a CRL change changes too; tickets.rs, sessions.rs).
     // Weak: the policy holds the config that holds the ticketer.
-    let weak = Arc::downgrade(policy);
-    config.ticketer = Arc::new(PolicyTickets::new(
-        rt.tickets.clone(),
-        Box::new(move || weak.upgrade().map(|p| p.session_key(now_unix()))),
-    ));
+    let binding = || {
+        let weak = Arc::downgrade(policy);
+        Box::new(move || weak.upgrade().map(|p| p.session_key(now_unix()))) as Binding
+    };
+    let cache = SessionCache::process();
+    cache.set_max_bytes(rt.model.runtime.limits.tls_session_cache_bytes);
+    config.session_storage = Arc::new(PolicySessions::new(cache, binding()));
+    config.ticketer = Arc::new(PolicyTickets::new(rt.tickets.clone(), binding()));
     config.send_tls13_tickets = 1;
     // Nothing the client sends before the handshake ends is read early.
     config.max_early_data_size = 0;

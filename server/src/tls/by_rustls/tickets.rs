@@ -27,7 +27,7 @@ const NONCE: usize = 12;
 const ENDS: usize = 8;
 const TAG: usize = 16;
 /// As OpenSSL's default session timeout.
-const LIFETIME_SECS: u32 = 7200;
+pub(super) const LIFETIME_SECS: u32 = 7200;
 
 /// What a ticket is bound to now: the policy's session key (`None`
 /// once the policy is gone: no ticket is made or taken).
