@@ -41,7 +41,7 @@ pub(crate) use identity::{common_name, sha256, SubjectAltNames};
 use identity::{hex, name_to_string};
 pub use ocsp::{check_response as check_ocsp_response, request as ocsp_request, OcspInfo, Staple};
 pub use path::verified_path;
-pub use verified_chains::{ChainKey, VerifiedChains, Window as ChainWindow};
+pub use verified_chains::{ChainKey, Remembered, VerifiedChains, Window as ChainWindow};
 
 /// Everything a TLS context needs from one credential, checked.
 pub struct Credential {

@@ -46,6 +46,13 @@ fn counted(s: &Seed000, result: &str) -> f64 {
         .sum("tlsgate_client_chain_cache_total", &[("result", result)])
 }
 
+/// `tlsgate_client_chain_cache_entries`, all credentials.
+fn remembered(s: &Seed000) -> f64 {
+    s.gateway
+        .metrics()
+        .sum("tlsgate_client_chain_cache_entries", &[])
+}
+
 fn replace_file(path: &Path, contents: &[u8]) {
     let tmp = path.with_file_name(".swap.tmp");
     std::fs::write(&tmp, contents).unwrap();
@@ -65,6 +72,7 @@ fn a_remembered_chain_is_refused_once_its_ca_is_removed() {
     }
     assert_eq!(counted(&s, "miss"), 1.0, "{}", s.gateway.describe());
     assert_eq!(counted(&s, "hit"), 2.0, "{}", s.gateway.describe());
+    assert_eq!(remembered(&s), 1.0);
 
     // Pirate's CA leaves the bundle: its remembered chain must not outlive it.
     replace_file(
@@ -90,6 +98,13 @@ fn a_remembered_chain_is_refused_once_its_ca_is_removed() {
     );
     assert_eq!(get(&s, &acme_crt, &acme_key).status, 200);
     assert_eq!(counted(&s, "hit"), hits + 1.0);
+    // The old policy's memory went with it: only Acme's chain is counted.
+    assert!(
+        wait_until(Duration::from_secs(5), || remembered(&s) == 1.0),
+        "{} chains remembered: {}",
+        remembered(&s),
+        s.gateway.describe()
+    );
 }
 
 #[test]
@@ -155,6 +170,7 @@ fn the_memory_is_bounded_and_zero_turns_it_off() {
         let label = format!("entries {entries}: {}", s.gateway.describe());
         assert_eq!(counted(&s, "evicted"), evicted, "{label}");
         assert_eq!(counted(&s, "hit"), hits, "{label}");
+        assert_eq!(remembered(&s), f64::from(entries), "{label}");
         let misses = if entries == 0 { 0.0 } else { 4.0 };
         assert_eq!(counted(&s, "miss"), misses, "{label}");
         assert_eq!(s.backend_total(), 6, "{label}");

@@ -49,6 +49,8 @@ pub struct Metrics {
     /// credential, result (hit, miss, evicted): the verified client
     /// chains rustls listeners remember (`clientCertificateCache`)
     pub client_chain_cache: IntCounterVec,
+    /// credential: the chains remembered now, by all its verifiers
+    pub client_chain_cache_entries: prometheus::IntGaugeVec,
     /// TLS 1.2 sessions kept by id on rustls listeners, and their bytes
     /// (`limits.tlsSessionCacheBytes`)
     pub tls_session_cache_entries: IntGauge,
@@ -278,21 +280,18 @@ impl Metrics {
              evicted (forgotten to make room; clientCertificateCache.entries)",
             &["credential", "result"],
         );
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid gauge");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("metric registered once");
-            g
-        };
-        let tls_session_cache_entries = gauge(
-            "tlsgate_tls_session_cache_entries",
-            "TLS 1.2 sessions kept for resumption by session id on rustls listeners",
-        );
-        let tls_session_cache_bytes = gauge(
-            "tlsgate_tls_session_cache_bytes",
-            "Bytes of those sessions, against limits.tlsSessionCacheBytes",
-        );
+        let client_chain_cache_entries = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "tlsgate_client_chain_cache_entries",
+                "Verified client chains remembered now on rustls listeners, by client CA \
+                 credential (clientCertificateCache.entries per server policy)",
+            ),
+            &["credential"],
+        )
+        .expect("valid gauge");
+        registry
+            .register(Box::new(client_chain_cache_entries.clone()))
+            .expect("metric registered once");
         let tls_session_cache_evictions = IntCounter::new(
             "tlsgate_tls_session_cache_evictions_total",
             "TLS 1.2 sessions dropped before their lifetime ended to make room \
@@ -406,6 +405,14 @@ impl Metrics {
             "tlsgate_request_head_bytes",
             "Bytes held now by unfinished HTTP/1.1 request heads",
         );
+        let tls_session_cache_entries = gauge(
+            "tlsgate_tls_session_cache_entries",
+            "TLS 1.2 sessions kept for resumption by session id on rustls listeners",
+        );
+        let tls_session_cache_bytes = gauge(
+            "tlsgate_tls_session_cache_bytes",
+            "Bytes of those sessions, against limits.tlsSessionCacheBytes",
+        );
         let tcp_connections = counter(
             &registry,
             "tlsgate_tcp_connections_total",
@@ -476,6 +483,7 @@ impl Metrics {
             ocsp_fetch,
             ticket_keys,
             client_chain_cache,
+            client_chain_cache_entries,
             tls_session_cache_entries,
             tls_session_cache_bytes,
             tls_session_cache_evictions,

@@ -66,6 +66,14 @@ impl Window {
     }
 }
 
+/// What one [`VerifiedChains::remember`] changed: a chain added, and how
+/// many were dropped to make room (0 or 1); what an entries gauge follows.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Remembered {
+    pub added: bool,
+    pub dropped: usize,
+}
+
 /// Up to `capacity` verified chains, each with a `T`; the oldest goes
 /// first when full.
 #[derive(Debug)]
@@ -109,15 +117,14 @@ impl<T: Clone> VerifiedChains<T> {
 
     /// Remembers a chain the full verification accepted at `now`: `window`
     /// is [`Window::of`] the leaf and the intermediates `key` was made of.
-    /// Returns how many chains were dropped to make room (0 or 1).
-    pub fn remember(&self, key: ChainKey, window: Window, now: i64, keep: T) -> usize {
+    pub fn remember(&self, key: ChainKey, window: Window, now: i64, keep: T) -> Remembered {
         if self.capacity == 0 || !window.covers(now) {
-            return 0;
+            return Remembered::default();
         }
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if inner.windows.insert(key, (window, keep)).is_some() {
             // Seen again after its window, say: its place in line stays.
-            return 0;
+            return Remembered::default();
         }
         inner.order.push_back(key);
         let mut dropped = 0;
@@ -127,7 +134,10 @@ impl<T: Clone> VerifiedChains<T> {
                 dropped += 1;
             }
         }
-        dropped
+        Remembered {
+            added: true,
+            dropped,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -154,8 +164,38 @@ mod tests {
             now: i64,
             keep: u8,
         ) -> usize {
-            Window::of(certs).map_or(0, |w| self.remember(key, w, now, keep))
+            Window::of(certs).map_or(0, |w| self.remember(key, w, now, keep).dropped)
         }
+    }
+
+    #[test]
+    fn remember_says_what_it_added_and_dropped() {
+        let certs: Vec<_> = (0..3)
+            .map(|i| cert_with_validity("19700101000000Z", &format!("1970010101000{i}Z")))
+            .collect();
+        let chains = VerifiedChains::<u8>::new(2);
+        let keys: Vec<_> = certs
+            .iter()
+            .map(|c| ChainKey::of(c, std::iter::empty()))
+            .collect();
+        let w = |i: usize| Window::of([certs[i].as_slice()].into_iter()).unwrap();
+        let added = Remembered {
+            added: true,
+            dropped: 0,
+        };
+        assert_eq!(chains.remember(keys[0], w(0), 100, 1), added);
+        // The same chain again adds nothing.
+        assert_eq!(
+            chains.remember(keys[0], w(0), 100, 1),
+            Remembered::default()
+        );
+        assert_eq!(chains.remember(keys[1], w(1), 100, 1), added);
+        let full = Remembered {
+            added: true,
+            dropped: 1,
+        };
+        assert_eq!(chains.remember(keys[2], w(2), 100, 1), full);
+        assert_eq!(chains.len(), 2);
     }
 
     #[test]

@@ -74,6 +74,12 @@ pub(crate) fn failure_reason(e: &Error) -> FailureReason {
     }
 }
 
+impl Drop for ClientVerifier {
+    fn drop(&mut self) {
+        self.counts.entries.sub(self.chains.len() as i64);
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct ClientVerifier {
     webpki: Arc<dyn ClientCertVerifier>,
@@ -114,12 +120,15 @@ struct Known {
 }
 
 /// `tlsgate_client_chain_cache_total`'s handles for this credential,
-/// looked up once rather than per handshake.
+/// looked up once rather than per handshake, and its entries gauge (which
+/// every verifier of the credential adds to, old ones until their last
+/// connection ends).
 #[derive(Debug)]
 struct ChainCounts {
     hit: prometheus::IntCounter,
     miss: prometheus::IntCounter,
     evicted: prometheus::IntCounter,
+    entries: prometheus::IntGauge,
 }
 
 impl ChainCounts {
@@ -133,6 +142,9 @@ impl ChainCounts {
             hit: c("hit"),
             miss: c("miss"),
             evicted: c("evicted"),
+            entries: crate::metrics::metrics()
+                .client_chain_cache_entries
+                .with_label_values(&[credential]),
         }
     }
 }
@@ -277,8 +289,11 @@ impl ClientVerifier {
         if p.verifier != self as *const Self as usize || p.leaf != leaf.as_ref() {
             return;
         }
-        let dropped = self.chains.remember(p.key, p.window, p.at, p.known);
-        self.counts.evicted.inc_by(dropped as u64);
+        let r = self.chains.remember(p.key, p.window, p.at, p.known);
+        self.counts.evicted.inc_by(r.dropped as u64);
+        self.counts
+            .entries
+            .add(i64::from(r.added) - r.dropped as i64);
     }
 
     /// The path our CRL check walks: the leaf up to the bundle's CA, each
