@@ -405,6 +405,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     if settings.tls_library == TlsLibrary::Rustls {
         // Checked by `load`: each policy's config is built and kept.
         tls::by_rustls::serve_listeners();
+        tls::by_rustls::apply_limits(&rt);
         tracing::info!("listeners terminate TLS with rustls and aws-lc-rs");
     } else {
         tracing::info!("listeners terminate TLS with OpenSSL");

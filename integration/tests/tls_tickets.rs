@@ -151,6 +151,16 @@ fn tls12_clients_without_tickets_resume_by_session_id() {
         assert!(again.stdout.contains("HTTP/1.1 200"), "{again}");
     }
     assert_eq!(s.backend_total(), 3);
+    // A TLS 1.2 client with tickets resumes by its ticket: no session of
+    // its own is kept by id.
+    let ticketed = s_client_get(
+        s.port,
+        PARTNER_HOST,
+        PARTNER_HOST,
+        "/",
+        &["-tls1_2", "-cert", &crt, "-key", &key],
+    );
+    assert!(ticketed.stdout.contains("HTTP/1.1 200"), "{ticketed}");
     if suite_tls_library() == "rustls" {
         let m = s.gateway.metrics();
         assert_eq!(m.sum("tlsgate_tls_session_cache_entries", &[]), 1.0);
@@ -158,6 +168,65 @@ fn tls12_clients_without_tickets_resume_by_session_id() {
         assert!(
             bytes > 500.0,
             "{bytes} bytes for a session with a certificate"
+        );
+    }
+}
+
+/// `limits.tlsSessionCacheBytes` on reload: rustls listeners apply it at
+/// once (0 empties the cache: the session no longer resumes); OpenSSL
+/// listeners sized libssl's cache at start, so the reload says it needs a
+/// restart for it.
+#[test]
+fn the_session_cache_bound_follows_a_reload_or_asks_for_a_restart() {
+    let s = Seed000::start_partner_trusting(
+        &std::fs::read(ca_cert("acme")).unwrap(),
+        "  limits:\n    tlsSessionCacheBytes: 1Mi\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let sess = dir.path().join("id.sess").to_string_lossy().into_owned();
+    let (crt, key) = client_cert("great-partner");
+    let (crt, key) = (crt.display().to_string(), key.display().to_string());
+    let get = |save: bool| {
+        let io = if save { "-sess_out" } else { "-sess_in" };
+        s_client_get(
+            s.port,
+            PARTNER_HOST,
+            PARTNER_HOST,
+            "/",
+            &[
+                "-tls1_2",
+                "-no_ticket",
+                io,
+                &sess,
+                "-cert",
+                &crt,
+                "-key",
+                &key,
+            ],
+        )
+    };
+    assert!(get(true).stdout.contains("HTTP/1.1 200"));
+    let again = get(false);
+    assert!(again.stdout.contains("Reused, TLSv1.2"), "{again}");
+
+    let yaml = std::fs::read_to_string(&s.config_path).unwrap();
+    let off = yaml.replace("tlsSessionCacheBytes: 1Mi", "tlsSessionCacheBytes: 0");
+    assert_ne!(yaml, off);
+    std::fs::write(&s.config_path, off).unwrap();
+    let url = format!("http://{}/reload", s.gateway.admin_addr());
+    let r = Curl::new(url).args(["-X", "POST"]).run();
+    assert_eq!(r.status, 200, "{r}");
+    if suite_tls_library() == "rustls" {
+        let m = s.gateway.metrics();
+        assert_eq!(m.sum("tlsgate_tls_session_cache_entries", &[]), 0.0);
+        let late = get(false);
+        assert!(!late.stdout.contains("Reused,"), "{late}");
+        assert!(late.stdout.contains("HTTP/1.1 200"), "{late}");
+        assert!(!r.body.contains("tlsSessionCacheBytes"), "{r}");
+    } else {
+        assert!(
+            r.body.contains("limits.tlsSessionCacheBytes 1048576 -> 0"),
+            "the reload does not say the bound needs a restart: {r}"
         );
     }
 }

@@ -21,7 +21,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use foreign_types::ForeignTypeRef;
 use libc::{c_char, c_int, c_uchar, c_uint, c_void, size_t};
 use openssl::error::ErrorStack;
-use openssl::ssl::{SslContextBuilder, SslRef};
+use openssl::ssl::{SslContextBuilder, SslRef, SslSessionRef};
 use openssl::x509::store::{X509Store, X509StoreBuilder};
 use openssl::x509::{X509CrlRef, X509};
 
@@ -258,35 +258,28 @@ unsafe extern "C" fn ticket_decrypted<K: TicketKey>(
     }
 }
 
-/// Sessions kept in this context's cache (TLS 1.2 session ids) end no
-/// later than the client certificate they rest on: libssl finds a cached
-/// session by id without asking us (the ticket callback above sees only
-/// tickets), so its lifetime is cut to the certificate's notAfter when it
-/// is stored. The full handshake then checks the certificate.
-pub fn end_sessions_with_client_certificate(b: &mut SslContextBuilder) {
-    b.set_new_session_callback(|_ssl, session| {
+/// Cuts `session`'s lifetime to end no later than `not_after` (its client
+/// certificate's): libssl finds a cached TLS 1.2 session by id without
+/// asking us (the ticket callback above sees only tickets). Called while
+/// the certificate is verified, before libssl caches the session: once
+/// cached, a change of its timeout would race with the cache's eviction.
+pub fn cap_session_lifetime(session: &SslSessionRef, not_after: &openssl::asn1::Asn1TimeRef) {
+    let Ok(now) = openssl::asn1::Asn1Time::days_from_now(0) else {
+        return;
+    };
+    let Ok(left) = now.diff(not_after) else {
+        return;
+    };
+    let left = i64::from(left.days) * 86_400 + i64::from(left.secs);
+    let left = libc::c_long::try_from(left.max(0)).unwrap_or(libc::c_long::MAX);
+    // SAFETY: `session` is live for the call and not yet in any cache (see
+    // above), so nothing else reads its timeout meanwhile.
+    unsafe {
         let sess = session.as_ptr();
-        // SAFETY: `session` holds a reference to the live session for the
-        // call; the peer certificate is borrowed from it.
-        unsafe {
-            let peer = ffi::SSL_SESSION_get0_peer(sess);
-            if peer.is_null() {
-                return;
-            }
-            let Ok(now) = openssl::asn1::Asn1Time::days_from_now(0) else {
-                return;
-            };
-            let Ok(left) = now.diff(openssl::x509::X509Ref::from_ptr(peer).not_after()) else {
-                return;
-            };
-            let left = i64::from(left.days) * 86_400 + i64::from(left.secs);
-            let left = libc::c_long::try_from(left.max(0)).unwrap_or(libc::c_long::MAX);
-            if left < ffi::SSL_SESSION_get_timeout(sess) {
-                // libssl re-sorts its cache's timeout list under its lock.
-                ffi::SSL_SESSION_set_timeout(sess, left);
-            }
+        if left < ffi::SSL_SESSION_get_timeout(sess) {
+            ffi::SSL_SESSION_set_timeout(sess, left);
         }
-    });
+    }
 }
 
 /// Asks for a new handshake on an established TLS 1.2 client connection

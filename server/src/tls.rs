@@ -74,7 +74,6 @@ pub fn listener_acceptor(rt: SharedRuntime, addr: SocketAddr) -> Result<SslAccep
         b.set_session_cache_mode(SslSessionCacheMode::SERVER);
         b.set_session_cache_size(i32::try_from(cache_bytes / 2048).unwrap_or(i32::MAX).max(1));
     }
-    tlsgate_ossl::end_sessions_with_client_certificate(&mut b);
     // An idle keep-alive connection then holds no 34 KB of TLS record
     // buffers (nginx does the same): memory per idle connection is what
     // limits how many clients one gateway holds.

@@ -165,6 +165,9 @@ impl Reloader {
         outcome.generation = next.generation;
         outcome.result = "applied";
         *last = print;
+        if crate::tls::by_rustls::in_use() {
+            crate::tls::by_rustls::apply_limits(&next);
+        }
         self.rt.store(Arc::new(next));
         m.reloads.with_label_values(&["applied"]).inc();
         tracing::info!(
@@ -374,6 +377,16 @@ fn needs_restart(old: &Model, new: &Model) -> Vec<String> {
     }
     if old.runtime.threads != new.runtime.threads {
         out.push("threads".to_string());
+    }
+    // libssl's cache is sized when the listener's context is made.
+    let (a, b) = (
+        old.runtime.limits.tls_session_cache_bytes,
+        new.runtime.limits.tls_session_cache_bytes,
+    );
+    if a != b && new.runtime.tls_library == crate::config::TlsLibrary::OpenSsl {
+        out.push(format!(
+            "limits.tlsSessionCacheBytes {a} -> {b} (OpenSSL listeners' session cache)"
+        ));
     }
     if old.runtime.tls_library != new.runtime.tls_library {
         out.push(format!(

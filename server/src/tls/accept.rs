@@ -186,8 +186,26 @@ fn set_client_verification(ssl: &mut SslRef, policy: &ServerPolicy) {
         if ok && !check_revocation(ctx, &revocation, &credential.info.name) {
             return false;
         }
-        verify_client(ok, ctx, &allowed, spiffe.as_deref())
+        let ok = verify_client(ok, ctx, &allowed, spiffe.as_deref());
+        if ok && ctx.error_depth() == 0 {
+            end_session_with_leaf(ctx);
+        }
+        ok
     });
+}
+
+/// The session this handshake makes (a TLS 1.2 session id libssl caches,
+/// or a ticket) ends no later than the client certificate it rests on.
+fn end_session_with_leaf(ctx: &mut X509StoreContextRef) {
+    let Ok(idx) = openssl::x509::X509StoreContext::ssl_idx() else {
+        return;
+    };
+    let (Some(ssl), Some(leaf)) = (ctx.ex_data(idx), ctx.current_cert()) else {
+        return;
+    };
+    if let Some(session) = ssl.session() {
+        tlsgate_ossl::cap_session_lifetime(session, leaf.not_after());
+    }
 }
 
 /// `limits.clientCertificateIntermediates`, on what the client sent (not

@@ -47,6 +47,14 @@ pub fn serve_listeners() {
     IN_USE.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// The runtime about to serve (at start, or a reload about to be
+/// published): its `limits.tlsSessionCacheBytes` bounds the session cache
+/// from now on (a smaller bound evicts at the next store; 0 empties it).
+pub fn apply_limits(rt: &crate::runtime::Runtime) {
+    sessions::SessionCache::process()
+        .set_max_bytes(rt.model.runtime.limits.tls_session_cache_bytes);
+}
+
 pub fn in_use() -> bool {
     IN_USE.load(std::sync::atomic::Ordering::Relaxed)
 }
@@ -172,6 +180,7 @@ async fn handshake(
             return None;
         }
     };
+    sessions::settle();
     let (sock, conn) = tls.get_mut();
     let tls13 = conn.protocol_version() == Some(ProtocolVersion::TLSv1_3);
     let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);

@@ -187,9 +187,7 @@ fn build(policy: &Arc<ServerPolicy>, rt: &Runtime) -> Result<Arc<ServerConfig>, 
         let weak = Arc::downgrade(policy);
         Box::new(move || weak.upgrade().map(|p| p.session_key(now_unix()))) as Binding
     };
-    let cache = SessionCache::process();
-    cache.set_max_bytes(rt.model.runtime.limits.tls_session_cache_bytes);
-    config.session_storage = Arc::new(PolicySessions::new(cache, binding()));
+    config.session_storage = Arc::new(PolicySessions::new(SessionCache::process(), binding()));
     config.ticketer = Arc::new(PolicyTickets::new(rt.tickets.clone(), binding()));
     config.send_tls13_tickets = 1;
     // Nothing the client sends before the handshake ends is read early.

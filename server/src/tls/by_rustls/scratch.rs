@@ -17,6 +17,10 @@ struct Scratch {
     /// A chain the verifier accepted, remembered only once the client's
     /// CertificateVerify proves it holds the leaf's key.
     pending_chain: Option<super::verify::PendingChain>,
+    /// A TLS 1.2 session rustls asked to store, and whether a ticket left
+    /// with it (sessions.rs).
+    session: Option<super::sessions::Pending>,
+    ticket_issued: bool,
     /// The client's CertificateVerify did not verify: webpki says
     /// `BadSignature`, as for a chain no CA signed, but this is no
     /// unknown CA (OpenSSL's side counts it as a failed handshake too).
@@ -70,4 +74,16 @@ pub(super) fn take_proof_refused() -> bool {
 
 pub(super) fn take_identity() -> Option<ClientIdentity> {
     with(|s| s.identity.take()).flatten()
+}
+
+pub(super) fn hold_session(p: super::sessions::Pending) {
+    with(|s| s.session = Some(p));
+}
+
+pub(super) fn ticket_issued() {
+    with(|s| s.ticket_issued = true);
+}
+
+pub(super) fn take_session() -> (Option<super::sessions::Pending>, bool) {
+    with(|s| (s.session.take(), std::mem::take(&mut s.ticket_issued))).unwrap_or((None, false))
 }

@@ -1,12 +1,20 @@
 //! TLS 1.2 resumption by session id under rustls, for clients that send no
 //! ticket extension (OpenSSL listeners keep such sessions in libssl's own
 //! cache). One cache for the process, bounded in bytes
-//! (`limits.tlsSessionCacheBytes`), oldest out first. Each entry is bound
-//! as tickets are (tickets.rs): to the policy's session key when it was
-//! stored, so a session made under one policy, before a CA was removed or
-//! before a fetched CRL changed, is not found under another; and to the end
-//! of the client certificate it rests on. rustls itself checks the SNI,
-//! the suite and extended master secret of what it gets back.
+//! (`limits.tlsSessionCacheBytes`), oldest out first, in two halves:
+//! sessions with a verified client certificate, and anonymous ones, so a
+//! flood of anonymous handshakes on a public host cannot push out the
+//! sessions of mutual-TLS clients. Each entry is bound as tickets are
+//! (tickets.rs): to the policy's session key when it was stored, so a
+//! session made under one policy, before a CA was removed or before a
+//! fetched CRL changed, is not found under another; and to the end of the
+//! client certificate it rests on. rustls itself checks the SNI, the suite
+//! and extended master secret of what it gets back.
+//!
+//! rustls gives every TLS 1.2 full handshake a session id and stores it
+//! before it sends the ticket a client asked for; a session is therefore
+//! held until the handshake is over ([`settle`]) and kept only if no
+//! ticket left with it: a client with tickets never resumes by id.
 //!
 //! TLS 1.3 never comes here: the ticketer is enabled, and rustls then
 //! neither stores nor looks up sessions by id.
@@ -24,8 +32,12 @@ use crate::metrics::metrics;
 /// What an entry costs beside its id and value: the map's and the queue's
 /// slots, the binding, the times.
 const ENTRY_OVERHEAD: usize = 128;
+/// A session larger than this (a client chain of many or large
+/// certificates) is not kept: such a client makes full handshakes, as the
+/// verified-chain memory does not keep its chain either.
+const MAX_ENTRY: usize = 16 * 1024;
 
-struct Entry {
+pub(crate) struct Entry {
     /// Which put made it: the queue's slot for it carries the same.
     seq: u64,
     binding: [u8; 32],
@@ -56,8 +68,15 @@ struct Inner {
 impl Inner {
     fn remove(&mut self, id: &[u8]) -> Option<Entry> {
         let e = self.map.remove(id)?;
-        self.bytes -= Entry::cost(id, &e.value);
+        let cost = Entry::cost(id, &e.value);
+        self.bytes -= cost;
+        gauges(-1, -(cost as i64));
         Some(e)
+    }
+
+    fn clear(&mut self) {
+        gauges(-(self.map.len() as i64), -(self.bytes as i64));
+        *self = Inner::default();
     }
 
     /// Drops the oldest until `extra` more bytes fit in `max`, and every
@@ -92,16 +111,24 @@ impl Inner {
     }
 }
 
+fn gauges(entries: i64, bytes: i64) {
+    let m = metrics();
+    m.tls_session_cache_entries.add(entries);
+    m.tls_session_cache_bytes.add(bytes);
+}
+
 /// The process's TLS 1.2 session cache.
 pub(crate) struct SessionCache {
-    inner: Mutex<Inner>,
+    /// Anonymous sessions, and sessions with a client certificate: each
+    /// half of `max_bytes`.
+    pools: [Mutex<Inner>; 2],
     max_bytes: AtomicUsize,
 }
 
 impl SessionCache {
     pub(crate) fn new(max_bytes: usize) -> SessionCache {
         SessionCache {
-            inner: Mutex::new(Inner::default()),
+            pools: Default::default(),
             max_bytes: AtomicUsize::new(max_bytes),
         }
     }
@@ -123,25 +150,26 @@ impl SessionCache {
     pub(crate) fn set_max_bytes(&self, max: usize) {
         self.max_bytes.store(max, Ordering::Relaxed);
         if max == 0 {
-            let mut inner = self.lock();
-            *inner = Inner::default();
-            publish(&inner);
+            for pool in 0..2 {
+                self.lock(pool).clear();
+            }
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self, pool: usize) -> std::sync::MutexGuard<'_, Inner> {
         // A panic under the lock leaves maps that are still consistent
         // enough to evict from.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        self.pools[pool].lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn put(&self, id: Vec<u8>, mut entry: Entry, now: i64) -> bool {
-        let max = self.max_bytes.load(Ordering::Relaxed);
+        let max = self.max_bytes.load(Ordering::Relaxed) / 2;
         let cost = Entry::cost(&id, &entry.value);
-        if cost > max {
+        if cost > max || entry.value.len() > MAX_ENTRY {
             return false;
         }
-        let mut inner = self.lock();
+        let pool = usize::from(entry.not_after != i64::MAX);
+        let mut inner = self.lock(pool);
         inner.remove(&id);
         let evicted = inner.make_room(cost, max, now);
         if evicted > 0 {
@@ -153,13 +181,25 @@ impl SessionCache {
             .order
             .push_back((id.clone(), entry.seq, entry.expires));
         inner.bytes += cost;
+        gauges(1, cost as i64);
         inner.map.insert(id, entry);
-        publish(&inner);
         true
     }
 
     fn get(&self, id: &[u8], binding: &[u8; 32], now: i64, take: bool) -> Option<(Vec<u8>, i64)> {
-        let mut inner = self.lock();
+        // Ids are the server's random 32 bytes: one is in one pool only.
+        (0..2).find_map(|pool| self.get_in(pool, id, binding, now, take))
+    }
+
+    fn get_in(
+        &self,
+        pool: usize,
+        id: &[u8],
+        binding: &[u8; 32],
+        now: i64,
+        take: bool,
+    ) -> Option<(Vec<u8>, i64)> {
+        let mut inner = self.lock(pool);
         let e = inner.map.get(id)?;
         // Expired, past its certificate, or another policy's session (or
         // this one's before it changed): not resumed. It stays until it
@@ -170,7 +210,6 @@ impl SessionCache {
         }
         let found = if take {
             let e = inner.remove(id)?;
-            publish(&inner);
             (e.value, e.not_after)
         } else {
             (e.value.clone(), e.not_after)
@@ -180,15 +219,27 @@ impl SessionCache {
 
     #[cfg(test)]
     fn len(&self) -> (usize, usize) {
-        let inner = self.lock();
-        (inner.map.len(), inner.bytes)
+        (0..2).fold((0, 0), |(n, b), pool| {
+            let inner = self.lock(pool);
+            (n + inner.map.len(), b + inner.bytes)
+        })
     }
 }
 
-fn publish(inner: &Inner) {
-    let m = metrics();
-    m.tls_session_cache_entries.set(inner.map.len() as i64);
-    m.tls_session_cache_bytes.set(inner.bytes as i64);
+/// A session rustls asked to store, held until its handshake is over.
+pub(super) struct Pending {
+    cache: Arc<SessionCache>,
+    id: Vec<u8>,
+    entry: Entry,
+}
+
+/// The handshake is over: its session is kept unless a ticket left with
+/// it (a client with a ticket resumes by the ticket, never by the id).
+pub(super) fn settle() {
+    let (pending, ticket) = super::scratch::take_session();
+    if let (Some(p), false) = (pending, ticket) {
+        p.cache.put(p.id, p.entry, now_unix());
+    }
 }
 
 /// One policy's view of the process cache.
@@ -212,6 +263,10 @@ impl PolicySessions {
         let binding = (self.binding)()?;
         let (value, not_after) = self.cache.get(id, &binding, now_unix(), take)?;
         // The session's certificate end carries on as a resumed ticket's.
+        // Should rustls then refuse the session (another SNI or suite) and
+        // make a full handshake, a certificate it verifies replaces this
+        // end; an anonymous one keeps it, which only shortens its session
+        // (and tells nothing: TLS 1.2 sends the certificate in the clear).
         super::scratch::resumed_until((not_after != i64::MAX).then_some(not_after));
         Some(value)
     }
@@ -231,7 +286,12 @@ impl StoresServerSessions for PolicySessions {
             not_after,
             value,
         };
-        self.cache.put(id, entry, now)
+        super::scratch::hold_session(Pending {
+            cache: self.cache.clone(),
+            id,
+            entry,
+        });
+        true
     }
 
     fn get(&self, id: &[u8]) -> Option<Vec<u8>> {

@@ -13,6 +13,8 @@ fn entry(binding: u8, expires: i64, not_after: i64, len: usize) -> Entry {
 }
 
 const NOW: i64 = 1_000_000;
+/// No client certificate: the anonymous half.
+const NONE: i64 = i64::MAX;
 
 #[test]
 fn a_session_is_found_only_under_its_binding_and_in_its_time() {
@@ -37,54 +39,86 @@ fn a_session_is_found_only_under_its_binding_and_in_its_time() {
 #[test]
 fn bytes_stay_within_the_bound_oldest_out_first() {
     let cost = Entry::cost(b"id-00", &[0; 1000]);
-    let c = SessionCache::new(cost * 10);
+    // Half of the bound for anonymous sessions, half for the others.
+    let c = SessionCache::new(cost * 20);
     for i in 0..25u8 {
         let id = format!("id-{i:02}").into_bytes();
-        assert!(c.put(id, entry(1, NOW + 100, i64::MAX, 1000), NOW));
+        assert!(c.put(id, entry(1, NOW + 100, NONE, 1000), NOW));
         let (n, bytes) = c.len();
         assert!(bytes <= cost * 10 && n <= 10, "{n} entries, {bytes} bytes");
     }
     assert_eq!(c.len(), (10, cost * 10));
     assert!(c.get(b"id-14", &[1; 32], NOW, false).is_none());
     assert!(c.get(b"id-15", &[1; 32], NOW, false).is_some());
-    // One larger than the whole bound is not kept, and evicts nothing.
-    assert!(!c.put(
-        b"big".to_vec(),
-        entry(1, NOW + 100, i64::MAX, cost * 10),
-        NOW
-    ));
+    // One larger than its half is not kept, and evicts nothing.
+    let big = entry(1, NOW + 100, NONE, cost * 10);
+    assert!(!c.put(b"big".to_vec(), big, NOW));
     assert_eq!(c.len().0, 10);
+    // Sessions with a certificate have the other half: the anonymous ones
+    // stay, and a flood of anonymous ones leaves these.
+    for i in 0..10u8 {
+        assert!(c.put(vec![b'c', i], entry(1, NOW + 100, NOW + 50, 1000), NOW));
+    }
+    for i in 0..30u8 {
+        assert!(c.put(vec![b'a', i], entry(1, NOW + 100, NONE, 1000), NOW));
+    }
+    for i in 0..10u8 {
+        assert!(c.get(&[b'c', i], &[1; 32], NOW, false).is_some());
+    }
+    assert_eq!(c.len().0, 20);
+}
+
+#[test]
+fn a_large_session_is_not_kept() {
+    let c = SessionCache::new(1 << 30);
+    let over = entry(1, NOW + 100, NOW + 50, MAX_ENTRY + 1);
+    assert!(!c.put(b"x".to_vec(), over, NOW));
+    assert!(c.put(b"y".to_vec(), entry(1, NOW + 100, NOW + 50, MAX_ENTRY), NOW));
+    assert_eq!(c.len().0, 1);
 }
 
 #[test]
 fn expired_sessions_leave_at_the_next_store_and_the_queue_stays_bounded() {
     let c = SessionCache::new(1 << 20);
     for i in 0..5u8 {
-        c.put(vec![i], entry(1, NOW + 10, i64::MAX, 10), NOW);
+        c.put(vec![i], entry(1, NOW + 10, NONE, 10), NOW);
     }
-    c.put(
-        b"later".to_vec(),
-        entry(1, NOW + 100, i64::MAX, 10),
-        NOW + 20,
-    );
+    c.put(b"later".to_vec(), entry(1, NOW + 100, NONE, 10), NOW + 20);
     assert_eq!(c.len().0, 1);
     // Taken entries leave slots behind; many of them are swept.
     for i in 0..5000u32 {
         let id = i.to_be_bytes().to_vec();
-        c.put(id.clone(), entry(1, NOW + 100, i64::MAX, 10), NOW);
+        c.put(id.clone(), entry(1, NOW + 100, NONE, 10), NOW);
         assert!(c.get(&id, &[1; 32], NOW, true).is_some());
     }
-    let queue = c.lock().order.len();
+    let queue = c.lock(0).order.len();
     assert!(queue <= 2 * c.len().0 + 1025, "{queue} slots");
-    // A second put of one id replaces the first; its old slot evicts
-    // nothing newer.
-    c.put(b"x".to_vec(), entry(1, NOW + 100, i64::MAX, 10), NOW);
-    c.put(b"x".to_vec(), entry(2, NOW + 100, i64::MAX, 20), NOW);
+    // A second put of one id replaces the first, in the count too; its
+    // old slot evicts nothing newer.
+    let before = c.len();
+    c.put(b"x".to_vec(), entry(1, NOW + 100, NONE, 10), NOW);
+    c.put(b"x".to_vec(), entry(2, NOW + 100, NONE, 20), NOW);
     assert_eq!(c.get(b"x", &[2; 32], NOW, false).unwrap().0, vec![2; 20]);
+    let want = (before.0 + 1, before.1 + Entry::cost(b"x", &[0; 20]));
+    assert_eq!(c.len(), want);
 }
 
-#[test]
-fn a_bound_of_zero_keeps_nothing_and_the_policy_view_binds() {
+/// As a handshake does: rustls stores, maybe a ticket is made, then the
+/// handshake ends.
+async fn handshake(view: &PolicySessions, id: &[u8], ticket: bool) -> bool {
+    super::super::scratch::scope(async {
+        let stored = view.put(id.to_vec(), b"state".to_vec());
+        if ticket {
+            super::super::scratch::ticket_issued();
+        }
+        settle();
+        stored
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_bound_of_zero_keeps_nothing_and_the_policy_view_binds() {
     static BOUND: AtomicU8 = AtomicU8::new(1);
     let cache = Arc::new(SessionCache::new(1 << 20));
     let view = PolicySessions::new(
@@ -95,17 +129,21 @@ fn a_bound_of_zero_keeps_nothing_and_the_policy_view_binds() {
         }),
     );
     assert!(view.can_cache());
-    assert!(view.put(b"s".to_vec(), b"state".to_vec()));
+    // A client that got a ticket resumes by it: its session id is not kept.
+    assert!(handshake(&view, b"t", true).await);
+    assert!(view.get(b"t").is_none());
+    assert!(handshake(&view, b"s", false).await);
     assert_eq!(view.get(b"s").unwrap(), b"state");
     BOUND.store(2, Ordering::Relaxed);
     assert!(view.get(b"s").is_none());
     // The policy is gone: nothing stored, nothing found.
     BOUND.store(0, Ordering::Relaxed);
-    assert!(!view.put(b"t".to_vec(), b"state".to_vec()));
+    assert!(!handshake(&view, b"u", false).await);
     assert!(view.get(b"s").is_none());
     BOUND.store(1, Ordering::Relaxed);
+    assert!(view.get(b"u").is_none());
     cache.set_max_bytes(0);
     assert!(!view.can_cache());
     assert!(view.get(b"s").is_none());
-    assert!(!view.put(b"u".to_vec(), b"state".to_vec()));
+    assert_eq!(cache.len(), (0, 0));
 }

@@ -107,6 +107,7 @@ impl ProducesTickets for PolicyTickets {
             )
             .ok()?;
         out.extend_from_slice(tag.as_ref());
+        super::scratch::ticket_issued();
         Some(out)
     }
 
