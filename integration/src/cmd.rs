@@ -401,6 +401,27 @@ pub fn run_tlsgate<S: AsRef<OsStr>>(args: &[S], timeout: Duration) -> CmdOutput 
 /// An HTTP/1.1 `GET path` with `Host: host` (and `Connection: close`) sent by
 /// `openssl s_client -connect 127.0.0.1:port -servername sni -ign_eof extra...`,
 /// so the output shows the handshake (`New,`/`Reused,`) and the response.
+/// [`s_client_get`] of `/` on the partner host, TLS 1.2 without tickets
+/// (so resuming by session id), as the client certificate `client` (see
+/// `client_cert`): the session goes to `sess` when `save`, else is
+/// offered from it.
+pub fn s_client_session_id(port: u16, client: &str, sess: &str, save: bool) -> CmdOutput {
+    let (crt, key) = crate::client_cert(client);
+    let (crt, key) = (crt.display().to_string(), key.display().to_string());
+    let io = if save { "-sess_out" } else { "-sess_in" };
+    let args = [
+        "-tls1_2",
+        "-no_ticket",
+        io,
+        sess,
+        "-cert",
+        &crt,
+        "-key",
+        &key,
+    ];
+    s_client_get(port, crate::PARTNER_HOST, crate::PARTNER_HOST, "/", &args)
+}
+
 pub fn s_client_get(port: u16, sni: &str, host: &str, path: &str, extra: &[&str]) -> CmdOutput {
     let connect = format!("127.0.0.1:{port}");
     let mut args: Vec<&str> = vec!["-connect", &connect, "-servername", sni, "-ign_eof"];

@@ -44,8 +44,8 @@ use std::time::{Duration, Instant};
 pub use backend::{Backend, RecordedRequest};
 pub use certs::*;
 pub use cmd::{
-    curl, openssl, openssl_s_client, run_command, run_tlsgate, s_client_get, CmdOutput, Curl,
-    CurlResult,
+    curl, openssl, openssl_s_client, run_command, run_tlsgate, s_client_get, s_client_session_id,
+    CmdOutput, Curl, CurlResult,
 };
 pub use config::{
     app_service_yaml, gateway_preamble, route_all, seed000_yaml, ConfigDir, Seed000Ports,

@@ -247,29 +247,8 @@ fn a_flood_of_tls12_sessions_stays_within_the_cache() {
         .start();
     let good = t.good_clients();
     let dir = tempfile::tempdir().unwrap();
-    let (crt, key) = client_cert("great-partner");
-    let (crt, key) = (crt.display().to_string(), key.display().to_string());
     let sess = |i: usize| dir.path().join(format!("{i}.sess")).display().to_string();
-    let get = |i: usize, save: bool| {
-        let io = if save { "-sess_out" } else { "-sess_in" };
-        let file = sess(i);
-        s_client_get(
-            t.port(),
-            PARTNER_HOST,
-            PARTNER_HOST,
-            "/",
-            &[
-                "-tls1_2",
-                "-no_ticket",
-                io,
-                &file,
-                "-cert",
-                &crt,
-                "-key",
-                &key,
-            ],
-        )
-    };
+    let get = |i: usize, save: bool| s_client_session_id(t.port(), "great-partner", &sess(i), save);
     const FLOOD: usize = 60;
     for i in 0..FLOOD {
         let out = get(i, true);

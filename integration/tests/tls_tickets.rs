@@ -118,27 +118,7 @@ fn tls12_clients_without_tickets_resume_by_session_id() {
     let s = Seed000::start();
     let dir = tempfile::tempdir().unwrap();
     let sess = dir.path().join("id.sess").to_string_lossy().into_owned();
-    let (crt, key) = client_cert("great-partner");
-    let (crt, key) = (crt.display().to_string(), key.display().to_string());
-    let get = |save: bool| {
-        let io = if save { "-sess_out" } else { "-sess_in" };
-        s_client_get(
-            s.port,
-            PARTNER_HOST,
-            PARTNER_HOST,
-            "/",
-            &[
-                "-tls1_2",
-                "-no_ticket",
-                io,
-                &sess,
-                "-cert",
-                &crt,
-                "-key",
-                &key,
-            ],
-        )
-    };
+    let get = |save: bool| s_client_session_id(s.port, "great-partner", &sess, save);
     let first = get(true);
     assert!(first.stdout.contains("HTTP/1.1 200"), "{first}");
     assert!(
@@ -153,6 +133,8 @@ fn tls12_clients_without_tickets_resume_by_session_id() {
     assert_eq!(s.backend_total(), 3);
     // A TLS 1.2 client with tickets resumes by its ticket: no session of
     // its own is kept by id.
+    let (crt, key) = client_cert("great-partner");
+    let (crt, key) = (crt.display().to_string(), key.display().to_string());
     let ticketed = s_client_get(
         s.port,
         PARTNER_HOST,
@@ -184,27 +166,7 @@ fn the_session_cache_bound_follows_a_reload_or_asks_for_a_restart() {
     );
     let dir = tempfile::tempdir().unwrap();
     let sess = dir.path().join("id.sess").to_string_lossy().into_owned();
-    let (crt, key) = client_cert("great-partner");
-    let (crt, key) = (crt.display().to_string(), key.display().to_string());
-    let get = |save: bool| {
-        let io = if save { "-sess_out" } else { "-sess_in" };
-        s_client_get(
-            s.port,
-            PARTNER_HOST,
-            PARTNER_HOST,
-            "/",
-            &[
-                "-tls1_2",
-                "-no_ticket",
-                io,
-                &sess,
-                "-cert",
-                &crt,
-                "-key",
-                &key,
-            ],
-        )
-    };
+    let get = |save: bool| s_client_session_id(s.port, "great-partner", &sess, save);
     assert!(get(true).stdout.contains("HTTP/1.1 200"));
     let again = get(false);
     assert!(again.stdout.contains("Reused, TLSv1.2"), "{again}");
