@@ -383,7 +383,7 @@ fn needs_restart(old: &Model, new: &Model) -> Vec<String> {
         old.runtime.limits.tls_session_cache_bytes,
         new.runtime.limits.tls_session_cache_bytes,
     );
-    if a != b && new.runtime.tls_library == crate::config::TlsLibrary::OpenSsl {
+    if a != b && !crate::tls::by_rustls::in_use() {
         out.push(format!(
             "limits.tlsSessionCacheBytes {a} -> {b} (OpenSSL listeners' session cache)"
         ));

@@ -180,7 +180,6 @@ async fn handshake(
             return None;
         }
     };
-    sessions::settle();
     let (sock, conn) = tls.get_mut();
     let tls13 = conn.protocol_version() == Some(ProtocolVersion::TLSv1_3);
     let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
@@ -205,6 +204,9 @@ async fn handshake(
         }
         sock.watch_records();
     }
+    // Kept once our last flight is out: a handshake that fails here keeps
+    // nothing.
+    sessions::settle();
     let info = Handshaken {
         listener: listener.clone(),
         listener_addr: addr,

@@ -76,6 +76,12 @@ pub(super) fn take_identity() -> Option<ClientIdentity> {
     with(|s| s.identity.take()).flatten()
 }
 
+/// Did the verifier accept a client certificate in this handshake (its
+/// identity not yet taken)?
+pub(super) fn verified_here() -> bool {
+    with(|s| s.identity.is_some()).unwrap_or(false)
+}
+
 pub(super) fn hold_session(p: super::sessions::Pending) {
     with(|s| s.session = Some(p));
 }

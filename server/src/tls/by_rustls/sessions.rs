@@ -278,7 +278,14 @@ impl StoresServerSessions for PolicySessions {
             return false;
         };
         let now = now_unix();
-        let not_after = super::scratch::not_after().unwrap_or(i64::MAX);
+        // Only a certificate the verifier checked in this handshake: an end
+        // left by a session lookup rustls then refused (another suite or
+        // SNI) would put an anonymous session in the certificates' half.
+        let not_after = if super::scratch::verified_here() {
+            super::scratch::not_after().unwrap_or(i64::MAX)
+        } else {
+            i64::MAX
+        };
         let entry = Entry {
             seq: 0,
             binding,
