@@ -86,3 +86,117 @@ pub fn get_presenting(
     }
     answer
 }
+
+/// A client presenting the PEM files `cert` and `key`, trusting
+/// `server_ca`, in TLS 1.2 (resuming by session id only, as clients
+/// without tickets do) or 1.3 (by ticket). Its sessions stay in the config
+/// for the next connection made with it.
+pub fn resuming_client(
+    server_ca: &Path,
+    cert: &Path,
+    key: &Path,
+    tls12: bool,
+) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(server_ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let version: &'static rustls::SupportedProtocolVersion = if tls12 {
+        &rustls::version::TLS12
+    } else {
+        &rustls::version::TLS13
+    };
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(pem_certs(&[cert.to_path_buf()]), key)
+        .unwrap();
+    if tls12 {
+        config.resumption = rustls::client::Resumption::in_memory_sessions(16)
+            .tls12_resumption(rustls::client::Tls12Resumption::SessionIdOnly);
+    }
+    Arc::new(config)
+}
+
+/// Where the last TLS record of `bytes` (whole records) starts.
+fn last_record(bytes: &[u8]) -> usize {
+    let mut at = 0;
+    let mut last = 0;
+    while at + 5 <= bytes.len() {
+        last = at;
+        at += 5 + usize::from(u16::from_be_bytes([bytes[at + 3], bytes[at + 4]]));
+    }
+    last
+}
+
+/// One `GET /` to `host` on 127.0.0.1:`port` whose handshake holds back
+/// its last record (the client's Finished, after its Certificate and
+/// CertificateVerify) until `meanwhile` returns. Whatever came back
+/// before the socket closed or 5 s passed.
+pub fn get_holding_finished(
+    config: &Arc<rustls::ClientConfig>,
+    port: u16,
+    host: &str,
+    meanwhile: impl FnOnce(),
+) -> Vec<u8> {
+    let name = host.to_string().try_into().unwrap();
+    let mut conn = rustls::ClientConnection::new(config.clone(), name).unwrap();
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // The first flight is the ClientHello; the second ends with Finished.
+    let mut flights = 0;
+    let mut meanwhile = Some(meanwhile);
+    while meanwhile.is_some() {
+        if conn.wants_write() {
+            let mut out = Vec::new();
+            while conn.wants_write() {
+                conn.write_tls(&mut out).unwrap();
+            }
+            flights += 1;
+            if flights == 2 {
+                let held = last_record(&out);
+                sock.write_all(&out[..held]).unwrap();
+                sock.flush().unwrap();
+                (meanwhile.take().unwrap())();
+                sock.write_all(&out[held..]).unwrap();
+            } else {
+                sock.write_all(&out).unwrap();
+            }
+            continue;
+        }
+        match conn.read_tls(&mut sock) {
+            Ok(0) | Err(_) => return Vec::new(),
+            Ok(_) => {}
+        }
+        if conn.process_new_packets().is_err() {
+            return Vec::new();
+        }
+    }
+    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let mut answer = Vec::new();
+    if tls.write_all(request.as_bytes()).is_ok() {
+        let _ = tls.read_to_end(&mut answer);
+    }
+    answer
+}
+
+/// A handshake with `config` and nothing else: how it went from the
+/// client's side (`None`: refused).
+pub fn handshake_kind(
+    config: &Arc<rustls::ClientConfig>,
+    port: u16,
+    host: &str,
+) -> Option<rustls::HandshakeKind> {
+    let name = host.to_string().try_into().unwrap();
+    let mut conn = rustls::ClientConnection::new(config.clone(), name).unwrap();
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock).ok()?;
+    }
+    conn.handshake_kind()
+}

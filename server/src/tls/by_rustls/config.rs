@@ -167,7 +167,14 @@ fn build(policy: &Arc<ServerPolicy>, rt: &Runtime) -> Result<Arc<ServerConfig>, 
     if versions.is_empty() {
         return Err("minProtocolVersion is above maxProtocolVersion".into());
     }
-    let verifier = ClientVerifier::for_policy(policy, provider.clone())?;
+    // What sessions and tickets are bound to: the policy's session key (a
+    // CRL change changes it too; tickets.rs, sessions.rs). Weak: the policy
+    // holds the config that holds the ticketer.
+    let binding = || {
+        let weak = Arc::downgrade(policy);
+        Box::new(move || weak.upgrade().map(|p| p.session_key(now_unix()))) as Binding
+    };
+    let verifier = ClientVerifier::for_policy(policy, provider.clone(), binding())?;
     let certs = Certs::new(policy)?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
@@ -180,13 +187,7 @@ fn build(policy: &Arc<ServerPolicy>, rt: &Runtime) -> Result<Arc<ServerConfig>, 
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     }
     // Resumption by tickets under our keys, and for TLS 1.2 clients without
-    // tickets by session id: both bound to the policy's session key (which
-    // a CRL change changes too; tickets.rs, sessions.rs).
-    // Weak: the policy holds the config that holds the ticketer.
-    let binding = || {
-        let weak = Arc::downgrade(policy);
-        Box::new(move || weak.upgrade().map(|p| p.session_key(now_unix()))) as Binding
-    };
+    // tickets by session id, both bound.
     config.session_storage = Arc::new(PolicySessions::new(SessionCache::process(), binding()));
     config.ticketer = Arc::new(PolicyTickets::new(rt.tickets.clone(), binding()));
     config.send_tls13_tickets = 1;

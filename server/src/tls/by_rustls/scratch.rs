@@ -25,6 +25,10 @@ struct Scratch {
     /// `BadSignature`, as for a chain no CA signed, but this is no
     /// unknown CA (OpenSSL's side counts it as a failed handshake too).
     proof_refused: bool,
+    /// The policy's session key when this handshake first read it (at the
+    /// session lookup, the ticket's opening or the client certificate's
+    /// verification, whichever came first).
+    session_key: Option<[u8; 32]>,
 }
 
 tokio::task_local! {
@@ -84,6 +88,15 @@ pub(super) fn verified_here() -> bool {
 
 pub(super) fn hold_session(p: super::sessions::Pending) {
     with(|s| s.session = Some(p));
+}
+
+/// Whether `key`, the policy's session key now, is the one this handshake
+/// first read. A fetched CRL that changes while a client holds back its
+/// last flight changes the key: a session made then would be bound to a
+/// CRL its certificate was never checked against (and, on a TLS-stream
+/// server, nothing checks it again). Outside a handshake: true.
+pub(super) fn same_session_key(key: [u8; 32]) -> bool {
+    with(|s| *s.session_key.get_or_insert(key) == key).unwrap_or(true)
 }
 
 pub(super) fn ticket_issued() {

@@ -260,7 +260,7 @@ impl PolicySessions {
     }
 
     fn lookup(&self, id: &[u8], take: bool) -> Option<Vec<u8>> {
-        let binding = (self.binding)()?;
+        let binding = super::tickets::bound(&self.binding)?;
         let (value, not_after) = self.cache.get(id, &binding, now_unix(), take)?;
         // The session's certificate end carries on as a resumed ticket's.
         // Should rustls then refuse the session (another SNI or suite) and
@@ -274,7 +274,7 @@ impl PolicySessions {
 
 impl StoresServerSessions for PolicySessions {
     fn put(&self, id: Vec<u8>, value: Vec<u8>) -> bool {
-        let Some(binding) = (self.binding)() else {
+        let Some(binding) = super::tickets::bound(&self.binding) else {
             return false;
         };
         let now = now_unix();

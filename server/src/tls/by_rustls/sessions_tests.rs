@@ -147,3 +147,40 @@ async fn a_bound_of_zero_keeps_nothing_and_the_policy_view_binds() {
     assert!(view.get(b"s").is_none());
     assert_eq!(cache.len(), (0, 0));
 }
+
+/// A CRL fetched while a client holds back its last flight changes the
+/// policy's session key between the handshake's first read of it (the
+/// verification, or a lookup) and the session's store: nothing is kept,
+/// since its certificate was never checked against that CRL.
+#[tokio::test]
+async fn a_session_key_that_changes_during_the_handshake_keeps_nothing() {
+    static KEY: AtomicU8 = AtomicU8::new(1);
+    let cache = Arc::new(SessionCache::new(1 << 20));
+    let view = PolicySessions::new(
+        cache.clone(),
+        Box::new(|| Some([KEY.load(Ordering::Relaxed); 32])),
+    );
+    let stored = super::super::scratch::scope(async {
+        // The verifier's read, then the new CRL, then the client's Finished.
+        assert_eq!(super::super::tickets::bound(&view.binding), Some([1; 32]));
+        KEY.store(2, Ordering::Relaxed);
+        let stored = view.put(b"late".to_vec(), b"state".to_vec());
+        settle();
+        stored
+    })
+    .await;
+    assert!(!stored);
+    assert_eq!(cache.len(), (0, 0));
+    // A handshake wholly under the new key keeps its session.
+    assert!(handshake(&view, b"after", false).await);
+    assert_eq!(view.get(b"after").unwrap(), b"state");
+    // A lookup reads the key too: a session found under the old key is
+    // not stored again under the new one.
+    let stored = super::super::scratch::scope(async {
+        assert!(view.get(b"after").is_some());
+        KEY.store(3, Ordering::Relaxed);
+        view.put(b"again".to_vec(), b"state".to_vec())
+    })
+    .await;
+    assert!(!stored);
+}

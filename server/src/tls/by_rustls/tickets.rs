@@ -33,6 +33,13 @@ pub(super) const LIFETIME_SECS: u32 = 7200;
 /// once the policy is gone: no ticket is made or taken).
 pub(crate) type Binding = Box<dyn Fn() -> Option<[u8; 32]> + Send + Sync>;
 
+/// The binding, if it is still the one this handshake began under (see
+/// `scratch::same_session_key`): no session is made or taken otherwise.
+pub(super) fn bound(binding: &Binding) -> Option<[u8; 32]> {
+    let key = binding()?;
+    super::scratch::same_session_key(key).then_some(key)
+}
+
 pub(crate) struct PolicyTickets {
     keys: Arc<TicketKeys>,
     binding: Binding,
@@ -53,7 +60,7 @@ impl PolicyTickets {
 
     fn aad(&self, name: &[u8], ends: &[u8]) -> Option<Vec<u8>> {
         let mut aad = name.to_vec();
-        aad.extend_from_slice(&(self.binding)()?);
+        aad.extend_from_slice(&bound(&self.binding)?);
         aad.extend_from_slice(ends);
         Some(aad)
     }
@@ -318,5 +325,38 @@ mod tests {
             &renewed[NAME + NONCE..NAME + NONCE + ENDS],
             &(now + 3600).to_be_bytes()
         );
+    }
+
+    /// A ticket is made only under the session key the handshake began
+    /// with: one opened, or a certificate verified, before a fetched CRL
+    /// changed the key gets no new ticket after it.
+    #[tokio::test]
+    async fn no_ticket_when_the_session_key_changed_during_the_handshake() {
+        static BOUND: AtomicU8 = AtomicU8::new(1);
+        let keys = file_keys(&[1], 32);
+        let t = tickets(&keys, &BOUND);
+        let old = t.encrypt(b"state").unwrap();
+        let fresh = super::super::scratch::scope(async {
+            assert_eq!(t.decrypt(&old).as_deref(), Some(&b"state"[..]));
+            BOUND.store(2, Ordering::Relaxed);
+            t.encrypt(b"state")
+        })
+        .await;
+        assert!(fresh.is_none());
+        let verified_then_changed = super::super::scratch::scope(async {
+            assert_eq!(bound(&t.binding), Some([2; 32]));
+            BOUND.store(3, Ordering::Relaxed);
+            t.encrypt(b"state")
+        })
+        .await;
+        assert!(verified_then_changed.is_none());
+        // Under one key throughout: issued, and it opens.
+        let steady = super::super::scratch::scope(async {
+            assert!(bound(&t.binding).is_some());
+            t.encrypt(b"state")
+        })
+        .await
+        .unwrap();
+        assert_eq!(t.decrypt(&steady).as_deref(), Some(&b"state"[..]));
     }
 }

@@ -36,6 +36,7 @@ use tlsgate_core::origin::in_trust_domain;
 use tlsgate_core::revocation::{Revocation, Verdict};
 
 use super::openssl_chain::OpensslChain;
+use super::tickets::Binding;
 
 /// Why a chain that webpki accepted is refused by a CRL; carried in the
 /// handshake's error so the failure is counted under its reason.
@@ -91,6 +92,19 @@ pub(crate) struct ClientVerifier {
     counts: ChainCounts,
     max_intermediates: usize,
     openssl: OpensslChain,
+    session_key: SessionKey,
+}
+
+/// The policy's session key as the tickets and sessions read it: read once
+/// at verification, before the revocation check, so a session this
+/// handshake makes is bound to the CRLs the certificate was checked against
+/// or not made at all (`scratch::same_session_key`).
+struct SessionKey(Binding);
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKey")
+    }
 }
 
 /// Past this, a chain is verified every time rather than remembered: what
@@ -153,6 +167,7 @@ impl ClientVerifier {
     pub(crate) fn for_policy(
         policy: &ServerPolicy,
         provider: Arc<CryptoProvider>,
+        session_key: Binding,
     ) -> Result<Arc<dyn ClientCertVerifier>, String> {
         if !policy.requests_client_cert() {
             return Ok(WebPkiClientVerifier::no_client_auth());
@@ -186,6 +201,7 @@ impl ClientVerifier {
             counts: ChainCounts::of(&cred.info.name),
             max_intermediates: policy.max_intermediates,
             openssl: OpensslChain::new(cred.clone(), algorithms),
+            session_key: SessionKey(session_key),
         }))
     }
 
@@ -371,6 +387,9 @@ impl ClientCertVerifier for ClientVerifier {
                 OtherError(Arc::new(ChainTooLong(intermediates.len()))),
             )));
         }
+        // Only read, to be remembered by the handshake; what it says
+        // matters when a session is made.
+        let _ = super::tickets::bound(&self.session_key.0);
         let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
         let key = self
             .chains
