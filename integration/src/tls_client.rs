@@ -87,54 +87,54 @@ pub fn get_presenting(
     answer
 }
 
-/// A client presenting the PEM files `cert` and `key`, trusting
-/// `server_ca`, in TLS 1.2 (resuming by session id only, as clients
-/// without tickets do) or 1.3 (by ticket). Its sessions stay in the config
-/// for the next connection made with it.
-pub fn resuming_client(
+/// A TLS 1.2 client presenting the PEM files `cert` and `key`, trusting
+/// `server_ca`, that resumes by session id only (as clients without
+/// tickets do). Its sessions stay in the config for the next connection
+/// made with it.
+pub fn tls12_resuming_client(
     server_ca: &Path,
     cert: &Path,
     key: &Path,
-    tls12: bool,
 ) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(server_ca).unwrap() {
         roots.add(c.unwrap()).unwrap();
     }
-    let version: &'static rustls::SupportedProtocolVersion = if tls12 {
-        &rustls::version::TLS12
-    } else {
-        &rustls::version::TLS13
-    };
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let key = PrivateKeyDer::from_pem_file(key).unwrap();
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[version])
+        .with_protocol_versions(&[&rustls::version::TLS12])
         .unwrap()
         .with_root_certificates(roots)
         .with_client_auth_cert(pem_certs(&[cert.to_path_buf()]), key)
         .unwrap();
-    if tls12 {
-        config.resumption = rustls::client::Resumption::in_memory_sessions(16)
-            .tls12_resumption(rustls::client::Tls12Resumption::SessionIdOnly);
-    }
+    config.resumption = rustls::client::Resumption::in_memory_sessions(16)
+        .tls12_resumption(rustls::client::Tls12Resumption::SessionIdOnly);
     Arc::new(config)
 }
 
-/// Where the last TLS record of `bytes` (whole records) starts.
-fn last_record(bytes: &[u8]) -> usize {
+/// Where the TLS 1.2 client's Finished starts in its last flight: the
+/// record after its ChangeCipherSpec, the flight's last. Panics on any
+/// other shape, so a test cannot hold back the wrong bytes unawares.
+fn finished_record(flight: &[u8]) -> usize {
+    let mut starts = Vec::new();
     let mut at = 0;
-    let mut last = 0;
-    while at + 5 <= bytes.len() {
-        last = at;
-        at += 5 + usize::from(u16::from_be_bytes([bytes[at + 3], bytes[at + 4]]));
+    while at + 5 <= flight.len() {
+        starts.push(at);
+        at += 5 + usize::from(u16::from_be_bytes([flight[at + 3], flight[at + 4]]));
     }
-    last
+    assert_eq!(at, flight.len(), "a flight of whole records");
+    let [.., ccs, finished] = starts[..] else {
+        panic!("one record in the flight: nothing to hold apart");
+    };
+    assert_eq!(flight[ccs], 0x14, "ChangeCipherSpec before Finished");
+    finished
 }
 
-/// One `GET /` to `host` on 127.0.0.1:`port` whose handshake holds back
-/// its last record (the client's Finished, after its Certificate and
-/// CertificateVerify) until `meanwhile` returns. Whatever came back
+/// One `GET /` to `host` on 127.0.0.1:`port`, with a client from
+/// [`tls12_resuming_client`] whose handshake holds back its Finished
+/// (after its Certificate and CertificateVerify) until `meanwhile`
+/// returns. Whatever came back
 /// before the socket closed or 5 s passed.
 pub fn get_holding_finished(
     config: &Arc<rustls::ClientConfig>,
@@ -157,10 +157,12 @@ pub fn get_holding_finished(
             }
             flights += 1;
             if flights == 2 {
-                let held = last_record(&out);
+                let held = finished_record(&out);
                 sock.write_all(&out[..held]).unwrap();
                 sock.flush().unwrap();
-                (meanwhile.take().unwrap())();
+                if let Some(f) = meanwhile.take() {
+                    f();
+                }
                 sock.write_all(&out[held..]).unwrap();
             } else {
                 sock.write_all(&out).unwrap();

@@ -566,6 +566,7 @@ impl<A: ServerApp + Send + Sync + 'static> Accept<A> {
                 sni.as_deref(),
                 info.client.as_ref(),
                 client.ip(),
+                || info.revoked_since_handshake(tlsgate_core::credentials::now_unix()),
                 &mut rng,
             )?
         };

@@ -200,12 +200,17 @@ pub fn decide_opening(
 /// After the handshake: the route of a `TLS` server's decrypted stream,
 /// or `None` for HTTP. `rt` is the runtime of the handshake (the one whose
 /// TLS policy the connection satisfied), `local` the listener's address.
+/// `revoked`: a CRL fetched since the client's certificate was checked
+/// (during the handshake itself, or before the session it resumed) refuses
+/// it (`ConnInfo::revoked_since_handshake`). HTTP checks that at each
+/// request; a relayed stream has no requests, so it is checked here, once.
 pub fn decide_terminated(
     rt: &Runtime,
     local: SocketAddr,
     sni: Option<&str>,
     client: Option<&ClientIdentity>,
     client_ip: IpAddr,
+    revoked: impl FnOnce() -> bool,
     rng: &mut dyn RngCore,
 ) -> Option<ConnAction> {
     let listener = rt.routes.streams(local)?;
@@ -214,6 +219,9 @@ pub fn decide_terminated(
         None => listener.terminated.any(),
     }?
     .as_ref()?;
+    if revoked() {
+        return Some(ConnAction::Refuse("revoked"));
+    }
     let route = match sni {
         Some(name) => server.routes.select(name),
         None => server.routes.any(),

@@ -229,14 +229,23 @@ fn peer_authentication_decides_plaintext() {
 fn a_terminated_tls_server_streams_by_its_sni() {
     let (_f, rt) = runtime("");
     let mut rng = StdRng::seed_from_u64(1);
-    let mut after = |sni| decide_terminated(&rt, at(443), sni, None, CLIENT, &mut rng).map(show);
+    let mut after = |sni, revoked: bool| {
+        decide_terminated(&rt, at(443), sni, None, CLIENT, || revoked, &mut rng).map(show)
+    };
     assert_eq!(
-        after(Some("opaque.test")).as_deref(),
+        after(Some("opaque.test"), false).as_deref(),
         Some("stream opaque streams/streams.tcp[1] opaque.backend:7000")
     );
-    assert_eq!(after(Some("web.test")), None, "HTTPS: HTTP");
+    // A CRL fetched since the certificate was checked: the stream is
+    // refused; HTTP checks it at each request instead.
     assert_eq!(
-        after(Some("x.pass.test")),
+        after(Some("opaque.test"), true).as_deref(),
+        Some("refuse revoked")
+    );
+    assert_eq!(after(Some("web.test"), true), None, "HTTPS: HTTP");
+    assert_eq!(after(Some("web.test"), false), None, "HTTPS: HTTP");
+    assert_eq!(
+        after(Some("x.pass.test"), false),
         None,
         "HTTPS beats the passthrough wildcard"
     );

@@ -40,6 +40,14 @@ pub(super) fn bound(binding: &Binding) -> Option<[u8; 32]> {
     super::scratch::same_session_key(key).then_some(key)
 }
 
+/// Makes the key read now the one this handshake's sessions must be made
+/// under, if none was read yet.
+pub(super) fn note_session_key(binding: &Binding) {
+    if let Some(key) = binding() {
+        super::scratch::same_session_key(key);
+    }
+}
+
 pub(crate) struct PolicyTickets {
     keys: Arc<TicketKeys>,
     binding: Binding,

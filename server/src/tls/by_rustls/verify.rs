@@ -387,9 +387,7 @@ impl ClientCertVerifier for ClientVerifier {
                 OtherError(Arc::new(ChainTooLong(intermediates.len()))),
             )));
         }
-        // Only read, to be remembered by the handshake; what it says
-        // matters when a session is made.
-        let _ = super::tickets::bound(&self.session_key.0);
+        super::tickets::note_session_key(&self.session_key.0);
         let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
         let key = self
             .chains
