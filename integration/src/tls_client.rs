@@ -47,6 +47,27 @@ impl rustls::client::ResolvesClientCert for Presents {
     }
 }
 
+/// The certificates of a PEM bundle, as trust anchors.
+fn roots(server_ca: &Path) -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(server_ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    roots
+}
+
+/// `GET /` on a connection (its handshake finished first if need be):
+/// whatever came back before the socket closed or its read timeout.
+fn get(conn: &mut rustls::ClientConnection, sock: &mut std::net::TcpStream, host: &str) -> Vec<u8> {
+    let mut tls = rustls::Stream::new(conn, sock);
+    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let mut answer = Vec::new();
+    if tls.write_all(request.as_bytes()).is_ok() {
+        let _ = tls.read_to_end(&mut answer);
+    }
+    answer
+}
+
 /// One `GET /` to `host` on 127.0.0.1:`port` (trusting `server_ca`),
 /// presenting `chain` and signing the CertificateVerify with `key`, in
 /// TLS 1.2 if `tls12`, else 1.3; whatever came back before the socket
@@ -59,10 +80,7 @@ pub fn get_presenting(
     key: Arc<dyn SigningKey>,
     tls12: bool,
 ) -> Vec<u8> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(server_ca).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
+    let roots = roots(server_ca);
     let version: &'static rustls::SupportedProtocolVersion = if tls12 {
         &rustls::version::TLS12
     } else {
@@ -78,13 +96,7 @@ pub fn get_presenting(
     let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
     let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
-    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    let mut answer = Vec::new();
-    if tls.write_all(request.as_bytes()).is_ok() {
-        let _ = tls.read_to_end(&mut answer);
-    }
-    answer
+    get(&mut conn, &mut sock, host)
 }
 
 /// A TLS 1.2 client presenting the PEM files `cert` and `key`, trusting
@@ -96,10 +108,7 @@ pub fn tls12_resuming_client(
     cert: &Path,
     key: &Path,
 ) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(server_ca).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
+    let roots = roots(server_ca);
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let key = PrivateKeyDer::from_pem_file(key).unwrap();
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
@@ -177,13 +186,7 @@ pub fn get_holding_finished(
             return Vec::new();
         }
     }
-    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
-    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    let mut answer = Vec::new();
-    if tls.write_all(request.as_bytes()).is_ok() {
-        let _ = tls.read_to_end(&mut answer);
-    }
-    answer
+    get(&mut conn, &mut sock, host)
 }
 
 /// A handshake with `config` and nothing else: how it went from the
