@@ -398,9 +398,6 @@ pub fn run_tlsgate<S: AsRef<OsStr>>(args: &[S], timeout: Duration) -> CmdOutput 
     )
 }
 
-/// An HTTP/1.1 `GET path` with `Host: host` (and `Connection: close`) sent by
-/// `openssl s_client -connect 127.0.0.1:port -servername sni -ign_eof extra...`,
-/// so the output shows the handshake (`New,`/`Reused,`) and the response.
 /// [`s_client_get`] of `/` on the partner host, TLS 1.2 without tickets
 /// (so resuming by session id), as the client certificate `client` (see
 /// `client_cert`): the session goes to `sess` when `save`, else is
@@ -422,6 +419,9 @@ pub fn s_client_session_id(port: u16, client: &str, sess: &str, save: bool) -> C
     s_client_get(port, crate::PARTNER_HOST, crate::PARTNER_HOST, "/", &args)
 }
 
+/// An HTTP/1.1 `GET path` with `Host: host` (and `Connection: close`) sent by
+/// `openssl s_client -connect 127.0.0.1:port -servername sni -ign_eof extra...`,
+/// so the output shows the handshake (`New,`/`Reused,`) and the response.
 pub fn s_client_get(port: u16, sni: &str, host: &str, path: &str, extra: &[&str]) -> CmdOutput {
     let connect = format!("127.0.0.1:{port}");
     let mut args: Vec<&str> = vec!["-connect", &connect, "-servername", sni, "-ign_eof"];
