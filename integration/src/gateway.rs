@@ -251,6 +251,22 @@ impl Gateway {
         }
     }
 
+    /// Asserts that the counter `name`, summed over the series matching
+    /// `labels`, is `expected`. A request is counted once its response is
+    /// written (Pingora's logging phase, the direct path's end of exchange),
+    /// so a test holding the response may read a moment early: this waits
+    /// (5 s at most) for the sum to reach `expected`; a sum past it fails.
+    pub fn assert_counter(&self, name: &str, labels: &[(&str, &str)], expected: f64) {
+        let (_, m) = self.wait_metrics(Duration::from_secs(5), |m| m.sum(name, labels) >= expected);
+        let got = m.sum(name, labels);
+        assert!(
+            got == expected,
+            "{name}{labels:?} is {got}, expected {expected}\n{}\n{}",
+            m.text,
+            self.describe()
+        );
+    }
+
     /// Has the process exited? (reaps it if so)
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
         if self.exit.is_some() {

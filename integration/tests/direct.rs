@@ -8,8 +8,8 @@ use tlsgate_integration::*;
 
 const DIRECT: &str = "tlsgate_direct_path_total";
 
-fn direct(g: &Gateway, outcome: &str) -> f64 {
-    g.metrics().sum(DIRECT, &[("outcome", outcome)])
+fn assert_direct(g: &Gateway, outcome: &str, expected: f64) {
+    g.assert_counter(DIRECT, &[("outcome", outcome)], expected);
 }
 
 /// `curl` transfers over HTTP/1.1 joined by `--next`, each printing
@@ -69,9 +69,8 @@ fn gets_go_direct_and_a_post_between_them_goes_through_pingora() {
     // One connection for all three: the POST did not cost the connection.
     let connects: Vec<u32> = results.iter().map(|r| r.1).collect();
     assert_eq!(connects, [1, 0, 0], "{results:?}");
-    let m = |o| direct(&s.gateway, o);
-    assert_eq!(m("served"), 2.0, "{}", s.gateway.describe());
-    assert_eq!(m("handoff_request"), 1.0, "{}", s.gateway.describe());
+    assert_direct(&s.gateway, "served", 2.0);
+    assert_direct(&s.gateway, "handoff_request", 1.0);
     // What the backend saw: the same identity headers either way.
     let recorded = s.frontend.requests();
     assert_eq!(recorded.len(), 3);
@@ -106,8 +105,10 @@ fn no_direct_serves_everything_through_pingora() {
     let s = Seed000::start_with(&["--no-direct"]);
     let r = s.frontend("/").http1().run();
     assert_eq!(r.status, 200, "{r}");
-    let m = s.gateway.metrics();
-    assert!(m.has("tlsgate_requests_total"));
+    let (counted, m) = s
+        .gateway
+        .wait_metrics(Duration::from_secs(5), |m| m.has("tlsgate_requests_total"));
+    assert!(counted, "{}", s.gateway.describe());
     assert_eq!(
         m.sum(DIRECT, &[]),
         0.0,
@@ -197,7 +198,7 @@ fn every_response_framing_is_relayed() {
         results.iter().map(|r| r.1).collect::<Vec<_>>(),
         [1, 0, 0, 0]
     );
-    assert_eq!(direct(&g, "served"), 4.0, "{}", g.describe());
+    assert_direct(&g, "served", 4.0);
     let again = transfers(port, &[&[&fine]]);
     assert_eq!((again[0].0, again[0].1), (200, 1));
 }
@@ -222,7 +223,7 @@ fn upstream_connections_are_pooled_and_closed_ones_not_reused() {
     let r = transfers(port, &[&[&fine]]);
     assert_eq!((r[0].0, r[0].2.as_str()), (200, "fine"), "{}", g.describe());
     assert_eq!(up.accepted(), 2);
-    assert_eq!(direct(&g, "served"), 7.0);
+    assert_direct(&g, "served", 7.0);
 }
 
 #[test]
@@ -251,7 +252,7 @@ fn a_response_with_two_framings_is_not_relayed_as_is() {
     let r = transfers(port, &[&[&smuggle]]);
     // Refused with Pingora's 502, not passed on.
     assert_eq!(r[0].0, 502, "{r:?}");
-    assert_eq!(direct(&g, "bad_response"), 1.0, "{}", g.describe());
+    assert_direct(&g, "bad_response", 1.0);
 }
 
 #[test]
@@ -284,8 +285,8 @@ fn http2_streams_take_the_direct_path_too() {
     assert_eq!(got[2], (200, 0, ""), "HEAD: no body");
     assert_eq!(got[3], (200, 0, "until close"));
     assert_eq!(got[4], (200, 0, "fine"));
-    assert_eq!(direct(&g, "served"), 4.0, "{}", g.describe());
-    assert_eq!(direct(&g, "handoff_request"), 1.0, "the POST");
+    assert_direct(&g, "served", 4.0);
+    assert_direct(&g, "handoff_request", 1.0);
 }
 
 /// The upstream's `Date` is not relayed over HTTP/2: the stream carries
@@ -315,7 +316,7 @@ fn h2_responses_carry_one_date_of_their_own() {
     assert_eq!(dates.len(), 1, "{}", out.combined());
     assert!(dates[0].trim_end().ends_with(" GMT"), "{dates:?}");
     assert!(!dates[0].contains("1970"), "the upstream's: {dates:?}");
-    assert_eq!(direct(&g, "served"), 1.0, "{}", g.describe());
+    assert_direct(&g, "served", 1.0);
 }
 
 #[test]
@@ -382,14 +383,14 @@ fn identity_and_misdirection(h2: bool) {
             .is_some_and(|h| h.starts_with(PARTNER_HOST)),
         "{r}"
     );
-    assert_eq!(direct(&s.gateway, "served"), 1.0);
+    assert_direct(&s.gateway, "served", 1.0);
     let misdirected = s
         .partner("/")
         .client("great-partner")
         .header(&format!("Host: {FRONTEND_HOST}"));
     let r = with(misdirected).run();
     assert_eq!(r.status, 421, "{r}");
-    assert_eq!(direct(&s.gateway, "handoff_route"), 1.0);
+    assert_direct(&s.gateway, "handoff_route", 1.0);
 }
 
 #[test]

@@ -236,7 +236,8 @@ fn seed002_connect_tunnels_to_the_registered_host() {
     assert!(!r.success(), "{r}");
     assert!(r.stderr.contains("502"), "{r}");
     let blocked = [("host", "unknown.remote.test")];
-    assert!(eg.metric("tlsgate_outbound_blocked_total", &blocked) >= 1.0);
+    eg.gateway
+        .assert_counter("tlsgate_outbound_blocked_total", &blocked, 1.0);
 }
 
 #[test]
@@ -248,7 +249,8 @@ fn registry_only_blocks_unknown_hosts_until_a_service_entry_registers_them() {
     assert!(r.body.contains("other.remote.test"), "{r}");
     assert!(r.body.contains("REGISTRY_ONLY"), "{r}");
     let blocked = [("host", "other.remote.test")];
-    assert_eq!(eg.metric("tlsgate_outbound_blocked_total", &blocked), 1.0);
+    eg.gateway
+        .assert_counter("tlsgate_outbound_blocked_total", &blocked, 1.0);
     let logs = logs_containing(&eg, "outbound request blocked");
     assert!(logs.contains("outbound request blocked"), "{logs}");
     assert_eq!(other.count(), 0);
@@ -290,10 +292,8 @@ fn allow_any_forwards_unregistered_hosts_as_dns_resolves_them() {
     assert_eq!(r.status, 200, "{r}");
     assert_eq!(local.last_request().unwrap().path, "/b");
     let passed = [("host", "localhost")];
-    assert_eq!(
-        eg.metric("tlsgate_outbound_passthrough_total", &passed),
-        2.0
-    );
+    eg.gateway
+        .assert_counter("tlsgate_outbound_passthrough_total", &passed, 2.0);
     // Naming the gateway itself would loop.
     let r = eg.host(&format!("127.0.0.1:{}", eg.port), "/").run();
     assert_eq!(r.status, 508, "{r}");

@@ -600,7 +600,13 @@ fn a_crl_fetched_during_a_handshake_leaves_that_handshake_no_session() {
     let a = held(&carol, stream_port, db);
     assert!(a.is_empty(), "carol's stream was relayed: {a}");
     assert_eq!(echo.accepted(), relayed, "carol reached the backend");
-    let m = gw.metrics();
+    // OpenSSL counts a refused handshake once its alert is written.
+    let (_, m) = gw.wait_metrics(Duration::from_secs(5), |m| {
+        m.sum(
+            "tlsgate_tls_handshake_failures_total",
+            &[("reason", "revoked")],
+        ) >= 2.0
+    });
     assert_eq!(
         m.sum(
             "tlsgate_connections_refused_total",

@@ -121,10 +121,11 @@ async fn handshake(
     let mut start = match (&mut lazy).await {
         Ok(s) => s,
         Err(e) => {
-            let reason = failure(&e);
+            // Counted before the client can read our alert: whoever sees
+            // the refusal sees it counted.
+            record_failure(listener, "-", "", failure(&e), 0);
             // Dropped here, in the scope: a refused client reads our alert.
             drop(lazy.take_io());
-            record_failure(listener, "-", "", reason, 0);
             return None;
         }
     };
@@ -144,7 +145,6 @@ async fn handshake(
         } else {
             FailureReason::UnknownSni
         };
-        refuse(&mut start.io, ALERT_UNRECOGNIZED_NAME).await;
         record_failure(
             listener,
             "-",
@@ -152,6 +152,7 @@ async fn handshake(
             reason,
             ALERT_UNRECOGNIZED_NAME.into(),
         );
+        refuse(&mut start.io, ALERT_UNRECOGNIZED_NAME).await;
         return None;
     };
     let label = sni_label(&policy, sni_str).unwrap_or_else(|| "-".into());
@@ -159,8 +160,8 @@ async fn handshake(
         Ok(c) => c,
         Err(e) => {
             tracing::error!(server = %policy.server, error = %e, "cannot serve this policy with rustls");
-            refuse(&mut start.io, ALERT_HANDSHAKE_FAILURE).await;
             record_failure(listener, &label, sni_str, FailureReason::Handshake, 40);
+            refuse(&mut start.io, ALERT_HANDSHAKE_FAILURE).await;
             return None;
         }
     };
@@ -175,8 +176,8 @@ async fn handshake(
                 // and that is what clients and runbooks expect.
                 io.replace_held_alert(ALERT_CERTIFICATE_REQUIRED, ALERT_HANDSHAKE_FAILURE);
             }
-            drop(io);
             record_failure(listener, &label, sni_str, reason, 0);
+            drop(io);
             return None;
         }
     };
