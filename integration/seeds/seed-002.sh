@@ -117,9 +117,15 @@ expect_status "curl -H 'Host: www.google.com' $EGRESS/: 502" 502 -H "Host: www.g
     body_contains "the 502 names the host" "www.google.com" &&
     body_contains "the 502 names the policy" "REGISTRY_ONLY"
 expect_status "curl -x $EGRESS http://www.google.com/: 502" 502 -x "$EGRESS" "http://www.google.com/"
-run_curl "http://127.0.0.1:$EG_ADMIN/metrics"
-if grep -Eq '^tlsgate_outbound_blocked_total\{[^}]*host="www\.google\.com"[^}]*\} [1-9]' "$CURL_BODY"; then
-    pass "counted in tlsgate_outbound_blocked_total{host=\"www.google.com\"}"
+# Both refusals counted; a request is counted just after its answer is
+# written, so poll (5 s at most).
+for _ in $(seq 50); do
+    run_curl "http://127.0.0.1:$EG_ADMIN/metrics"
+    grep -Eq '^tlsgate_outbound_blocked_total\{[^}]*host="www\.google\.com"[^}]*\} 2$' "$CURL_BODY" && break
+    sleep 0.1
+done
+if grep -Eq '^tlsgate_outbound_blocked_total\{[^}]*host="www\.google\.com"[^}]*\} 2$' "$CURL_BODY"; then
+    pass "both counted in tlsgate_outbound_blocked_total{host=\"www.google.com\"}"
 else
     fail "tlsgate_outbound_blocked_total{host=\"www.google.com\"} not counted"
     grep -a 'outbound_blocked' "$CURL_BODY" | sed 's/^/    /'

@@ -170,6 +170,8 @@ fn tcp_is_forwarded_by_weight_with_half_close() {
             "tlsgate_tcp_connections_total",
             &[("server", "tcp-db"), ("result", "done")],
         ) == 20.0
+            // Counted just after the connection: wait for the last bytes too.
+            && m.sum("tlsgate_tcp_bytes_total", &[("direction", "in")]) >= 2_000_000.0
     });
     assert!(ok, "{}", s.gateway.describe());
     assert_eq!(

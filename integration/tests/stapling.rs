@@ -300,7 +300,12 @@ fn the_response_is_fetched_from_the_certificates_responder() {
             &[("credential", "svc"), ("result", result)],
         )
     };
-    assert!(count("ok") >= 1.0);
+    // The staple is published a moment before its fetch is counted.
+    assert!(
+        wait_until(Duration::from_secs(5), || count("ok") >= 1.0),
+        "{}",
+        gw.describe()
+    );
     for (mode, result) in [
         (Mode::Garbage, "refused"),
         (Mode::Serve(response(&["--revoked"])), "revoked"),

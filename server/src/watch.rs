@@ -149,6 +149,16 @@ impl Reloader {
             return outcome;
         }
         outcome.needs_restart = needs_restart(&current.model, &next.model);
+        outcome.generation = next.generation;
+        outcome.result = "applied";
+        *last = print;
+        if crate::tls::by_rustls::in_use() {
+            crate::tls::by_rustls::apply_limits(&next);
+        }
+        let next = Arc::new(next);
+        // Stored before anything reports it: whoever sees the new
+        // generation, or a credential counted as applied, is served by it.
+        self.rt.store(next.clone());
         for what in &outcome.needs_restart {
             tracing::warn!(trigger, change = %what, "needs restart; the rest of the change applies");
             m.needs_restart.inc();
@@ -162,13 +172,6 @@ impl Reloader {
         }
         publish_gauges(&next);
         log_warnings(&next.model, trigger);
-        outcome.generation = next.generation;
-        outcome.result = "applied";
-        *last = print;
-        if crate::tls::by_rustls::in_use() {
-            crate::tls::by_rustls::apply_limits(&next);
-        }
-        self.rt.store(Arc::new(next));
         m.reloads.with_label_values(&["applied"]).inc();
         tracing::info!(
             trigger,
